@@ -1,0 +1,354 @@
+"""Validated probe settings from a TOML config file and command-line flags.
+
+Flags override the config; list options accept repeated values and comma-separated
+lists; paths in the config are relative to the config file's folder. Every rule broken
+raises ``ConfigError`` (exit code 2) with one line that names the key and echoes the value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from stabcheck.errors import ConfigError
+from stabcheck.units import parse_size
+
+CLASS_WEIGHT_STRATEGIES = ("none", "balanced", "sqrt", "effective", "custom")
+CLIP_KINDS = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
+FAIL_ON_DEFAULT = ("numerical", "memory", "crash")
+DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
+
+_STRESS_RE = re.compile(r"^x(\d+(?:\.\d*)?(?:e\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clipping setting; ``kind`` is None for no clipping."""
+
+    kind: str | None
+    value: float | None = None
+
+    @property
+    def label(self) -> str:
+        return "none" if self.kind is None else f"{self.kind}={self.value:g}"
+
+    @property
+    def keras_kwargs(self) -> dict[str, float]:
+        """The optimizer constructor argument Keras uses for this setting."""
+        return {} if self.kind is None else {CLIP_KINDS[self.kind]: float(self.value)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one ``stabcheck probe`` run needs, validated."""
+
+    model: str
+    data: str
+    target: str | None = None
+    loss: str | None = None
+    optimizer: str | None = None
+    lr: tuple[float, ...] | None = None  # None: the baseline rate x DEFAULT_LR_FACTORS
+    class_weight: tuple[str, ...] = ("none", "balanced")
+    custom_class_weight: dict[str, float] | None = None
+    effective_beta: float = 0.999
+    clip: tuple[Clip, ...] = (Clip(None),)
+    batch_size: tuple[int, ...] = (32,)
+    steps: int = 100
+    memory_budget: int | None = None
+    gpu_memory_budget: int | None = None
+    timeout: float = 300.0
+    json: Path | None = None
+    seed: int = 0
+    max_samples: int = 20000
+    holdout: float = 0.2
+    imbalance: float | None = None
+    fail_on: tuple[str, ...] = FAIL_ON_DEFAULT
+    journal: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as the JSON result records them (paths as strings)."""
+        return {
+            "model": self.model,
+            "data": self.data,
+            "target": self.target,
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "lr": None if self.lr is None else list(self.lr),
+            "class_weight": list(self.class_weight),
+            "custom_class_weight": self.custom_class_weight,
+            "clip": [c.label for c in self.clip],
+            "batch_size": list(self.batch_size),
+            "steps": self.steps,
+            "memory_budget": self.memory_budget,
+            "gpu_memory_budget": self.gpu_memory_budget,
+            "timeout": self.timeout,
+            "seed": self.seed,
+            "max_samples": self.max_samples,
+            "holdout": self.holdout,
+            "imbalance": self.imbalance,
+            "fail_on": list(self.fail_on),
+        }
+
+
+# Keys a config file may hold, and the parser of each (flags share the parsers).
+_LIST_KEYS = ("lr", "class_weight", "clip", "batch_size", "fail_on")
+_KNOWN_KEYS = {
+    "model", "data", "target", "loss", "optimizer", "lr", "class_weight",
+    "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
+    "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
+    "holdout", "imbalance", "fail_on", "journal",
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML config; errors name the file and the TOML parser's complaint."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {path}; known keys: {', '.join(sorted(_KNOWN_KEYS))}"
+        )
+    return data
+
+
+def build_settings(
+    config_path: Path | None, flags: Mapping[str, Any]
+) -> Settings:
+    """Merge a config file (if any) with flags (which win) and validate the result.
+
+    Args:
+        config_path: the TOML file, or None.
+        flags: option name (with ``_``) to value; ``None`` or an empty list means unset.
+    """
+    raw: dict[str, Any] = {}
+    if config_path is not None:
+        raw.update(read_config_file(config_path))
+        base_dir = config_path.resolve().parent
+        for key in ("model", "data", "json", "journal"):
+            if isinstance(raw.get(key), str):
+                raw[key] = resolve_spec_path(raw[key], base_dir)
+    for key, value in flags.items():
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        raw[key] = value
+    return _validate(raw)
+
+
+def resolve_spec_path(spec: str, base_dir: Path) -> str:
+    """Make the file part of a model/data/output spec absolute against ``base_dir``.
+
+    ``builtin:...`` and ``package.module:function`` specs are left as they are;
+    ``file.py:function`` has its file part resolved.
+    """
+    if spec.startswith("builtin:"):
+        return spec
+    file_part, sep, func = spec.partition(":")
+    if sep and file_part.endswith(".py"):
+        path = Path(file_part)
+        return f"{path if path.is_absolute() else base_dir / path}:{func}"
+    if sep and not file_part.endswith(".py") and "/" not in file_part:
+        return spec  # package.module:function
+    path = Path(spec)
+    return str(path if path.is_absolute() else base_dir / path)
+
+
+def _validate(raw: dict[str, Any]) -> Settings:
+    for key in ("model", "data"):
+        if not raw.get(key):
+            raise ConfigError(f"no {key} given: pass --{key} or set {key} = \"...\" in the config")
+        if not isinstance(raw[key], str):
+            raise ConfigError(f"{key} must be a string, got {raw[key]!r}")
+    kwargs: dict[str, Any] = {"model": raw["model"], "data": raw["data"]}
+    for key in ("target", "loss", "optimizer"):
+        if raw.get(key) is not None:
+            kwargs[key] = _string(key, raw[key])
+    if "lr" in raw:
+        kwargs["lr"] = tuple(_positive_float("lr", v) for v in _as_list("lr", raw["lr"]))
+    if "class_weight" in raw:
+        kwargs["class_weight"] = tuple(
+            parse_class_weight_strategy(v) for v in _as_list("class_weight", raw["class_weight"])
+        )
+    if "custom_class_weight" in raw:
+        kwargs["custom_class_weight"] = _custom_weights(raw["custom_class_weight"])
+    if "custom" in kwargs.get("class_weight", ()) and "custom_class_weight" not in kwargs:
+        raise ConfigError(
+            "class_weight 'custom' needs a [custom_class_weight] table of label = weight "
+            "in the config"
+        )
+    if "effective_beta" in raw:
+        beta = _float("effective_beta", raw["effective_beta"])
+        if not 0.0 < beta < 1.0:
+            raise ConfigError(f"effective_beta must be in (0, 1), got {beta}")
+        kwargs["effective_beta"] = beta
+    if "clip" in raw:
+        kwargs["clip"] = tuple(parse_clip(v) for v in _as_list("clip", raw["clip"]))
+    if "batch_size" in raw:
+        kwargs["batch_size"] = tuple(
+            _positive_int("batch_size", v) for v in _as_list("batch_size", raw["batch_size"])
+        )
+    for key in ("steps", "max_samples"):
+        if key in raw:
+            kwargs[key] = _positive_int(key, raw[key])
+    for key in ("memory_budget", "gpu_memory_budget"):
+        if raw.get(key) is not None:
+            kwargs[key] = _size(key, raw[key])
+    if "timeout" in raw:
+        kwargs["timeout"] = _positive_float("timeout", raw["timeout"])
+    if "seed" in raw:
+        kwargs["seed"] = _int("seed", raw["seed"])
+    if "holdout" in raw:
+        holdout = _float("holdout", raw["holdout"])
+        if not 0.0 < holdout < 1.0:
+            raise ConfigError(f"holdout must be a fraction in (0, 1), got {holdout}")
+        kwargs["holdout"] = holdout
+    if raw.get("imbalance") is not None:
+        ratio = _float("imbalance", raw["imbalance"])
+        if not 0.0 < ratio <= 1.0:
+            raise ConfigError(f"imbalance must be in (0, 1], got {ratio}")
+        kwargs["imbalance"] = ratio
+    if "fail_on" in raw:
+        kwargs["fail_on"] = tuple(_string("fail_on", v) for v in _as_list("fail_on", raw["fail_on"]))
+    for key in ("json", "journal"):
+        if raw.get(key) is not None:
+            kwargs[key] = Path(_string(key, raw[key]))
+    return Settings(**kwargs)
+
+
+def with_lr(settings: Settings, lrs: Iterable[float]) -> Settings:
+    """The settings with an explicit learning-rate grid."""
+    return replace(settings, lr=tuple(lrs))
+
+
+def parse_class_weight_strategy(text: Any) -> str:
+    """Validate one class-weight strategy name (``none``, ``balanced``, ``x100``, ...)."""
+    name = _string("class_weight", text).strip().lower()
+    if name in CLASS_WEIGHT_STRATEGIES:
+        return name
+    match = _STRESS_RE.match(name)
+    if match and float(match.group(1)) > 0:
+        return name
+    raise ConfigError(
+        f"unknown class_weight strategy {text!r}; expected one of "
+        f"{', '.join(CLASS_WEIGHT_STRATEGIES)} or xN (e.g. x100)"
+    )
+
+
+def stress_factor(strategy: str) -> float | None:
+    """N for an ``xN`` strategy, else None."""
+    match = _STRESS_RE.match(strategy)
+    return float(match.group(1)) if match else None
+
+
+def parse_clip(text: Any) -> Clip:
+    """Parse ``none``, ``norm=V``, ``value=V`` or ``global_norm=V`` (V > 0)."""
+    spec = _string("clip", text).strip().lower()
+    if spec == "none":
+        return Clip(None)
+    kind, sep, value = spec.partition("=")
+    if sep and kind in CLIP_KINDS:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number) and number > 0:
+            return Clip(kind, number)
+    raise ConfigError(
+        f"invalid clip setting {text!r}; expected none, norm=V, value=V or global_norm=V "
+        "with V > 0"
+    )
+
+
+def _as_list(key: str, value: Any) -> list[Any]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, str):
+            out.extend(part.strip() for part in item.split(",") if part.strip())
+        else:
+            out.append(item)
+    if not out:
+        raise ConfigError(f"{key} must not be empty")
+    return out
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _float(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{key} must be finite, got {value!r}")
+    return number
+
+
+def _positive_float(key: str, value: Any) -> float:
+    number = _float(key, value)
+    if number <= 0:
+        raise ConfigError(f"{key} must be positive, got {value!r}")
+    return number
+
+
+def _int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+    if not number.is_integer():
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return int(number)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    number = _int(key, value)
+    if number <= 0:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return number
+
+
+def _size(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a size such as 2GiB, got {value!r}")
+    try:
+        return parse_size(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _custom_weights(table: Any) -> dict[str, float]:
+    if not isinstance(table, Mapping) or not table:
+        raise ConfigError(
+            f"custom_class_weight must be a table of label = weight, got {table!r}"
+        )
+    weights: dict[str, float] = {}
+    for label, weight in table.items():
+        value = _float(f"custom_class_weight.{label}", weight)
+        if value <= 0:
+            raise ConfigError(
+                f"custom_class_weight.{label} must be a positive weight, got {weight!r}"
+            )
+        weights[str(label)] = value
+    return weights

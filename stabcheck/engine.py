@@ -1,0 +1,175 @@
+"""``stabcheck probe`` as a library call: settings in, ``RunReport`` out.
+
+Progress goes out through a callback; nothing here prints. Every probe result is appended
+to a JSON-lines journal (flushed and fsynced) the moment it is known, so an interrupted
+or crashed run loses nothing it had finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from stabcheck import __version__, memguard
+from stabcheck.classify import classify
+from stabcheck.classweights import class_weights_for, weights_by_name
+from stabcheck.config import Settings
+from stabcheck.data import Dataset, load_dataset, save_prepared
+from stabcheck.models import parse_model_spec
+from stabcheck.plan import learning_rates, plan_probes
+from stabcheck.preflight import check_class_weights, check_labels_vs_loss
+from stabcheck.results import Probe, ProbeResult, RunReport
+from stabcheck.runner import ProbeRunner, WorkerInit
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: ``kind`` is "loading", "planned", "probe", "step" or "result"."""
+
+    kind: str
+    message: str = ""
+    probe: Probe | None = None
+    step: int = 0
+    total: int = 0
+    result: ProbeResult | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Journal:
+    """Appends one JSON line per event; each line is on disk before ``append`` returns."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def default_journal_path() -> Path:
+    """``.stabcheck/runs/<time>-<pid>.jsonl`` under the current folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(".stabcheck") / "runs" / f"{stamp}-{os.getpid()}.jsonl"
+
+
+def run_probe_grid(settings: Settings, progress: ProgressCallback | None = None) -> RunReport:
+    """Load, check, plan and run the probe grid of ``settings``.
+
+    Raises:
+        UsageError: bad model, data or settings (exit 2), before any probe ran.
+    """
+    emit = progress or (lambda _event: None)
+    spec = parse_model_spec(settings.model)
+    emit(Progress("loading", f"loading {settings.data}"))
+    dataset = load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
+                           holdout=settings.holdout, imbalance=settings.imbalance,
+                           seed=settings.seed)
+    warnings: list[str] = []
+    if settings.loss:
+        warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
+    weights = _weights_table(settings, dataset)
+    warnings += check_class_weights(weights, dataset.class_names)
+
+    journal_path = settings.journal or default_journal_path()
+    with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp:
+        run_dir = Path(tmp)
+        prepared = run_dir / "dataset.npz"
+        save_prepared(dataset, prepared)
+        init = WorkerInit(str(prepared), spec.to_json(), settings.loss, settings.optimizer,
+                          settings.seed, settings.gpu_memory_budget)
+        current: dict[str, Any] = {"total": 0}
+
+        def on_step(probe: Probe, step: int) -> None:
+            emit(Progress("step", probe=probe, step=step, total=current["total"]))
+
+        runner = ProbeRunner(init, run_dir, timeout=settings.timeout,
+                             memory_budget=settings.memory_budget, on_step=on_step)
+        try:
+            emit(Progress("loading", "starting a probe worker (imports TensorFlow)"))
+            model = runner.describe()
+            warnings += check_labels_vs_loss(model["loss"], dataset.label_format,
+                                             dataset.n_classes, model["output_units"])
+            probes = plan_probes(
+                settings, lrs=learning_rates(settings, model["baseline_lr"]),
+                loss=model["loss"], optimizer=model["optimizer"],
+                weights_by_strategy={s: weights_by_name(w, dataset.class_names)
+                                     for s, w in weights.items()},
+            )
+            current["total"] = len(probes)
+            emit(Progress("planned", f"{len(probes)} probes", total=len(probes)))
+            results = _run_all(runner, probes, weights, dataset, journal_path, settings, emit)
+        except BaseException:
+            runner.kill()  # an interrupt or an error: no worker may outlive stabcheck
+            raise
+        runner.close()
+    return RunReport(
+        stabcheck_version=__version__,
+        environment=_environment(runner, settings),
+        dataset=dataset.summary(),
+        class_weight_table={s: weights_by_name(w, dataset.class_names)
+                            for s, w in weights.items()},
+        results=tuple(results),
+        warnings=tuple(warnings),
+        config={**settings.to_json(), "journal": str(journal_path), "model_info": model},
+        probes_planned=len(probes),
+    )
+
+
+def _run_all(
+    runner: ProbeRunner, probes: list[Probe], weights: dict[str, list[float] | None],
+    dataset: Dataset, journal_path: Path, settings: Settings, emit: ProgressCallback,
+) -> list[ProbeResult]:
+    journal = Journal(journal_path)
+    journal.append({"type": "run", "stabcheck_version": __version__,
+                    "config": settings.to_json(), "probes": [p.id for p in probes]})
+    results = []
+    try:
+        for index, probe in enumerate(probes):
+            emit(Progress("probe", probe=probe, step=index, total=len(probes)))
+            run = runner.run(probe, weights[probe.settings.class_weight])
+            result = ProbeResult(run, classify(run, dataset.class_names))
+            journal.append({"type": "probe", **result.to_json()})
+            results.append(result)
+            emit(Progress("result", probe=probe, result=result, step=index + 1,
+                          total=len(probes)))
+    finally:
+        journal.close()
+    return results
+
+
+def _weights_table(settings: Settings, dataset: Dataset) -> dict[str, list[float] | None]:
+    counts = dataset.summary().class_counts
+    return {
+        strategy: class_weights_for(strategy, counts, class_names=dataset.class_names,
+                                    custom=settings.custom_class_weight,
+                                    effective_beta=settings.effective_beta)
+        for strategy in settings.class_weight
+    }
+
+
+def _environment(runner: ProbeRunner, settings: Settings) -> dict[str, Any]:
+    env = dict(runner.environment)
+    env.setdefault("backend", "tensorflow")
+    env.setdefault("devices", [])
+    env["host_memory_bytes"] = psutil.virtual_memory().total
+    env["memory_enforcement"] = (
+        memguard.enforcement_method() if settings.memory_budget else "none (no budget)"
+    )
+    return env
+

@@ -1,0 +1,57 @@
+"""The probe grid: settings x class-weight strategies x learning rates x clipping x batch
+sizes, as a list of ``Probe`` with stable ids. No framework, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stabcheck.config import DEFAULT_LR_FACTORS, Clip, Settings
+from stabcheck.results import Probe, ProbeSettings
+
+
+def probe_id(class_weight: str, lr: float, clip: str, batch_size: int) -> str:
+    """The contract's id: ``cw=balanced,lr=0.01,clip=none,bs=32``."""
+    return f"cw={class_weight},lr={lr:g},clip={clip},bs={batch_size}"
+
+
+def learning_rates(settings: Settings, baseline_lr: float) -> tuple[float, ...]:
+    """The learning-rate grid: explicit, or the baseline rate x {0.1, 1, 10}."""
+    if settings.lr is not None:
+        return settings.lr
+    return tuple(float(f"{baseline_lr * f:.6g}") for f in DEFAULT_LR_FACTORS)
+
+
+def plan_probes(
+    settings: Settings,
+    *,
+    lrs: Sequence[float],
+    loss: str,
+    optimizer: str,
+    weights_by_strategy: dict[str, dict[str, float] | None],
+) -> list[Probe]:
+    """Every probe of the grid, batch size outermost (one worker serves one batch size)."""
+    probes = []
+    seen = set()
+    for batch_size in settings.batch_size:
+        for strategy in settings.class_weight:
+            for lr in lrs:
+                for clip in settings.clip:
+                    pid = probe_id(strategy, lr, _label(clip), batch_size)
+                    if pid in seen:
+                        continue
+                    seen.add(pid)
+                    probes.append(Probe(pid, ProbeSettings(
+                        class_weight=strategy,
+                        class_weights=weights_by_strategy[strategy],
+                        learning_rate=lr,
+                        clip=_label(clip),
+                        batch_size=batch_size,
+                        optimizer=optimizer,
+                        loss=loss,
+                    ), settings.steps))
+    return probes
+
+
+def _label(clip: Clip) -> str:
+    return clip.label

@@ -1,0 +1,316 @@
+"""The data that flows between layers: probes, what a probe run produced, verdicts.
+
+Frozen dataclasses and enums only; everything here is JSON-safe through ``to_json``.
+Nothing in this module imports a framework.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Category(str, Enum):
+    """What kind of trouble an outcome is."""
+
+    OK = "ok"
+    NUMERICAL = "numerical"
+    LEARNING = "learning"
+    MEMORY = "memory"
+    CRASH = "crash"
+    ERROR = "error"
+
+
+class Outcome(str, Enum):
+    """The verdict of one probe (the contract's table)."""
+
+    STABLE = "stable"
+    NON_FINITE = "non_finite"
+    DIVERGED = "diverged"
+    EXPLODING_GRADIENTS = "exploding_gradients"
+    STALLED = "stalled"
+    MINORITY_COLLAPSE = "minority_collapse"
+    OVERCORRECTED = "overcorrected"
+    OOM_HOST = "oom_host"
+    OOM_GPU = "oom_gpu"
+    CRASHED = "crashed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+    @property
+    def category(self) -> Category:
+        return _CATEGORY_OF[self]
+
+
+_CATEGORY_OF: dict[Outcome, Category] = {
+    Outcome.STABLE: Category.OK,
+    Outcome.NON_FINITE: Category.NUMERICAL,
+    Outcome.DIVERGED: Category.NUMERICAL,
+    Outcome.EXPLODING_GRADIENTS: Category.NUMERICAL,
+    Outcome.STALLED: Category.LEARNING,
+    Outcome.MINORITY_COLLAPSE: Category.LEARNING,
+    Outcome.OVERCORRECTED: Category.LEARNING,
+    Outcome.OOM_HOST: Category.MEMORY,
+    Outcome.OOM_GPU: Category.MEMORY,
+    Outcome.CRASHED: Category.CRASH,
+    Outcome.TIMEOUT: Category.CRASH,
+    Outcome.ERROR: Category.ERROR,
+}
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """A float for a JSON number, or ``None`` where it is missing or non-finite."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def json_value(value: Any) -> Any:
+    """Make ``value`` strict-JSON safe: non-finite floats become "nan", "inf", "-inf"."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    return value
+
+
+def signal_name(returncode: int | None) -> str:
+    """An exit status as pytest-xdist and loky show it: ``SIGKILL(-9)`` or ``exit(1)``."""
+    if returncode is None:
+        return "unknown"
+    if returncode < 0:
+        try:
+            return f"{signal.Signals(-returncode).name}({returncode})"
+        except ValueError:
+            return f"signal({returncode})"
+    return f"exit({returncode})"
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The training settings one probe runs under."""
+
+    class_weight: str
+    class_weights: dict[str, float] | None
+    learning_rate: float
+    clip: str
+    batch_size: int
+    optimizer: str
+    loss: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "class_weight": self.class_weight,
+            "class_weights": None if self.class_weights is None else dict(self.class_weights),
+            "learning_rate": self.learning_rate,
+            "clip": self.clip,
+            "batch_size": self.batch_size,
+            "optimizer": self.optimizer,
+            "loss": self.loss,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeSettings:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One point of the grid: a stable id, its settings and how many steps to train."""
+
+    id: str
+    settings: ProbeSettings
+    steps: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "settings": self.settings.to_json(), "steps": self.steps}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Probe:
+        return cls(data["id"], ProbeSettings.from_json(data["settings"]), data["steps"])
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What the worker measured at one optimizer step (loss and pre-clip gradient norm)."""
+
+    step: int
+    loss: float
+    grad_norm: float
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """The first non-finite value a probe produced."""
+
+    step: int
+    where: str  # "loss", "gradient" or "weight"
+    variable: str | None
+    value: str  # "nan", "inf" or "-inf"
+
+
+@dataclass(frozen=True)
+class HoldoutEval:
+    """Predictions on the stratified held-out split after the probe's last step."""
+
+    n: int
+    accuracy: float
+    true_counts: tuple[int, ...]
+    pred_counts: tuple[int, ...]
+    recall: tuple[float | None, ...]
+
+
+class Termination(str, Enum):
+    """How a probe's run ended, as the runner saw it (before classification)."""
+
+    COMPLETED = "completed"  # all steps trained
+    NON_FINITE = "non_finite"  # the worker stopped at a non-finite value
+    EXCEPTION = "exception"  # the worker caught an exception while building or training
+    DIED = "died"  # the worker process ended without reporting
+    TIMEOUT = "timeout"  # stabcheck ended the worker at --timeout
+    OVER_BUDGET = "over_budget"  # stabcheck's watchdog ended the worker at --memory-budget
+
+
+@dataclass(frozen=True)
+class MemoryEvidence:
+    """What the parent knows about a probe's host memory."""
+
+    peak_host_bytes: int | None
+    budget_bytes: int | None
+    enforcement: str | None  # "cgroup-v1", "cgroup-v2", "watchdog" or None (no budget)
+    oom_kills: int = 0  # kernel OOM kills counted by the probe's cgroup
+    system_oom: bool = False  # the kernel logged an OOM kill of the worker's pid
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """Everything observed about one probe; the input of ``classify``."""
+
+    probe: Probe
+    termination: Termination
+    steps: tuple[StepRecord, ...] = ()
+    nonfinite: NonFinite | None = None
+    holdout: HoldoutEval | None = None
+    exception: dict[str, Any] | None = None  # {"type", "message", "oom": bool, "phase"}
+    returncode: int | None = None
+    memory: MemoryEvidence = field(
+        default_factory=lambda: MemoryEvidence(None, None, None)
+    )
+    peak_gpu_bytes: int | None = None
+    stderr_tail: str = ""
+    duration_s: float = 0.0
+
+    @property
+    def steps_completed(self) -> int:
+        return len(self.steps)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A probe's outcome with the evidence behind it and one readable sentence."""
+
+    outcome: Outcome
+    evidence: dict[str, Any]
+    summary: str
+
+    @property
+    def category(self) -> Category:
+        return self.outcome.category
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """A probe, what happened and what it means: one entry of the JSON ``probes`` list."""
+
+    run: ProbeRun
+    verdict: Verdict
+
+    @property
+    def probe(self) -> Probe:
+        return self.run.probe
+
+    def to_json(self) -> dict[str, Any]:
+        run = self.run
+        return {
+            "id": run.probe.id,
+            "settings": run.probe.settings.to_json(),
+            "outcome": self.verdict.outcome.value,
+            "category": self.verdict.category.value,
+            "summary": self.verdict.summary,
+            "evidence": json_value(self.verdict.evidence),
+            "steps_completed": run.steps_completed,
+            "steps_planned": run.probe.steps,
+            "loss_history": [finite_or_none(s.loss) for s in run.steps],
+            "grad_norm_history": [finite_or_none(s.grad_norm) for s in run.steps],
+            "peak_host_bytes": run.memory.peak_host_bytes,
+            "peak_gpu_bytes": run.peak_gpu_bytes,
+            "duration_s": round(run.duration_s, 3),
+        }
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What the report says about the data probed."""
+
+    source: str
+    n_samples: int  # rows used for probing (the training sample)
+    n_total: int  # rows the source held
+    n_holdout: int
+    class_names: tuple[str, ...]
+    class_counts: tuple[int, ...]  # in the training sample, by class index
+    input_shape: tuple[int, ...]
+    label_format: str  # "sparse", "binary" or "onehot"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "n_samples": self.n_samples,
+            "n_total": self.n_total,
+            "n_holdout": self.n_holdout,
+            "class_counts": dict(zip(self.class_names, self.class_counts, strict=True)),
+            "input_shape": list(self.input_shape),
+            "label_format": self.label_format,
+        }
+
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The whole result of ``stabcheck probe``: what the JSON file and the report show."""
+
+    stabcheck_version: str
+    environment: dict[str, Any]  # backend, devices, host_memory_bytes, memory_enforcement
+    dataset: DatasetSummary
+    class_weight_table: dict[str, dict[str, float] | None]  # strategy -> weight per class
+    results: tuple[ProbeResult, ...]
+    warnings: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+    probes_planned: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "stabcheck_version": self.stabcheck_version,
+            "environment": json_value(self.environment),
+            "dataset": self.dataset.to_json(),
+            "class_weight_strategies": json_value(self.class_weight_table),
+            "config": json_value(self.config),
+            "warnings": list(self.warnings),
+            "interrupted": self.interrupted,
+            "probes_planned": self.probes_planned,
+            "probes": [r.to_json() for r in self.results],
+        }

@@ -1,0 +1,448 @@
+"""Runs probes in worker processes and turns whatever happens to them into ``ProbeRun``s.
+
+The parent/child protocol (JSON lines; only JSON-safe values cross the boundary)::
+
+    stabcheck (parent, no TensorFlow)                 worker: python -m stabcheck.worker
+    ─────────────────────────────────                 ───────────────────────────────────
+    spawn in its own memory cgroup (or watched)  ───▶ oom_score_adj=1000, imports Keras
+    stdin  {"type":"init", dataset, model, ...}  ───▶ loads data, builds the model,
+                                                      resolves loss / optimizer / base lr
+                                                 ◀─── stdout {"type":"ready", model, environment}
+                                                      or {"type":"exception", phase:"build"}
+    stdin  {"type":"probe", probe, class_weights}───▶
+                                                 ◀─── {"type":"start", id}
+                                                 ◀─── {"type":"step", id, step, loss, grad_norm} xN
+                                                 ◀─── one of {"type":"done", id, holdout, ...}
+                                                             {"type":"nonfinite", id, step, ...}
+                                                             {"type":"exception", id, oom, ...}
+    ... more probes of the same batch size ...
+    stdin  {"type":"exit"} (or a new batch size) ───▶ exits 0
+
+    all the while: sample the worker tree's memory every 50 ms (psutil), enforce
+    --timeout and, without a cgroup, the memory budget; stderr goes to a file.
+
+A worker that ends without its final message is a *result*: the parent owns the evidence
+(exit status, the last step received, the peak memory it sampled, the cgroup's OOM-kill
+counter, the tail of stderr) and starts a fresh worker for the remaining probes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from stabcheck import memguard
+from stabcheck.errors import InputError, InternalError
+from stabcheck.results import (
+    HoldoutEval,
+    MemoryEvidence,
+    NonFinite,
+    Probe,
+    ProbeRun,
+    StepRecord,
+    Termination,
+    signal_name,
+)
+
+SAMPLE_INTERVAL_S = 0.05
+# Importing TensorFlow and building a model may take this long beyond --timeout before
+# a worker counts as hung at start-up (TensorFlow's import alone is ~6 s on 2 cores).
+STARTUP_ALLOWANCE_S = 120.0
+_EOF = {"type": "_eof"}
+
+
+@dataclass(frozen=True)
+class WorkerInit:
+    """What every worker is told at start."""
+
+    dataset_path: str
+    model: dict[str, Any]
+    loss: str | None
+    optimizer: str | None
+    seed: int
+    gpu_memory_budget: int | None = None
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "type": "init",
+            "dataset": self.dataset_path,
+            "model": self.model,
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "seed": self.seed,
+            "gpu_memory_budget": self.gpu_memory_budget,
+        }
+
+
+StepCallback = Callable[[Probe, int], None]
+
+
+class _Worker:
+    """One worker process, its reader thread, its cgroup and its stderr file."""
+
+    def __init__(self, init: WorkerInit, stderr_path: Path, memory_budget: int | None) -> None:
+        self.stderr_path = stderr_path
+        self.cgroup = memguard.create_cgroup(memory_budget)
+        self.enforcement = (
+            None if memory_budget is None
+            else f"cgroup-v{self.cgroup.version}" if self.cgroup else "watchdog"
+        )
+        cmd = [sys.executable, "-m", "stabcheck.worker"]
+        if self.cgroup is not None:  # join the cgroup before Python starts: nothing escapes it
+            cmd = ["/bin/sh", "-c", 'echo $$ > "$1" || exit 97; shift; exec "$@"', "sh",
+                   str(self.cgroup.procs_file), *cmd]
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONUNBUFFERED": "1"}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._stderr = stderr_path.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            env=env, start_new_session=True,  # Ctrl-C reaches stabcheck, which ends workers
+        )
+        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._ps = _process(self.proc.pid)
+        self.send(init.message())
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.messages.put(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        self.messages.put(_EOF)
+
+    def send(self, message: dict[str, Any]) -> bool:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write((json.dumps(message, allow_nan=False) + "\n").encode())
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the worker and all its descendants."""
+        if self._ps is None:
+            return None
+        try:
+            procs = [self._ps, *self._ps.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = 0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        return total
+
+    def kill(self) -> None:
+        """End the worker and anything it started (its whole process group)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+    def stop(self) -> None:
+        """Ask the worker to exit, then make sure it did; free its cgroup."""
+        if self.proc.poll() is None:
+            self.send({"type": "exit"})
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.reap()
+
+    def reap(self) -> int:
+        """Wait for the dead worker, close its files, remove its cgroup; its exit status."""
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+        self._stderr.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        return code
+
+    def stderr_tail(self, limit: int = 3000) -> str:
+        try:
+            with self.stderr_path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - limit))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+@dataclass
+class _Watch:
+    """What the parent observes while waiting on a worker."""
+
+    started: float
+    peak: int = 0
+    cgroup_kills_before: int = 0
+    system_kills_before: int = 0
+
+
+class ProbeRunner:
+    """Runs probes one after another in worker processes, one worker per batch size.
+
+    Args:
+        init: what each worker is told at start.
+        run_dir: folder for the workers' stderr files.
+        timeout: wall-clock seconds one probe may take.
+        memory_budget: host bytes a worker may use, or None.
+        on_step: called with (probe, step) as step records arrive.
+    """
+
+    def __init__(
+        self,
+        init: WorkerInit,
+        run_dir: Path,
+        *,
+        timeout: float,
+        memory_budget: int | None = None,
+        on_step: StepCallback | None = None,
+    ) -> None:
+        self._init = init
+        self._run_dir = run_dir
+        self._timeout = timeout
+        self._budget = memory_budget
+        self._on_step = on_step
+        self._worker: _Worker | None = None
+        self._worker_batch: int | None = None
+        self._count = 0
+        self.environment: dict[str, Any] = {}
+        self.model_info: dict[str, Any] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Start the first worker and return its model description.
+
+        Raises:
+            InputError: the user's model could not be built or loaded.
+            InternalError: the worker died before it could describe the model.
+        """
+        worker = self._spawn()
+        outcome = self._await_ready(worker, _Watch(time.monotonic()))
+        if isinstance(outcome, dict):
+            return outcome
+        self._worker = None
+        run = outcome
+        if run.exception is not None:
+            detail = run.exception["message"].strip().splitlines()
+            raise InputError(
+                f"cannot build the model {self._init.model['text']!r}: "
+                f"{run.exception['etype']}: {detail[-1] if detail else ''}"
+            )
+        raise InternalError(
+            f"the probe worker ended before it could load the model "
+            f"({signal_name(run.returncode)}); its stderr ends with: "
+            f"{run.stderr_tail.strip().splitlines()[-1:] or ['(nothing)']}"
+        )
+
+    def close(self) -> None:
+        """Stop the current worker, if any."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+    def kill(self) -> None:
+        """End the current worker at once (on interrupt)."""
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker.reap()
+            self._worker = None
+
+    # -- probes ------------------------------------------------------------------------
+
+    def run(self, probe: Probe, class_weights: list[float] | None) -> ProbeRun:
+        """Run one probe; never raises for anything the probe or its worker did."""
+        batch = probe.settings.batch_size
+        if self._worker is not None and self._worker_batch not in (None, batch):
+            self.close()
+        watch = _Watch(time.monotonic())
+        if self._worker is None:
+            worker = self._spawn()
+            watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
+            ready = self._await_ready(worker, watch, probe)
+            if not isinstance(ready, dict):
+                return ready
+            watch = _Watch(time.monotonic(), peak=watch.peak)
+        worker = self._worker
+        assert worker is not None
+        self._worker_batch = batch
+        watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
+        watch.system_kills_before = memguard.system_oom_kills()
+        if not worker.send({"type": "probe", "probe": probe.to_json(),
+                            "class_weights": class_weights}):
+            return self._died(worker, probe, watch, [])
+        steps: list[StepRecord] = []
+        while True:
+            message = self._next(worker, watch, probe)
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind == "step":
+                steps.append(StepRecord(message["step"], _float(message["loss"]),
+                                        _float(message["grad_norm"])))
+                if self._on_step is not None:
+                    self._on_step(probe, message["step"])
+            elif kind == "done":
+                return self._finished(probe, watch, worker, steps, Termination.COMPLETED,
+                                      holdout=_holdout(message["holdout"]),
+                                      peak_gpu_bytes=message.get("peak_gpu_bytes"))
+            elif kind == "nonfinite":
+                nonfinite = NonFinite(message["step"], message["where"], message.get("variable"),
+                                      message["value"])
+                return self._finished(probe, watch, worker, steps, Termination.NON_FINITE,
+                                      nonfinite=nonfinite)
+            elif kind == "exception":
+                return self._finished(probe, watch, worker, steps, Termination.EXCEPTION,
+                                      exception=_exception(message))
+            elif kind in ("_eof", "_timeout", "_over_budget"):
+                return self._died(worker, probe, watch, steps, kind)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _spawn(self) -> _Worker:
+        self._count += 1
+        stderr = self._run_dir / f"worker-{self._count}.stderr"
+        self._worker = _Worker(self._init, stderr, self._budget)
+        self._worker_batch = None
+        return self._worker
+
+    def _await_ready(
+        self, worker: _Worker, watch: _Watch, probe: Probe | None = None
+    ) -> dict[str, Any] | ProbeRun:
+        limit = self._timeout + STARTUP_ALLOWANCE_S
+        placeholder = probe or _STARTUP_PROBE
+        while True:
+            message = self._next(worker, watch, placeholder, limit)
+            if message is None:
+                continue
+            if message["type"] == "ready":
+                self.environment = message["environment"]
+                self.model_info = message["model"]
+                return message["model"]
+            if message["type"] == "exception":
+                return self._finished(placeholder, watch, worker, [], Termination.EXCEPTION,
+                                      exception=_exception(message), close=True)
+            if message["type"] in ("_eof", "_timeout", "_over_budget"):
+                return self._died(worker, placeholder, watch, [], message["type"],
+                                  phase="startup")
+
+    def _next(
+        self, worker: _Worker, watch: _Watch, probe: Probe, limit: float | None = None
+    ) -> dict[str, Any] | None:
+        """The next message, or a synthetic ``_timeout``/``_over_budget``; None: keep waiting."""
+        try:
+            return worker.messages.get(timeout=SAMPLE_INTERVAL_S)
+        except queue.Empty:
+            pass
+        rss = worker.rss_bytes()
+        if rss is not None:
+            watch.peak = max(watch.peak, rss)
+            if worker.enforcement == "watchdog" and self._budget and rss > self._budget:
+                worker.kill()
+                return {"type": "_over_budget"}
+        if time.monotonic() - watch.started > (limit or self._timeout):
+            worker.kill()
+            return {"type": "_timeout"}
+        return None
+
+    def _memory(self, worker: _Worker, watch: _Watch, died: bool) -> MemoryEvidence:
+        kills = 0
+        if worker.cgroup is not None:
+            kills = worker.cgroup.oom_kills() - watch.cgroup_kills_before
+        system = died and memguard.system_oom_kills() > watch.system_kills_before
+        return MemoryEvidence(
+            peak_host_bytes=watch.peak or None,
+            budget_bytes=self._budget,
+            enforcement=worker.enforcement,
+            oom_kills=max(0, kills),
+            system_oom=bool(system),
+        )
+
+    def _finished(
+        self, probe: Probe, watch: _Watch, worker: _Worker, steps: list[StepRecord],
+        termination: Termination, *, close: bool = False, **extra: Any,
+    ) -> ProbeRun:
+        run = ProbeRun(
+            probe=probe, termination=termination, steps=tuple(steps),
+            memory=self._memory(worker, watch, died=False),
+            duration_s=time.monotonic() - watch.started,
+            stderr_tail=worker.stderr_tail() if termination is Termination.EXCEPTION else "",
+            **extra,
+        )
+        if close:
+            worker.stop()
+            self._worker = None
+        return run
+
+    def _died(
+        self, worker: _Worker, probe: Probe, watch: _Watch, steps: list[StepRecord],
+        reason: str = "_eof", phase: str = "train",
+    ) -> ProbeRun:
+        code = worker.reap()
+        self._worker = None
+        termination = {
+            "_timeout": Termination.TIMEOUT,
+            "_over_budget": Termination.OVER_BUDGET,
+        }.get(reason, Termination.DIED)
+        return ProbeRun(
+            probe=probe, termination=termination, steps=tuple(steps),
+            returncode=code, memory=self._memory(worker, watch, died=True),
+            stderr_tail=worker.stderr_tail(), duration_s=time.monotonic() - watch.started,
+            exception={"phase": phase} if phase != "train" else None,
+        )
+
+
+_STARTUP_PROBE = Probe.from_json({
+    "id": "(start-up)",
+    "settings": {"class_weight": "none", "class_weights": None, "learning_rate": 0.0,
+                 "clip": "none", "batch_size": 0, "optimizer": "", "loss": ""},
+    "steps": 0,
+})
+
+
+def _float(value: Any) -> float:
+    return float(value) if not isinstance(value, str) else float(value.replace("inf", "inf"))
+
+
+def _holdout(data: dict[str, Any]) -> HoldoutEval:
+    return HoldoutEval(
+        n=data["n"], accuracy=data["accuracy"], true_counts=tuple(data["true_counts"]),
+        pred_counts=tuple(data["pred_counts"]), recall=tuple(data["recall"]),
+    )
+
+
+def _exception(message: dict[str, Any]) -> dict[str, Any]:
+    return {key: message.get(key) for key in
+            ("phase", "step", "etype", "message", "oom", "user_input", "traceback")}

@@ -1,0 +1,259 @@
+"""One probe's training, inside a worker (imports Keras and TensorFlow).
+
+The step mirrors Keras's own TensorFlow ``train_step``: forward pass, ``compute_loss``
+with the sample weights that ``fit(class_weight=...)`` would derive, gradients, then
+``optimizer.apply`` (which applies ``clipnorm``/``clipvalue``/``global_clipnorm`` the way
+Keras does). Around it, it measures what ``fit`` does not show: the pre-clip global
+gradient norm, and whether the loss, a gradient or a weight became non-finite, naming
+the first variable that did.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stabcheck.config import parse_clip
+from stabcheck.data import Dataset
+from stabcheck.results import Probe
+
+_DEFAULT_LOSS = {
+    "binary": "binary_crossentropy",
+    "onehot": "categorical_crossentropy",
+    "sparse": "sparse_categorical_crossentropy",
+}
+
+
+@dataclass
+class ModelSetup:
+    """A built model and what every probe of it shares."""
+
+    model: Any
+    initial_weights: list[np.ndarray]
+    loss: Any  # a Keras loss (name or object)
+    loss_name: str
+    optimizer_class: type
+    optimizer_config: dict[str, Any]
+    baseline_lr: float
+    describe: dict[str, Any]
+
+
+def prepare_model(
+    model: Any, dataset: Dataset, loss_flag: str | None, optimizer_flag: str | None
+) -> ModelSetup:
+    """Resolve loss, optimizer and baseline learning rate; snapshot the initial weights.
+
+    Precedence: a flag, then what the model was compiled with, then the default
+    chosen from the labels and the output layer.
+    """
+    if not model.built:
+        model(dataset.x_train[:1])
+    output_units = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else None
+    compiled = bool(getattr(model, "compiled", False)) and getattr(model, "loss", None) is not None
+    if loss_flag:
+        loss, source = keras.losses.get(loss_flag), "flag"
+        loss_name = loss_flag
+    elif compiled:
+        loss, source = model.loss, "compiled"
+        loss_name = _loss_name(loss)
+    else:
+        key = "binary" if output_units == 1 else dataset.label_format
+        loss_name = _DEFAULT_LOSS["onehot" if dataset.label_format == "onehot" else key]
+        loss, source = keras.losses.get(loss_name), "default"
+    if optimizer_flag:
+        opt = keras.optimizers.get(optimizer_flag)
+        opt_source = "flag"
+    elif getattr(model, "optimizer", None) is not None and compiled:
+        opt, opt_source = model.optimizer, "compiled"
+    else:
+        opt, opt_source = keras.optimizers.get("adam"), "default"
+    config = opt.get_config()
+    baseline_lr = _initial_lr(config.get("learning_rate"))
+    outputs = getattr(model, "outputs", None) or []
+    describe = {
+        "name": model.name,
+        "n_params": int(model.count_params()),
+        "n_outputs": len(outputs),
+        "output_units": output_units,
+        "output_activation": _output_activation(model),
+        "loss": loss_name,
+        "loss_source": source,
+        "from_logits": bool(getattr(loss, "get_config", lambda: {})().get("from_logits", False))
+        if not isinstance(loss, str)
+        else False,
+        "optimizer": type(opt).__name__.lower(),
+        "optimizer_source": opt_source,
+        "baseline_lr": baseline_lr,
+    }
+    return ModelSetup(
+        model=model,
+        initial_weights=[np.array(v.numpy()) for v in model.weights],
+        loss=loss,
+        loss_name=loss_name,
+        optimizer_class=type(opt),
+        optimizer_config=config,
+        baseline_lr=baseline_lr,
+        describe=describe,
+    )
+
+
+def run_probe(
+    setup: ModelSetup,
+    dataset: Dataset,
+    probe: Probe,
+    class_weights: list[float] | None,
+    seed: int,
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """Train one probe, emitting ``step``, ``nonfinite`` and ``done`` messages."""
+    model = setup.model
+    for variable, value in zip(model.weights, setup.initial_weights, strict=True):
+        variable.assign(value)
+    settings = probe.settings
+    config = dict(setup.optimizer_config)
+    config.update(learning_rate=settings.learning_rate, clipnorm=None, clipvalue=None,
+                  global_clipnorm=None)
+    config.update(parse_clip(settings.clip).keras_kwargs)
+    config.pop("name", None)
+    optimizer = setup.optimizer_class.from_config(config)
+    model.compile(optimizer=optimizer, loss=setup.loss)
+    tvars = model.trainable_variables
+    optimizer.build(tvars)
+    step_fn = _make_train_step(model, optimizer, tvars)
+
+    weights = np.ones(dataset.n_classes, dtype=np.float32)
+    if class_weights is not None:
+        weights = np.asarray(class_weights, dtype=np.float32)
+    batches = _batch_indices(len(dataset.x_train), settings.batch_size, probe.steps, seed)
+    if tf.config.list_logical_devices("GPU"):
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    for step, idx in enumerate(batches, start=1):
+        x = dataset.x_train[idx]
+        y = dataset.y_train[idx]
+        sw = weights[dataset.c_train[idx]]  # what fit(class_weight=...) derives per sample
+        loss, gnorm, grad_state, weight_state = step_fn(x, y, sw)
+        loss_v, gnorm_v = float(loss), float(gnorm)
+        emit({"type": "step", "step": step, "loss": loss_v, "grad_norm": gnorm_v})
+        bad = _first_non_finite(loss_v, grad_state.numpy(), weight_state.numpy(), tvars)
+        if bad is not None:
+            where, variable, value = bad
+            emit({"type": "nonfinite", "step": step, "where": where, "variable": variable,
+                  "value": value})
+            return
+    emit({"type": "done", "holdout": evaluate(model, dataset, setup),
+          "peak_gpu_bytes": _peak_gpu_bytes()})
+
+
+def evaluate(model: Any, dataset: Dataset, setup: ModelSetup) -> dict[str, Any]:
+    """Accuracy, per-class recall and predicted class counts on the held-out split."""
+    k = dataset.n_classes
+    preds = []
+    for start in range(0, len(dataset.x_val), 512):
+        out = np.asarray(model(dataset.x_val[start:start + 512], training=False))
+        if out.ndim == 1 or out.shape[-1] == 1:
+            threshold = 0.0 if setup.describe["from_logits"] else 0.5
+            preds.append((out.reshape(-1) > threshold).astype(np.int64))
+        else:
+            preds.append(np.argmax(out, axis=-1).astype(np.int64))
+    pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    true = dataset.c_val
+    true_counts = np.bincount(true, minlength=k)[:k]
+    pred_counts = np.bincount(pred, minlength=k)[:k]
+    recall = [
+        float(np.mean(pred[true == c] == c)) if true_counts[c] else None for c in range(k)
+    ]
+    return {
+        "n": int(len(true)),
+        "accuracy": float(np.mean(pred == true)) if len(true) else 0.0,
+        "true_counts": true_counts.tolist(),
+        "pred_counts": pred_counts.tolist(),
+        "recall": recall,
+    }
+
+
+def _make_train_step(model: Any, optimizer: Any, tvars: list[Any]) -> Callable[..., Any]:
+    @tf.function(reduce_retracing=True)
+    def train_step(x: Any, y: Any, sw: Any) -> Any:
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=True)
+        grads = tape.gradient(loss, tvars)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, tvars, strict=True)]
+        gnorm = tf.linalg.global_norm(grads)
+        grad_state = tf.stack([_finiteness(g) for g in grads])
+        optimizer.apply(grads, tvars)
+        weight_state = tf.stack([_finiteness(v) for v in tvars])
+        return loss, gnorm, grad_state, weight_state
+
+    return train_step
+
+
+def _batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
+    """Shuffled epochs, concatenated, cut into ``steps`` batches (repeats if batch > n)."""
+    rng = np.random.default_rng(seed)
+    needed = batch_size * steps
+    epochs = [rng.permutation(n) for _ in range(math.ceil(needed / n))]
+    flat = np.concatenate(epochs)[:needed]
+    return np.split(flat, steps)
+
+
+def _finiteness(tensor: Any) -> Any:
+    """0 when all values are finite, else 1 for a NaN, 2 for +inf, 3 for -inf (first wins)."""
+    tensor = tf.convert_to_tensor(tensor)
+    nan = tf.reduce_any(tf.math.is_nan(tensor))
+    pos_inf = tf.reduce_any(tensor == np.inf)
+    neg_inf = tf.reduce_any(tensor == -np.inf)
+    return tf.where(nan, 1, tf.where(pos_inf, 2, tf.where(neg_inf, 3, 0)))
+
+
+_VALUE_NAMES = {1: "nan", 2: "inf", 3: "-inf"}
+
+
+def _first_non_finite(
+    loss: float, grad_state: np.ndarray, weight_state: np.ndarray, tvars: list[Any]
+) -> tuple[str, str | None, str] | None:
+    """(where, variable, value) of the first non-finite value: loss, then gradients, weights."""
+    if not math.isfinite(loss):
+        return "loss", None, "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
+    for kind, state in (("gradient", grad_state), ("weight", weight_state)):
+        bad = np.flatnonzero(state)
+        if bad.size:
+            i = int(bad[0])
+            return kind, _variable_name(tvars[i]), _VALUE_NAMES[int(state[i])]
+    return None
+
+
+def _variable_name(variable: Any) -> str:
+    return str(getattr(variable, "path", None) or variable.name)
+
+
+def _initial_lr(value: Any) -> float:
+    if isinstance(value, dict):  # a serialized schedule
+        config = value.get("config", {})
+        return float(config.get("initial_learning_rate", config.get("learning_rate", 1e-3)))
+    return float(value)
+
+
+def _loss_name(loss: Any) -> str:
+    if isinstance(loss, str):
+        return loss
+    name = getattr(loss, "name", None) or getattr(loss, "__name__", None)
+    return str(name or type(loss).__name__)
+
+
+def _output_activation(model: Any) -> str | None:
+    layer = model.layers[-1] if model.layers else None
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None)
+
+
+def _peak_gpu_bytes() -> int | None:
+    if not tf.config.list_logical_devices("GPU"):
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])

@@ -1,0 +1,130 @@
+"""The probe worker: a child process that imports Keras, builds the model and trains probes.
+
+Run as ``python -m stabcheck.worker``; it speaks the JSON-lines protocol drawn at the top
+of ``stabcheck.runner``. Its stdout file descriptor is reserved for that protocol:
+anything else printed (by TensorFlow, the user's model code, ...) is sent to stderr,
+which the parent keeps in a file and quotes when the worker dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from stabcheck.errors import StabcheckError
+from stabcheck.oom import is_oom_exception
+from stabcheck.results import json_value
+
+
+class _Channel:
+    """Writes protocol messages as JSON lines on a private copy of stdout."""
+
+    def __init__(self) -> None:
+        fd = os.dup(1)
+        os.dup2(2, 1)  # stray prints go to stderr, never into the protocol
+        sys.stdout = sys.stderr
+        self._out: TextIO = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._out.write(json.dumps(json_value(message), allow_nan=False) + "\n")
+        self._out.flush()
+
+
+def _exception_message(exc: BaseException, phase: str, step: int | None) -> dict[str, Any]:
+    return {
+        "type": "exception",
+        "phase": phase,
+        "step": step,
+        "etype": type(exc).__name__,
+        "message": str(exc)[:2000],
+        "oom": is_oom_exception(exc),
+        "user_input": isinstance(exc, StabcheckError),
+        "traceback": traceback.format_exc()[-4000:],
+    }
+
+
+def _configure_devices(gpu_memory_budget: int | None) -> list[dict[str, Any]]:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        if gpu_memory_budget:
+            # A logical device with a hard limit simulates a smaller card.
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=gpu_memory_budget >> 20)]
+            )
+        else:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    devices = [{"type": "CPU", "name": "CPU:0"}]
+    for i, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        devices.append({"type": "GPU", "name": f"GPU:{i}",
+                        "model": details.get("device_name", gpu.name)})
+    return devices
+
+
+def main() -> int:
+    """Serve probes until told to exit or stdin closes."""
+    channel = _Channel()
+    init = json.loads(sys.stdin.readline() or "{}")
+    if init.get("type") != "init":
+        return 3
+    t0 = time.perf_counter()
+    try:
+        import keras
+
+        from stabcheck import data, models, training
+
+        devices = _configure_devices(init.get("gpu_memory_budget"))
+        import_s = time.perf_counter() - t0
+        dataset = data.load_prepared(Path(init["dataset"]))
+        keras.utils.set_random_seed(int(init["seed"]))
+        spec = models.ModelSpec.from_json(init["model"])
+        n_outputs = 1 if dataset.label_format == "binary" else dataset.n_classes
+        model = models.build_model(spec, tuple(dataset.x_train.shape[1:]), n_outputs)
+        setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"))
+    except Exception as exc:  # the user's model or data: reported, then the worker ends
+        channel.send(_exception_message(exc, "build", None))
+        return 0
+    channel.send({
+        "type": "ready",
+        "pid": os.getpid(),
+        "model": setup.describe,
+        "environment": {
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "framework_version": __import__("tensorflow").__version__,
+            "devices": devices,
+            "import_s": round(import_s, 3),
+        },
+    })
+    from stabcheck.results import Probe
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("type") == "exit":
+            break
+        probe = Probe.from_json(request["probe"])
+        channel.send({"type": "start", "id": probe.id})
+        last_step = {"step": 0}
+
+        def emit(message: dict[str, Any], _id: str = probe.id) -> None:
+            if message["type"] == "step":
+                last_step["step"] = message["step"]
+            channel.send({**message, "id": _id})
+
+        try:
+            training.run_probe(setup, dataset, probe, request.get("class_weights"),
+                               int(init["seed"]), emit)
+        except Exception as exc:
+            channel.send({**_exception_message(exc, "train", last_step["step"]), "id": probe.id})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,579 @@
+"""Tests of the terminal report, the JSON file and its schema, and the size units."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from rich.console import Console
+
+from stabcheck.errors import ConfigError
+from stabcheck.report import (
+    load_schema,
+    recommendations,
+    render_report,
+    summary_counts,
+    write_json,
+)
+from stabcheck.results import (
+    Category,
+    DatasetSummary,
+    MemoryEvidence,
+    Outcome,
+    Probe,
+    ProbeResult,
+    ProbeRun,
+    ProbeSettings,
+    RunReport,
+    StepRecord,
+    Termination,
+    Verdict,
+)
+from stabcheck.units import human_bytes, parse_size
+
+GiB = 1024**3
+MiB = 1024**2
+
+# --------------------------------------------------------------------------- factory
+
+_TERMINATION = {
+    Outcome.NON_FINITE: Termination.NON_FINITE,
+    Outcome.OOM_HOST: Termination.DIED,
+    Outcome.OOM_GPU: Termination.EXCEPTION,
+    Outcome.CRASHED: Termination.DIED,
+    Outcome.TIMEOUT: Termination.TIMEOUT,
+    Outcome.ERROR: Termination.EXCEPTION,
+}
+
+_SUMMARY = {
+    Outcome.STABLE: "trained 50 steps; loss 0.69 -> 0.21",
+    Outcome.NON_FINITE: "NaN at step 37 in dense_1/kernel gradient",
+    Outcome.DIVERGED: "loss rose to 41x its best at step 12",
+    Outcome.EXPLODING_GRADIENTS: "gradient norm reached 3.1e+05, 2,400x its early median",
+    Outcome.STALLED: "loss moved 0.2% in 50 steps; accuracy at chance",
+    Outcome.MINORITY_COLLAPSE: "class 1 never predicted on the holdout",
+    Outcome.OVERCORRECTED: "class 1 predicted 9x more often than class 0",
+    Outcome.OOM_HOST: "killed by the kernel OOM killer at 2.1 GiB of a 2.0 GiB budget (cgroup-v1)",
+    Outcome.OOM_GPU: "the GPU allocator ran out of memory allocating 1.5 GiB",
+    Outcome.CRASHED: "the worker died of SIGSEGV(-11) at step 3",
+    Outcome.TIMEOUT: "ended after the 60 s timeout at step 8",
+    Outcome.ERROR: "the loss expects 3 classes but the labels hold 2",
+}
+
+
+def make_result(
+    outcome: Outcome,
+    *,
+    cw: str = "balanced",
+    lr: float = 0.01,
+    clip: str = "none",
+    bs: int = 32,
+    evidence: dict[str, Any] | None = None,
+    summary: str | None = None,
+    losses: tuple[float, ...] = (0.7, 0.5, 0.3),
+    peak_host: int | None = 300 * MiB,
+    peak_gpu: int | None = None,
+    memory: MemoryEvidence | None = None,
+    returncode: int | None = None,
+) -> ProbeResult:
+    """One probe result, built by hand the way runner and classify would."""
+    settings = ProbeSettings(
+        class_weight=cw,
+        class_weights=None if cw == "none" else {"0": 0.55, "1": 5.0},
+        learning_rate=lr,
+        clip=clip,
+        batch_size=bs,
+        optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+    )
+    probe = Probe(f"cw={cw},lr={lr:g},clip={clip},bs={bs}", settings, steps=50)
+    steps = tuple(StepRecord(i, loss, 1.0 + i) for i, loss in enumerate(losses))
+    run = ProbeRun(
+        probe=probe,
+        termination=_TERMINATION.get(outcome, Termination.COMPLETED),
+        steps=steps,
+        memory=memory or MemoryEvidence(peak_host, None, None),
+        peak_gpu_bytes=peak_gpu,
+        returncode=returncode,
+        duration_s=1.23456,
+    )
+    default_evidence = {"step": 37} if outcome.category is Category.NUMERICAL else {}
+    verdict = Verdict(
+        outcome,
+        default_evidence if evidence is None else evidence,
+        summary or _SUMMARY[outcome],
+    )
+    return ProbeResult(run, verdict)
+
+
+def make_report(
+    results: list[ProbeResult],
+    *,
+    warnings: tuple[str, ...] = (),
+    interrupted: bool = False,
+    probes_planned: int | None = None,
+    n_classes: int = 2,
+) -> RunReport:
+    names = tuple(str(i) for i in range(n_classes))
+    counts = tuple(1000 // (i + 1) for i in range(n_classes))
+    return RunReport(
+        stabcheck_version="0.1.0",
+        environment={
+            "backend": "tensorflow",
+            "devices": ["CPU:0"],
+            "host_memory_bytes": 16 * GiB,
+            "memory_enforcement": "cgroup-v2",
+        },
+        dataset=DatasetSummary(
+            source="builtin:digits",
+            n_samples=sum(counts),
+            n_total=sum(counts) + 300,
+            n_holdout=300,
+            class_names=names,
+            class_counts=counts,
+            input_shape=(8, 8, 1),
+            label_format="sparse",
+        ),
+        class_weight_table={
+            "none": None,
+            "balanced": {
+                n: sum(counts) / (n_classes * c) for n, c in zip(names, counts, strict=True)
+            },
+            "x100": {n: 100.0 * (i > 0) + (i == 0) for i, n in enumerate(names)},
+        },
+        results=tuple(results),
+        warnings=warnings,
+        config={"steps": 50, "memory_budget": "2GiB"},
+        interrupted=interrupted,
+        probes_planned=len(results) if probes_planned is None else probes_planned,
+    )
+
+
+def every_outcome() -> list[ProbeResult]:
+    """One probe per outcome, spread over two batch sizes and a 2x2 lr/clip grid."""
+    return [
+        make_result(Outcome.STABLE, cw="none", lr=0.001, clip="none"),
+        make_result(Outcome.NON_FINITE, cw="x100", lr=0.01, clip="none"),
+        make_result(Outcome.DIVERGED, cw="x100", lr=0.001, clip="none", evidence={"step": 12}),
+        make_result(Outcome.EXPLODING_GRADIENTS, cw="balanced", lr=0.01, clip="none"),
+        make_result(Outcome.STALLED, cw="none", lr=0.01, clip="none"),
+        make_result(Outcome.MINORITY_COLLAPSE, cw="none", lr=0.01, clip="global_norm=1.0"),
+        make_result(Outcome.OVERCORRECTED, cw="x100", lr=0.01, clip="global_norm=1.0"),
+        make_result(
+            Outcome.OOM_HOST,
+            bs=4096,
+            memory=MemoryEvidence(int(2.1 * GiB), 2 * GiB, "cgroup-v1", oom_kills=1),
+            evidence={"budget_bytes": 2 * GiB, "enforcement": "cgroup-v1", "oom_kills": 1},
+        ),
+        make_result(Outcome.OOM_GPU, cw="none", bs=4096, peak_gpu=int(7.9 * GiB)),
+        make_result(
+            Outcome.CRASHED,
+            cw="x100",
+            bs=4096,
+            evidence={"signal": "SIGSEGV", "returncode": -11, "stderr_tail": "Fatal"},
+            returncode=-11,
+        ),
+        make_result(Outcome.TIMEOUT, cw="x100", lr=0.001, bs=4096, evidence={"timeout_s": 60}),
+        make_result(Outcome.ERROR, cw="custom", evidence={"phase": "build"}),
+    ]
+
+
+def render(report: RunReport, width: int = 120) -> str:
+    console = Console(record=True, width=width, force_terminal=False)
+    render_report(report, console)
+    return console.export_text()
+
+
+def strict_loads(text: str) -> Any:
+    def refuse(name: str) -> None:
+        raise ValueError(f"non-strict JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def validator() -> Draft202012Validator:
+    schema = load_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+# --------------------------------------------------------------------------- render
+
+
+def test_render_shows_grid_sections_and_evidence() -> None:
+    text = render(make_report(every_outcome()))
+    for word in (
+        "ok",
+        "NaN @37",
+        "diverged @12",
+        "explodes @37",
+        "stalled",
+        "collapse",
+        "overcorr.",
+        "OOM host",
+        "OOM GPU",
+        "crashed",
+        "timeout",
+        "error",
+    ):
+        assert word in text, word
+    assert "batch size 32" in text and "batch size 4096" in text
+    assert "lr 0.01" in text and "clip none" in text and "clip global_norm=1.0" in text
+    assert "·" in text  # the grid is not full: missing cells are dots
+    for title in (
+        "Numerical failures",
+        "Memory exhaustion",
+        "Crashes and timeouts",
+        "Learning problems",
+        "Errors",
+        "What to do",
+    ):
+        assert title in text, title
+    wide = render(make_report(every_outcome()), width=250)  # no sentence wraps
+    for outcome in Outcome:
+        if outcome is not Outcome.STABLE:
+            assert _SUMMARY[outcome] in wide, outcome
+    assert "cgroup-v1" in text and "2.0 GiB" in text and "7.9 GiB" in text
+    assert "builtin:digits" in text and "(8, 8, 1)" in text
+    assert text.rstrip().splitlines()[-1].startswith("12 probes: 1 stable, 3 numerical")
+    assert "\x1b[" not in text
+
+
+def test_sections_absent_when_empty() -> None:
+    results = [
+        make_result(Outcome.STABLE, lr=0.01),
+        make_result(Outcome.NON_FINITE, lr=0.1),
+    ]
+    text = render(make_report(results))
+    assert "Numerical failures" in text
+    for title in ("Memory exhaustion", "Crashes and timeouts", "Learning problems", "Errors"):
+        assert title not in text, title
+    assert "Warnings" not in text and "interrupted" not in text
+
+
+def test_all_stable_report_has_no_failure_sections() -> None:
+    text = render(make_report([make_result(Outcome.STABLE, lr=lr) for lr in (0.1, 0.01)]))
+    assert "failures" not in text and "Errors" not in text
+    assert "were stable" in text
+
+
+def test_grid_orders_rows_and_columns_by_first_appearance() -> None:
+    results = [
+        make_result(Outcome.STABLE, cw="x100", lr=0.1),
+        make_result(Outcome.STABLE, cw="none", lr=0.001),
+        make_result(Outcome.STABLE, cw="x100", lr=0.001),
+    ]
+    text = render(make_report(results))
+    assert text.index("lr 0.1") < text.index("lr 0.001")
+    grid = text[text.index("batch size 32") :].splitlines()
+    rows = [line.split()[0] for line in grid if line.split()[:1] in (["x100"], ["none"])]
+    assert rows == ["x100", "none"]
+
+
+def test_warnings_and_interruption_are_shown() -> None:
+    report = make_report(
+        [make_result(Outcome.STABLE)],
+        warnings=("the data set has 3 samples of class 1",),
+        interrupted=True,
+        probes_planned=8,
+    )
+    text = render(report)
+    assert "Warnings" in text and "the data set has 3 samples of class 1" in text
+    assert "interrupted: 1 of 8 probes ran" in text
+
+
+def test_many_classes_show_head_tail_and_range() -> None:
+    text = render(make_report([make_result(Outcome.STABLE)], n_classes=20))
+    assert "…" in text
+    lines = {line.split()[0] for line in text.splitlines() if line.split()}
+    assert {"0", "4", "15", "19", "min", "max", "max/min"} <= lines
+    assert "10" not in lines  # the middle classes are left out
+
+
+def test_render_with_no_results() -> None:
+    text = render(make_report([], interrupted=True, probes_planned=4))
+    assert "no probe ran" in text
+    assert "interrupted: 0 of 4 probes ran" in text
+    assert "0 probes: 0 stable" in text
+
+
+# --------------------------------------------------------------------------- advice
+
+
+def test_recommends_clipping_where_a_clipped_twin_was_stable() -> None:
+    results = [
+        make_result(Outcome.NON_FINITE, cw="x100", clip="none"),
+        make_result(Outcome.STABLE, cw="x100", clip="global_norm=1.0"),
+    ]
+    advice = recommendations(make_report(results))
+    assert "clip gradients (global_norm=1.0 was stable where none failed)" in advice
+    assert not any("learning rate" in line for line in advice)
+
+
+def test_recommends_the_largest_stable_lower_learning_rate() -> None:
+    results = [
+        make_result(Outcome.DIVERGED, cw="x100", lr=0.1),
+        make_result(Outcome.NON_FINITE, cw="x100", lr=0.01),
+        make_result(Outcome.STABLE, cw="x100", lr=0.001),
+        make_result(Outcome.STABLE, cw="x100", lr=0.0001),
+        make_result(Outcome.STABLE, cw="none", lr=0.1),
+    ]
+    advice = recommendations(make_report(results))
+    assert (
+        "lower the learning rate: the largest stable learning rate for class_weight=x100 "
+        "is 0.001" in advice
+    )
+    assert not any(line.startswith("clip gradients") for line in advice)
+
+
+def test_recommends_smaller_batches_after_memory_exhaustion() -> None:
+    results = [
+        make_result(Outcome.STABLE, bs=32),
+        make_result(Outcome.STABLE, bs=64),
+        make_result(Outcome.OOM_HOST, bs=4096),
+    ]
+    advice = recommendations(make_report(results))
+    assert advice[0] == (
+        "batch size 4096 exhausted host memory; the largest batch size that ran was 64"
+    )
+
+
+def test_says_so_when_everything_is_stable() -> None:
+    results = [make_result(Outcome.STABLE, lr=lr) for lr in (0.1, 0.01, 0.001)]
+    advice = recommendations(make_report(results))
+    assert advice == [
+        "all 3 probes were stable: every setting in this grid trained without trouble",
+        "3 probes: 3 stable, 0 numerical, 0 memory, 0 crash, 0 learning, 0 error",
+    ]
+
+
+def test_crash_advice_names_the_signal_and_count_line_comes_last() -> None:
+    advice = recommendations(make_report(every_outcome()))
+    assert (
+        "probe cw=x100,lr=0.01,clip=none,bs=4096 crashed (SIGSEGV): "
+        "look at its stderr tail in the JSON" in advice
+    )
+    assert any("timed out" in line for line in advice)
+    assert any("could not start" in line for line in advice)
+    assert advice[-1] == "12 probes: 1 stable, 3 numerical, 2 memory, 2 crash, 3 learning, 1 error"
+
+
+def test_numerical_failure_without_a_stable_twin_suggests_a_milder_class_weight() -> None:
+    results = [
+        make_result(Outcome.NON_FINITE, cw="x100"),
+        make_result(Outcome.STABLE, cw="balanced"),
+    ]
+    advice = recommendations(make_report(results))
+    assert (
+        "class_weight=x100 failed numerically where class_weight=balanced was stable with the "
+        "same learning rate, clip and batch size: use a milder class weight" in advice
+    )
+
+
+def test_numerical_failure_with_nothing_stable_says_so() -> None:
+    advice = recommendations(make_report([make_result(Outcome.DIVERGED, cw="x100")]))
+    assert advice[0].startswith("1 numerical failure (class_weight=x100) had no stable variant")
+
+
+def test_narrow_console_puts_evidence_under_the_probe_id() -> None:
+    text = render(make_report(every_outcome()), width=100)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "probe / evidence" in text
+    memory = text[text.index("Memory exhaustion") : text.index("Crashes and timeouts")]
+    for word in ("budget", "cgroup-v1", "2.0 GiB", "7.9 GiB", "peak GPU", "oom_host"):
+        assert word in memory, word
+    assert "loss rose to 41x its best at step 12" in text
+
+
+def test_summary_counts_has_every_category() -> None:
+    counts = summary_counts(every_outcome())
+    assert set(counts) == set(Category)
+    assert counts == {
+        Category.OK: 1,
+        Category.NUMERICAL: 3,
+        Category.LEARNING: 3,
+        Category.MEMORY: 2,
+        Category.CRASH: 2,
+        Category.ERROR: 1,
+    }
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def test_write_json_is_strict_and_matches_the_schema(
+    tmp_path: Path, validator: Draft202012Validator
+) -> None:
+    nan_probe = make_result(
+        Outcome.NON_FINITE,
+        losses=(0.7, float("nan")),
+        evidence={"step": 1, "value": float("nan"), "grad_norm": float("inf"), "where": "loss"},
+    )
+    report = make_report([*every_outcome(), nan_probe])
+    path = tmp_path / "out" / "result.json"
+    write_json(report, path)
+    data = strict_loads(path.read_text(encoding="utf-8"))
+    errors = sorted(validator.iter_errors(data), key=str)
+    assert not errors, errors[0].message
+    assert data["probes"][-1]["loss_history"] == [0.7, None]
+    assert data["probes"][-1]["evidence"]["value"] == "nan"
+    assert data["probes"][-1]["evidence"]["grad_norm"] == "inf"
+    assert [p["outcome"] for p in data["probes"][:-1]] == [r.value for r in _ORDER]
+    assert list(tmp_path.joinpath("out").iterdir()) == [path]  # no temporary file left
+
+
+_ORDER = [r.verdict.outcome for r in every_outcome()]
+
+
+def test_write_json_replaces_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "result.json"
+    path.write_text("old", encoding="utf-8")
+    write_json(make_report([make_result(Outcome.STABLE)]), path)
+    assert strict_loads(path.read_text(encoding="utf-8"))["schema_version"] == 1
+
+
+def test_write_json_refuses_nan_and_leaves_no_file(tmp_path: Path) -> None:
+    bad = make_report([make_result(Outcome.STABLE, lr=math.nan)])
+    with pytest.raises(ValueError):
+        write_json(bad, tmp_path / "result.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture()
+def valid_json() -> dict[str, Any]:
+    return make_report(every_outcome()).to_json()
+
+
+@pytest.mark.parametrize(
+    ("outcome", "category"),
+    [
+        ("non_finite", "ok"),
+        ("stable", "numerical"),
+        ("oom_host", "crash"),
+        ("timeout", "memory"),
+        ("overcorrected", "numerical"),
+        ("error", "crash"),
+    ],
+)
+def test_schema_rejects_a_category_that_does_not_match_the_outcome(
+    valid_json: dict[str, Any], validator: Draft202012Validator, outcome: str, category: str
+) -> None:
+    assert validator.is_valid(valid_json)
+    bad = copy.deepcopy(valid_json)
+    bad["probes"][0].update(outcome=outcome, category=category)
+    assert not validator.is_valid(bad)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.pop("probes"),
+        lambda d: d["probes"][0].pop("evidence"),
+        lambda d: d["probes"][0]["settings"].pop("batch_size"),
+        lambda d: d["probes"][0].update(outcome="exploded"),
+        lambda d: d["probes"][0].update(peak_host_bytes=1.5),
+        lambda d: d["probes"][0].update(loss_history=["nan"]),
+        lambda d: d.update(schema_version=2),
+    ],
+    ids=[
+        "no-probes",
+        "no-evidence",
+        "no-batch-size",
+        "unknown-outcome",
+        "float-bytes",
+        "string-in-history",
+        "schema-version",
+    ],
+)
+def test_schema_rejects_broken_results(
+    valid_json: dict[str, Any], validator: Draft202012Validator, mutate: Any
+) -> None:
+    bad = copy.deepcopy(valid_json)
+    mutate(bad)
+    assert not validator.is_valid(bad)
+
+
+def test_schema_allows_extra_top_level_fields(
+    valid_json: dict[str, Any], validator: Draft202012Validator
+) -> None:
+    valid_json["junit_path"] = "report.xml"
+    assert validator.is_valid(valid_json)
+
+
+# --------------------------------------------------------------------------- units
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2GiB", 2 * GiB),
+        ("512MiB", 512 * MiB),
+        ("1.5G", int(1.5 * GiB)),
+        ("1.5g", int(1.5 * GiB)),
+        ("2GB", 2_000_000_000),
+        ("500MB", 500_000_000),
+        ("64K", 64 * 1024),
+        ("64KiB", 64 * 1024),
+        ("1T", 1024**4),
+        ("1TB", 10**12),
+        ("1024", 1024),
+        ("0", 0),
+        ("1024B", 1024),
+        (" 2 GiB ", 2 * GiB),
+        (4096, 4096),
+    ],
+)
+def test_parse_size_accepts(text: str | int, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "GiB",
+        "2 GiBs",
+        "two GiB",
+        "-1GiB",
+        "1.5",
+        "1.5B",
+        "2XB",
+        "2Gi B",
+        "nan",
+        "1e9",
+        "2 G B",
+        True,
+        -5,
+        1.5,
+    ],
+)
+def test_parse_size_rejects(text: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_size(text)
+    assert str(info.value) == (
+        f"invalid size '{text}': expected a number with a unit such as 512MiB or 2GiB"
+    )
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (None, "—"),
+        (0, "0 B"),
+        (512, "512 B"),
+        (1024, "1.0 KiB"),
+        (512 * MiB, "512.0 MiB"),
+        (int(2.1 * GiB), "2.1 GiB"),
+        (GiB - 1, "1.0 GiB"),
+        (3 * 1024**4, "3.0 TiB"),
+    ],
+)
+def test_human_bytes(n: int | None, expected: str) -> None:
+    assert human_bytes(n) == expected
