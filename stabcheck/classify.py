@@ -69,15 +69,20 @@ def _curves_and_predictions(
     losses = [s.loss for s in run.steps]
     norms = [s.grad_norm for s in run.steps]
     smooth = smoothed_losses(losses, t.ema_beta)
-    best = math.inf
+    best, first_over = math.inf, None
     for step, value in enumerate(smooth, start=1):
-        if step > t.warmup_steps and value > t.divergence_factor * best:
+        over = value > t.divergence_factor * best
+        first_over = (first_over or step) if over else None
+        if over and step > t.warmup_steps:
+            # Decided after the warm-up; reported from the step the blow-up began.
+            start = first_over
+            peak = max(losses[start - 1: step])
             return _verdict(
                 Outcome.DIVERGED,
-                {"step": step, "smoothed_loss": value, "best_smoothed_loss": best,
-                 "factor": value / best},
-                f"loss diverged at step {step}: smoothed loss {value:.3g} is "
-                f"{value / best:.1f}x its best {best:.3g}",
+                {"step": start, "decided_at_step": step, "smoothed_loss": value,
+                 "best_smoothed_loss": best, "factor": value / best, "peak_loss": peak},
+                f"loss diverged from step {start}: it reached {peak:.3g} and its smoothed "
+                f"value is {value / best:.1f}x its best {best:.3g}",
             )
         best = min(best, value)
     if len(norms) > t.early_window:
@@ -167,7 +172,7 @@ def _death(run: ProbeRun) -> Verdict:
         return _verdict(
             Outcome.OOM_HOST, {**common, "enforced_by": "watchdog"},
             f"ended by stabcheck's memory watchdog at {human_bytes(mem.peak_host_bytes)} of a "
-            f"{human_bytes(mem.budget_bytes)} budget, at step {step}{_phase(run)}",
+            f"{human_bytes(mem.budget_bytes)} budget, {_at_step(step)}{_phase(run)}",
         )
     killed = run.returncode == -9
     if killed and (mem.oom_kills > 0 or mem.system_oom):
@@ -179,7 +184,7 @@ def _death(run: ProbeRun) -> Verdict:
             {**common, "enforced_by": "kernel", "oom_kills": mem.oom_kills,
              "oom_evidence": source},
             f"killed by the kernel OOM killer at {human_bytes(mem.peak_host_bytes)}{budget}"
-            f"{via}, at step {step}{_phase(run)}",
+            f"{via}, {_at_step(step)}{_phase(run)}",
         )
     if is_oom_message(run.stderr_tail):
         return _verdict(
@@ -190,7 +195,7 @@ def _death(run: ProbeRun) -> Verdict:
         )
     return _verdict(
         Outcome.CRASHED, {**common, "stderr_tail": _tail(run.stderr_tail)},
-        f"worker died with {sig} at step {step}{_phase(run)}"
+        f"worker died with {sig} {_at_step(step)}{_phase(run)}"
         + (" with no sign of memory exhaustion" if killed else ""),
     )
 
@@ -205,13 +210,17 @@ def _exception(run: ProbeRun) -> Verdict:
         return _verdict(outcome, evidence,
                         f"{exc.get('etype')} at step {step}: the allocator ran out of memory")
     message = (exc.get("message") or "").strip().splitlines()
+    doing = "building the model" if exc.get("phase") == "build" else "training"
     return _verdict(Outcome.ERROR, evidence,
-                    f"{exc.get('etype')} while {'building' if exc.get('phase') == 'build' else 'training'}"
-                    f": {message[-1][:200] if message else ''}")
+                    f"{exc.get('etype')} while {doing}: {message[-1][:200] if message else ''}")
 
 
 def _verdict(outcome: Outcome, evidence: dict[str, Any], summary: str) -> Verdict:
     return Verdict(outcome, evidence, summary)
+
+
+def _at_step(step: int) -> str:
+    return f"at step {step}" if step else "during the first step"
 
 
 def _phase(run: ProbeRun) -> str:

@@ -76,7 +76,9 @@ def _custom(table: Mapping[str, float], class_names: Sequence[str]) -> list[floa
     return [float(table[name]) for name in names]
 
 
-def weights_by_name(weights: Sequence[float] | None, class_names: Sequence[str]) -> dict[str, float] | None:
+def weights_by_name(
+    weights: Sequence[float] | None, class_names: Sequence[str]
+) -> dict[str, float] | None:
     """Weights keyed by class name, rounded for display and JSON."""
     if weights is None:
         return None

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from stabcheck.errors import ConfigError
 from stabcheck.units import parse_size
@@ -219,7 +220,8 @@ def _validate(raw: dict[str, Any]) -> Settings:
             raise ConfigError(f"imbalance must be in (0, 1], got {ratio}")
         kwargs["imbalance"] = ratio
     if "fail_on" in raw:
-        kwargs["fail_on"] = tuple(_string("fail_on", v) for v in _as_list("fail_on", raw["fail_on"]))
+        values = _as_list("fail_on", raw["fail_on"])
+        kwargs["fail_on"] = tuple(_string("fail_on", v) for v in values)
     for key in ("json", "journal"):
         if raw.get(key) is not None:
             kwargs[key] = Path(_string(key, raw[key]))

@@ -26,7 +26,15 @@ from stabcheck.data import Dataset, load_dataset, save_prepared
 from stabcheck.models import parse_model_spec
 from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.preflight import check_class_weights, check_labels_vs_loss
-from stabcheck.results import Probe, ProbeResult, RunReport
+from stabcheck.results import (
+    Category,
+    Probe,
+    ProbeResult,
+    ProbeRun,
+    RunReport,
+    Termination,
+    Verdict,
+)
 from stabcheck.runner import ProbeRunner, WorkerInit
 
 
@@ -139,11 +147,18 @@ def _run_all(
     journal.append({"type": "run", "stabcheck_version": __version__,
                     "config": settings.to_json(), "probes": [p.id for p in probes]})
     results = []
+    exhausted: dict[tuple[int, str], ProbeResult] = {}
     try:
         for index, probe in enumerate(probes):
             emit(Progress("probe", probe=probe, step=index, total=len(probes)))
-            run = runner.run(probe, weights[probe.settings.class_weight])
-            result = ProbeResult(run, classify(run, dataset.class_names))
+            footprint = (probe.settings.batch_size, probe.settings.optimizer)
+            if footprint in exhausted:
+                result = _same_footprint(probe, exhausted[footprint])
+            else:
+                run = runner.run(probe, weights[probe.settings.class_weight])
+                result = ProbeResult(run, classify(run, dataset.class_names))
+                if result.verdict.category is Category.MEMORY:
+                    exhausted[footprint] = result
             journal.append({"type": "probe", **result.to_json()})
             results.append(result)
             emit(Progress("result", probe=probe, result=result, step=index + 1,
@@ -151,6 +166,21 @@ def _run_all(
     finally:
         journal.close()
     return results
+
+
+def _same_footprint(probe: Probe, source: ProbeResult) -> ProbeResult:
+    """The verdict for a probe not run because one of the same memory footprint ran out.
+
+    A probe's memory is set by the model, the batch size and the optimizer's state; the
+    learning rate, the class weights and the clipping threshold do not change it. Running
+    the probe again would only repeat the OOM kill (and a TensorFlow import).
+    """
+    verdict = source.verdict
+    evidence = {**verdict.evidence, "inferred_from": source.probe.id, "ran": False}
+    summary = (f"not run: batch size {probe.settings.batch_size} already exhausted memory in "
+               f"{source.probe.id} ({verdict.summary})")
+    run = ProbeRun(probe, Termination.NOT_RUN, memory=source.run.memory)
+    return ProbeResult(run, Verdict(verdict.outcome, evidence, summary))
 
 
 def _weights_table(settings: Settings, dataset: Dataset) -> dict[str, list[float] | None]:

@@ -290,7 +290,7 @@ def _grid_tables(report: RunReport) -> list[Table]:
         )
         table.add_column("class weight", overflow="fold")
         for lr, clip in columns:
-            table.add_column(f"lr {_fmt_lr(lr)}\nclip {clip}", justify="center")
+            table.add_column(f"lr {_fmt_lr(lr)}\nclip {clip}", justify="center", overflow="fold")
         for strategy in strategies:
             row = [cells.get((strategy, lr, clip, batch_size)) for lr, clip in columns]
             table.add_row(Text(strategy), *(_cell(result) for result in row))
@@ -356,8 +356,10 @@ def _section(title: str, style: str, results: Sequence[ProbeResult], width: int)
         fixed.append(len("peak GPU"))
     if show_budget:
         fixed.append(max(len("budget"), *(max(len(b), len(e)) for b, e in budgets)))
-    # SIMPLE_HEAD: one space of padding either side of each cell and an edge either side.
-    columns_width = sum(fixed) + _EVIDENCE_MIN_WIDTH + 2 * (len(fixed) + 1) + 2
+    # As rich lays out a SIMPLE_HEAD table: a space of padding either side of each cell,
+    # a divider between columns and an edge either side.
+    n_columns = len(fixed) + 1
+    columns_width = sum(fixed) + _EVIDENCE_MIN_WIDTH + 3 * n_columns + 1
     stacked = columns_width > width
 
     table = Table(
@@ -669,7 +671,7 @@ def _bullet(line: str, style: str = "") -> Table:
 
 def _json_default(value: Any) -> Any:
     """Numpy scalars and arrays, should one slip into the report, as plain JSON values."""
-    for method in ("item", "tolist"):
+    for method in ("tolist", "item"):
         if hasattr(value, method):
             return getattr(value, method)()
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -180,6 +180,7 @@ class Termination(str, Enum):
     DIED = "died"  # the worker process ended without reporting
     TIMEOUT = "timeout"  # stabcheck ended the worker at --timeout
     OVER_BUDGET = "over_budget"  # stabcheck's watchdog ended the worker at --memory-budget
+    NOT_RUN = "not_run"  # skipped: a probe of the same memory footprint already ran out
 
 
 @dataclass(frozen=True)

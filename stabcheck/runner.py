@@ -136,7 +136,12 @@ class _Worker:
             return False
 
     def rss_bytes(self) -> int | None:
-        """Resident memory of the worker and all its descendants."""
+        """Private resident memory (anonymous pages) of the worker and its descendants.
+
+        File-backed pages (TensorFlow's shared libraries, ~300 MiB) are left out: the
+        kernel can drop and re-read them under a memory limit, so they neither count
+        against a cgroup budget in the end nor cause an OOM kill.
+        """
         if self._ps is None:
             return None
         try:
@@ -146,7 +151,8 @@ class _Worker:
         total = 0
         for proc in procs:
             with contextlib.suppress(psutil.Error):
-                total += proc.memory_info().rss
+                info = proc.memory_info()
+                total += info.rss - getattr(info, "shared", 0)
         return total
 
     def kill(self) -> None:
@@ -410,7 +416,14 @@ class ProbeRunner:
         self, worker: _Worker, probe: Probe, watch: _Watch, steps: list[StepRecord],
         reason: str = "_eof", phase: str = "train",
     ) -> ProbeRun:
-        code = worker.reap()
+        try:
+            code: int | None = worker.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # its stdout closed but it lingers: end it
+            worker.kill()
+            code = worker.proc.wait()
+        worker.kill()  # anything left in its process group
+        memory = self._memory(worker, watch, died=True)  # before the cgroup is removed
+        worker.reap()
         self._worker = None
         termination = {
             "_timeout": Termination.TIMEOUT,
@@ -418,7 +431,7 @@ class ProbeRunner:
         }.get(reason, Termination.DIED)
         return ProbeRun(
             probe=probe, termination=termination, steps=tuple(steps),
-            returncode=code, memory=self._memory(worker, watch, died=True),
+            returncode=code, memory=memory,
             stderr_tail=worker.stderr_tail(), duration_s=time.monotonic() - watch.started,
             exception={"phase": phase} if phase != "train" else None,
         )

@@ -8,6 +8,7 @@ which the parent keeps in a file and quotes when the worker dies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -33,6 +34,20 @@ class _Channel:
     def send(self, message: dict[str, Any]) -> None:
         self._out.write(json.dumps(json_value(message), allow_nan=False) + "\n")
         self._out.flush()
+
+
+class _ProbeEmitter:
+    """Tags a probe's messages with its id and remembers the last step sent."""
+
+    def __init__(self, channel: _Channel, probe_id: str) -> None:
+        self._channel = channel
+        self._id = probe_id
+        self.last_step = 0
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "step":
+            self.last_step = message["step"]
+        self._channel.send({**message, "id": self._id})
 
 
 def _exception_message(exc: BaseException, phase: str, step: int | None) -> dict[str, Any]:
@@ -71,6 +86,8 @@ def _configure_devices(gpu_memory_budget: int | None) -> list[dict[str, Any]]:
 def main() -> int:
     """Serve probes until told to exit or stdin closes."""
     channel = _Channel()
+    with contextlib.suppress(OSError):  # the kernel's first choice under memory pressure
+        Path("/proc/self/oom_score_adj").write_text("1000")
     init = json.loads(sys.stdin.readline() or "{}")
     if init.get("type") != "init":
         return 3
@@ -111,18 +128,12 @@ def main() -> int:
             break
         probe = Probe.from_json(request["probe"])
         channel.send({"type": "start", "id": probe.id})
-        last_step = {"step": 0}
-
-        def emit(message: dict[str, Any], _id: str = probe.id) -> None:
-            if message["type"] == "step":
-                last_step["step"] = message["step"]
-            channel.send({**message, "id": _id})
-
+        emit = _ProbeEmitter(channel, probe.id)
         try:
             training.run_probe(setup, dataset, probe, request.get("class_weights"),
                                int(init["seed"]), emit)
         except Exception as exc:
-            channel.send({**_exception_message(exc, "train", last_step["step"]), "id": probe.id})
+            channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
     return 0
 
 

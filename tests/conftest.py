@@ -1,0 +1,50 @@
+"""Shared helpers: run the real engine in-process (the test process never imports
+TensorFlow: only the probe workers do) and validate every JSON result it produces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from stabcheck.config import build_settings
+from stabcheck.engine import run_probe_grid
+from stabcheck.report import load_schema, write_json
+from stabcheck.results import RunReport
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def validate_result(report: RunReport, tmp_path: Path) -> dict:
+    """Write the report as the CLI would, parse it strictly and validate it."""
+    path = tmp_path / "result.json"
+    write_json(report, path)
+
+    def reject(token: str) -> None:
+        raise ValueError(f"non-strict JSON token {token}")
+
+    data = json.loads(path.read_text(), parse_constant=reject)
+    Draft202012Validator(load_schema()).validate(data)
+    return data
+
+
+@pytest.fixture
+def probe_run(tmp_path: Path):
+    """Run ``stabcheck probe`` in-process with flags; returns (report, json dict, journal)."""
+
+    def run(**flags) -> tuple[RunReport, dict, list[dict]]:
+        journal = tmp_path / "journal.jsonl"
+        flags.setdefault("journal", str(journal))
+        flags.setdefault("timeout", 120)
+        report = run_probe_grid(build_settings(None, flags))
+        data = validate_result(report, tmp_path)
+        lines = [json.loads(line) for line in Path(flags["journal"]).read_text().splitlines()]
+        return report, data, lines
+
+    return run
+
+
+def outcomes(report: RunReport) -> dict[str, str]:
+    return {r.probe.id: r.verdict.outcome.value for r in report.results}
