@@ -51,6 +51,12 @@ def classify(
              "last_finite_loss": _last_finite_loss(run.steps)},
             f"{label} at step {nf.step} in {where}",
         )
+    if term is Termination.NON_FINITE or any(not math.isfinite(s.loss) for s in run.steps):
+        bad = next((s for s in run.steps if not math.isfinite(s.loss)), None)
+        step = bad.step if bad else run.steps_completed
+        return _verdict(Outcome.NON_FINITE, {"step": step, "where": "loss", "variable": None,
+                                             "value": "nan"},
+                        f"non-finite loss at step {step}")
     return _curves_and_predictions(run, class_names, thresholds)
 
 

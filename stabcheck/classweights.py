@@ -53,9 +53,8 @@ def class_weights_for(
     if factor is not None:
         # Stress test: balanced weights with every class but the most frequent
         # multiplied by N, so the rare-to-common weight ratio grows N-fold.
-        stressed = balanced * factor
-        stressed[int(np.argmax(n))] = balanced[int(np.argmax(n))]
-        return stressed.tolist()
+        common = n == n.max()  # every class tied for most frequent keeps its weight
+        return np.where(common, balanced, balanced * factor).tolist()
     raise InputError(f"unknown class_weight strategy {strategy!r}")
 
 

@@ -239,11 +239,11 @@ def parse_class_weight_strategy(text: Any) -> str:
     if name in CLASS_WEIGHT_STRATEGIES:
         return name
     match = _STRESS_RE.match(name)
-    if match and float(match.group(1)) > 0:
+    if match and float(match.group(1)) >= 1:
         return name
     raise ConfigError(
         f"unknown class_weight strategy {text!r}; expected one of "
-        f"{', '.join(CLASS_WEIGHT_STRATEGIES)} or xN (e.g. x100)"
+        f"{', '.join(CLASS_WEIGHT_STRATEGIES)} or xN with N >= 1 (e.g. x100)"
     )
 
 
@@ -258,7 +258,7 @@ def parse_clip(text: Any) -> Clip:
     spec = _string("clip", text).strip().lower()
     if spec == "none":
         return Clip(None)
-    kind, sep, value = spec.partition("=")
+    kind, sep, value = (part.strip() for part in spec.partition("="))
     if sep and kind in CLIP_KINDS:
         try:
             number = float(value)
@@ -335,9 +335,12 @@ def _size(key: str, value: Any) -> int:
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a size such as 2GiB, got {value!r}")
     try:
-        return parse_size(value)
+        size = parse_size(value)
     except ConfigError as exc:
         raise ConfigError(f"{key}: {exc}") from None
+    if size <= 0:
+        raise ConfigError(f"{key} must be more than 0 bytes, got {value!r}")
+    return size
 
 
 def _custom_weights(table: Any) -> dict[str, float]:

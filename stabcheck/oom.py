@@ -55,7 +55,7 @@ def is_oom_error(exc_type_name: str, message: str) -> bool:
         # ResourceExhaustedError also covers exhausted quotas that are not memory;
         # TensorFlow's memory ones say "OOM" or "allocat" in their message.
         if exc_type_name == "ResourceExhaustedError":
-            return is_oom_message(message) or "alloc" in message.lower() or "OOM" in message
+            return is_oom_message(message) or bool(re.search(r"\bOOM\b|alloc", message))
         return True
     if any(p.search(message) for p in _NEAR_MISSES) and not is_oom_message(message):
         return False
@@ -70,5 +70,7 @@ def is_oom_exception(exc: BaseException) -> bool:
         seen.add(id(current))
         if is_oom_error(type(current).__name__, str(current)):
             return True
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
     return False

@@ -21,11 +21,19 @@ BINARY_LOSSES = {"binary_crossentropy", "binary_focal_crossentropy"}
 EXTREME_WEIGHT_RATIO = 1000.0
 
 
+# Keras's short aliases of the classification losses (``keras.losses.get("bce")``).
+_ALIASES = {"bce": "binary_crossentropy", "cce": "categorical_crossentropy"}
+
+
 def canonical_loss_name(name: str) -> str:
-    """``SparseCategoricalCrossentropy`` or ``sparse_categorical_crossentropy`` -> snake."""
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() if any(c.isupper() for c in name) \
-        else name.lower()
-    return snake.replace("cross_entropy", "crossentropy")
+    """``SparseCategoricalCrossentropy``, ``sparse_categorical_crossentropy`` or an alias
+    such as ``BCE`` -> the snake-case name Keras registers the loss under."""
+    if name.isupper() or not any(c.isupper() for c in name):
+        snake = name.lower()
+    else:
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    snake = snake.replace("cross_entropy", "crossentropy")
+    return _ALIASES.get(snake, snake)
 
 
 def check_labels_vs_loss(

@@ -203,7 +203,7 @@ class ProbeRun:
     steps: tuple[StepRecord, ...] = ()
     nonfinite: NonFinite | None = None
     holdout: HoldoutEval | None = None
-    exception: dict[str, Any] | None = None  # {"type", "message", "oom": bool, "phase"}
+    exception: dict[str, Any] | None = None  # {"etype", "message", "oom", "phase", "step"}
     returncode: int | None = None
     memory: MemoryEvidence = field(
         default_factory=lambda: MemoryEvidence(None, None, None)

@@ -215,18 +215,20 @@ def test_non_finite_at_first_step_has_no_last_finite_loss() -> None:
         (losses_ending_at_smoothed(4.01), 21),
         (losses_ending_at_smoothed(10.0), 21),
         (curve(lambda i: 1.0 if i < 20 else 1.0 * 1.5 ** (i - 19), 60), None),
-        # a jump during warm-up is only judged once warm-up is over: step 6
-        ([0.1] + [10.0] * 49, 6),
+        # a jump during warm-up is only judged once warm-up is over (step 6), and is
+        # reported from the step it began: step 2
+        ([0.1] + [10.0] * 49, 2),
     ],
 )
 def test_diverged(losses: list[float], step: int | None) -> None:
     v = check(classify(completed(losses)), Outcome.DIVERGED)
     assert v.category is Category.NUMERICAL
     assert v.evidence["factor"] > DEFAULT_THRESHOLDS.divergence_factor
-    assert v.evidence["step"] > DEFAULT_THRESHOLDS.warmup_steps
+    assert v.evidence["decided_at_step"] > DEFAULT_THRESHOLDS.warmup_steps
+    assert v.evidence["step"] <= v.evidence["decided_at_step"]
     if step is not None:
         assert v.evidence["step"] == step
-    assert f"diverged at step {v.evidence['step']}" in v.summary
+    assert f"diverged from step {v.evidence['step']}" in v.summary
 
 
 # --------------------------------------------------------------------------- exploding gradients

@@ -294,11 +294,6 @@ def test_gpu_memory_budget_size() -> None:
     assert s.gpu_memory_budget == 4 * GiB
 
 
-@pytest.mark.xfail(
-    reason="bug: a zero-byte budget written as a string ('0', '0GiB') is accepted as 0, "
-    "while the integer 0 is rejected; no probe can run under a 0-byte budget",
-    strict=True,
-)
 @pytest.mark.parametrize("value", ["0", "0GiB"])
 def test_memory_budget_zero_string_rejected(value: str) -> None:
     with pytest.raises(ConfigError):

@@ -107,12 +107,6 @@ def test_check_labels_vs_loss_unknown_loss_warns(
     assert repr(loss) in warnings[0]
 
 
-@pytest.mark.xfail(
-    reason="bug: Keras's loss aliases 'bce'/'BCE' (binary_crossentropy) are not recognised, "
-    "so a binary loss with 3 classes only warns ('not a classification loss') instead of "
-    "raising; canonical_loss_name('BCE') is 'b_c_e'",
-    strict=True,
-)
 @pytest.mark.parametrize("loss", ["bce", "BCE"])
 def test_check_labels_vs_loss_bce_alias_with_three_classes(loss: str) -> None:
     with pytest.raises(InputError):
