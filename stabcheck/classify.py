@@ -131,7 +131,7 @@ def _predictions(run: ProbeRun, names: Sequence[str], t: Thresholds) -> Verdict 
     true, pred = holdout.true_counts, holdout.pred_counts
     k = len(true)
     name = (lambda c: names[c]) if len(names) == k else str
-    never = [c for c in range(k) if true[c] > 0 and pred[c] == 0]
+    never = [c for c in range(k) if true[c] >= t.min_class_support and pred[c] == 0]
     majority = max(range(k), key=lambda c: true[c])
     if never and majority in never and run.probe.settings.class_weights is not None:
         return _verdict(

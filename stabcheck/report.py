@@ -51,7 +51,7 @@ _CELLS: dict[Outcome, tuple[str, str]] = {
     Outcome.EXPLODING_GRADIENTS: ("explodes", "red"),
     Outcome.STALLED: ("stalled", "yellow"),
     Outcome.MINORITY_COLLAPSE: ("collapse", "yellow"),
-    Outcome.OVERCORRECTED: ("overcorr.", "yellow"),
+    Outcome.OVERCORRECTED: ("overcorr", "yellow"),
     Outcome.OOM_HOST: ("OOM host", "magenta"),
     Outcome.OOM_GPU: ("OOM GPU", "magenta"),
     Outcome.CRASHED: ("crashed", "bold yellow"),
@@ -64,7 +64,7 @@ _LEGEND: dict[Outcome, str] = {
     Outcome.NON_FINITE: "NaN = a non-finite loss, gradient or weight",
     Outcome.EXPLODING_GRADIENTS: "explodes = exploding gradients",
     Outcome.MINORITY_COLLAPSE: "collapse = minority class ignored",
-    Outcome.OVERCORRECTED: "overcorr. = overcorrected by the class weights",
+    Outcome.OVERCORRECTED: "overcorr = overcorrected by the class weights",
 }
 
 _MISSING = "·"
@@ -158,7 +158,7 @@ def _step_suffix(result: ProbeResult) -> str:
     if result.verdict.category in (Category.OK, Category.LEARNING, Category.ERROR):
         return ""
     step = result.verdict.evidence.get("step")
-    if isinstance(step, int) and not isinstance(step, bool):
+    if isinstance(step, int) and not isinstance(step, bool) and step > 0:
         return f"@{step}"
     return ""
 
@@ -290,7 +290,8 @@ def _grid_tables(report: RunReport) -> list[Table]:
         )
         table.add_column("class weight", overflow="fold")
         for lr, clip in columns:
-            table.add_column(f"lr {_fmt_lr(lr)}\nclip {clip}", justify="center", overflow="fold")
+            table.add_column(f"lr {_fmt_lr(lr)}\n{_short_clip(clip)}", justify="center",
+                             overflow="fold")
         for strategy in strategies:
             row = [cells.get((strategy, lr, clip, batch_size)) for lr, clip in columns]
             table.add_row(Text(strategy), *(_cell(result) for result in row))
@@ -298,9 +299,20 @@ def _grid_tables(report: RunReport) -> list[Table]:
     return tables
 
 
+_CLIP_WORDS = {"global_norm": "gnorm", "norm": "norm", "value": "value"}
+
+
+def _short_clip(clip: str) -> str:
+    """A grid header's clip label: ``no clip``, ``gnorm 1``, ``norm 0.5``, ``value 1``."""
+    kind, _, value = clip.partition("=")
+    return "no clip" if clip == "none" else f"{_CLIP_WORDS.get(kind, kind)} {value}"
+
+
 def _legend(report: RunReport) -> Text | None:
     outcomes = {r.verdict.outcome for r in report.results}
     parts = [text for outcome, text in _LEGEND.items() if outcome in outcomes]
+    if any(r.probe.settings.clip.startswith("global_norm=") for r in report.results):
+        parts.append("gnorm = global_clipnorm")
     if any(_step_suffix(r) for r in report.results):
         parts.append("@N = at step N")
     cells = _by_key(report.results)
@@ -634,9 +646,16 @@ def render_report(report: RunReport, console: Console) -> None:
 
     for category, title_text, style in _SECTIONS:
         failing = [r for r in report.results if r.verdict.category is category]
-        if failing:
+        ran = [r for r in failing if r.verdict.evidence.get("ran") is not False]
+        if ran:
             console.print()
-            console.print(_section(title_text, style, failing, console.width))
+            console.print(_section(title_text, style, ran, console.width))
+        for source, count in Counter(
+            r.verdict.evidence.get("inferred_from") for r in failing if r not in ran
+        ).items():
+            console.print(Text(
+                f"  + {_plural(count, 'more probe')} of the same batch size and optimizer not "
+                f"run: they would exhaust memory like {source}", style="dim"))
 
     advice = recommendations(report)
     console.print()

@@ -37,6 +37,11 @@ class Thresholds:
     stall_rel_tolerance: float = 0.01
     stall_chance_margin: float = 0.02
 
+    # A class counts as "never predicted" only with at least 5 held-out samples: a model
+    # with a real recall of 50% misses all 5 by chance only 3% of the time (0.5^5), while
+    # missing 1 or 2 samples says nothing.
+    min_class_support: int = 5
+
     # Overcorrection: a class whose true held-out share is at least 2x another's is
     # predicted less often than that other one by the same factor (the ranking of
     # predicted shares is inverted). Background 004 (balanced weights over hundreds

@@ -215,7 +215,7 @@ def test_render_shows_grid_sections_and_evidence() -> None:
         "explodes @37",
         "stalled",
         "collapse",
-        "overcorr.",
+        "overcorr",
         "OOM host",
         "OOM GPU",
         "crashed",
@@ -224,7 +224,7 @@ def test_render_shows_grid_sections_and_evidence() -> None:
     ):
         assert word in text, word
     assert "batch size 32" in text and "batch size 4096" in text
-    assert "lr 0.01" in text and "clip none" in text and "clip global_norm=1.0" in text
+    assert "lr 0.01" in text and "no clip" in text and "clip global_norm=1.0" in text
     assert "·" in text  # the grid is not full: missing cells are dots
     for title in (
         "Numerical failures",
