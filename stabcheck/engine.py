@@ -23,6 +23,7 @@ from stabcheck.classify import classify
 from stabcheck.classweights import class_weights_for, weights_by_name
 from stabcheck.config import Settings
 from stabcheck.data import Dataset, load_dataset, save_prepared
+from stabcheck.ladder import MemoryReport, build_memory_report
 from stabcheck.models import parse_model_spec
 from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.preflight import check_class_weights, check_labels_vs_loss
@@ -76,8 +77,20 @@ def default_journal_path() -> Path:
     return Path(".stabcheck") / "runs" / f"{stamp}-{os.getpid()}.jsonl"
 
 
-def run_probe_grid(settings: Settings, progress: ProgressCallback | None = None) -> RunReport:
+def run_probe_grid(
+    settings: Settings, progress: ProgressCallback | None = None, *, memory_only: bool = False
+) -> RunReport:
     """Load, check, plan and run the probe grid of ``settings``.
+
+    With a memory budget (or several batch sizes) the memory ladder follows the grid:
+    peaks per batch size, the forecast of the largest batch size that fits, its
+    verification by a real run, and the remedies for the batch sizes that do not fit.
+
+    Args:
+        settings: validated settings.
+        progress: receives progress events.
+        memory_only: ``stabcheck memory``: skip the grid, run the ladder over
+            ``settings.batch_size`` with the grid's first setting.
 
     Raises:
         UsageError: bad model, data or settings (exit 2), before any probe ran.
@@ -119,9 +132,24 @@ def run_probe_grid(settings: Settings, progress: ProgressCallback | None = None)
                 weights_by_strategy={s: weights_by_name(w, dataset.class_names)
                                      for s, w in weights.items()},
             )
+            template = probes[0]
+            if memory_only:
+                probes = []
             current["total"] = len(probes)
             emit(Progress("planned", f"{len(probes)} probes", total=len(probes)))
-            results = _run_all(runner, probes, weights, dataset, journal_path, settings, emit)
+            journal = Journal(journal_path)
+            journal.append({"type": "run", "stabcheck_version": __version__,
+                            "config": settings.to_json(), "probes": [p.id for p in probes]})
+            try:
+                results = _run_all(runner, probes, weights, dataset, journal, emit)
+                memory = None
+                if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
+                    memory, measured = _memory(runner, template, results, weights, settings,
+                                               journal, emit, memory_only)
+                    if memory_only:
+                        results = measured
+            finally:
+                journal.close()
         except BaseException:
             runner.kill()  # an interrupt or an error: no worker may outlive stabcheck
             raise
@@ -135,36 +163,58 @@ def run_probe_grid(settings: Settings, progress: ProgressCallback | None = None)
         results=tuple(results),
         warnings=tuple(warnings),
         config={**settings.to_json(), "journal": str(journal_path), "model_info": model},
-        probes_planned=len(probes),
+        probes_planned=len(results) if memory_only else len(probes),
+        memory=memory,
     )
+
+
+def _memory(
+    runner: ProbeRunner, template: Probe, results: list[ProbeResult],
+    weights: dict[str, list[float] | None], settings: Settings, journal: Journal,
+    emit: ProgressCallback, memory_only: bool,
+) -> tuple[MemoryReport, list[ProbeResult]]:
+    measured: list[ProbeResult] = []
+
+    def record(result: ProbeResult) -> None:
+        journal.append({"type": "memory_probe", **result.to_json()})
+        measured.append(result)
+        emit(Progress("result", probe=result.probe, result=result, step=len(measured),
+                      total=0))
+
+    emit(Progress("loading", "measuring memory per batch size"))
+    gpu_present = any(d.get("type") == "GPU" for d in runner.environment.get("devices", []))
+    enforcement = None
+    if settings.memory_budget:
+        enforcement = memguard.enforcement_method()
+    report = build_memory_report(
+        runner, template, results, budget=settings.memory_budget, enforcement=enforcement,
+        class_weights=weights[template.settings.class_weight],
+        extra_sizes=settings.batch_size if memory_only else (), on_result=record,
+        mixed_policy="mixed_float16" if gpu_present else "mixed_bfloat16",
+    )
+    return report, measured
 
 
 def _run_all(
     runner: ProbeRunner, probes: list[Probe], weights: dict[str, list[float] | None],
-    dataset: Dataset, journal_path: Path, settings: Settings, emit: ProgressCallback,
+    dataset: Dataset, journal: Journal, emit: ProgressCallback,
 ) -> list[ProbeResult]:
-    journal = Journal(journal_path)
-    journal.append({"type": "run", "stabcheck_version": __version__,
-                    "config": settings.to_json(), "probes": [p.id for p in probes]})
     results = []
     exhausted: dict[tuple[int, str], ProbeResult] = {}
-    try:
-        for index, probe in enumerate(probes):
-            emit(Progress("probe", probe=probe, step=index, total=len(probes)))
-            footprint = (probe.settings.batch_size, probe.settings.optimizer)
-            if footprint in exhausted:
-                result = _same_footprint(probe, exhausted[footprint])
-            else:
-                run = runner.run(probe, weights[probe.settings.class_weight])
-                result = ProbeResult(run, classify(run, dataset.class_names))
-                if result.verdict.category is Category.MEMORY:
-                    exhausted[footprint] = result
-            journal.append({"type": "probe", **result.to_json()})
-            results.append(result)
-            emit(Progress("result", probe=probe, result=result, step=index + 1,
-                          total=len(probes)))
-    finally:
-        journal.close()
+    for index, probe in enumerate(probes):
+        emit(Progress("probe", probe=probe, step=index, total=len(probes)))
+        footprint = (probe.settings.batch_size, probe.settings.optimizer)
+        if footprint in exhausted:
+            result = _same_footprint(probe, exhausted[footprint])
+        else:
+            run = runner.run(probe, weights[probe.settings.class_weight])
+            result = ProbeResult(run, classify(run, dataset.class_names))
+            if result.verdict.category is Category.MEMORY:
+                exhausted[footprint] = result
+        journal.append({"type": "probe", **result.to_json()})
+        results.append(result)
+        emit(Progress("result", probe=probe, result=result, step=index + 1,
+                      total=len(probes)))
     return results
 
 

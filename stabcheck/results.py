@@ -108,9 +108,11 @@ class ProbeSettings:
     batch_size: int
     optimizer: str
     loss: str
+    accumulation_steps: int = 1  # Keras's gradient_accumulation_steps (memory probes)
+    dtype_policy: str | None = None  # e.g. "mixed_bfloat16" (memory probes)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "class_weight": self.class_weight,
             "class_weights": None if self.class_weights is None else dict(self.class_weights),
             "learning_rate": self.learning_rate,
@@ -119,6 +121,11 @@ class ProbeSettings:
             "optimizer": self.optimizer,
             "loss": self.loss,
         }
+        if self.accumulation_steps != 1:
+            data["accumulation_steps"] = self.accumulation_steps
+        if self.dtype_policy is not None:
+            data["dtype_policy"] = self.dtype_policy
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProbeSettings:
@@ -301,6 +308,7 @@ class RunReport:
     config: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
     probes_planned: int = 0
+    memory: Any = None  # stabcheck.ladder.MemoryReport, when the memory ladder ran
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -314,4 +322,5 @@ class RunReport:
             "interrupted": self.interrupted,
             "probes_planned": self.probes_planned,
             "probes": [r.to_json() for r in self.results],
+            **({"memory": json_value(self.memory.to_json())} if self.memory else {}),
         }

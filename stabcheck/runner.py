@@ -38,13 +38,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from stabcheck import memguard
+from stabcheck import gpu, memguard
 from stabcheck.errors import InputError, InternalError
 from stabcheck.results import (
     HoldoutEval,
@@ -74,6 +74,7 @@ class WorkerInit:
     optimizer: str | None
     seed: int
     gpu_memory_budget: int | None = None
+    dtype_policy: str | None = None
 
     def message(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,7 @@ class WorkerInit:
             "optimizer": self.optimizer,
             "seed": self.seed,
             "gpu_memory_budget": self.gpu_memory_budget,
+            "dtype_policy": self.dtype_policy,
         }
 
 
@@ -211,6 +213,7 @@ class _Watch:
 
     started: float
     peak: int = 0
+    gpu_peak: int | None = None
     cgroup_kills_before: int = 0
     system_kills_before: int = 0
 
@@ -240,8 +243,9 @@ class ProbeRunner:
         self._timeout = timeout
         self._budget = memory_budget
         self._on_step = on_step
+        self._gpu = bool(gpu.devices())
         self._worker: _Worker | None = None
-        self._worker_batch: int | None = None
+        self._worker_batch: tuple[int, str | None] | None = None
         self._count = 0
         self.environment: dict[str, Any] = {}
         self.model_info: dict[str, Any] = {}
@@ -290,12 +294,12 @@ class ProbeRunner:
 
     def run(self, probe: Probe, class_weights: list[float] | None) -> ProbeRun:
         """Run one probe; never raises for anything the probe or its worker did."""
-        batch = probe.settings.batch_size
+        batch = (probe.settings.batch_size, probe.settings.dtype_policy)
         if self._worker is not None and self._worker_batch not in (None, batch):
             self.close()
         watch = _Watch(time.monotonic())
         if self._worker is None:
-            worker = self._spawn()
+            worker = self._spawn(probe.settings.dtype_policy)
             watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
             ready = self._await_ready(worker, watch, probe)
             if not isinstance(ready, dict):
@@ -320,10 +324,14 @@ class ProbeRunner:
                                         _float(message["grad_norm"])))
                 if self._on_step is not None:
                     self._on_step(probe, message["step"])
-            elif kind == "done":
+            if kind in ("done", "nonfinite", "exception"):
+                reported = message.get("peak_private_bytes")
+                watch.peak = max(watch.peak, reported or 0)
+            if kind == "done":
+                peak_gpu = max(message.get("peak_gpu_bytes") or 0, watch.gpu_peak or 0) or None
                 return self._finished(probe, watch, worker, steps, Termination.COMPLETED,
                                       holdout=_holdout(message["holdout"]),
-                                      peak_gpu_bytes=message.get("peak_gpu_bytes"))
+                                      peak_gpu_bytes=peak_gpu)
             elif kind == "nonfinite":
                 nonfinite = NonFinite(message["step"], message["where"], message.get("variable"),
                                       message["value"])
@@ -337,10 +345,11 @@ class ProbeRunner:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, dtype_policy: str | None = None) -> _Worker:
         self._count += 1
         stderr = self._run_dir / f"worker-{self._count}.stderr"
-        self._worker = _Worker(self._init, stderr, self._budget)
+        init = replace(self._init, dtype_policy=dtype_policy)
+        self._worker = _Worker(init, stderr, self._budget)
         self._worker_batch = None
         return self._worker
 
@@ -372,6 +381,9 @@ class ProbeRunner:
             return worker.messages.get(timeout=SAMPLE_INTERVAL_S)
         except queue.Empty:
             pass
+        gpu_bytes = gpu.process_memory({worker.proc.pid}) if self._gpu else None
+        if gpu_bytes is not None:
+            watch.gpu_peak = max(watch.gpu_peak or 0, gpu_bytes)
         rss = worker.rss_bytes()
         if rss is not None:
             watch.peak = max(watch.peak, rss)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -120,6 +121,8 @@ def run_probe(
     config.update(learning_rate=settings.learning_rate, clipnorm=None, clipvalue=None,
                   global_clipnorm=None)
     config.update(parse_clip(settings.clip).keras_kwargs)
+    if settings.accumulation_steps > 1:
+        config["gradient_accumulation_steps"] = settings.accumulation_steps
     config.pop("name", None)
     optimizer = setup.optimizer_class.from_config(config)
     model.compile(optimizer=optimizer, loss=setup.loss)
@@ -133,6 +136,7 @@ def run_probe(
     batches = _batch_indices(len(dataset.x_train), settings.batch_size, probe.steps, seed)
     if tf.config.list_logical_devices("GPU"):
         tf.config.experimental.reset_memory_stats("GPU:0")
+    reset_peak_rss()
     for step, idx in enumerate(batches, start=1):
         x = dataset.x_train[idx]
         y = dataset.y_train[idx]
@@ -144,10 +148,11 @@ def run_probe(
         if bad is not None:
             where, variable, value = bad
             emit({"type": "nonfinite", "step": step, "where": where, "variable": variable,
-                  "value": value})
+                  "value": value, "peak_private_bytes": peak_private_rss()})
             return
+    peak = peak_private_rss()  # before evaluation, which is not part of training
     emit({"type": "done", "holdout": evaluate(model, dataset, setup),
-          "peak_gpu_bytes": _peak_gpu_bytes()})
+          "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak})
 
 
 def evaluate(model: Any, dataset: Dataset, setup: ModelSetup) -> dict[str, Any]:
@@ -251,6 +256,35 @@ def _output_activation(model: Any) -> str | None:
     layer = model.layers[-1] if model.layers else None
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", None)
+
+
+def reset_peak_rss() -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process (``clear_refs`` 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_private_rss() -> int | None:
+    """Peak resident memory since the last reset, less file-backed and shared pages.
+
+    VmHWM is the kernel's exact high-water mark, so short spikes between the parent's
+    samples are not missed; the file-backed pages (shared libraries) resident now are
+    subtracted, as they are at the peak, to compare with the parent's private samples.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    fields = {}
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "RssFile", "RssShmem"):
+            fields[key] = int(value.split()[0]) * 1024
+    if "VmHWM" not in fields:
+        return None
+    return fields["VmHWM"] - fields.get("RssFile", 0) - fields.get("RssShmem", 0)
 
 
 def _peak_gpu_bytes() -> int | None:

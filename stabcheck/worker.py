@@ -83,11 +83,16 @@ def _configure_devices(gpu_memory_budget: int | None) -> list[dict[str, Any]]:
     return devices
 
 
+def _raise_oom_score() -> None:
+    """Make this worker the kernel's first choice under memory pressure, not stabcheck."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text("1000")
+
+
 def main() -> int:
     """Serve probes until told to exit or stdin closes."""
     channel = _Channel()
-    with contextlib.suppress(OSError):  # the kernel's first choice under memory pressure
-        Path("/proc/self/oom_score_adj").write_text("1000")
+    _raise_oom_score()
     init = json.loads(sys.stdin.readline() or "{}")
     if init.get("type") != "init":
         return 3
@@ -101,6 +106,8 @@ def main() -> int:
         import_s = time.perf_counter() - t0
         dataset = data.load_prepared(Path(init["dataset"]))
         keras.utils.set_random_seed(int(init["seed"]))
+        if init.get("dtype_policy"):
+            keras.config.set_dtype_policy(init["dtype_policy"])
         spec = models.ModelSpec.from_json(init["model"])
         n_outputs = 1 if dataset.label_format == "binary" else dataset.n_classes
         model = models.build_model(spec, tuple(dataset.x_train.shape[1:]), n_outputs)

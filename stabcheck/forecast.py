@@ -1,0 +1,95 @@
+"""Forecasting what fits: peak memory as a function of batch size. Pure functions.
+
+A training step's memory is, to a good approximation, a fixed part (the runtime, the
+weights, the optimizer state) plus a part proportional to the batch (the activations kept
+for the backward pass and their gradients). So peak = intercept + slope x batch, fitted
+by least squares on the batch sizes that ran to completion, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stabcheck.thresholds import DEFAULT_THRESHOLDS
+
+
+@dataclass(frozen=True)
+class MemoryPoint:
+    """The peak host memory one batch size reached, and whether it fit."""
+
+    batch_size: int
+    peak_bytes: int | None
+    fits: bool
+    outcome: str
+    probe_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "peak_bytes": self.peak_bytes, "fits": self.fits,
+                "outcome": self.outcome, "probe_id": self.probe_id}
+
+
+@dataclass(frozen=True)
+class Line:
+    """peak = intercept + slope x batch size."""
+
+    intercept: float
+    slope: float
+
+    def at(self, batch_size: int) -> float:
+        return self.intercept + self.slope * batch_size
+
+    def largest_batch(self, limit: float, multiple: int = 8) -> int | None:
+        """The largest multiple of ``multiple`` whose forecast peak is within ``limit``."""
+        if self.slope <= 0:
+            return None
+        best = math.floor((limit - self.intercept) / self.slope)
+        best -= best % multiple
+        return best if best >= multiple else None
+
+
+def fit_line(points: Sequence[MemoryPoint]) -> Line | None:
+    """Least-squares line through the points that fit; None with fewer than two sizes."""
+    usable = [(p.batch_size, p.peak_bytes) for p in points if p.fits and p.peak_bytes]
+    if len({b for b, _ in usable}) < 2:
+        return None
+    n = len(usable)
+    mean_b = sum(b for b, _ in usable) / n
+    mean_p = sum(p for _, p in usable) / n
+    var = sum((b - mean_b) ** 2 for b, _ in usable)
+    slope = sum((b - mean_b) * (p - mean_p) for b, p in usable) / var
+    return Line(mean_p - slope * mean_b, slope)
+
+
+def usable_budget(budget: int, margin: float = DEFAULT_THRESHOLDS.memory_margin) -> float:
+    """The part of a budget a forecast may plan to use (the rest is the safety margin)."""
+    return budget * (1.0 - margin)
+
+
+def ladder_between(low: int, high: int, count: int = 3) -> list[int]:
+    """Up to ``count`` batch sizes spaced geometrically strictly between low and high,
+    rounded to multiples of 8 (where the forecast needs more points)."""
+    if high <= low * 1.5:
+        return []
+    ratio = (high / low) ** (1 / (count + 1))
+    sizes = []
+    for i in range(1, count + 1):
+        size = int(round(low * ratio**i / 8)) * 8
+        if low < size < high and size not in sizes:
+            sizes.append(size)
+    return sizes
+
+
+def accumulation_plan(batch_size: int, largest_fitting: int) -> tuple[int, int] | None:
+    """(micro-batch, steps): the fewest power-of-two accumulation steps that keep the
+    effective batch ``batch_size`` with a micro-batch no larger than ``largest_fitting``."""
+    steps = 2
+    while batch_size // steps > largest_fitting:
+        steps *= 2
+        if steps > batch_size:
+            return None
+    if batch_size % steps:
+        return None
+    return batch_size // steps, steps

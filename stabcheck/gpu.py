@@ -1,0 +1,62 @@
+"""GPU facts from NVML (nvidia-ml-py), read by the stabcheck process without any framework.
+
+Every function degrades to "no GPU" when NVML or a driver is missing: stabcheck runs the
+same on a laptop without a GPU, and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+_state: dict[str, Any] = {"initialised": None}
+
+
+def _nvml() -> Any | None:
+    """The pynvml module, initialised once; None where there is no NVIDIA driver."""
+    if _state["initialised"] is None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            _state["initialised"] = pynvml
+        except Exception:  # ImportError, NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            _state["initialised"] = False
+    return _state["initialised"] or None
+
+
+def devices() -> list[dict[str, Any]]:
+    """Name, total memory and driver of each NVIDIA GPU; [] without one."""
+    nvml = _nvml()
+    if nvml is None:
+        return []
+    out = []
+    with contextlib.suppress(Exception):
+        driver = nvml.nvmlSystemGetDriverVersion()
+        for i in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            name = nvml.nvmlDeviceGetName(handle)
+            out.append({
+                "index": i,
+                "name": name.decode() if isinstance(name, bytes) else str(name),
+                "memory_bytes": int(nvml.nvmlDeviceGetMemoryInfo(handle).total),
+                "driver": driver.decode() if isinstance(driver, bytes) else str(driver),
+            })
+    return out
+
+
+def process_memory(pids: set[int]) -> int | None:
+    """GPU memory NVML sees in use by ``pids`` across all GPUs; None without a GPU."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    total = 0
+    try:
+        for i in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            for proc in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if proc.pid in pids and proc.usedGpuMemory is not None:
+                    total += int(proc.usedGpuMemory)
+    except Exception:
+        return None
+    return total

@@ -1,0 +1,191 @@
+"""The memory ladder: measure peak memory per batch size, forecast what fits, verify it.
+
+Each batch size runs in a fresh worker (the runner starts one per batch size), so every
+peak is that of a clean process. Measurement probes use the grid's first setting and a few
+steps: memory does not depend on the learning rate, the class weights or the clipping,
+and the peak is reached within the first optimizer steps (when the optimizer's slots are
+created). Everything here returns data; nothing prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stabcheck.classify import classify
+from stabcheck.forecast import (
+    MemoryPoint,
+    accumulation_plan,
+    fit_line,
+    ladder_between,
+    usable_budget,
+)
+from stabcheck.plan import probe_id
+from stabcheck.results import Category, Probe, ProbeResult
+from stabcheck.runner import ProbeRunner
+from stabcheck.thresholds import DEFAULT_THRESHOLDS
+
+MEASURE_STEPS = 3  # the peak is reached once the optimizer's slots exist (first step)
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """Peaks per batch size, the fitted forecast, and its verification."""
+
+    budget_bytes: int | None
+    margin: float
+    enforcement: str | None
+    points: tuple[MemoryPoint, ...]
+    intercept: float | None = None
+    slope: float | None = None
+    forecast_batch: int | None = None
+    forecast_peak: float | None = None
+    verified: MemoryPoint | None = None
+    accumulation: tuple[dict[str, Any], ...] = ()
+    mixed_precision: dict[str, Any] | None = None
+
+    @property
+    def forecast_error(self) -> float | None:
+        """(forecast - measured) / measured at the verified batch size."""
+        if self.verified is None or not self.verified.peak_bytes or self.forecast_peak is None:
+            return None
+        return (self.forecast_peak - self.verified.peak_bytes) / self.verified.peak_bytes
+
+    def forecast_at(self, batch_size: int) -> float | None:
+        if self.intercept is None or self.slope is None:
+            return None
+        return self.intercept + self.slope * batch_size
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "budget_bytes": self.budget_bytes,
+            "margin": self.margin,
+            "enforcement": self.enforcement,
+            "points": [p.to_json() for p in self.points],
+            "fit": None if self.slope is None else {
+                "intercept_bytes": self.intercept, "bytes_per_sample": self.slope},
+            "forecast_batch_size": self.forecast_batch,
+            "forecast_peak_bytes": self.forecast_peak,
+            "verified": None if self.verified is None else self.verified.to_json(),
+            "forecast_error": self.forecast_error,
+            "accumulation": list(self.accumulation),
+            "mixed_precision": self.mixed_precision,
+        }
+
+
+Measure = Callable[[Probe], ProbeResult]
+
+
+def points_from_results(results: Sequence[ProbeResult]) -> list[MemoryPoint]:
+    """One point per batch size: the first probe that ran in that batch size's worker."""
+    points: dict[int, MemoryPoint] = {}
+    for result in results:
+        settings = result.probe.settings
+        if settings.batch_size in points or result.verdict.evidence.get("ran") is False:
+            continue
+        if settings.accumulation_steps != 1 or settings.dtype_policy is not None:
+            continue
+        points[settings.batch_size] = _point(result)
+    return sorted(points.values(), key=lambda p: p.batch_size)
+
+
+def build_memory_report(
+    runner: ProbeRunner,
+    template: Probe,
+    grid_results: Sequence[ProbeResult],
+    *,
+    budget: int | None,
+    enforcement: str | None,
+    class_weights: list[float] | None,
+    extra_sizes: Sequence[int] = (),
+    on_result: Callable[[ProbeResult], None] | None = None,
+    mixed_policy: str = "mixed_bfloat16",
+) -> MemoryReport:
+    """Measure where needed, fit, forecast the largest batch size under the budget, verify.
+
+    Args:
+        runner: runs measurement probes (one fresh worker per batch size).
+        template: the grid's first probe; measurement probes copy its settings.
+        grid_results: what the grid already measured.
+        budget: the host-memory budget in bytes, or None (then: measure, no forecast).
+        enforcement: how the budget is enforced ("cgroup-v1", "watchdog", ...).
+        class_weights: the template's class weights (as the runner takes them).
+        extra_sizes: batch sizes to measure besides the grid's (``stabcheck memory``).
+        on_result: called with every measurement probe's result.
+        mixed_policy: the mixed-precision policy to measure.
+    """
+    margin = DEFAULT_THRESHOLDS.memory_margin
+
+    def measure(batch_size: int, *, tag: str = "memory", **changes: Any) -> ProbeResult:
+        settings = replace(template.settings, batch_size=batch_size, **changes)
+        steps = max(MEASURE_STEPS, settings.accumulation_steps + 1)
+        suffix = "".join(f",{k}={v}" for k, v in sorted(changes.items()))
+        pid = f"{tag}:" + probe_id(settings.class_weight, settings.learning_rate,
+                                   settings.clip, batch_size) + suffix
+        probe = Probe(pid, settings, steps)
+        run = runner.run(probe, class_weights)
+        result = ProbeResult(run, classify(run))
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    points = {p.batch_size: p for p in points_from_results(grid_results)}
+    for size in extra_sizes:
+        if size not in points:
+            points[size] = _point(measure(size))
+    fitting = sorted(b for b, p in points.items() if p.fits)
+    failing = sorted(b for b, p in points.items() if not p.fits)
+    if budget is not None and len(fitting) < 2 and fitting:
+        # Two points make a line: measure between the largest fit and the smallest
+        # failure, or beyond the largest fit when nothing failed.
+        high = failing[0] if failing else fitting[-1] * 8
+        for size in ladder_between(fitting[-1], high):
+            points[size] = _point(measure(size))
+            if not points[size].fits:
+                break
+    ordered = tuple(sorted(points.values(), key=lambda p: p.batch_size))
+    line = fit_line(ordered)
+    report = MemoryReport(budget, margin, enforcement, ordered)
+    if line is None:
+        return report
+    report = replace(report, intercept=line.intercept, slope=line.slope)
+    if budget is None:
+        return report
+    failing = sorted(p.batch_size for p in ordered if not p.fits)
+    forecast = line.largest_batch(usable_budget(budget, margin))
+    if forecast is not None and failing and forecast >= failing[0]:
+        forecast = max(8, failing[0] - failing[0] % 8 - 8)
+    if forecast is None:
+        return report
+    verified = points.get(forecast) or _point(measure(forecast, tag="verify"))
+    largest_fit = forecast if verified.fits else max(
+        (p.batch_size for p in ordered if p.fits), default=None)
+    report = replace(report, forecast_batch=forecast, forecast_peak=line.at(forecast),
+                     verified=verified)
+    if not failing or largest_fit is None:
+        return report
+    accumulation = []
+    plan = accumulation_plan(failing[0], largest_fit)
+    if plan is not None:
+        micro, steps = plan
+        result = measure(micro, tag="accumulate", accumulation_steps=steps)
+        point = _point(result).to_json()
+        accumulation.append({**point, "batch_size": failing[0], "micro_batch_size": micro,
+                             "accumulation_steps": steps})
+    result = measure(failing[0], tag="mixed", dtype_policy=mixed_policy)
+    mixed = {"policy": mixed_policy, "float32_forecast_bytes": line.at(failing[0]),
+             **_point(result).to_json()}
+    if result.verdict.outcome.value == "error":
+        mixed["error"] = result.verdict.summary
+    return replace(report, accumulation=tuple(accumulation), mixed_precision=mixed)
+
+
+def _point(result: ProbeResult) -> MemoryPoint:
+    return MemoryPoint(
+        batch_size=result.probe.settings.batch_size,
+        peak_bytes=result.run.memory.peak_host_bytes,
+        fits=result.verdict.category not in (Category.MEMORY, Category.ERROR, Category.CRASH),
+        outcome=result.verdict.outcome.value,
+        probe_id=result.probe.id,
+    )

@@ -1,0 +1,72 @@
+"""The memory forecast: line fitting, the largest fitting batch, ladders, accumulation."""
+
+from __future__ import annotations
+
+import pytest
+
+from stabcheck.forecast import (
+    Line,
+    MemoryPoint,
+    accumulation_plan,
+    fit_line,
+    ladder_between,
+    usable_budget,
+)
+
+
+def point(batch: int, peak: int | None, fits: bool = True) -> MemoryPoint:
+    return MemoryPoint(batch, peak, fits, "stable" if fits else "oom_host", f"bs={batch}")
+
+
+def test_fit_line_recovers_an_exact_line_and_ignores_failures():
+    points = [point(b, 1000 + 10 * b) for b in (16, 64, 256)] + [point(4096, 999, fits=False)]
+    line = fit_line(points)
+    assert line is not None
+    assert line.intercept == pytest.approx(1000)
+    assert line.slope == pytest.approx(10)
+
+
+@pytest.mark.parametrize(
+    "points",
+    [[], [point(32, 100)], [point(32, 100), point(32, 110)], [point(32, 100), point(64, None)],
+     [point(32, 100), point(64, 200, fits=False)]],
+)
+def test_fit_line_needs_two_batch_sizes_that_ran(points):
+    assert fit_line(points) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "limit", "multiple", "expected"),
+    [
+        (Line(1000, 10), 2000, 8, 96),  # (2000 - 1000) / 10 = 100 -> 96
+        (Line(1000, 10), 2000, 1, 100),
+        (Line(1000, 10), 1050, 8, None),  # only 5 samples fit: below one multiple
+        (Line(1000, 0), 2000, 8, None),  # a flat line forecasts nothing
+        (Line(3000, 10), 2000, 8, None),  # the fixed part alone is over the limit
+    ],
+)
+def test_largest_batch(line, limit, multiple, expected):
+    assert line.largest_batch(limit, multiple) == expected
+
+
+def test_usable_budget_keeps_the_margin():
+    assert usable_budget(1000, 0.05) == pytest.approx(950)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [(32, 16384, [152, 728, 3448]), (32, 40, []), (64, 512, [104, 184, 304])],
+)
+def test_ladder_between(low, high, expected):
+    sizes = ladder_between(low, high)
+    assert sizes == expected
+    assert all(low < s < high and s % 8 == 0 for s in sizes)
+
+
+@pytest.mark.parametrize(
+    ("batch", "largest", "expected"),
+    [(16384, 12264, (8192, 2)), (16384, 3000, (2048, 8)), (100, 60, (50, 2)),
+     (96, 7, (6, 16)), (100, 7, None)],
+)
+def test_accumulation_plan(batch, largest, expected):
+    assert accumulation_plan(batch, largest) == expected

@@ -1,0 +1,96 @@
+"""Memory exhaustion for real: kernel OOM kills with and without a budget, the ladder's
+forecast verified by a real run, GPU OOM through a real worker (planted exception)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stabcheck import gpu, memguard
+from tests.conftest import FIXTURES
+
+USER_MODELS = FIXTURES / "user_models.py"
+needs_cgroup = pytest.mark.skipif(memguard.enforcement_method() == "watchdog",
+                                  reason="no memory cgroup can be created on this machine")
+
+
+@pytest.mark.slow
+def test_forecast_of_the_largest_fitting_batch_is_verified_by_a_real_run(probe_run):
+    report, data, journal = probe_run(
+        model="builtin:cnn", data="builtin:digits", class_weight=["none"], lr=["0.001"],
+        batch_size=["32", "16384"], steps=3, memory_budget="1GiB",
+    )
+    memory = report.memory
+    assert memory is not None and memory.slope > 0
+    assert memory.forecast_batch is not None and 32 < memory.forecast_batch < 16384
+    assert memory.verified is not None and memory.verified.fits
+    assert memory.verified.peak_bytes <= 1 << 30
+    assert abs(memory.forecast_error) < 0.10  # forecast vs measured peak
+    assert data["memory"]["forecast_batch_size"] == memory.forecast_batch
+    # Remedies for the batch that does not fit were measured, not guessed.
+    (accumulate,) = memory.accumulation
+    assert accumulate["batch_size"] == 16384 and accumulate["fits"]
+    assert accumulate["micro_batch_size"] * accumulate["accumulation_steps"] == 16384
+    assert memory.mixed_precision["peak_bytes"] < memory.forecast_at(16384)
+    assert any(line["type"] == "memory_probe" for line in journal)
+
+
+def test_gpu_allocator_oom_in_a_worker_is_oom_gpu(probe_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
+    report, _, _ = probe_run(model=f"{USER_MODELS}:gpu_oom", data="builtin:breast_cancer",
+                             class_weight=["none"], lr=["0.001", "0.002"], steps=3)
+    first, second = report.results
+    assert first.verdict.outcome.value == "stable"
+    assert second.verdict.outcome.value == "oom_gpu"
+    assert second.verdict.evidence["exception_type"] == "ResourceExhaustedError"
+
+
+def test_no_gpu_here_means_no_gpu_figures():
+    if gpu.devices():
+        pytest.skip("this machine has a GPU")
+    assert gpu.process_memory({os.getpid()}) is None
+
+
+@needs_cgroup
+@pytest.mark.slow
+def test_kernel_oom_kill_without_a_budget_is_recognised_and_stabcheck_survives(tmp_path):
+    """stabcheck runs inside a cgroup of 2 GiB with no --memory-budget; a worker that
+    allocates 3 GB is killed by the kernel (workers have oom_score_adj 1000), not
+    stabcheck, which reports oom_host with the cgroup's evidence and exits normally."""
+    own = memguard.create_cgroup(2 << 30)
+    assert own is not None
+    out = tmp_path / "result.json"
+    env = {**os.environ, "STABCHECK_TEST_TRIP_FILE": str(tmp_path / "trips"),
+           "STABCHECK_TEST_HOG_MB": "3000"}
+    try:
+        done = subprocess.run(
+            ["/bin/sh", "-c", 'echo $$ > "$1"; shift; exec "$@"', "sh", str(own.procs_file),
+             sys.executable, "-m", "stabcheck", "probe", "--model", f"{USER_MODELS}:hog",
+             "--data", "builtin:breast_cancer", "--class-weight", "none", "--lr", "0.001,0.002",
+             "--steps", "3", "--json", str(out), "--journal", str(tmp_path / "j.jsonl")],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+    finally:
+        own.remove()
+    assert done.returncode == 1, done.stderr  # a memory failure fails the gate; no crash
+    probes = json.loads(out.read_text())["probes"]
+    assert [p["outcome"] for p in probes] == ["stable", "oom_host"]
+    evidence = probes[1]["evidence"]
+    assert evidence["signal"] == "SIGKILL(-9)"
+    assert evidence["oom_evidence"] in ("cgroup", "system")
+    assert evidence["budget_bytes"] is None
+    assert "Memory exhaustion" in done.stdout
+
+
+def test_worker_raises_its_own_oom_score(tmp_path):
+    """The first thing a worker does is make itself the OOM killer's first choice."""
+    code = ("import runpy, sys; sys.argv=['w']; import stabcheck.worker as w; "
+            "w._raise_oom_score(); print(open('/proc/self/oom_score_adj').read())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "1000", done.stderr
+    assert Path("/proc/self/oom_score_adj").read_text().strip() != "1000"  # not the parent
