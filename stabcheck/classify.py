@@ -23,14 +23,53 @@ def classify(
     run: ProbeRun,
     class_names: Sequence[str] = (),
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    class_counts: Sequence[int] = (),
 ) -> Verdict:
-    """The verdict on one probe run.
+    """The verdict on one probe run, with the per-class gradient shares in its evidence.
 
     Args:
         run: what the runner observed.
         class_names: display name per class index, for learning verdicts.
         thresholds: the numbers the curves are compared against.
+        class_counts: training samples per class index (names the rarest class).
     """
+    verdict = _classify(run, class_names, thresholds)
+    shares = class_gradient_shares(run, class_names, class_counts)
+    if shares is None:
+        return verdict
+    evidence = {**verdict.evidence, "class_gradients": shares}
+    summary = verdict.summary
+    if verdict.category.value == "numerical" and shares["ratio"] >= 2:
+        summary += (f"; class {shares['rarest']} pulls {shares['ratio']:.0f}x as hard as class "
+                    f"{shares['most_common']} (gradient norm at step {shares['step']})")
+    return Verdict(verdict.outcome, evidence, summary)
+
+
+def class_gradient_shares(
+    run: ProbeRun, class_names: Sequence[str], class_counts: Sequence[int]
+) -> dict[str, Any] | None:
+    """Rarest vs most common class: the gradient norm of the loss restricted to each.
+
+    Taken at the first measured step (before the failure had a chance to change the
+    picture); None when the worker measured none or the counts are unknown.
+    """
+    if not run.class_grad_norms or not class_counts:
+        return None
+    step, norms = run.class_grad_norms[0]
+    present = [int(c) for c in norms if class_counts[int(c)] > 0]
+    if len(present) < 2:
+        return None
+    rare = min(present, key=lambda c: (class_counts[c], c))
+    common = max(present, key=lambda c: (class_counts[c], -c))
+    name = (lambda c: str(class_names[c])) if len(class_names) > max(present) else str
+    rare_norm, common_norm = norms[str(rare)], norms[str(common)]
+    ratio = rare_norm / common_norm if common_norm > 0 else math.inf
+    return {"step": step, "rarest": name(rare), "most_common": name(common),
+            "rarest_norm": rare_norm, "most_common_norm": common_norm, "ratio": ratio,
+            "norms": {name(int(c)): v for c, v in norms.items()}}
+
+
+def _classify(run: ProbeRun, class_names: Sequence[str], thresholds: Thresholds) -> Verdict:
     term = run.termination
     last = run.steps_completed
     if term is Termination.TIMEOUT:
@@ -88,7 +127,7 @@ def _curves_and_predictions(
                 {"step": start, "decided_at_step": step, "smoothed_loss": value,
                  "best_smoothed_loss": best, "factor": value / best, "peak_loss": peak},
                 f"loss diverged from step {start}: it reached {peak:.3g} and its smoothed "
-                f"value is {value / best:.1f}x its best {best:.3g}",
+                f"value is {value / best:.3g}x its best {best:.3g}",
             )
         best = min(best, value)
     if len(norms) > t.early_window:

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stabcheck import __version__
-from stabcheck.errors import ConfigError, StabcheckError
-from stabcheck.results import Category, Outcome, ProbeResult
+from stabcheck.errors import StabcheckError, UsageError
+from stabcheck.policy import fails, parse_fail_on
+from stabcheck.results import Category, RunReport
 
 app = typer.Typer(
     add_completion=False,
@@ -43,6 +44,40 @@ def _root(
     """stabcheck: which training settings will survive, and why the others die."""
 
 
+# ------------------------------------------------------------ outputs (issue 7)
+_JunitOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    "--junit", help="Write JUnit XML here (one test case per probe).")]
+_MarkdownOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    "--markdown", help="Write a Markdown summary here (for a pull-request comment).")]
+_HtmlOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    "--html", help="Write a self-contained HTML report with charts here.")]
+
+
+def _output_flags(junit: Path | None, markdown: Path | None, html: Path | None) -> dict:
+    return {"junit": str(junit) if junit else None,
+            "markdown": str(markdown) if markdown else None, "html": str(html) if html else None}
+
+
+def _write_outputs(result: RunReport, policy: frozenset[str], console: Console,
+                   junit: Path | None, markdown: Path | None, html: Path | None) -> None:
+    """Write the JUnit, Markdown and HTML files that were asked for, and say so."""
+    from stabcheck.html_report import write_html
+    from stabcheck.junit import write_junit
+    from stabcheck.markdown import write_markdown
+
+    for path, write, what in ((junit, write_junit, "JUnit XML"),
+                              (markdown, write_markdown, "Markdown summary"),
+                              (html, write_html, "HTML report")):
+        if path is None:
+            continue
+        try:
+            write(result, path, policy)
+        except OSError as exc:
+            raise UsageError(f"cannot write the {what} to {path}: {exc.strerror or exc}") from None
+        console.print(f"{what} written to {path}", highlight=False)
+
+
+# ------------------------------------------------------------------ probe
 @app.command()
 def probe(
     config: Annotated[Optional[Path], typer.Argument(  # noqa: UP045
@@ -87,6 +122,9 @@ def probe(
     fail_on: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         "--fail-on", help="Categories or outcomes that fail the run (exit 1); default "
         f"numerical,memory,crash; also any, none. {_LIST}")] = None,
+    junit: _JunitOpt = None,  # issue 7 outputs: see _write_outputs
+    markdown: _MarkdownOpt = None,
+    html: _HtmlOpt = None,
 ) -> None:
     """Run short probe trainings over a grid of settings and report what survives."""
     from stabcheck.config import build_settings
@@ -98,6 +136,7 @@ def probe(
         "timeout": timeout, "json": str(json_path) if json_path else None,
         "journal": str(journal) if journal else None, "seed": seed, "max_samples": max_samples,
         "imbalance": imbalance, "fail_on": fail_on,
+        **_output_flags(junit, markdown, html),
     }
     settings = build_settings(config, flags)
     policy = parse_fail_on(settings.fail_on)
@@ -110,36 +149,93 @@ def probe(
     if settings.json:
         report.write_json(result, settings.json)
         console.print(f"JSON result written to {settings.json}")
+    _write_outputs(result, policy, console, settings.junit, settings.markdown, settings.html)
     raise typer.Exit(1 if any(fails(r, policy) for r in result.results) else 0)
 
 
-def parse_fail_on(items: tuple[str, ...] | list[str]) -> frozenset[str]:
-    """Validate ``--fail-on`` values: categories, outcomes, ``any`` or ``none``."""
-    known = {c.value for c in Category} | {o.value for o in Outcome} | {"any", "none"}
-    chosen = set()
-    for item in items:
-        for part in str(item).split(","):
-            name = part.strip().lower()
-            if not name:
-                continue
-            if name not in known:
-                raise ConfigError(
-                    f"unknown --fail-on value {part!r}; expected a category "
-                    f"({', '.join(c.value for c in Category)}), an outcome, any or none"
-                )
-            chosen.add(name)
-    return frozenset(chosen)
+# --------------------------------------------------- report, init, env (issue 7)
+@app.command("report")
+def report_command(
+    result_file: Annotated[Path, typer.Argument(
+        metavar="RESULT.json", help="A result written by `stabcheck probe --json`.",
+        show_default=False)],
+    junit: _JunitOpt = None,
+    markdown: _MarkdownOpt = None,
+    html: _HtmlOpt = None,
+    fail_on: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--fail-on", help="Categories or outcomes that fail (exit 1); default: the saved "
+        f"run's own policy. {_LIST}")] = None,
+) -> None:
+    """Re-render a saved result (terminal report, JUnit, Markdown, HTML) without re-running."""
+    from stabcheck.config import FAIL_ON_DEFAULT
+    from stabcheck.report import render_report
+    from stabcheck.resultio import load_report
+
+    result = load_report(result_file)
+    saved = result.config.get("fail_on")
+    policy = parse_fail_on(fail_on or (saved if isinstance(saved, list) else FAIL_ON_DEFAULT))
+    console = Console()
+    render_report(result, console)
+    _write_outputs(result, policy, console, junit, markdown, html)
+    raise typer.Exit(1 if any(fails(r, policy) for r in result.results) else 0)
 
 
-def fails(result: ProbeResult, policy: frozenset[str]) -> bool:
-    """Whether ``result`` fails the run under the ``--fail-on`` policy."""
-    if "none" in policy:
-        return False
-    if "any" in policy:
-        return result.verdict.category is not Category.OK
-    return bool({result.verdict.outcome.value, result.verdict.category.value} & policy)
+@app.command()
+def init(
+    model: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Your model (a .keras/.h5 file or a factory); default: a built-in demo.")] = None,
+    data: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Your data (.npz, .csv, an image folder); default: a built-in demo.")] = None,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Where to write the config.")] = Path("stabcheck.toml"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter stabcheck.toml."""
+    from stabcheck.starter import write_starter
+
+    write_starter(output, model, data, force)
+    typer.echo(f"wrote {output}: run it with `stabcheck probe {output}`")
 
 
+@app.command()
+def env(
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
+) -> None:
+    """Show the backend and versions, GPUs, host memory and how budgets are enforced here."""
+    import json
+
+    from rich.table import Table
+
+    from stabcheck.envinfo import collect_environment
+    from stabcheck.units import human_bytes
+
+    info = collect_environment()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    table = Table(title="stabcheck environment", title_justify="left", show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("stabcheck", info["stabcheck_version"])
+    table.add_row("python", f"{info['python']} ({info['platform']})")
+    table.add_row("backend", f"{info['backend']} (in the probe workers only)")
+    for name, found in info["packages"].items():
+        table.add_row(name, f"{found['version']} ({found['distribution']})" if found
+                      else "not installed")
+    for gpu in info["gpus"]:
+        table.add_row(f"GPU {gpu['index']}", f"{gpu['name']}, {human_bytes(gpu['memory_bytes'])}"
+                      f", driver {gpu['driver']}")
+    if not info["gpus"]:
+        table.add_row("GPU", f"no NVIDIA GPU ({info['gpu_note']})")
+    table.add_row("host memory", f"{human_bytes(info['host_memory_bytes'])} "
+                  f"({human_bytes(info['host_memory_available_bytes'])} available), "
+                  f"{info['cpu_count']} CPUs")
+    table.add_row("memory budgets", f"{info['memory_enforcement']}: "
+                  f"{info['memory_enforcement_detail']}")
+    Console().print(table)
+
+
+# ------------------------------------------------------------------ progress
 class _ProgressView:
     """A progress bar over probes on stderr; shows the probe and step running now."""
 
@@ -192,9 +288,12 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click's own usage errors arrive here too
-        import click
+        try:
+            from click import ClickException
+        except ImportError:  # newer typer vendors click as typer._click
+            from typer._click.exceptions import ClickException
 
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, ClickException):
             print(f"stabcheck: error: {exc.format_message()}", file=sys.stderr)
             sys.exit(2)
         raise

@@ -10,16 +10,21 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
 from stabcheck.errors import ConfigError
+from stabcheck.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from stabcheck.units import parse_size
 
 CLASS_WEIGHT_STRATEGIES = ("none", "balanced", "sqrt", "effective", "custom")
+# Remedies probed beside plain class weights: the weighted loss divided by the batch's
+# total weight (``normalized``, on balanced weights, or ``normalized-<strategy>``), and
+# focal cross-entropy with alpha from the class frequencies (``focal``).
+REMEDY_STRATEGIES = ("normalized", "focal")
 CLIP_KINDS = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
 FAIL_ON_DEFAULT = ("numerical", "memory", "crash")
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
@@ -64,11 +69,16 @@ class Settings:
     gpu_memory_budget: int | None = None
     timeout: float = 300.0
     json: Path | None = None
+    junit: Path | None = None  # JUnit XML of the probes (issue 7)
+    markdown: Path | None = None  # a Markdown summary for a PR comment (issue 7)
+    html: Path | None = None  # the self-contained HTML report (issue 7)
     seed: int = 0
     max_samples: int = 20000
     holdout: float = 0.2
     imbalance: float | None = None
     fail_on: tuple[str, ...] = FAIL_ON_DEFAULT
+    check_numerics: bool = False  # re-run non-finite probes to name the operation
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
     journal: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -94,6 +104,8 @@ class Settings:
             "holdout": self.holdout,
             "imbalance": self.imbalance,
             "fail_on": list(self.fail_on),
+            "check_numerics": self.check_numerics,
+            "thresholds": asdict(self.thresholds),
         }
 
 
@@ -104,6 +116,7 @@ _KNOWN_KEYS = {
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
     "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
     "holdout", "imbalance", "fail_on", "journal",
+    "junit", "markdown", "html", "check_numerics", "thresholds",
 }
 
 
@@ -137,7 +150,7 @@ def build_settings(
     if config_path is not None:
         raw.update(read_config_file(config_path))
         base_dir = config_path.resolve().parent
-        for key in ("model", "data", "json", "journal"):
+        for key in ("model", "data", "json", "journal", "junit", "markdown", "html"):
             if isinstance(raw.get(key), str):
                 raw[key] = resolve_spec_path(raw[key], base_dir)
     for key, value in flags.items():
@@ -219,10 +232,17 @@ def _validate(raw: dict[str, Any]) -> Settings:
         if not 0.0 < ratio <= 1.0:
             raise ConfigError(f"imbalance must be in (0, 1], got {ratio}")
         kwargs["imbalance"] = ratio
+    if raw.get("check_numerics") is not None:
+        if not isinstance(raw["check_numerics"], bool):
+            raise ConfigError(
+                f"check_numerics must be true or false, got {raw['check_numerics']!r}")
+        kwargs["check_numerics"] = raw["check_numerics"]
+    if raw.get("thresholds") is not None:
+        kwargs["thresholds"] = _thresholds(raw["thresholds"])
     if "fail_on" in raw:
         values = _as_list("fail_on", raw["fail_on"])
         kwargs["fail_on"] = tuple(_string("fail_on", v) for v in values)
-    for key in ("json", "journal"):
+    for key in ("json", "journal", "junit", "markdown", "html"):
         if raw.get(key) is not None:
             kwargs[key] = Path(_string(key, raw[key]))
     return Settings(**kwargs)
@@ -236,15 +256,27 @@ def with_lr(settings: Settings, lrs: Iterable[float]) -> Settings:
 def parse_class_weight_strategy(text: Any) -> str:
     """Validate one class-weight strategy name (``none``, ``balanced``, ``x100``, ...)."""
     name = _string("class_weight", text).strip().lower()
-    if name in CLASS_WEIGHT_STRATEGIES:
+    base = name.removeprefix("normalized-")
+    if name in CLASS_WEIGHT_STRATEGIES + REMEDY_STRATEGIES or (
+        base != name and base in CLASS_WEIGHT_STRATEGIES and base != "none"
+    ):
         return name
-    match = _STRESS_RE.match(name)
+    match = _STRESS_RE.match(base)
     if match and float(match.group(1)) >= 1:
         return name
     raise ConfigError(
         f"unknown class_weight strategy {text!r}; expected one of "
-        f"{', '.join(CLASS_WEIGHT_STRATEGIES)} or xN with N >= 1 (e.g. x100)"
+        f"{', '.join(CLASS_WEIGHT_STRATEGIES + REMEDY_STRATEGIES)}, xN with N >= 1 "
+        "(e.g. x100), or normalized-<strategy> (e.g. normalized-x100)"
     )
+
+
+def base_strategy(strategy: str) -> str:
+    """The weights a strategy starts from: ``normalized-x100`` -> ``x100``,
+    ``normalized`` -> ``balanced``; others are their own base."""
+    if strategy == "normalized":
+        return "balanced"
+    return strategy.removeprefix("normalized-")
 
 
 def stress_factor(strategy: str) -> float | None:
@@ -341,6 +373,23 @@ def _size(key: str, value: Any) -> int:
     if size <= 0:
         raise ConfigError(f"{key} must be more than 0 bytes, got {value!r}")
     return size
+
+
+def _thresholds(table: Any) -> Thresholds:
+    """A ``[thresholds]`` table: any field of ``stabcheck.thresholds.Thresholds``."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"thresholds must be a table of name = value, got {table!r}")
+    known = {f.name: f.type for f in fields(Thresholds)}
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in known:
+            raise ConfigError(
+                f"unknown threshold {name!r}; known: {', '.join(sorted(known))}")
+        values[name] = (_positive_int(f"thresholds.{name}", value) if known[name] == "int"
+                        else _positive_float(f"thresholds.{name}", value))
+    if "ema_beta" in values and not 0 < values["ema_beta"] < 1:
+        raise ConfigError(f"thresholds.ema_beta must be in (0, 1), got {values['ema_beta']}")
+    return replace(DEFAULT_THRESHOLDS, **values)
 
 
 def _custom_weights(table: Any) -> dict[str, float]:

@@ -25,10 +25,12 @@ from stabcheck.config import Settings
 from stabcheck.data import Dataset, load_dataset, save_prepared
 from stabcheck.ladder import MemoryReport, build_memory_report
 from stabcheck.models import parse_model_spec
+from stabcheck.numerics import parse_check_numerics
 from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.preflight import check_class_weights, check_labels_vs_loss
 from stabcheck.results import (
     Category,
+    Outcome,
     Probe,
     ProbeResult,
     ProbeRun,
@@ -37,6 +39,7 @@ from stabcheck.results import (
     Verdict,
 )
 from stabcheck.runner import ProbeRunner, WorkerInit
+from stabcheck.thresholds import Thresholds
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,10 @@ def run_probe_grid(
             journal.append({"type": "run", "stabcheck_version": __version__,
                             "config": settings.to_json(), "probes": [p.id for p in probes]})
             try:
-                results = _run_all(runner, probes, weights, dataset, journal, emit)
+                results = _run_all(runner, probes, weights, dataset, journal, emit,
+                                   settings.thresholds)
+                if settings.check_numerics:
+                    results = _name_operations(runner, results, weights, journal, emit)
                 memory = None
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
                     memory, measured = _memory(runner, template, results, weights, settings,
@@ -195,9 +201,35 @@ def _memory(
     return report, measured
 
 
+def _name_operations(
+    runner: ProbeRunner, results: list[ProbeResult], weights: dict[str, list[float] | None],
+    journal: Journal, emit: ProgressCallback, limit: int = 3,
+) -> list[ProbeResult]:
+    """Re-run the first non-finite probes with TensorFlow's check-numerics on, in a fresh
+    worker, and add the operation that produced the first Inf/NaN to their evidence."""
+    out = list(results)
+    todo = [i for i, r in enumerate(out) if r.verdict.outcome is Outcome.NON_FINITE
+            and r.verdict.evidence.get("ran") is not False][:limit]
+    for index in todo:
+        result = out[index]
+        emit(Progress("loading", f"re-running {result.probe.id} with check-numerics"))
+        rerun = runner.run(result.probe, weights[result.probe.settings.class_weight],
+                           check_numerics=True)
+        found = parse_check_numerics((rerun.exception or {}).get("message") or "")
+        if found is None:
+            continue
+        verdict = result.verdict
+        summary = (f"{verdict.summary}; check-numerics: first produced by {found['op_type']} "
+                   f"op {found['operation']}")
+        out[index] = ProbeResult(result.run, Verdict(verdict.outcome, {
+            **verdict.evidence, "check_numerics": found}, summary))
+        journal.append({"type": "explained", "id": result.probe.id, "check_numerics": found})
+    return out
+
+
 def _run_all(
     runner: ProbeRunner, probes: list[Probe], weights: dict[str, list[float] | None],
-    dataset: Dataset, journal: Journal, emit: ProgressCallback,
+    dataset: Dataset, journal: Journal, emit: ProgressCallback, thresholds: Thresholds,
 ) -> list[ProbeResult]:
     results = []
     exhausted: dict[tuple[int, str], ProbeResult] = {}
@@ -208,7 +240,8 @@ def _run_all(
             result = _same_footprint(probe, exhausted[footprint])
         else:
             run = runner.run(probe, weights[probe.settings.class_weight])
-            result = ProbeResult(run, classify(run, dataset.class_names))
+            result = ProbeResult(run, classify(run, dataset.class_names, thresholds,
+                                               class_counts=dataset.summary().class_counts))
             if result.verdict.category is Category.MEMORY:
                 exhausted[footprint] = result
         journal.append({"type": "probe", **result.to_json()})

@@ -48,9 +48,14 @@ def plan_probes(
                         clip=_label(clip),
                         batch_size=batch_size,
                         optimizer=optimizer,
-                        loss=loss,
+                        loss=_focal_name(loss) if strategy == "focal" else loss,
                     ), settings.steps))
     return probes
+
+
+def _focal_name(loss: str) -> str:
+    """The focal loss a ``focal`` probe trains with, in place of ``loss``."""
+    return "binary_focal_crossentropy" if "binary" in loss else "categorical_focal_crossentropy"
 
 
 def _label(clip: Clip) -> str:

@@ -218,6 +218,8 @@ class ProbeRun:
     peak_gpu_bytes: int | None = None
     stderr_tail: str = ""
     duration_s: float = 0.0
+    # (step, {class index: gradient norm of the loss restricted to that class})
+    class_grad_norms: tuple[tuple[int, dict[str, float]], ...] = ()
 
     @property
     def steps_completed(self) -> int:

@@ -75,6 +75,7 @@ class WorkerInit:
     seed: int
     gpu_memory_budget: int | None = None
     dtype_policy: str | None = None
+    check_numerics: bool = False
 
     def message(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ class WorkerInit:
             "seed": self.seed,
             "gpu_memory_budget": self.gpu_memory_budget,
             "dtype_policy": self.dtype_policy,
+            "check_numerics": self.check_numerics,
         }
 
 
@@ -214,6 +216,7 @@ class _Watch:
     started: float
     peak: int = 0
     gpu_peak: int | None = None
+    class_grads: tuple[tuple[int, dict[str, float]], ...] = ()
     cgroup_kills_before: int = 0
     system_kills_before: int = 0
 
@@ -245,7 +248,7 @@ class ProbeRunner:
         self._on_step = on_step
         self._gpu = bool(gpu.devices())
         self._worker: _Worker | None = None
-        self._worker_batch: tuple[int, str | None] | None = None
+        self._worker_batch: tuple[int, str | None, bool] | None = None
         self._count = 0
         self.environment: dict[str, Any] = {}
         self.model_info: dict[str, Any] = {}
@@ -292,14 +295,20 @@ class ProbeRunner:
 
     # -- probes ------------------------------------------------------------------------
 
-    def run(self, probe: Probe, class_weights: list[float] | None) -> ProbeRun:
-        """Run one probe; never raises for anything the probe or its worker did."""
-        batch = (probe.settings.batch_size, probe.settings.dtype_policy)
+    def run(
+        self, probe: Probe, class_weights: list[float] | None, *, check_numerics: bool = False
+    ) -> ProbeRun:
+        """Run one probe; never raises for anything the probe or its worker did.
+
+        Probes share a worker while their batch size, dtype policy and check-numerics
+        setting are the same; a change starts a fresh worker (clean memory peaks).
+        """
+        batch = (probe.settings.batch_size, probe.settings.dtype_policy, check_numerics)
         if self._worker is not None and self._worker_batch not in (None, batch):
             self.close()
         watch = _Watch(time.monotonic())
         if self._worker is None:
-            worker = self._spawn(probe.settings.dtype_policy)
+            worker = self._spawn(probe.settings.dtype_policy, check_numerics)
             watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
             ready = self._await_ready(worker, watch, probe)
             if not isinstance(ready, dict):
@@ -314,6 +323,7 @@ class ProbeRunner:
                             "class_weights": class_weights}):
             return self._died(worker, probe, watch, [])
         steps: list[StepRecord] = []
+        class_grads: list[tuple[int, dict[str, float]]] = []
         while True:
             message = self._next(worker, watch, probe)
             if message is None:
@@ -324,9 +334,13 @@ class ProbeRunner:
                                         _float(message["grad_norm"])))
                 if self._on_step is not None:
                     self._on_step(probe, message["step"])
+            if kind == "class_grads":
+                class_grads.append((message["step"], message["norms"]))
+                continue
             if kind in ("done", "nonfinite", "exception"):
                 reported = message.get("peak_private_bytes")
                 watch.peak = max(watch.peak, reported or 0)
+                watch.class_grads = tuple(class_grads)
             if kind == "done":
                 peak_gpu = max(message.get("peak_gpu_bytes") or 0, watch.gpu_peak or 0) or None
                 return self._finished(probe, watch, worker, steps, Termination.COMPLETED,
@@ -345,10 +359,10 @@ class ProbeRunner:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _spawn(self, dtype_policy: str | None = None) -> _Worker:
+    def _spawn(self, dtype_policy: str | None = None, check_numerics: bool = False) -> _Worker:
         self._count += 1
         stderr = self._run_dir / f"worker-{self._count}.stderr"
-        init = replace(self._init, dtype_policy=dtype_policy)
+        init = replace(self._init, dtype_policy=dtype_policy, check_numerics=check_numerics)
         self._worker = _Worker(init, stderr, self._budget)
         self._worker_batch = None
         return self._worker
@@ -417,6 +431,7 @@ class ProbeRunner:
             memory=self._memory(worker, watch, died=False),
             duration_s=time.monotonic() - watch.started,
             stderr_tail=worker.stderr_tail() if termination is Termination.EXCEPTION else "",
+            class_grad_norms=watch.class_grads,
             **extra,
         )
         if close:

@@ -125,22 +125,36 @@ def run_probe(
         config["gradient_accumulation_steps"] = settings.accumulation_steps
     config.pop("name", None)
     optimizer = setup.optimizer_class.from_config(config)
-    model.compile(optimizer=optimizer, loss=setup.loss)
+    strategy = settings.class_weight
+    loss_fn, y_train = setup.loss, dataset.y_train
+    if strategy == "focal":
+        loss_fn, y_train = _focal_loss(setup, dataset)
+    model.compile(optimizer=optimizer, loss=loss_fn)
     tvars = model.trainable_variables
     optimizer.build(tvars)
     step_fn = _make_train_step(model, optimizer, tvars)
+    grad_norm_fn = _make_grad_norm(model, tvars)
+    watched = _watched_classes(dataset)
 
     weights = np.ones(dataset.n_classes, dtype=np.float32)
     if class_weights is not None:
         weights = np.asarray(class_weights, dtype=np.float32)
+    normalized = strategy.startswith("normalized")
     batches = _batch_indices(len(dataset.x_train), settings.batch_size, probe.steps, seed)
+    checkpoints = {1, max(1, probe.steps // 2), probe.steps}
     if tf.config.list_logical_devices("GPU"):
         tf.config.experimental.reset_memory_stats("GPU:0")
     reset_peak_rss()
     for step, idx in enumerate(batches, start=1):
         x = dataset.x_train[idx]
-        y = dataset.y_train[idx]
-        sw = weights[dataset.c_train[idx]]  # what fit(class_weight=...) derives per sample
+        y = y_train[idx]
+        classes = dataset.c_train[idx]
+        sw = weights[classes]  # what fit(class_weight=...) derives per sample
+        if normalized:  # the weighted loss divided by the batch's total weight
+            sw = sw * (len(sw) / sw.sum())
+        if step in checkpoints and watched:
+            emit({"type": "class_grads", "step": step,
+                  "norms": _class_grad_norms(grad_norm_fn, x, y, sw, classes, watched)})
         loss, gnorm, grad_state, weight_state = step_fn(x, y, sw)
         loss_v, gnorm_v = float(loss), float(gnorm)
         emit({"type": "step", "step": step, "loss": loss_v, "grad_norm": gnorm_v})
@@ -190,13 +204,72 @@ def _make_train_step(model: Any, optimizer: Any, tvars: list[Any]) -> Callable[.
             loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=True)
         grads = tape.gradient(loss, tvars)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, tvars, strict=True)]
-        gnorm = tf.linalg.global_norm(grads)
+        gnorm = _global_norm(grads)
         grad_state = tf.stack([_finiteness(g) for g in grads])
         optimizer.apply(grads, tvars)
         weight_state = tf.stack([_finiteness(v) for v in tvars])
         return loss, gnorm, grad_state, weight_state
 
     return train_step
+
+
+def _make_grad_norm(model: Any, tvars: list[Any]) -> Callable[..., Any]:
+    @tf.function(reduce_retracing=True)
+    def grad_norm(x: Any, y: Any, sw: Any) -> Any:
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=True)
+        grads = [g for g in tape.gradient(loss, tvars) if g is not None]
+        return _global_norm(grads)
+
+    return grad_norm
+
+
+def _watched_classes(dataset: Dataset, limit: int = 5) -> list[int]:
+    """The classes whose gradient share is measured: all of them up to 10, else the
+    ``limit`` rarest and the ``limit`` most common of the training sample."""
+    counts = np.bincount(dataset.c_train, minlength=dataset.n_classes)
+    present = [c for c in np.argsort(counts, kind="stable") if counts[c] > 0]
+    if len(present) <= 2 * limit:
+        return [int(c) for c in present]
+    return [int(c) for c in present[:limit] + present[-limit:]]
+
+
+def _class_grad_norms(
+    fn: Callable[..., Any], x: np.ndarray, y: np.ndarray, sw: np.ndarray,
+    classes: np.ndarray, watched: list[int],
+) -> dict[str, float]:
+    """Global gradient norm of the batch's loss restricted to each class's samples.
+
+    The restricted losses add up to the batch loss (the reduction divides by the whole
+    batch either way), so the norms compare each class's pull on the weights.
+    """
+    norms = {}
+    for c in watched:
+        mask = classes == c
+        if mask.any():
+            norms[str(c)] = float(fn(x, y, (sw * mask).astype(np.float32)))
+    return norms
+
+
+def _focal_loss(setup: ModelSetup, dataset: Dataset) -> tuple[Any, np.ndarray]:
+    """Focal cross-entropy (gamma 2) with alpha from the class frequencies, and the
+    labels in the form it takes (one-hot for the categorical one)."""
+    from stabcheck.classweights import focal_alpha
+
+    counts = np.bincount(dataset.c_train, minlength=dataset.n_classes)
+    from_logits = bool(setup.describe["from_logits"])
+    if setup.describe["output_units"] == 1:
+        alpha = focal_alpha(counts, binary=True)
+        loss = keras.losses.BinaryFocalCrossentropy(
+            apply_class_balancing=True, alpha=alpha, gamma=2.0, from_logits=from_logits)
+        return loss, dataset.y_train.astype(np.float32)
+    alpha = focal_alpha(counts, binary=False)
+    loss = keras.losses.CategoricalFocalCrossentropy(alpha=alpha, gamma=2.0,
+                                                     from_logits=from_logits)
+    if dataset.label_format == "onehot":
+        return loss, dataset.y_train
+    return loss, np.eye(dataset.n_classes, dtype=np.float32)[dataset.c_train]
 
 
 def _batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
@@ -208,12 +281,23 @@ def _batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[np.nd
     return np.split(flat, steps)
 
 
+def _global_norm(tensors: list[Any]) -> Any:
+    """sqrt(sum of squares) scaled by the largest magnitude, so that finite gradients
+    never overflow float32 on the way (``tf.linalg.global_norm`` squares them first)."""
+    scale = tf.reduce_max(tf.stack([tf.reduce_max(tf.abs(t)) for t in tensors]))
+    safe = tf.where(scale > 0, scale, tf.ones_like(scale))
+    total = tf.add_n([tf.reduce_sum(tf.square(t / safe)) for t in tensors])
+    return safe * tf.sqrt(total)
+
+
 def _finiteness(tensor: Any) -> Any:
     """0 when all values are finite, else 1 for a NaN, 2 for +inf, 3 for -inf (first wins)."""
     tensor = tf.convert_to_tensor(tensor)
+    # No Inf constant in the graph: TensorFlow's check-numerics would flag it.
     nan = tf.reduce_any(tf.math.is_nan(tensor))
-    pos_inf = tf.reduce_any(tensor == np.inf)
-    neg_inf = tf.reduce_any(tensor == -np.inf)
+    inf = tf.math.is_inf(tensor)
+    pos_inf = tf.reduce_any(inf & (tensor > 0))
+    neg_inf = tf.reduce_any(inf & (tensor < 0))
     return tf.where(nan, 1, tf.where(pos_inf, 2, tf.where(neg_inf, 3, 0)))
 
 

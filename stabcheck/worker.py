@@ -103,6 +103,8 @@ def main() -> int:
         from stabcheck import data, models, training
 
         devices = _configure_devices(init.get("gpu_memory_budget"))
+        if init.get("check_numerics"):  # the first op to output Inf/NaN raises, named
+            __import__("tensorflow").debugging.enable_check_numerics()
         import_s = time.perf_counter() - t0
         dataset = data.load_prepared(Path(init["dataset"]))
         keras.utils.set_random_seed(int(init["seed"]))

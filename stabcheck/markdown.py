@@ -1,0 +1,159 @@
+"""The run as a compact Markdown summary, for a pull-request comment or a CI job summary.
+
+A title that says whether the ``--fail-on`` gate passed, the verdict grid per batch size
+(one emoji and the terminal grid's word per cell), the failures by category and what to
+do. GitHub-flavoured Markdown: tables, ``<br>`` inside table cells.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from stabcheck.gridview import CATEGORY_ICONS, cell_text, column_label, grid_tables
+from stabcheck.policy import fails
+from stabcheck.report import recommendations
+from stabcheck.resultio import write_text_atomic
+from stabcheck.results import Category, ProbeResult, RunReport
+
+__all__ = ["render_markdown", "write_markdown"]
+
+# Failure sections in the order they appear, with their titles (as in the terminal report).
+_SECTIONS: tuple[tuple[Category, str], ...] = (
+    (Category.NUMERICAL, "Numerical failures"),
+    (Category.MEMORY, "Memory exhaustion"),
+    (Category.CRASH, "Crashes and timeouts"),
+    (Category.LEARNING, "Learning problems"),
+    (Category.ERROR, "Errors"),
+)
+
+# A PR comment stays short: at most this many probes listed per section.
+MAX_LISTED = 15
+
+
+def _escape(text: str) -> str:
+    """Text safe inside a Markdown table cell or list item (no pipes, no line breaks)."""
+    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("`", "'") + "`"
+
+
+def _title(report: RunReport, policy: frozenset[str]) -> str:
+    results = report.results
+    failing = sum(fails(r, policy) for r in results)
+    n = len(results)
+    if failing:
+        return f"## ❌ stabcheck: {failing} of {n} probe{'s' if n != 1 else ''} failed"
+    if not results:
+        return "## ⚠️ stabcheck: no probe ran"
+    return f"## ✅ stabcheck: {n} probe{'s' if n != 1 else ''} passed"
+
+
+def _gate(policy: frozenset[str]) -> str:
+    if "none" in policy or not policy:
+        return "nothing (report only)"
+    if "any" in policy:
+        return "any trouble"
+    return ", ".join(sorted(policy))
+
+
+def _header(report: RunReport, policy: frozenset[str]) -> list[str]:
+    data = report.dataset
+    model = report.config.get("model")
+    parts = [f"model {_code(str(model))}"] if model else []
+    parts.append(f"data {_code(data.source)} ({data.n_samples:,} samples, "
+                 f"{len(data.class_names)} classes)")
+    parts.append(f"fails on: {_gate(policy)}")
+    lines = [" · ".join(parts)]
+    if report.interrupted:
+        planned = f" of {report.probes_planned}" if report.probes_planned else ""
+        lines += ["", f"> **Interrupted**: {len(report.results)}{planned} probes ran."]
+    return lines
+
+
+def _cell(result: ProbeResult | None) -> str:
+    if result is None:
+        return "·"
+    return f"{CATEGORY_ICONS[result.verdict.category]} {_escape(cell_text(result))}"
+
+
+def _grid(report: RunReport) -> list[str]:
+    lines: list[str] = []
+    for table in grid_tables(report):
+        labels = [column_label(c) for c in table.columns]
+        lines += ["", f"**batch size {table.batch_size}**", ""]
+        lines.append("| class weight | " + " | ".join(f"{a}<br>{b}" for a, b in labels) + " |")
+        lines.append("| --- | " + " | ".join(":---:" for _ in labels) + " |")
+        for strategy, cells in table.rows:
+            lines.append(
+                f"| {_escape(strategy)} | " + " | ".join(_cell(c) for c in cells) + " |"
+            )
+    return lines
+
+
+def _failures(report: RunReport, policy: frozenset[str]) -> list[str]:
+    lines: list[str] = []
+    for category, title in _SECTIONS:
+        found = [r for r in report.results if r.verdict.category is category]
+        if not found:
+            continue
+        gate = any(fails(r, policy) for r in found)
+        note = "" if gate else " (not counted by --fail-on)"
+        lines += ["", f"**{CATEGORY_ICONS[category]} {title} ({len(found)})**{note}", ""]
+        ran = [r for r in found if r.verdict.evidence.get("ran") is not False]
+        for result in ran[:MAX_LISTED]:
+            lines.append(
+                f"- {_code(result.probe.id)}: **{result.verdict.outcome.value}**, "
+                f"{_escape(result.verdict.summary)}"
+            )
+        if len(ran) > MAX_LISTED:
+            lines.append(f"- … and {len(ran) - MAX_LISTED} more (see the JSON result)")
+        # Probes not run because one of the same memory footprint ran out, as the terminal
+        # report shows them: one line per probe they were inferred from.
+        inferred = Counter(str(r.verdict.evidence.get("inferred_from")) for r in found
+                           if r.verdict.evidence.get("ran") is False)
+        for source, count in inferred.items():
+            probes = f"{count} more probe{'s' if count != 1 else ''}"
+            lines.append(f"- + {probes} of the same batch size and optimizer not run: they "
+                         f"would exhaust memory like {_code(source)}")
+    return lines
+
+
+def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
+    """The Markdown summary of ``report``, judged by the ``--fail-on`` ``policy``.
+
+    Args:
+        report: the run.
+        policy: the parsed ``--fail-on`` policy (``stabcheck.policy.parse_fail_on``).
+
+    Returns:
+        The document, ending in a newline.
+    """
+    lines = [_title(report, policy), ""]
+    lines += _header(report, policy)
+    if report.results:
+        lines += _grid(report)
+    failures = _failures(report, policy)
+    if failures:
+        lines += ["", "### Failures"]
+        lines += failures
+    advice = recommendations(report)
+    lines += ["", "### What to do", ""]
+    lines += [f"- {_escape(line)}" for line in advice[:-1]]
+    if len(advice) > 1:
+        lines.append("")
+    lines.append(f"_{_escape(advice[-1])}_")
+    if report.warnings:
+        lines += ["", "<details><summary>Warnings</summary>", ""]
+        lines += [f"- {_escape(w)}" for w in report.warnings]
+        lines += ["", "</details>"]
+    legend = " · ".join(f"{icon} {category.value}" for category, icon in CATEGORY_ICONS.items())
+    lines += ["", f"<sub>{legend} · @N = at step N · stabcheck {report.stabcheck_version}</sub>"]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(report: RunReport, path: Path | str, policy: frozenset[str]) -> None:
+    """Write ``render_markdown(report, policy)`` to ``path`` (atomically)."""
+    write_text_atomic(Path(path), render_markdown(report, policy))

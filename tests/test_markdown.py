@@ -1,0 +1,74 @@
+"""The Markdown summary: a snapshot of a hand-made report, and the rules behind it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from stabcheck.markdown import render_markdown, write_markdown
+from stabcheck.policy import parse_fail_on
+from stabcheck.results import Outcome, Verdict
+from tests.sample_report import make_report
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "sample_report.md"
+DEFAULT = parse_fail_on(["numerical,memory,crash"])
+
+
+def test_matches_the_snapshot():
+    """Set STABCHECK_UPDATE_SNAPSHOTS=1 to rewrite the snapshot after a deliberate change."""
+    text = render_markdown(make_report(), DEFAULT)
+    if os.environ.get("STABCHECK_UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(text, encoding="utf-8")
+    assert text == SNAPSHOT.read_text(encoding="utf-8")
+
+
+def test_title_says_pass_or_fail_by_the_policy():
+    report = make_report()
+    assert render_markdown(report, DEFAULT).startswith("## ❌ stabcheck: 9 of 12 probes failed")
+    assert render_markdown(report, parse_fail_on(["learning"])).startswith(
+        "## ❌ stabcheck: 1 of 12 probes failed")
+    passed = render_markdown(report, parse_fail_on(["none"]))
+    assert passed.startswith("## ✅ stabcheck: 12 probes passed")
+    assert "fails on: nothing (report only)" in passed
+
+
+def test_grid_has_a_table_per_batch_size_with_emoji_cells():
+    text = render_markdown(make_report(), DEFAULT)
+    assert "**batch size 32**" in text and "**batch size 4096**" in text
+    assert "| class weight | lr 0.001<br>no clip | lr 0.1<br>no clip |" in text
+    assert "| x100 | ⚠️ overcorr | ❌ NaN @37 |" in text
+    assert "| none | 💥 OOM host | 💥 OOM host |" in text
+    assert "| none | ✅ ok | 💀 crashed @5 |" in text
+
+
+def test_categories_not_counted_by_the_policy_are_marked():
+    text = render_markdown(make_report(), DEFAULT)
+    assert "**⚠️ Learning problems (1)** (not counted by --fail-on)" in text
+    assert "**❌ Numerical failures (2)**\n" in text
+
+
+def test_pipes_and_newlines_in_summaries_do_not_break_the_table_or_list(tmp_path: Path):
+    report = make_report()
+    first = report.results[1]
+    odd = dataclasses.replace(first, verdict=Verdict(Outcome.CRASHED, first.verdict.evidence,
+                                                     "died | badly\nwith a second line"))
+    report = dataclasses.replace(report, results=(report.results[0], odd, *report.results[2:]))
+    path = tmp_path / "out" / "summary.md"
+    write_markdown(report, path, DEFAULT)
+    text = path.read_text(encoding="utf-8")
+    assert "died \\| badly with a second line" in text
+
+
+def test_long_sections_are_cut_short():
+    report = make_report()
+    many = tuple(report.results[5] for _ in range(40))  # the NaN probe
+    text = render_markdown(dataclasses.replace(report, results=report.results + many), DEFAULT)
+    assert "- … and 27 more (see the JSON result)" in text
+
+
+def test_an_empty_run():
+    report = dataclasses.replace(make_report(), results=(), probes_planned=0)
+    text = render_markdown(report, DEFAULT)
+    assert text.startswith("## ⚠️ stabcheck: no probe ran")
+    assert "### Failures" not in text
