@@ -77,80 +77,124 @@ def _write_outputs(result: RunReport, policy: frozenset[str], console: Console,
         console.print(f"{what} written to {path}", highlight=False)
 
 
-# ------------------------------------------------------------------ probe
+# ------------------------------------------------------------------ probe, memory
+# Options shared by `probe` and `memory` (`# noqa: UP045`: typer needs Optional).
+_Config = Annotated[Optional[Path], typer.Argument(  # noqa: UP045
+    help="A TOML config; flags override it.", show_default=False)]
+_Model = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    help="A .keras or .h5 file, file.py:function, package.module:function, or "
+    "builtin:mlp / builtin:cnn.")]
+_Data = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    help="An .npz (x, y[, x_val, y_val]), a .csv with --target, an image folder, or "
+    "builtin:digits / builtin:breast_cancer.")]
+_Target = Annotated[Optional[str], typer.Option(help="Label column of a CSV.")]  # noqa: UP045
+_Loss = Annotated[Optional[str], typer.Option(help="Override the compiled loss.")]  # noqa: UP045
+_Optimizer = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    help="Override the compiled optimizer.")]
+_Lr = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--lr", help=f"Learning rates (default: the baseline x 0.1, 1, 10). {_LIST}")]
+_ClassWeight = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--class-weight", help="Strategies: none, balanced, sqrt, effective, xN (e.g. x100), "
+    f"custom, and the remedies normalized, normalized-<strategy>, focal. {_LIST}")]
+_Clip = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--clip", help=f"none, norm=V, value=V, global_norm=V. {_LIST}")]
+_BatchSize = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--batch-size", help=f"Batch sizes. {_LIST}")]
+_Steps = Annotated[Optional[int], typer.Option(help="Optimizer steps per probe.")]  # noqa: UP045
+_MemoryBudget = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--memory-budget", help="Host memory a probe may use, e.g. 2GiB.")]
+_GpuBudget = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--gpu-memory-budget", help="GPU memory a probe may use (simulates a smaller card).")]
+_Timeout = Annotated[Optional[float], typer.Option(  # noqa: UP045
+    help="Wall-clock seconds one probe may take.")]
+_Json = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    "--json", help="Write the machine-readable result here.")]
+_Journal = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    help="Append each probe's result here as it arrives (JSON lines).")]
+_Resume = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    help="Finish an interrupted run from its journal, without re-running its probes.")]
+_Seed = Annotated[Optional[int], typer.Option(help="Seed (default 0).")]  # noqa: UP045
+_MaxSamples = Annotated[Optional[int], typer.Option(  # noqa: UP045
+    "--max-samples", help="Cap on the stratified training sample (default 20000).")]
+_Imbalance = Annotated[Optional[float], typer.Option(  # noqa: UP045
+    help="Make the data long-tailed for a demonstration: the rarest class keeps this "
+    "fraction.")]
+_FailOn = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--fail-on", help="Categories or outcomes that fail the run (exit 1); default "
+    f"numerical,memory,crash; also any, none. {_LIST}")]
+_CheckNumerics = Annotated[Optional[bool], typer.Option(  # noqa: UP045
+    "--check-numerics/--no-check-numerics",
+    help="Re-run non-finite probes with TensorFlow's check-numerics to name the operation "
+    "that produced the first NaN/Inf.")]
+
+
 @app.command()
 def probe(
-    config: Annotated[Optional[Path], typer.Argument(  # noqa: UP045
-        help="A TOML config; flags override it.", show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="A .keras or .h5 file, file.py:function, package.module:function, or "
-        "builtin:mlp / builtin:cnn.")] = None,
-    data: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="An .npz (x, y[, x_val, y_val]), a .csv with --target, an image folder, or "
-        "builtin:digits / builtin:breast_cancer.")] = None,
-    target: Annotated[Optional[str], typer.Option(help="Label column of a CSV.")] = None,  # noqa: UP045
-    loss: Annotated[Optional[str], typer.Option(help="Override the compiled loss.")] = None,  # noqa: UP045
-    optimizer: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="Override the compiled optimizer.")] = None,
-    lr: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--lr", help=f"Learning rates (default: the baseline x 0.1, 1, 10). {_LIST}")] = None,
-    class_weight: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--class-weight", help="Strategies: none, balanced, sqrt, effective, xN (e.g. x100), "
-        f"custom. {_LIST}")] = None,
-    clip: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--clip", help=f"none, norm=V, value=V, global_norm=V. {_LIST}")] = None,
-    batch_size: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--batch-size", help=f"Batch sizes. {_LIST}")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps per probe.")] = None,  # noqa: UP045
-    memory_budget: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--memory-budget", help="Host memory a probe may use, e.g. 2GiB.")] = None,
-    gpu_memory_budget: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--gpu-memory-budget", help="GPU memory a probe may use (simulates a smaller card).")
-    ] = None,
-    timeout: Annotated[Optional[float], typer.Option(  # noqa: UP045
-        help="Wall-clock seconds one probe may take.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--json", help="Write the machine-readable result here.")] = None,
-    journal: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        help="Append each probe's result here as it arrives (JSON lines).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed (default 0).")] = None,  # noqa: UP045
-    max_samples: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "--max-samples", help="Cap on the stratified training sample (default 20000).")] = None,
-    imbalance: Annotated[Optional[float], typer.Option(  # noqa: UP045
-        help="Make the data long-tailed for a demonstration: the rarest class keeps this "
-        "fraction.")] = None,
-    fail_on: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--fail-on", help="Categories or outcomes that fail the run (exit 1); default "
-        f"numerical,memory,crash; also any, none. {_LIST}")] = None,
-    junit: _JunitOpt = None,  # issue 7 outputs: see _write_outputs
-    markdown: _MarkdownOpt = None,
-    html: _HtmlOpt = None,
+    config: _Config = None, model: _Model = None, data: _Data = None, target: _Target = None,
+    loss: _Loss = None, optimizer: _Optimizer = None, lr: _Lr = None,
+    class_weight: _ClassWeight = None, clip: _Clip = None, batch_size: _BatchSize = None,
+    steps: _Steps = None, memory_budget: _MemoryBudget = None,
+    gpu_memory_budget: _GpuBudget = None, timeout: _Timeout = None, json_path: _Json = None,
+    journal: _Journal = None, resume: _Resume = None, seed: _Seed = None,
+    max_samples: _MaxSamples = None, imbalance: _Imbalance = None, fail_on: _FailOn = None,
+    check_numerics: _CheckNumerics = None,
+    junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
 ) -> None:
     """Run short probe trainings over a grid of settings and report what survives."""
+    _run(config, locals(), memory_only=False)
+
+
+@app.command()
+def memory(
+    config: _Config = None, model: _Model = None, data: _Data = None, target: _Target = None,
+    loss: _Loss = None, optimizer: _Optimizer = None, lr: _Lr = None,
+    class_weight: _ClassWeight = None, clip: _Clip = None, batch_size: _BatchSize = None,
+    memory_budget: _MemoryBudget = None, gpu_memory_budget: _GpuBudget = None,
+    timeout: _Timeout = None, json_path: _Json = None, journal: _Journal = None,
+    seed: _Seed = None, max_samples: _MaxSamples = None, fail_on: _FailOn = None,
+    junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
+) -> None:
+    """Measure peak memory per batch size (each in a fresh process), forecast the largest
+    batch size that fits --memory-budget, verify it by a real run, and measure remedies."""
+    _run(config, locals(), memory_only=True)
+
+
+def _run(config: Path | None, params: dict, *, memory_only: bool) -> None:
+    """The body of `probe` and `memory`: settings, the run, the report, the exit code."""
+    import signal
+
+    from stabcheck import engine, report
     from stabcheck.config import build_settings
 
-    flags = {
-        "model": model, "data": data, "target": target, "loss": loss, "optimizer": optimizer,
-        "lr": lr, "class_weight": class_weight, "clip": clip, "batch_size": batch_size,
-        "steps": steps, "memory_budget": memory_budget, "gpu_memory_budget": gpu_memory_budget,
-        "timeout": timeout, "json": str(json_path) if json_path else None,
-        "journal": str(journal) if journal else None, "seed": seed, "max_samples": max_samples,
-        "imbalance": imbalance, "fail_on": fail_on,
-        **_output_flags(junit, markdown, html),
-    }
+    flags = {key: value for key, value in params.items()
+             if key not in ("config", "json_path", "junit", "markdown", "html", "journal",
+                            "resume")}
+    flags["json"] = params.get("json_path")
+    flags["journal"] = params.get("journal") or params.get("resume")
+    flags.update(_output_flags(params.get("junit"), params.get("markdown"), params.get("html")))
+    flags = {key: str(value) if isinstance(value, Path) else value
+             for key, value in flags.items()}
     settings = build_settings(config, flags)
     policy = parse_fail_on(settings.fail_on)
-    from stabcheck import engine, report
-
+    # SIGTERM (a CI runner cancelling the job) ends the run like Ctrl-C: workers are
+    # ended, the partial report is printed and written, exit code 130.
+    signal.signal(signal.SIGTERM, _terminate)
     console = Console(stderr=False)
     with _ProgressView(Console(stderr=True)) as view:
-        result = engine.run_probe_grid(settings, view.update)
+        result = engine.run_probe_grid(settings, view.update, memory_only=memory_only,
+                                       resume=params.get("resume"))
     report.render_report(result, console)
     if settings.json:
         report.write_json(result, settings.json)
         console.print(f"JSON result written to {settings.json}")
     _write_outputs(result, policy, console, settings.junit, settings.markdown, settings.html)
+    if result.interrupted:
+        raise typer.Exit(130)
     raise typer.Exit(1 if any(fails(r, policy) for r in result.results) else 0)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # --------------------------------------------------- report, init, env (issue 7)

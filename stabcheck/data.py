@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from stabcheck.errors import ConfigError, InputError
+from stabcheck.preflight import check_data_finite, label_rank_message
 from stabcheck.results import DatasetSummary
 
 BUILTIN_DATASETS: tuple[str, ...] = ("breast_cancer", "digits")
@@ -221,6 +222,28 @@ def _load_builtin(spec: str) -> _Source:
 # ------------------------------------------------------------------------------- npz
 
 
+def npz_has_sample_weight(spec: str | Path, *, base_dir: Path | None = None) -> bool:
+    """Whether the ``.npz`` data ``spec`` holds a ``sample_weight`` array.
+
+    Keras refuses ``class_weight`` together with ``sample_weight`` (see
+    ``stabcheck.preflight.check_sample_weight_conflict``). Other specs (``builtin:``, a
+    ``.csv``, an image folder) never bring one. ``spec`` resolves as in :func:`load_dataset`.
+    """
+    spec = str(spec)
+    if spec.startswith("builtin:"):
+        return False
+    path = Path(spec).expanduser()
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return "sample_weight" in npz.files
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"data '{spec}' is not a readable .npz file ({exc})") from None
+
+
 def _load_npz(spec: str, path: Path) -> _Source:
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -285,6 +308,7 @@ def _check_x(spec: str, x: np.ndarray, key: str) -> np.ndarray:
         x = x.reshape(-1, 1)
     if x.shape[0] == 0:
         raise InputError(f"data '{spec}': '{key}' has no rows")
+    check_data_finite(x, f"'{spec}': {key}")
     return x
 
 
@@ -313,7 +337,7 @@ def _encode_labels(
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim > 2:
-        raise InputError(f"data '{spec}': y has shape {y.shape}; {rule}")
+        raise InputError(f"data '{spec}': {label_rank_message(y.shape)}")
 
     if y.dtype.kind in "US":
         if y.dtype.kind == "S":
@@ -435,6 +459,7 @@ def _load_csv(spec: str, path: Path, target: str | None) -> _Source:
         raise InputError(f"data '{spec}' has a header but no data rows")
 
     x = np.asarray(rows, dtype=np.float64)
+    check_data_finite(x, f"'{spec}'")
     y = _csv_labels(labels)
     ys, names, fmt = _encode_labels(spec, [y])
     return _Source(_Labelled(_array_rows(x), *ys[0]), None, names, fmt)

@@ -22,12 +22,19 @@ from stabcheck import __version__, memguard
 from stabcheck.classify import classify
 from stabcheck.classweights import class_weights_for, weights_by_name
 from stabcheck.config import Settings
-from stabcheck.data import Dataset, load_dataset, save_prepared
+from stabcheck.data import Dataset, load_dataset, npz_has_sample_weight, save_prepared
+from stabcheck.errors import InputError
 from stabcheck.ladder import MemoryReport, build_memory_report
 from stabcheck.models import parse_model_spec
 from stabcheck.numerics import parse_check_numerics
 from stabcheck.plan import learning_rates, plan_probes
-from stabcheck.preflight import check_class_weights, check_labels_vs_loss
+from stabcheck.preflight import (
+    check_class_weights,
+    check_labels_vs_loss,
+    check_model_outputs,
+    check_output_activation,
+    check_sample_weight_conflict,
+)
 from stabcheck.results import (
     Category,
     Outcome,
@@ -81,25 +88,34 @@ def default_journal_path() -> Path:
 
 
 def run_probe_grid(
-    settings: Settings, progress: ProgressCallback | None = None, *, memory_only: bool = False
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+    *,
+    memory_only: bool = False,
+    resume: Path | None = None,
 ) -> RunReport:
     """Load, check, plan and run the probe grid of ``settings``.
 
     With a memory budget (or several batch sizes) the memory ladder follows the grid:
     peaks per batch size, the forecast of the largest batch size that fits, its
     verification by a real run, and the remedies for the batch sizes that do not fit.
+    A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the CLI) during the probes
+    ends every worker and returns the report of what finished, marked interrupted.
 
     Args:
         settings: validated settings.
         progress: receives progress events.
         memory_only: ``stabcheck memory``: skip the grid, run the ladder over
             ``settings.batch_size`` with the grid's first setting.
+        resume: the journal of an interrupted run of the same grid: its probes are not
+            run again, the rest are, and the journal is continued.
 
     Raises:
         UsageError: bad model, data or settings (exit 2), before any probe ran.
     """
     emit = progress or (lambda _event: None)
     spec = parse_model_spec(settings.model)
+    check_sample_weight_conflict(npz_has_sample_weight(settings.data), settings.class_weight)
     emit(Progress("loading", f"loading {settings.data}"))
     dataset = load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
                            holdout=settings.holdout, imbalance=settings.imbalance,
@@ -109,8 +125,9 @@ def run_probe_grid(
         warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
     weights = _weights_table(settings, dataset)
     warnings += check_class_weights(weights, dataset.class_names)
+    previous = read_journal(resume) if resume is not None else None
+    journal_path = resume or settings.journal or default_journal_path()
 
-    journal_path = settings.journal or default_journal_path()
     with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp:
         run_dir = Path(tmp)
         prepared = run_dir / "dataset.npz"
@@ -124,11 +141,13 @@ def run_probe_grid(
 
         runner = ProbeRunner(init, run_dir, timeout=settings.timeout,
                              memory_budget=settings.memory_budget, on_step=on_step)
+        results: list[ProbeResult] = []
+        memory: MemoryReport | None = None
+        interrupted = False
         try:
             emit(Progress("loading", "starting a probe worker (imports TensorFlow)"))
             model = runner.describe()
-            warnings += check_labels_vs_loss(model["loss"], dataset.label_format,
-                                             dataset.n_classes, model["output_units"])
+            warnings += _check_model(model, dataset)
             probes = plan_probes(
                 settings, lrs=learning_rates(settings, model["baseline_lr"]),
                 loss=model["loss"], optimizer=model["optimizer"],
@@ -138,26 +157,33 @@ def run_probe_grid(
             template = probes[0]
             if memory_only:
                 probes = []
+            if previous is not None and previous.probe_ids != [p.id for p in probes]:
+                raise InputError(f"journal {resume} is of another grid: resume with the same "
+                                 "config and flags as the interrupted run")
             current["total"] = len(probes)
             emit(Progress("planned", f"{len(probes)} probes", total=len(probes)))
             journal = Journal(journal_path)
-            journal.append({"type": "run", "stabcheck_version": __version__,
-                            "config": settings.to_json(), "probes": [p.id for p in probes]})
+            journal.append({"type": "run" if previous is None else "resumed",
+                            "stabcheck_version": __version__, "config": settings.to_json(),
+                            "probes": [p.id for p in probes]})
             try:
-                results = _run_all(runner, probes, weights, dataset, journal, emit,
-                                   settings.thresholds)
+                _run_all(runner, probes, weights, dataset, journal, emit, settings.thresholds,
+                         results, done=previous.results if previous else {})
                 if settings.check_numerics:
-                    results = _name_operations(runner, results, weights, journal, emit)
-                memory = None
+                    results[:] = _name_operations(runner, results, weights, journal, emit)
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
                     memory, measured = _memory(runner, template, results, weights, settings,
                                                journal, emit, memory_only)
                     if memory_only:
-                        results = measured
+                        results[:] = measured
+            except KeyboardInterrupt:
+                interrupted = True
+                runner.kill()
+                journal.append({"type": "interrupted", "done": len(results)})
             finally:
                 journal.close()
         except BaseException:
-            runner.kill()  # an interrupt or an error: no worker may outlive stabcheck
+            runner.kill()  # an error or an interrupt before probing: no worker outlives us
             raise
         runner.close()
     return RunReport(
@@ -169,9 +195,54 @@ def run_probe_grid(
         results=tuple(results),
         warnings=tuple(warnings),
         config={**settings.to_json(), "journal": str(journal_path), "model_info": model},
+        interrupted=interrupted,
         probes_planned=len(results) if memory_only else len(probes),
         memory=memory,
     )
+
+
+def _check_model(model: dict[str, Any], dataset: Dataset) -> list[str]:
+    """Preflight checks that need the model the first worker described."""
+    check_model_outputs(model["n_outputs"])
+    warnings = check_labels_vs_loss(model["loss"], dataset.label_format, dataset.n_classes,
+                                    model["output_units"])
+    warnings += check_output_activation(model["loss"], model["from_logits"],
+                                        model["output_activation"])
+    return warnings
+
+
+@dataclass(frozen=True)
+class JournalState:
+    """What an interrupted run's journal holds: its plan and the results it recorded."""
+
+    probe_ids: list[str]
+    results: dict[str, ProbeResult]
+
+
+def read_journal(path: Path) -> JournalState:
+    """Read a journal for ``--resume``; a torn last line (a kill mid-write) is ignored."""
+    from stabcheck.resultio import probe_result_from_json
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read journal {path}: {exc.strerror or exc}") from None
+    probe_ids: list[str] | None = None
+    results: dict[str, ProbeResult] = {}
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise InputError(f"journal {path} line {number} is not JSON") from None
+        if record.get("type") in ("run", "resumed") and probe_ids is None:
+            probe_ids = list(record.get("probes") or [])
+        elif record.get("type") == "probe":
+            results[record["id"]] = probe_result_from_json(record)
+    if probe_ids is None:
+        raise InputError(f"{path} is not a stabcheck journal (no run record)")
+    return JournalState(probe_ids, results)
 
 
 def _memory(
@@ -230,12 +301,22 @@ def _name_operations(
 def _run_all(
     runner: ProbeRunner, probes: list[Probe], weights: dict[str, list[float] | None],
     dataset: Dataset, journal: Journal, emit: ProgressCallback, thresholds: Thresholds,
-) -> list[ProbeResult]:
-    results = []
+    results: list[ProbeResult], done: dict[str, ProbeResult],
+) -> None:
+    """Run ``probes`` in order, appending each result to ``results`` (and the journal) as
+    it arrives; probes in ``done`` (resumed from a journal) are taken as they were."""
     exhausted: dict[tuple[int, str], ProbeResult] = {}
     for index, probe in enumerate(probes):
         emit(Progress("probe", probe=probe, step=index, total=len(probes)))
         footprint = (probe.settings.batch_size, probe.settings.optimizer)
+        if probe.id in done:
+            result = done[probe.id]
+            if result.verdict.category is Category.MEMORY:
+                exhausted[footprint] = result
+            results.append(result)
+            emit(Progress("result", probe=probe, result=result, step=index + 1,
+                          total=len(probes)))
+            continue
         if footprint in exhausted:
             result = _same_footprint(probe, exhausted[footprint])
         else:
@@ -248,7 +329,6 @@ def _run_all(
         results.append(result)
         emit(Progress("result", probe=probe, result=result, step=index + 1,
                       total=len(probes)))
-    return results
 
 
 def _same_footprint(probe: Probe, source: ProbeResult) -> ProbeResult:

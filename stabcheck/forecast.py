@@ -30,6 +30,11 @@ class MemoryPoint:
         return {"batch_size": self.batch_size, "peak_bytes": self.peak_bytes, "fits": self.fits,
                 "outcome": self.outcome, "probe_id": self.probe_id}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MemoryPoint:
+        return cls(int(data["batch_size"]), data.get("peak_bytes"), bool(data["fits"]),
+                   str(data["outcome"]), str(data["probe_id"]))
+
 
 @dataclass(frozen=True)
 class Line:
@@ -93,3 +98,66 @@ def accumulation_plan(batch_size: int, largest_fitting: int) -> tuple[int, int] 
     if batch_size % steps:
         return None
     return batch_size // steps, steps
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """Peaks per batch size, the fitted forecast, and its verification."""
+
+    budget_bytes: int | None
+    margin: float
+    enforcement: str | None
+    points: tuple[MemoryPoint, ...]
+    intercept: float | None = None
+    slope: float | None = None
+    forecast_batch: int | None = None
+    forecast_peak: float | None = None
+    verified: MemoryPoint | None = None
+    accumulation: tuple[dict[str, Any], ...] = ()
+    mixed_precision: dict[str, Any] | None = None
+
+    @property
+    def forecast_error(self) -> float | None:
+        """(forecast - measured) / measured at the verified batch size."""
+        if self.verified is None or not self.verified.peak_bytes or self.forecast_peak is None:
+            return None
+        return (self.forecast_peak - self.verified.peak_bytes) / self.verified.peak_bytes
+
+    def forecast_at(self, batch_size: int) -> float | None:
+        if self.intercept is None or self.slope is None:
+            return None
+        return self.intercept + self.slope * batch_size
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "budget_bytes": self.budget_bytes,
+            "margin": self.margin,
+            "enforcement": self.enforcement,
+            "points": [p.to_json() for p in self.points],
+            "fit": None if self.slope is None else {
+                "intercept_bytes": self.intercept, "bytes_per_sample": self.slope},
+            "forecast_batch_size": self.forecast_batch,
+            "forecast_peak_bytes": self.forecast_peak,
+            "verified": None if self.verified is None else self.verified.to_json(),
+            "forecast_error": self.forecast_error,
+            "accumulation": list(self.accumulation),
+            "mixed_precision": self.mixed_precision,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MemoryReport:
+        fit = data.get("fit") or {}
+        verified = data.get("verified")
+        return cls(
+            budget_bytes=data.get("budget_bytes"),
+            margin=float(data.get("margin", DEFAULT_THRESHOLDS.memory_margin)),
+            enforcement=data.get("enforcement"),
+            points=tuple(MemoryPoint.from_json(p) for p in data.get("points") or ()),
+            intercept=fit.get("intercept_bytes"),
+            slope=fit.get("bytes_per_sample"),
+            forecast_batch=data.get("forecast_batch_size"),
+            forecast_peak=data.get("forecast_peak_bytes"),
+            verified=MemoryPoint.from_json(verified) if verified else None,
+            accumulation=tuple(data.get("accumulation") or ()),
+            mixed_precision=data.get("mixed_precision"),
+        )

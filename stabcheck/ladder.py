@@ -10,12 +10,13 @@ created). Everything here returns data; nothing prints.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from stabcheck.classify import classify
 from stabcheck.forecast import (
     MemoryPoint,
+    MemoryReport,
     accumulation_plan,
     fit_line,
     ladder_between,
@@ -27,51 +28,6 @@ from stabcheck.runner import ProbeRunner
 from stabcheck.thresholds import DEFAULT_THRESHOLDS
 
 MEASURE_STEPS = 3  # the peak is reached once the optimizer's slots exist (first step)
-
-
-@dataclass(frozen=True)
-class MemoryReport:
-    """Peaks per batch size, the fitted forecast, and its verification."""
-
-    budget_bytes: int | None
-    margin: float
-    enforcement: str | None
-    points: tuple[MemoryPoint, ...]
-    intercept: float | None = None
-    slope: float | None = None
-    forecast_batch: int | None = None
-    forecast_peak: float | None = None
-    verified: MemoryPoint | None = None
-    accumulation: tuple[dict[str, Any], ...] = ()
-    mixed_precision: dict[str, Any] | None = None
-
-    @property
-    def forecast_error(self) -> float | None:
-        """(forecast - measured) / measured at the verified batch size."""
-        if self.verified is None or not self.verified.peak_bytes or self.forecast_peak is None:
-            return None
-        return (self.forecast_peak - self.verified.peak_bytes) / self.verified.peak_bytes
-
-    def forecast_at(self, batch_size: int) -> float | None:
-        if self.intercept is None or self.slope is None:
-            return None
-        return self.intercept + self.slope * batch_size
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "budget_bytes": self.budget_bytes,
-            "margin": self.margin,
-            "enforcement": self.enforcement,
-            "points": [p.to_json() for p in self.points],
-            "fit": None if self.slope is None else {
-                "intercept_bytes": self.intercept, "bytes_per_sample": self.slope},
-            "forecast_batch_size": self.forecast_batch,
-            "forecast_peak_bytes": self.forecast_peak,
-            "verified": None if self.verified is None else self.verified.to_json(),
-            "forecast_error": self.forecast_error,
-            "accumulation": list(self.accumulation),
-            "mixed_precision": self.mixed_precision,
-        }
 
 
 Measure = Callable[[Probe], ProbeResult]

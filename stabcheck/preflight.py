@@ -1,5 +1,5 @@
-"""Checks before any training: do the labels, the loss, the model's output and the class
-weights fit together? Each broken rule is an ``InputError`` (exit 2) that says what was
+"""Checks before any training: do the data, the labels, the loss, the model's outputs and
+the class weights fit together? Each broken rule is an ``InputError`` (exit 2) that says what was
 found and what to do; softer concerns come back as warnings for the report.
 """
 
@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import reprlib
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from stabcheck.errors import InputError
 
@@ -102,3 +105,158 @@ def check_class_weights(
                 "exploding gradients without clipping"
             )
     return warnings
+
+
+# ------------------------------------------------------------------------ model output
+
+_CROSSENTROPY_LOSSES = SPARSE_LOSSES | CATEGORICAL_LOSSES | BINARY_LOSSES
+_SQUASHING = {"softmax", "sigmoid"}
+_LINEAR = {"linear", "none", ""}
+
+
+def check_output_activation(
+    loss: str, from_logits: bool, output_activation: str | None
+) -> list[str]:
+    """Raise when the output layer and the loss's ``from_logits`` disagree.
+
+    A softmax or sigmoid output with ``from_logits=True`` is squashed twice; a linear
+    output (logits) with ``from_logits=False`` is read as probabilities, which a
+    crossentropy loss clips to ``[eps, 1 - eps]``, so the gradient vanishes. Activations
+    stabcheck does not know (``log_softmax``, ``relu``, a custom one) pass silently.
+
+    Args:
+        loss: the loss name (any Keras spelling).
+        from_logits: the loss's ``from_logits`` setting.
+        output_activation: the output layer's activation name (``None`` means linear).
+
+    Returns:
+        Warnings: a softmax under a binary loss, a sigmoid under a categorical one.
+    """
+    activation = _activation_name(output_activation)
+    name = canonical_loss_name(loss)
+    if activation in _SQUASHING and from_logits:
+        raise InputError(
+            f"the model's output layer applies {activation} but the loss {loss!r} has "
+            f"from_logits=True: the loss would apply it again; set from_logits=False"
+        )
+    if activation in _LINEAR and not from_logits and name in _CROSSENTROPY_LOSSES:
+        squash = "sigmoid" if name in BINARY_LOSSES else "softmax"
+        raise InputError(
+            f"the model's output layer outputs logits (activation {output_activation!r}, no "
+            f"squashing) but the loss {loss!r} expects probabilities (from_logits=False): "
+            f"compile with from_logits=True or add a {squash}"
+        )
+    if activation == "softmax" and name in BINARY_LOSSES:
+        return [f"the output layer applies softmax under the binary loss {loss!r}: over one "
+                "unit softmax is always 1.0; use a sigmoid output"]
+    if activation == "sigmoid" and name in SPARSE_LOSSES | CATEGORICAL_LOSSES:
+        return [f"the output layer applies sigmoid under the loss {loss!r}: its outputs do not "
+                "sum to 1 and are rescaled by the loss; use a softmax output"]
+    return []
+
+
+def _activation_name(activation: str | None) -> str:
+    """``"Softmax"``, ``"keras.activations.softmax"`` or ``None`` -> ``softmax``/``none``."""
+    if activation is None:
+        return "none"
+    return str(activation).strip().rsplit(".", 1)[-1].lower()
+
+
+def check_model_outputs(n_outputs: int) -> None:
+    """Raise unless the model has exactly one output (Keras's ``class_weight`` rule)."""
+    if n_outputs > 1:
+        raise InputError(
+            f"the model has {n_outputs} outputs: Keras's class_weight supports single-output "
+            "models only; probe one output with a wrapper model "
+            "(keras.Model(model.inputs, model.outputs[i]))"
+        )
+
+
+# -------------------------------------------------------------------------------- data
+
+
+def check_data_finite(x: np.ndarray, name: str) -> None:
+    """Raise when ``x`` holds NaN or Inf; the first row (axis 0) that does is named.
+
+    Args:
+        x: the input array, one sample per row.
+        name: how the message names it (``"x"``, ``"'train.npz': x_val"``).
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fc" or arr.size == 0:
+        return  # integers and booleans are always finite
+    finite = np.isfinite(arr)
+    if finite.all():
+        return
+    bad = ~finite
+    count = int(np.count_nonzero(bad))
+    rows = bad.reshape(arr.shape[0], -1).any(axis=1) if arr.ndim else bad.reshape(1)
+    first = int(np.argmax(rows))
+    noun = "value" if count == 1 else "values"
+    raise InputError(
+        f"data {name} has {count} NaN/Inf {noun} (first in row {first}): inputs must be "
+        "finite; clean or impute them before training"
+    )
+
+
+def check_label_rank(y_shape: tuple[int, ...]) -> None:
+    """Raise for targets of rank 3 or more, which Keras's ``class_weight`` rejects."""
+    if len(y_shape) >= 3:
+        raise InputError(label_rank_message(tuple(y_shape)))
+
+
+def label_rank_message(y_shape: tuple[int, ...]) -> str:
+    """The rule :func:`check_label_rank` states (``stabcheck.data`` raises it too)."""
+    return (
+        f"class_weight is not supported for 3+ dimensional targets (shape {y_shape}): "
+        "flatten them to one label per sample or use sample weights"
+    )
+
+
+# ---------------------------------------------------------------- weights from elsewhere
+
+# Strategies that hand Keras no class_weight: ``focal`` weighs classes through the focal
+# loss's alpha (see ``stabcheck.classweights``).
+_NO_CLASS_WEIGHT = frozenset({"none", "focal"})
+
+
+def check_sample_weight_conflict(has_sample_weight: bool, strategies: Iterable[str]) -> None:
+    """Raise when the data brings ``sample_weight`` and a strategy sets ``class_weight``.
+
+    Keras's ``fit`` refuses the pair ("You cannot `class_weight` and `sample_weight` at the
+    same time").
+    """
+    if not has_sample_weight:
+        return
+    weighted = [s for s in strategies if s not in _NO_CLASS_WEIGHT]
+    if weighted:
+        listed = ", ".join(repr(s) for s in weighted)
+        raise InputError(
+            f"the data brings a sample_weight array and class_weight {listed} is probed: Keras "
+            "cannot use class_weight and sample_weight at the same time; fold the class "
+            "weights into the sample weights, or use only one (class_weight = [\"none\"])"
+        )
+
+
+def check_loss_weights(loss_weights: object, class_names: Sequence[str]) -> None:
+    """Raise when ``loss_weights`` is a per-class dict (keys that are class labels).
+
+    ``compile(loss_weights=...)`` scales the loss of each *output*; keyed by class it is
+    either rejected or silently applied to the wrong thing.
+    """
+    if not isinstance(loss_weights, Mapping) or not loss_weights:
+        return
+    names = {str(n) for n in class_names}
+    indices = {str(i) for i in range(len(class_names))}
+
+    def is_class(key: object) -> bool:
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            return True  # output names are strings: an int key is a class index
+        return str(key) in names or str(key) in indices
+
+    if all(is_class(key) for key in loss_weights):
+        raise InputError(
+            f"loss_weights={reprlib.repr(dict(loss_weights))} is keyed by class, but "
+            "loss_weights weights the model's outputs, not classes: use class_weight (or a "
+            "custom table) for per-class weights"
+        )

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from stabcheck.errors import InputError
+from stabcheck.forecast import MemoryReport
 from stabcheck.results import (
     SCHEMA_VERSION,
     DatasetSummary,
+    HoldoutEval,
     MemoryEvidence,
     Outcome,
     Probe,
@@ -123,6 +125,7 @@ def report_from_json(data: Any) -> RunReport:
             config=config,
             interrupted=bool(data.get("interrupted", False)),
             probes_planned=int(data.get("probes_planned", len(results))),
+            memory=MemoryReport.from_json(data["memory"]) if data.get("memory") else None,
         )
     except InputError:
         raise
@@ -148,6 +151,14 @@ def _dataset(data: dict[str, Any]) -> DatasetSummary:
 def _float(value: Any) -> float:
     """A history entry: ``null`` was a non-finite value."""
     return math.nan if value is None else float(value)
+
+
+def probe_result_from_json(
+    data: dict[str, Any], environment: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> ProbeResult:
+    """Rebuild one probe's ``ProbeResult`` from its JSON (a result's or a journal's)."""
+    return _result(data, environment or {}, config or {}, 0)
 
 
 def _result(
@@ -192,6 +203,7 @@ def _result(
         peak_gpu_bytes=data.get("peak_gpu_bytes"),
         stderr_tail=str(evidence.get("stderr_tail") or ""),
         duration_s=float(data.get("duration_s", 0.0)),
+        holdout=HoldoutEval.from_json(data["holdout"]) if data.get("holdout") else None,
     )
     return ProbeResult(run, Verdict(outcome, evidence, str(data.get("summary", ""))))
 

@@ -169,13 +169,30 @@ class NonFinite:
 
 @dataclass(frozen=True)
 class HoldoutEval:
-    """Predictions on the stratified held-out split after the probe's last step."""
+    """Predictions on the stratified held-out split after the probe's last step.
+
+    ``metrics`` is ``stabcheck.metrics.classification_metrics``'s dict (per-class
+    precision, recall and F1, macro-F1, PR-AUC for binary problems, the confusion matrix).
+    """
 
     n: int
     accuracy: float
     true_counts: tuple[int, ...]
     pred_counts: tuple[int, ...]
     recall: tuple[float | None, ...]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.metrics, "n": self.n, "accuracy": self.accuracy,
+                "true_counts": list(self.true_counts), "pred_counts": list(self.pred_counts),
+                "recall": list(self.recall)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HoldoutEval:
+        return cls(n=int(data["n"]), accuracy=float(data["accuracy"]),
+                   true_counts=tuple(data["true_counts"]),
+                   pred_counts=tuple(data["pred_counts"]), recall=tuple(data["recall"]),
+                   metrics=dict(data))
 
 
 class Termination(str, Enum):
@@ -266,6 +283,7 @@ class ProbeResult:
             "peak_host_bytes": run.memory.peak_host_bytes,
             "peak_gpu_bytes": run.peak_gpu_bytes,
             "duration_s": round(run.duration_s, 3),
+            "holdout": None if run.holdout is None else json_value(run.holdout.to_json()),
         }
 
 

@@ -477,10 +477,7 @@ def _float(value: Any) -> float:
 
 
 def _holdout(data: dict[str, Any]) -> HoldoutEval:
-    return HoldoutEval(
-        n=data["n"], accuracy=data["accuracy"], true_counts=tuple(data["true_counts"]),
-        pred_counts=tuple(data["pred_counts"]), recall=tuple(data["recall"]),
-    )
+    return HoldoutEval.from_json(data)
 
 
 def _exception(message: dict[str, Any]) -> dict[str, Any]:

@@ -171,29 +171,22 @@ def run_probe(
 
 def evaluate(model: Any, dataset: Dataset, setup: ModelSetup) -> dict[str, Any]:
     """Accuracy, per-class recall and predicted class counts on the held-out split."""
-    k = dataset.n_classes
-    preds = []
+    from stabcheck.metrics import classification_metrics
+
+    preds, scores = [], []
     for start in range(0, len(dataset.x_val), 512):
         out = np.asarray(model(dataset.x_val[start:start + 512], training=False))
         if out.ndim == 1 or out.shape[-1] == 1:
             threshold = 0.0 if setup.describe["from_logits"] else 0.5
+            scores.append(out.reshape(-1).astype(np.float64))
             preds.append((out.reshape(-1) > threshold).astype(np.int64))
         else:
+            if out.shape[-1] == 2:
+                scores.append(out[:, 1].astype(np.float64))
             preds.append(np.argmax(out, axis=-1).astype(np.int64))
     pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
-    true = dataset.c_val
-    true_counts = np.bincount(true, minlength=k)[:k]
-    pred_counts = np.bincount(pred, minlength=k)[:k]
-    recall = [
-        float(np.mean(pred[true == c] == c)) if true_counts[c] else None for c in range(k)
-    ]
-    return {
-        "n": int(len(true)),
-        "accuracy": float(np.mean(pred == true)) if len(true) else 0.0,
-        "true_counts": true_counts.tolist(),
-        "pred_counts": pred_counts.tolist(),
-        "recall": recall,
-    }
+    score = np.concatenate(scores) if scores and dataset.n_classes == 2 else None
+    return classification_metrics(dataset.c_val, pred, dataset.n_classes, scores=score)
 
 
 def _make_train_step(model: Any, optimizer: Any, tvars: list[Any]) -> Callable[..., Any]:
