@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import tensorflow as tf
 from stabcheck.config import parse_clip
 from stabcheck.data import Dataset
 from stabcheck.results import Probe
+from stabcheck.trainer import ProbeTrainer
 
 _DEFAULT_LOSS = {
     "binary": "binary_crossentropy",
@@ -43,6 +44,7 @@ class ModelSetup:
     optimizer_config: dict[str, Any]
     baseline_lr: float
     describe: dict[str, Any]
+    trainers: dict[tuple[str, int], Any] = field(default_factory=dict)
 
 
 def prepare_model(
@@ -113,27 +115,12 @@ def run_probe(
     emit: Callable[[dict[str, Any]], None],
 ) -> None:
     """Train one probe, emitting ``step``, ``nonfinite`` and ``done`` messages."""
-    model = setup.model
-    for variable, value in zip(model.weights, setup.initial_weights, strict=True):
-        variable.assign(value)
     settings = probe.settings
-    config = dict(setup.optimizer_config)
-    config.update(learning_rate=settings.learning_rate, clipnorm=None, clipvalue=None,
-                  global_clipnorm=None)
-    config.update(parse_clip(settings.clip).keras_kwargs)
-    if settings.accumulation_steps > 1:
-        config["gradient_accumulation_steps"] = settings.accumulation_steps
-    config.pop("name", None)
-    optimizer = setup.optimizer_class.from_config(config)
     strategy = settings.class_weight
-    loss_fn, y_train = setup.loss, dataset.y_train
-    if strategy == "focal":
-        loss_fn, y_train = _focal_loss(setup, dataset)
-    model.compile(optimizer=optimizer, loss=loss_fn)
-    tvars = model.trainable_variables
-    optimizer.build(tvars)
-    step_fn = _make_train_step(model, optimizer, tvars)
-    grad_norm_fn = _make_grad_norm(model, tvars)
+    trainer, y_train = _trainer(setup, dataset, strategy == "focal", settings.accumulation_steps)
+    clip = parse_clip(settings.clip)
+    trainer.activate(setup.initial_weights, settings.learning_rate, clip.kind, clip.value)
+    step_fn, grad_norm_fn, tvars = trainer.step, trainer.grad_norm, trainer.tvars
     watched = _watched_classes(dataset)
 
     weights = np.ones(dataset.n_classes, dtype=np.float32)
@@ -165,7 +152,7 @@ def run_probe(
                   "value": value, "peak_private_bytes": peak_private_rss()})
             return
     peak = peak_private_rss()  # before evaluation, which is not part of training
-    emit({"type": "done", "holdout": evaluate(model, dataset, setup),
+    emit({"type": "done", "holdout": evaluate(setup.model, dataset, setup),
           "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak})
 
 
@@ -189,33 +176,22 @@ def evaluate(model: Any, dataset: Dataset, setup: ModelSetup) -> dict[str, Any]:
     return classification_metrics(dataset.c_val, pred, dataset.n_classes, scores=score)
 
 
-def _make_train_step(model: Any, optimizer: Any, tvars: list[Any]) -> Callable[..., Any]:
-    @tf.function(reduce_retracing=True)
-    def train_step(x: Any, y: Any, sw: Any) -> Any:
-        with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=True)
-        grads = tape.gradient(loss, tvars)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, tvars, strict=True)]
-        gnorm = _global_norm(grads)
-        grad_state = tf.stack([_finiteness(g) for g in grads])
-        optimizer.apply(grads, tvars)
-        weight_state = tf.stack([_finiteness(v) for v in tvars])
-        return loss, gnorm, grad_state, weight_state
-
-    return train_step
-
-
-def _make_grad_norm(model: Any, tvars: list[Any]) -> Callable[..., Any]:
-    @tf.function(reduce_retracing=True)
-    def grad_norm(x: Any, y: Any, sw: Any) -> Any:
-        with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=True)
-        grads = [g for g in tape.gradient(loss, tvars) if g is not None]
-        return _global_norm(grads)
-
-    return grad_norm
+def _trainer(
+    setup: ModelSetup, dataset: Dataset, focal: bool, accumulation_steps: int
+) -> tuple[ProbeTrainer, np.ndarray]:
+    """The worker's trainer for this loss and accumulation, built on first use (the one
+    trace), and the labels in the form its loss takes."""
+    key = ("focal" if focal else "loss", accumulation_steps)
+    if key not in setup.trainers:
+        loss, labels = _focal_loss(setup, dataset) if focal else (setup.loss, dataset.y_train)
+        config = dict(setup.optimizer_config)
+        config.update(clipnorm=None, clipvalue=None, global_clipnorm=None)
+        config.pop("name", None)
+        if accumulation_steps > 1:
+            config["gradient_accumulation_steps"] = accumulation_steps
+        setup.trainers[key] = (ProbeTrainer(setup.model, loss,
+                                            setup.optimizer_class.from_config(config)), labels)
+    return setup.trainers[key]
 
 
 def _watched_classes(dataset: Dataset, limit: int = 5) -> list[int]:
@@ -272,26 +248,6 @@ def _batch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[np.nd
     epochs = [rng.permutation(n) for _ in range(math.ceil(needed / n))]
     flat = np.concatenate(epochs)[:needed]
     return np.split(flat, steps)
-
-
-def _global_norm(tensors: list[Any]) -> Any:
-    """sqrt(sum of squares) scaled by the largest magnitude, so that finite gradients
-    never overflow float32 on the way (``tf.linalg.global_norm`` squares them first)."""
-    scale = tf.reduce_max(tf.stack([tf.reduce_max(tf.abs(t)) for t in tensors]))
-    safe = tf.where(scale > 0, scale, tf.ones_like(scale))
-    total = tf.add_n([tf.reduce_sum(tf.square(t / safe)) for t in tensors])
-    return safe * tf.sqrt(total)
-
-
-def _finiteness(tensor: Any) -> Any:
-    """0 when all values are finite, else 1 for a NaN, 2 for +inf, 3 for -inf (first wins)."""
-    tensor = tf.convert_to_tensor(tensor)
-    # No Inf constant in the graph: TensorFlow's check-numerics would flag it.
-    nan = tf.reduce_any(tf.math.is_nan(tensor))
-    inf = tf.math.is_inf(tensor)
-    pos_inf = tf.reduce_any(inf & (tensor > 0))
-    neg_inf = tf.reduce_any(inf & (tensor < 0))
-    return tf.where(nan, 1, tf.where(pos_inf, 2, tf.where(neg_inf, 3, 0)))
 
 
 _VALUE_NAMES = {1: "nan", 2: "inf", 3: "-inf"}
