@@ -122,6 +122,8 @@ _Imbalance = Annotated[Optional[float], typer.Option(  # noqa: UP045
 _FailOn = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
     "--fail-on", help="Categories or outcomes that fail the run (exit 1); default "
     f"numerical,memory,crash; also any, none. {_LIST}")]
+_Workers = Annotated[Optional[int], typer.Option(  # noqa: UP045
+    help="Probe workers in parallel (default: one per two cores, at most 4; 1 with a GPU).")]
 _CheckNumerics = Annotated[Optional[bool], typer.Option(  # noqa: UP045
     "--check-numerics/--no-check-numerics",
     help="Re-run non-finite probes with TensorFlow's check-numerics to name the operation "
@@ -137,7 +139,7 @@ def probe(
     gpu_memory_budget: _GpuBudget = None, timeout: _Timeout = None, json_path: _Json = None,
     journal: _Journal = None, resume: _Resume = None, seed: _Seed = None,
     max_samples: _MaxSamples = None, imbalance: _Imbalance = None, fail_on: _FailOn = None,
-    check_numerics: _CheckNumerics = None,
+    check_numerics: _CheckNumerics = None, workers: _Workers = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
 ) -> None:
     """Run short probe trainings over a grid of settings and report what survives."""

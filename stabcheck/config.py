@@ -78,6 +78,7 @@ class Settings:
     imbalance: float | None = None
     fail_on: tuple[str, ...] = FAIL_ON_DEFAULT
     check_numerics: bool = False  # re-run non-finite probes to name the operation
+    workers: int | None = None  # parallel probe workers; None: one per two cores
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     journal: Path | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -105,6 +106,7 @@ class Settings:
             "imbalance": self.imbalance,
             "fail_on": list(self.fail_on),
             "check_numerics": self.check_numerics,
+            "workers": self.workers,
             "thresholds": asdict(self.thresholds),
         }
 
@@ -116,7 +118,7 @@ _KNOWN_KEYS = {
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
     "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
     "holdout", "imbalance", "fail_on", "journal",
-    "junit", "markdown", "html", "check_numerics", "thresholds",
+    "junit", "markdown", "html", "check_numerics", "thresholds", "workers",
 }
 
 
@@ -237,6 +239,8 @@ def _validate(raw: dict[str, Any]) -> Settings:
             raise ConfigError(
                 f"check_numerics must be true or false, got {raw['check_numerics']!r}")
         kwargs["check_numerics"] = raw["check_numerics"]
+    if raw.get("workers") is not None:
+        kwargs["workers"] = _positive_int("workers", raw["workers"])
     if raw.get("thresholds") is not None:
         kwargs["thresholds"] = _thresholds(raw["thresholds"])
     if "fail_on" in raw:

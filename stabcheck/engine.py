@@ -18,12 +18,13 @@ from typing import Any
 
 import psutil
 
-from stabcheck import __version__, memguard
+from stabcheck import __version__, gpu, memguard
 from stabcheck.classify import classify
 from stabcheck.classweights import class_weights_for, weights_by_name
 from stabcheck.config import Settings
 from stabcheck.data import Dataset, load_dataset, npz_has_sample_weight, save_prepared
 from stabcheck.errors import InputError
+from stabcheck.grid import GridRun
 from stabcheck.ladder import MemoryReport, build_memory_report
 from stabcheck.models import parse_model_spec
 from stabcheck.numerics import parse_check_numerics
@@ -36,17 +37,14 @@ from stabcheck.preflight import (
     check_sample_weight_conflict,
 )
 from stabcheck.results import (
-    Category,
     Outcome,
     Probe,
     ProbeResult,
     ProbeRun,
     RunReport,
-    Termination,
     Verdict,
 )
 from stabcheck.runner import ProbeRunner, WorkerInit
-from stabcheck.thresholds import Thresholds
 
 
 @dataclass(frozen=True)
@@ -132,15 +130,23 @@ def run_probe_grid(
         run_dir = Path(tmp)
         prepared = run_dir / "dataset.npz"
         save_prepared(dataset, prepared)
+        t = settings.thresholds
+        n_workers = worker_count(settings)
         init = WorkerInit(str(prepared), spec.to_json(), settings.loss, settings.optimizer,
-                          settings.seed, settings.gpu_memory_budget)
+                          settings.seed, settings.gpu_memory_budget,
+                          early_stop={"ema_beta": t.ema_beta, "factor": t.early_stop_factor,
+                                      "warmup_steps": max(t.warmup_steps,
+                                                          t.early_stop_min_steps - 1)},
+                          threads=max(1, (os.cpu_count() or 1) // n_workers))
         current: dict[str, Any] = {"total": 0}
 
         def on_step(probe: Probe, step: int) -> None:
             emit(Progress("step", probe=probe, step=step, total=current["total"]))
 
-        runner = ProbeRunner(init, run_dir, timeout=settings.timeout,
-                             memory_budget=settings.memory_budget, on_step=on_step)
+        runners = [ProbeRunner(init, run_dir, timeout=settings.timeout,
+                               memory_budget=settings.memory_budget, on_step=on_step,
+                               name=f"w{i}") for i in range(n_workers)]
+        runner = runners[0]
         results: list[ProbeResult] = []
         memory: MemoryReport | None = None
         interrupted = False
@@ -166,9 +172,21 @@ def run_probe_grid(
             journal.append({"type": "run" if previous is None else "resumed",
                             "stabcheck_version": __version__, "config": settings.to_json(),
                             "probes": [p.id for p in probes]})
+            def record(count: int, result: ProbeResult, resumed: bool) -> None:
+                if not resumed:
+                    journal.append({"type": "probe", **result.to_json()})
+                emit(Progress("result", probe=result.probe, result=result, step=count,
+                              total=len(probes)))
+
+            def classifier(run: ProbeRun) -> Verdict:
+                return classify(run, dataset.class_names, t,
+                                class_counts=dataset.summary().class_counts)
+
             try:
-                _run_all(runner, probes, weights, dataset, journal, emit, settings.thresholds,
-                         results, done=previous.results if previous else {})
+                GridRun(runners, weights, classifier, record).run(
+                    probes, results, previous.results if previous else {})
+                for extra in runners[1:]:  # memory probes run alone: clean peaks
+                    extra.close()
                 if settings.check_numerics:
                     results[:] = _name_operations(runner, results, weights, journal, emit)
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
@@ -178,14 +196,17 @@ def run_probe_grid(
                         results[:] = measured
             except KeyboardInterrupt:
                 interrupted = True
-                runner.kill()
+                for each in runners:
+                    each.kill()
                 journal.append({"type": "interrupted", "done": len(results)})
             finally:
                 journal.close()
         except BaseException:
-            runner.kill()  # an error or an interrupt before probing: no worker outlives us
+            for each in runners:  # an error or an interrupt before probing:
+                each.kill()  # no worker outlives stabcheck
             raise
-        runner.close()
+        for each in runners:
+            each.close()
     return RunReport(
         stabcheck_version=__version__,
         environment=_environment(runner, settings),
@@ -199,6 +220,16 @@ def run_probe_grid(
         probes_planned=len(results) if memory_only else len(probes),
         memory=memory,
     )
+
+
+def worker_count(settings: Settings) -> int:
+    """Parallel workers: as asked, else one per two cores (at most 4), since each worker's
+    TensorFlow uses several threads; a GPU is shared by one worker."""
+    if settings.workers is not None:
+        return settings.workers
+    if gpu.devices():
+        return 1
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def _check_model(model: dict[str, Any], dataset: Dataset) -> list[str]:
@@ -296,54 +327,6 @@ def _name_operations(
             **verdict.evidence, "check_numerics": found}, summary))
         journal.append({"type": "explained", "id": result.probe.id, "check_numerics": found})
     return out
-
-
-def _run_all(
-    runner: ProbeRunner, probes: list[Probe], weights: dict[str, list[float] | None],
-    dataset: Dataset, journal: Journal, emit: ProgressCallback, thresholds: Thresholds,
-    results: list[ProbeResult], done: dict[str, ProbeResult],
-) -> None:
-    """Run ``probes`` in order, appending each result to ``results`` (and the journal) as
-    it arrives; probes in ``done`` (resumed from a journal) are taken as they were."""
-    exhausted: dict[tuple[int, str], ProbeResult] = {}
-    for index, probe in enumerate(probes):
-        emit(Progress("probe", probe=probe, step=index, total=len(probes)))
-        footprint = (probe.settings.batch_size, probe.settings.optimizer)
-        if probe.id in done:
-            result = done[probe.id]
-            if result.verdict.category is Category.MEMORY:
-                exhausted[footprint] = result
-            results.append(result)
-            emit(Progress("result", probe=probe, result=result, step=index + 1,
-                          total=len(probes)))
-            continue
-        if footprint in exhausted:
-            result = _same_footprint(probe, exhausted[footprint])
-        else:
-            run = runner.run(probe, weights[probe.settings.class_weight])
-            result = ProbeResult(run, classify(run, dataset.class_names, thresholds,
-                                               class_counts=dataset.summary().class_counts))
-            if result.verdict.category is Category.MEMORY:
-                exhausted[footprint] = result
-        journal.append({"type": "probe", **result.to_json()})
-        results.append(result)
-        emit(Progress("result", probe=probe, result=result, step=index + 1,
-                      total=len(probes)))
-
-
-def _same_footprint(probe: Probe, source: ProbeResult) -> ProbeResult:
-    """The verdict for a probe not run because one of the same memory footprint ran out.
-
-    A probe's memory is set by the model, the batch size and the optimizer's state; the
-    learning rate, the class weights and the clipping threshold do not change it. Running
-    the probe again would only repeat the OOM kill (and a TensorFlow import).
-    """
-    verdict = source.verdict
-    evidence = {**verdict.evidence, "inferred_from": source.probe.id, "ran": False}
-    summary = (f"not run: batch size {probe.settings.batch_size} already exhausted memory in "
-               f"{source.probe.id} ({verdict.summary})")
-    run = ProbeRun(probe, Termination.NOT_RUN, memory=source.run.memory)
-    return ProbeResult(run, Verdict(verdict.outcome, evidence, summary))
 
 
 def _weights_table(settings: Settings, dataset: Dataset) -> dict[str, list[float] | None]:

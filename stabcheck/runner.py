@@ -76,6 +76,8 @@ class WorkerInit:
     gpu_memory_budget: int | None = None
     dtype_policy: str | None = None
     check_numerics: bool = False
+    early_stop: dict[str, float] | None = None  # {"ema_beta", "warmup_steps", "factor"}
+    threads: int | None = None  # TensorFlow intra-op threads of each worker
 
     def message(self) -> dict[str, Any]:
         return {
@@ -88,6 +90,8 @@ class WorkerInit:
             "gpu_memory_budget": self.gpu_memory_budget,
             "dtype_policy": self.dtype_policy,
             "check_numerics": self.check_numerics,
+            "early_stop": self.early_stop,
+            "threads": self.threads,
         }
 
 
@@ -240,7 +244,9 @@ class ProbeRunner:
         timeout: float,
         memory_budget: int | None = None,
         on_step: StepCallback | None = None,
+        name: str = "w0",
     ) -> None:
+        self._name = name
         self._init = init
         self._run_dir = run_dir
         self._timeout = timeout
@@ -285,6 +291,13 @@ class ProbeRunner:
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
+
+    def signal_kill(self) -> None:
+        """Kill the current worker's processes without waiting (safe from another thread:
+        the thread inside ``run`` sees the worker die and cleans up)."""
+        worker = self._worker
+        if worker is not None:
+            worker.kill()
 
     def kill(self) -> None:
         """End the current worker at once (on interrupt)."""
@@ -343,9 +356,9 @@ class ProbeRunner:
                 watch.class_grads = tuple(class_grads)
             if kind == "done":
                 peak_gpu = max(message.get("peak_gpu_bytes") or 0, watch.gpu_peak or 0) or None
+                holdout = _holdout(message["holdout"]) if message.get("holdout") else None
                 return self._finished(probe, watch, worker, steps, Termination.COMPLETED,
-                                      holdout=_holdout(message["holdout"]),
-                                      peak_gpu_bytes=peak_gpu)
+                                      holdout=holdout, peak_gpu_bytes=peak_gpu)
             elif kind == "nonfinite":
                 nonfinite = NonFinite(message["step"], message["where"], message.get("variable"),
                                       message["value"])
@@ -361,7 +374,7 @@ class ProbeRunner:
 
     def _spawn(self, dtype_policy: str | None = None, check_numerics: bool = False) -> _Worker:
         self._count += 1
-        stderr = self._run_dir / f"worker-{self._count}.stderr"
+        stderr = self._run_dir / f"{self._name}-worker-{self._count}.stderr"
         init = replace(self._init, dtype_policy=dtype_policy, check_numerics=check_numerics)
         self._worker = _Worker(init, stderr, self._budget)
         self._worker_batch = None

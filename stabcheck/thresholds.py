@@ -24,6 +24,13 @@ class Thresholds:
     # bias-corrected EMA is noisy for the first few steps (fastai skips the same start).
     warmup_steps: int = 5
 
+    # Early exit: a probe whose smoothed loss is 1000x its best at step 20 or later is
+    # decided (250 times past the 4x divergence rule); the worker stops it there instead
+    # of spending the remaining steps. Not before step 20: a run on its way to NaN gets
+    # there within a few steps as a rule, and then reports the NaN and where it appeared.
+    early_stop_factor: float = 1000.0
+    early_stop_min_steps: int = 20
+
     # Exploding gradients: the global gradient norm reaches 100x (two orders of
     # magnitude) its median over the first ``early_window`` steps. "Orders of magnitude"
     # is the symptom named in Pascanu et al. 2013, "On the difficulty of training RNNs".
@@ -36,22 +43,42 @@ class Thresholds:
     # ``min_delta`` practice; chance is the majority-class rate of the held-out split.
     stall_rel_tolerance: float = 0.01
     stall_chance_margin: float = 0.02
+    # ... and a move counts only when it stands out of the batch-to-batch noise: the means
+    # of the first and the last ``early_window`` losses differ by more than 2 standard
+    # errors of their difference (the usual two-sigma test). A model that does not learn
+    # still sees a different batch at every step, so its raw loss jitters by several
+    # percent (a frozen MLP on breast_cancer: +-10% per batch of 32) without moving.
+    stall_noise_z: float = 2.0
 
     # A class counts as "never predicted" only with at least 5 held-out samples: a model
     # with a real recall of 50% misses all 5 by chance only 3% of the time (0.5^5), while
     # missing 1 or 2 samples says nothing.
     min_class_support: int = 5
 
-    # Overcorrection: a class whose true held-out share is at least 2x another's is
-    # predicted less often than that other one by the same factor (the ranking of
-    # predicted shares is inverted). Background 004 (balanced weights over hundreds
-    # of classes) describes the effect; the factor 2 keeps noise from tripping it.
+    # Overcorrection (under class weights or focal alpha). The classes are split at the
+    # median of their held-out counts into the common half and the rare half (with two
+    # classes: one each), and the factor is used twice:
+    # - inverted: the common classes are on average at least 2x as frequent as the rare
+    #   ones, yet the rare ones are predicted on average at least 2x as often (the ranking
+    #   of predicted shares is inverted);
+    # - over-predicted (three classes or more): the rare half gets at least 2x its share
+    #   of the predictions, the effect issue 004 describes for balanced weights over
+    #   hundreds of classes. With two classes a rare class predicted at a multiple of its
+    #   share is the ordinary price of its recall, so only the inversion counts there.
+    # Comparing halves, not pairs of classes, keeps a single confusion between two of
+    # many classes from tripping it; the factor 2 keeps noise from tripping it.
     overcorrection_factor: float = 2.0
 
     # Host-memory peaks within 5% of the budget are flagged as "near the budget":
     # allocator fragmentation and data-dependent shapes easily move a peak that much
     # (Lightning's batch-size finder backs off on the first OOM for the same reason).
     memory_margin: float = 0.05
+
+    # The recommendation: stable settings whose held-out macro-F1 is within 0.02 of the
+    # best count as equally good (a 0.02 difference is about the standard error of an F1
+    # measured on a few hundred held-out samples); among them the one with no numerical
+    # failure next to it in the grid and the highest minority recall is recommended.
+    recommend_f1_tolerance: float = 0.02
 
 
 DEFAULT_THRESHOLDS = Thresholds()

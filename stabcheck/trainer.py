@@ -96,9 +96,9 @@ class ProbeTrainer:
             grads = [tf.zeros_like(t) if g is None else g
                      for g, t in zip(grads, tvars, strict=True)]
             gnorm = global_norm(grads)
-            grad_state = tf.stack([finiteness(g) for g in grads])
+            grad_state = states(grads)
             optimizer.apply(self._clip(grads), tvars)
-            weight_state = tf.stack([finiteness(t) for t in tvars])
+            weight_state = states(tvars)
             return loss, gnorm, grad_state, weight_state
 
         return train_step
@@ -125,6 +125,15 @@ def global_norm(tensors: list[Any]) -> Any:
     safe = tf.where(scale > 0, scale, tf.ones_like(scale))
     total = tf.add_n([tf.reduce_sum(tf.square(t / safe)) for t in tensors])
     return safe * tf.sqrt(total)
+
+
+def states(tensors: list[Any]) -> Any:
+    """``finiteness`` of each tensor, computed only when one of them is not finite (the
+    common all-finite case costs one reduction per tensor)."""
+    all_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t))
+                                         for t in tensors]))
+    return tf.cond(all_finite, lambda: tf.zeros([len(tensors)], tf.int32),
+                   lambda: tf.stack([finiteness(t) for t in tensors]))
 
 
 def finiteness(tensor: Any) -> Any:

@@ -113,8 +113,14 @@ def run_probe(
     class_weights: list[float] | None,
     seed: int,
     emit: Callable[[dict[str, Any]], None],
+    early_stop: dict[str, float] | None = None,
 ) -> None:
-    """Train one probe, emitting ``step``, ``nonfinite`` and ``done`` messages."""
+    """Train one probe, emitting ``step``, ``nonfinite`` and ``done`` messages.
+
+    Args:
+        early_stop: {"ema_beta", "warmup_steps", "factor"}: stop once the bias-corrected
+            smoothed loss exceeds ``factor`` x its best after the warm-up (decided).
+    """
     settings = probe.settings
     strategy = settings.class_weight
     trainer, y_train = _trainer(setup, dataset, strategy == "focal", settings.accumulation_steps)
@@ -128,7 +134,8 @@ def run_probe(
         weights = np.asarray(class_weights, dtype=np.float32)
     normalized = strategy.startswith("normalized")
     batches = _batch_indices(len(dataset.x_train), settings.batch_size, probe.steps, seed)
-    checkpoints = {1, max(1, probe.steps // 2), probe.steps}
+    checkpoints = {1, probe.steps}  # the class-gradient shares: at the start and the end
+    smooth = {"avg": 0.0, "best": math.inf}
     if tf.config.list_logical_devices("GPU"):
         tf.config.experimental.reset_memory_stats("GPU:0")
     reset_peak_rss()
@@ -145,6 +152,10 @@ def run_probe(
         loss, gnorm, grad_state, weight_state = step_fn(x, y, sw)
         loss_v, gnorm_v = float(loss), float(gnorm)
         emit({"type": "step", "step": step, "loss": loss_v, "grad_norm": gnorm_v})
+        if early_stop and watch_divergence(loss_v, step, early_stop, smooth):
+            emit({"type": "done", "holdout": None, "stopped_early": True,
+                  "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak_private_rss()})
+            return
         bad = _first_non_finite(loss_v, grad_state.numpy(), weight_state.numpy(), tvars)
         if bad is not None:
             where, variable, value = bad
@@ -176,6 +187,20 @@ def evaluate(model: Any, dataset: Dataset, setup: ModelSetup) -> dict[str, Any]:
     return classification_metrics(dataset.c_val, pred, dataset.n_classes, scores=score)
 
 
+def watch_divergence(loss: float, step: int, rule: dict[str, float],
+                     state: dict[str, float]) -> bool:
+    """True once the probe is decided: smoothed loss > factor x best after the warm-up
+    (the same bias-corrected EMA as ``stabcheck.classify``)."""
+    if not math.isfinite(loss):
+        return False
+    beta = rule["ema_beta"]
+    state["avg"] = beta * state["avg"] + (1 - beta) * loss
+    value = state["avg"] / (1 - beta**step)
+    decided = step > rule["warmup_steps"] and value > rule["factor"] * state["best"]
+    state["best"] = min(state["best"], value)
+    return decided
+
+
 def _trainer(
     setup: ModelSetup, dataset: Dataset, focal: bool, accumulation_steps: int
 ) -> tuple[ProbeTrainer, np.ndarray]:
@@ -194,14 +219,14 @@ def _trainer(
     return setup.trainers[key]
 
 
-def _watched_classes(dataset: Dataset, limit: int = 5) -> list[int]:
-    """The classes whose gradient share is measured: all of them up to 10, else the
-    ``limit`` rarest and the ``limit`` most common of the training sample."""
+def _watched_classes(dataset: Dataset, rare: int = 3, common: int = 2) -> list[int]:
+    """The classes whose gradient share is measured: the ``rare`` rarest and the
+    ``common`` most common of the training sample (each costs a backward pass)."""
     counts = np.bincount(dataset.c_train, minlength=dataset.n_classes)
-    present = [c for c in np.argsort(counts, kind="stable") if counts[c] > 0]
-    if len(present) <= 2 * limit:
-        return [int(c) for c in present]
-    return [int(c) for c in present[:limit] + present[-limit:]]
+    present = [int(c) for c in np.argsort(counts, kind="stable") if counts[c] > 0]
+    if len(present) <= rare + common:
+        return present
+    return present[:rare] + present[-common:]
 
 
 def _class_grad_norms(

@@ -102,6 +102,10 @@ def main() -> int:
 
         from stabcheck import data, models, training
 
+        if init.get("threads"):  # parallel workers share the cores
+            tf_threading = __import__("tensorflow").config.threading
+            tf_threading.set_intra_op_parallelism_threads(int(init["threads"]))
+            tf_threading.set_inter_op_parallelism_threads(int(init["threads"]))
         devices = _configure_devices(init.get("gpu_memory_budget"))
         if init.get("check_numerics"):  # the first op to output Inf/NaN raises, named
             __import__("tensorflow").debugging.enable_check_numerics()
@@ -140,7 +144,7 @@ def main() -> int:
         emit = _ProbeEmitter(channel, probe.id)
         try:
             training.run_probe(setup, dataset, probe, request.get("class_weights"),
-                               int(init["seed"]), emit)
+                               int(init["seed"]), emit, early_stop=init.get("early_stop"))
         except Exception as exc:
             channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
     return 0

@@ -43,9 +43,9 @@ def test_forecast_of_the_largest_fitting_batch_is_verified_by_a_real_run(probe_r
 def test_gpu_allocator_oom_in_a_worker_is_oom_gpu(probe_run, tmp_path, monkeypatch):
     monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
     report, _, _ = probe_run(model=f"{USER_MODELS}:gpu_oom", data="builtin:breast_cancer",
-                             class_weight=["none"], lr=["0.001", "0.002"], steps=3)
+                             class_weight=["none"], lr=["0.001", "0.002"], steps=5)
     first, second = report.results
-    assert first.verdict.outcome.value == "stable"
+    assert first.verdict.category.value in ("ok", "learning")  # trained: 5 steps is short
     assert second.verdict.outcome.value == "oom_gpu"
     assert second.verdict.evidence["exception_type"] == "ResourceExhaustedError"
 
@@ -72,14 +72,15 @@ def test_kernel_oom_kill_without_a_budget_is_recognised_and_stabcheck_survives(t
             ["/bin/sh", "-c", 'echo $$ > "$1"; shift; exec "$@"', "sh", str(own.procs_file),
              sys.executable, "-m", "stabcheck", "probe", "--model", f"{USER_MODELS}:hog",
              "--data", "builtin:breast_cancer", "--class-weight", "none", "--lr", "0.001,0.002",
-             "--steps", "3", "--json", str(out), "--journal", str(tmp_path / "j.jsonl")],
+             "--steps", "5", "--json", str(out), "--journal", str(tmp_path / "j.jsonl")],
             capture_output=True, text=True, env=env, timeout=300,
         )
     finally:
         own.remove()
     assert done.returncode == 1, done.stderr  # a memory failure fails the gate; no crash
     probes = json.loads(out.read_text())["probes"]
-    assert [p["outcome"] for p in probes] == ["stable", "oom_host"]
+    assert [p["category"] for p in probes][0] in ("ok", "learning")
+    assert probes[1]["outcome"] == "oom_host"
     evidence = probes[1]["evidence"]
     assert evidence["signal"] == "SIGKILL(-9)"
     assert evidence["oom_evidence"] in ("cgroup", "system")

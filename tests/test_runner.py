@@ -57,13 +57,13 @@ def test_worker_killed_mid_grid_costs_only_its_probe(probe_run, tmp_path, monkey
     monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
     report, data, journal = probe_run(
         model=f"{USER_MODELS}:{factory}", data="builtin:breast_cancer", class_weight=["none"],
-        lr=["0.001", "0.002", "0.003"], steps=5,
+        lr=["0.05", "0.06", "0.07"], steps=5,
     )
     got = [(r.probe.id, r.verdict.outcome.value) for r in report.results]
     assert [outcome for _, outcome in got] == ["stable", "crashed", "stable"]
     crashed = report.results[1]
     assert crashed.verdict.evidence["signal"] == signal_text
-    assert crashed.verdict.evidence["step"] == 0
+    assert crashed.verdict.evidence["step"] == 2  # it died in its third step
     assert signal_text in crashed.verdict.summary
     assert "no sign of memory exhaustion" in crashed.verdict.summary or factory != "sigkill"
     # The journal holds the run header and every probe, in order, each a complete line.
@@ -77,7 +77,7 @@ def test_hung_probe_is_a_timeout_and_the_grid_goes_on(probe_run, tmp_path, monke
     monkeypatch.setenv("STABCHECK_TEST_TRIP_AT", "1")
     report, _, _ = probe_run(
         model=f"{USER_MODELS}:hang", data="builtin:breast_cancer", class_weight=["none"],
-        lr=["0.001", "0.002"],
+        lr=["0.05", "0.06"],
         steps=5, timeout=4,
     )
     first, second = report.results
@@ -142,7 +142,7 @@ def test_stabcheck_survives_a_kernel_oom_kill_of_a_worker(
     monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
     report, _, _ = probe_run(
         model=f"{USER_MODELS}:hog", data="builtin:breast_cancer", class_weight=["none"],
-        lr=["0.001", "0.002", "0.003"],
+        lr=["0.05", "0.06", "0.07"],
         steps=5, memory_budget="1500MiB",
     )
     first, killed, same_footprint = report.results
