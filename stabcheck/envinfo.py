@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-from stabcheck import __version__, memguard
+from stabcheck import __version__, gpu, memguard
 
 __all__ = ["collect_environment", "gpu_devices"]
 
@@ -48,33 +48,17 @@ def gpu_devices() -> tuple[list[dict[str, Any]], str | None]:
         ``([{"index", "name", "memory_bytes", "driver"}...], None)``, or ``([], reason)``
         where NVML could not be loaded or initialised (no driver, no library).
     """
+    nvml, reason = gpu.start_nvml()
+    if nvml is None:
+        return [], reason
     try:
-        import pynvml
-    except ImportError:
-        return [], "nvidia-ml-py is not installed"
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
-        return [], f"NVML could not start: {exc}"
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        driver = driver.decode() if isinstance(driver, bytes) else str(driver)
-        devices = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = pynvml.nvmlDeviceGetName(handle)
-            devices.append({
-                "index": index,
-                "name": name.decode() if isinstance(name, bytes) else str(name),
-                "memory_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
-                "driver": driver,
-            })
+        devices = gpu.list_devices(nvml)
         return devices, None if devices else "NVML found no GPU"
     except Exception as exc:
         return [], f"NVML failed: {exc}"
     finally:
         try:
-            pynvml.nvmlShutdown()
+            nvml.nvmlShutdown()
         except Exception:  # already shut down or never started: nothing to release
             pass
 

@@ -12,17 +12,41 @@ from typing import Any
 _state: dict[str, Any] = {"initialised": None}
 
 
-def _nvml() -> Any | None:
-    """The pynvml module, initialised once; None where there is no NVIDIA driver."""
-    if _state["initialised"] is None:
-        try:
-            import pynvml
+def start_nvml() -> tuple[Any | None, str | None]:
+    """Import and initialise pynvml: (the module, None), or (None, why not)."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, "nvidia-ml-py is not installed"
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        return None, f"NVML could not start: {exc}"
+    return pynvml, None
 
-            pynvml.nvmlInit()
-            _state["initialised"] = pynvml
-        except Exception:  # ImportError, NVMLError_LibraryNotFound, DriverNotLoaded, ...
-            _state["initialised"] = False
+
+def _nvml() -> Any | None:
+    """The pynvml module, initialised once per process; None without an NVIDIA driver."""
+    if _state["initialised"] is None:
+        _state["initialised"] = start_nvml()[0] or False
     return _state["initialised"] or None
+
+
+def list_devices(nvml: Any) -> list[dict[str, Any]]:
+    """Index, name, total memory and driver of each GPU an initialised NVML sees."""
+    driver = nvml.nvmlSystemGetDriverVersion()
+    driver = driver.decode() if isinstance(driver, bytes) else str(driver)
+    out = []
+    for i in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(i)
+        name = nvml.nvmlDeviceGetName(handle)
+        out.append({
+            "index": i,
+            "name": name.decode() if isinstance(name, bytes) else str(name),
+            "memory_bytes": int(nvml.nvmlDeviceGetMemoryInfo(handle).total),
+            "driver": driver,
+        })
+    return out
 
 
 def devices() -> list[dict[str, Any]]:
@@ -30,19 +54,9 @@ def devices() -> list[dict[str, Any]]:
     nvml = _nvml()
     if nvml is None:
         return []
-    out = []
     with contextlib.suppress(Exception):
-        driver = nvml.nvmlSystemGetDriverVersion()
-        for i in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            name = nvml.nvmlDeviceGetName(handle)
-            out.append({
-                "index": i,
-                "name": name.decode() if isinstance(name, bytes) else str(name),
-                "memory_bytes": int(nvml.nvmlDeviceGetMemoryInfo(handle).total),
-                "driver": driver.decode() if isinstance(driver, bytes) else str(driver),
-            })
-    return out
+        return list_devices(nvml)
+    return []
 
 
 def process_memory(pids: set[int]) -> int | None:

@@ -83,18 +83,23 @@ class ProbeTrainer:
         branches = [lambda: list(grads), by_norm, by_value, by_global_norm]
         return tf.switch_case(self._clip_mode.read_value(), branches)
 
+    def _loss_and_grads(self, x: Any, y: Any, sw: Any) -> tuple[Any, list[Any]]:
+        """Keras's forward pass and ``compute_loss`` (as ``fit``'s train_step), and the
+        gradients, zeros where a variable does not take part."""
+        with tf.GradientTape() as tape:
+            y_pred = self.model(x, training=True)
+            loss = self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw,
+                                           training=True)
+        grads = tape.gradient(loss, self.tvars)
+        return loss, [tf.zeros_like(t) if g is None else g
+                      for g, t in zip(grads, self.tvars, strict=True)]
+
     def _make_step(self) -> Callable[..., Any]:
-        model, optimizer, tvars = self.model, self.optimizer, self.tvars
+        optimizer, tvars = self.optimizer, self.tvars
 
         @tf.function(reduce_retracing=True)
         def train_step(x: Any, y: Any, sw: Any) -> Any:
-            with tf.GradientTape() as tape:
-                y_pred = model(x, training=True)
-                loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw,
-                                          training=True)
-            grads = tape.gradient(loss, tvars)
-            grads = [tf.zeros_like(t) if g is None else g
-                     for g, t in zip(grads, tvars, strict=True)]
+            loss, grads = self._loss_and_grads(x, y, sw)
             gnorm = global_norm(grads)
             grad_state = states(grads)
             optimizer.apply(self._clip(grads), tvars)
@@ -104,16 +109,10 @@ class ProbeTrainer:
         return train_step
 
     def _make_grad_norm(self) -> Callable[..., Any]:
-        model, tvars = self.model, self.tvars
 
         @tf.function(reduce_retracing=True)
         def grad_norm(x: Any, y: Any, sw: Any) -> Any:
-            with tf.GradientTape() as tape:
-                y_pred = model(x, training=True)
-                loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw,
-                                          training=True)
-            grads = [g for g in tape.gradient(loss, tvars) if g is not None]
-            return global_norm(grads)
+            return global_norm(self._loss_and_grads(x, y, sw)[1])
 
         return grad_norm
 
