@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Set once scripts/install-chromium.sh has run (it never fails: where chromium cannot be
+# installed it says so, and the headless-browser test of the HTML report is skipped).
+CHROMIUM_STAMP := $(VENV)/.chromium
 
 .PHONY: demo test test-all lint bench clean
 
@@ -12,12 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
 	touch $(STAMP)
 
+$(CHROMIUM_STAMP): scripts/install-chromium.sh | $(STAMP)
+	sh scripts/install-chromium.sh
+	touch $(CHROMIUM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/stabcheck probe configs/demo.toml --journal .stabcheck/demo-journal.jsonl; \
 	  code=$$?; [ $$code -le 1 ] || exit $$code  # exit 1 = failures found, as intended
 
-# The whole suite, slow tests included (about 5 minutes on two cores).
-test: $(STAMP)
+# The whole suite, slow tests included (about 5 minutes on two cores); installs chromium
+# first where it can (once), for the test that opens the HTML report in a real browser.
+test: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest -q
 
 # Skip the slow tests for a quick loop.
@@ -26,6 +34,11 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check stabcheck tests
+
+# stabcheck vs a plain model.fit loop, KerasTuner, a process per setting and the floor
+# (about 10 minutes on two cores; --quick skips the slow parts). Figures: bench/results/.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .stabcheck .pytest_cache .ruff_cache *.egg-info

@@ -182,9 +182,13 @@ def _run(config: Path | None, params: dict, *, memory_only: bool) -> None:
     # ended, the partial report is printed and written, exit code 130.
     signal.signal(signal.SIGTERM, _terminate)
     console = Console(stderr=False)
-    with _ProgressView(Console(stderr=True)) as view:
-        result = engine.run_probe_grid(settings, view.update, memory_only=memory_only,
-                                       resume=params.get("resume"))
+    try:
+        with _ProgressView(Console(stderr=True)) as view:
+            result = engine.run_probe_grid(settings, view.update, memory_only=memory_only,
+                                           resume=params.get("resume"))
+    except KeyboardInterrupt:  # before the first probe: nothing to report
+        print("stabcheck: interrupted before any probe ran", file=sys.stderr)
+        raise typer.Exit(130) from None
     report.render_report(result, console)
     if settings.json:
         report.write_json(result, settings.json)

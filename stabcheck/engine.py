@@ -148,6 +148,7 @@ def run_probe_grid(
                                name=f"w{i}") for i in range(n_workers)]
         runner = runners[0]
         results: list[ProbeResult] = []
+        measured: list[ProbeResult] = []
         memory: MemoryReport | None = None
         interrupted = False
         try:
@@ -163,7 +164,10 @@ def run_probe_grid(
             template = probes[0]
             if memory_only:
                 probes = []
-            if previous is not None and previous.probe_ids != [p.id for p in probes]:
+            if previous is not None and (
+                previous.probe_ids != [p.id for p in probes]
+                or previous.identity != run_identity(settings)
+            ):
                 raise InputError(f"journal {resume} is of another grid: resume with the same "
                                  "config and flags as the interrupted run")
             current["total"] = len(probes)
@@ -190,10 +194,8 @@ def run_probe_grid(
                 if settings.check_numerics:
                     results[:] = _name_operations(runner, results, weights, journal, emit)
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
-                    memory, measured = _memory(runner, template, results, weights, settings,
-                                               journal, emit, memory_only)
-                    if memory_only:
-                        results[:] = measured
+                    memory = _memory(runner, template, results, weights, settings, journal,
+                                     emit, memory_only, measured)
             except KeyboardInterrupt:
                 interrupted = True
                 for each in runners:
@@ -201,6 +203,8 @@ def run_probe_grid(
                 journal.append({"type": "interrupted", "done": len(results)})
             finally:
                 journal.close()
+                if memory_only:  # the ladder's measurements are the results
+                    results[:] = measured
         except BaseException:
             for each in runners:  # an error or an interrupt before probing:
                 each.kill()  # no worker outlives stabcheck
@@ -242,11 +246,21 @@ def _check_model(model: dict[str, Any], dataset: Dataset) -> list[str]:
     return warnings
 
 
+# Settings that do not change what a probe computes: a resumed run may differ in them.
+_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers")
+
+
+def run_identity(settings: Settings) -> dict[str, Any]:
+    """The settings that decide the probes' results (model, data, steps, optimizer, ...)."""
+    return {k: v for k, v in settings.to_json().items() if k not in _NOT_IDENTITY}
+
+
 @dataclass(frozen=True)
 class JournalState:
-    """What an interrupted run's journal holds: its plan and the results it recorded."""
+    """What an interrupted run's journal holds: its plan, its settings and its results."""
 
     probe_ids: list[str]
+    identity: dict[str, Any]
     results: dict[str, ProbeResult]
 
 
@@ -259,6 +273,7 @@ def read_journal(path: Path) -> JournalState:
     except OSError as exc:
         raise InputError(f"cannot read journal {path}: {exc.strerror or exc}") from None
     probe_ids: list[str] | None = None
+    identity: dict[str, Any] = {}
     results: dict[str, ProbeResult] = {}
     for number, line in enumerate(lines, start=1):
         try:
@@ -269,19 +284,22 @@ def read_journal(path: Path) -> JournalState:
             raise InputError(f"journal {path} line {number} is not JSON") from None
         if record.get("type") in ("run", "resumed") and probe_ids is None:
             probe_ids = list(record.get("probes") or [])
+            identity = {k: v for k, v in (record.get("config") or {}).items()
+                        if k not in _NOT_IDENTITY}
         elif record.get("type") == "probe":
             results[record["id"]] = probe_result_from_json(record)
     if probe_ids is None:
         raise InputError(f"{path} is not a stabcheck journal (no run record)")
-    return JournalState(probe_ids, results)
+    return JournalState(probe_ids, identity, results)
 
 
 def _memory(
     runner: ProbeRunner, template: Probe, results: list[ProbeResult],
     weights: dict[str, list[float] | None], settings: Settings, journal: Journal,
-    emit: ProgressCallback, memory_only: bool,
-) -> tuple[MemoryReport, list[ProbeResult]]:
-    measured: list[ProbeResult] = []
+    emit: ProgressCallback, memory_only: bool, measured: list[ProbeResult],
+) -> MemoryReport:
+    """Run the memory ladder; its probes' results are appended to ``measured`` as they
+    arrive (so an interrupted ladder keeps what it measured)."""
 
     def record(result: ProbeResult) -> None:
         journal.append({"type": "memory_probe", **result.to_json()})
@@ -300,7 +318,7 @@ def _memory(
         extra_sizes=settings.batch_size if memory_only else (), on_result=record,
         mixed_policy="mixed_float16" if gpu_present else "mixed_bfloat16",
     )
-    return report, measured
+    return report
 
 
 def _name_operations(

@@ -23,11 +23,12 @@ from stabcheck.forecast import (
     usable_budget,
 )
 from stabcheck.plan import probe_id
-from stabcheck.results import Category, Probe, ProbeResult
+from stabcheck.results import Category, Outcome, Probe, ProbeResult, Verdict
 from stabcheck.runner import ProbeRunner
 from stabcheck.thresholds import DEFAULT_THRESHOLDS
 
 MEASURE_STEPS = 3  # the peak is reached once the optimizer's slots exist (first step)
+MAX_APPROACH = 3  # measurements spent approaching a far extrapolated forecast
 
 
 Measure = Callable[[Probe], ProbeResult]
@@ -81,7 +82,7 @@ def build_memory_report(
                                    settings.clip, batch_size) + suffix
         probe = Probe(pid, settings, steps)
         run = runner.run(probe, class_weights)
-        result = ProbeResult(run, classify(run))
+        result = ProbeResult(run, _memory_verdict(classify(run), steps))
         if on_result is not None:
             on_result(result)
         return result
@@ -100,8 +101,19 @@ def build_memory_report(
             points[size] = _point(measure(size))
             if not points[size].fits:
                 break
+    line = fit_line(list(points.values()))
+    if budget is not None and line is not None:
+        # A forecast far beyond the sizes measured is an extrapolation: measure on the way
+        # (geometric midpoints) and refit, until it lies within 4x of a measured size.
+        for _ in range(MAX_APPROACH):
+            forecast = line.largest_batch(usable_budget(budget, margin))
+            fitting = [b for b, p in points.items() if p.fits]
+            if forecast is None or not fitting or forecast <= 4 * max(fitting):
+                break
+            size = int(round((max(fitting) * forecast) ** 0.5 / 8)) * 8
+            points[size] = _point(measure(size))
+            line = fit_line(list(points.values())) or line
     ordered = tuple(sorted(points.values(), key=lambda p: p.batch_size))
-    line = fit_line(ordered)
     report = MemoryReport(budget, margin, enforcement, ordered)
     if line is None:
         return report
@@ -135,6 +147,16 @@ def build_memory_report(
     if result.verdict.outcome.value == "error":
         mixed["error"] = result.verdict.summary
     return replace(report, accumulation=tuple(accumulation), mixed_precision=mixed)
+
+
+def _memory_verdict(verdict: Verdict, steps: int) -> Verdict:
+    """A measurement probe trains a few steps: it says nothing about learning, so a
+    learning verdict (stalled, collapse) is not passed on as one."""
+    if verdict.category is not Category.LEARNING:
+        return verdict
+    return Verdict(Outcome.STABLE, {"memory_measurement": True, "steps": steps,
+                                    "not_judged": verdict.outcome.value},
+                   f"ran {steps} steps to measure memory (learning not judged)")
 
 
 def _point(result: ProbeResult) -> MemoryPoint:

@@ -50,13 +50,21 @@ class _ProbeEmitter:
         self._channel.send({**message, "id": self._id})
 
 
+def _clip_text(text: str, head: int = 1000, tail: int = 3000) -> str:
+    """A long message's start and end: TensorFlow puts its traceback first and the
+    sentence that matters (check-numerics' "Detected ... in op ...") last."""
+    if len(text) <= head + tail:
+        return text
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters ...]\n{text[-tail:]}"
+
+
 def _exception_message(exc: BaseException, phase: str, step: int | None) -> dict[str, Any]:
     return {
         "type": "exception",
         "phase": phase,
         "step": step,
         "etype": type(exc).__name__,
-        "message": str(exc)[:2000],
+        "message": _clip_text(str(exc)),
         "oom": is_oom_exception(exc),
         "user_input": isinstance(exc, StabcheckError),
         "traceback": traceback.format_exc()[-4000:],

@@ -165,3 +165,16 @@ def test_a_broken_factory_is_a_usage_error(tmp_path):
     with pytest.raises(InputError, match="broken on purpose"):
         run_probe_grid(settings)
     assert not Path(tmp_path / "j.jsonl").exists() or True
+
+
+def test_check_numerics_names_the_operation_that_made_the_first_nan(probe_run):
+    report, data, journal = probe_run(
+        model="builtin:mlp", data="builtin:breast_cancer", optimizer="sgd",
+        class_weight=["x1000"], lr=["100"], steps=30, check_numerics=True,
+    )
+    (result,) = report.results
+    assert result.verdict.outcome.value == "non_finite"
+    found = result.verdict.evidence["check_numerics"]
+    assert found["op_type"] and found["operation"]
+    assert f"op {found['operation']}" in result.verdict.summary
+    assert any(line["type"] == "explained" for line in journal)
