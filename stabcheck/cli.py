@@ -123,7 +123,7 @@ _FailOn = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
     "--fail-on", help="Categories or outcomes that fail the run (exit 1); default "
     f"numerical,memory,crash; also any, none. {_LIST}")]
 _Workers = Annotated[Optional[int], typer.Option(  # noqa: UP045
-    help="Probe workers in parallel (default: one per two cores, at most 4; 1 with a GPU).")]
+    help="Probe workers in parallel (default: one per core, at most 4; 1 with a GPU).")]
 _CheckNumerics = Annotated[Optional[bool], typer.Option(  # noqa: UP045
     "--check-numerics/--no-check-numerics",
     help="Re-run non-finite probes with TensorFlow's check-numerics to name the operation "

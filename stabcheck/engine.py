@@ -227,13 +227,14 @@ def run_probe_grid(
 
 
 def worker_count(settings: Settings) -> int:
-    """Parallel workers: as asked, else one per two cores (at most 4), since each worker's
-    TensorFlow uses several threads; a GPU is shared by one worker."""
+    """Parallel workers: as asked, else one per core (at most 4; each gets its share of
+    the cores as TensorFlow threads): small probes are bound by per-step dispatch, which
+    one thread does, so workers side by side beat threads inside one. A GPU gets one."""
     if settings.workers is not None:
         return settings.workers
     if gpu.devices():
         return 1
-    return max(1, min(4, (os.cpu_count() or 1) // 2))
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _check_model(model: dict[str, Any], dataset: Dataset) -> list[str]:
