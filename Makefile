@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check stabcheck tests
 
 # stabcheck vs a plain model.fit loop, KerasTuner, a process per setting and the floor
-# (about 10 minutes on two cores; --quick skips the slow parts). Figures: bench/results/.
+# (about 4 minutes on two cores; BENCH_ARGS=--quick skips the slow parts). Figures: bench/results/.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

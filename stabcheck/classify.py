@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from stabcheck.oom import is_oom_message
-from stabcheck.results import Outcome, ProbeRun, StepRecord, Termination, Verdict, signal_name
+from stabcheck.results import (
+    HoldoutEval,
+    Outcome,
+    ProbeRun,
+    StepRecord,
+    Termination,
+    Verdict,
+    signal_name,
+)
 from stabcheck.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from stabcheck.units import human_bytes
 
@@ -143,15 +151,25 @@ def _curves_and_predictions(
                 )
     holdout = run.holdout
     if smooth and holdout is not None and holdout.n:
-        change = abs(smooth[-1] - smooth[0]) / max(abs(smooth[0]), 1e-12)
+        change, noise = loss_change(losses, t.early_window)
         chance = max(holdout.true_counts) / holdout.n
-        if change < t.stall_rel_tolerance and holdout.accuracy <= chance + t.stall_chance_margin:
+        flat = change < max(t.stall_rel_tolerance,
+                            min(t.stall_noise_z * noise, t.stall_noise_cap))
+        balanced = holdout.metrics.get("balanced_accuracy")
+        present = sum(1 for c in holdout.true_counts if c > 0)
+        uninformed = not isinstance(balanced, (int, float)) or not present or \
+            balanced <= 1 / present + t.stall_balanced_margin
+        if flat and uninformed and holdout.accuracy <= chance + t.stall_chance_margin:
+            within = " (within its batch-to-batch noise)" if change >= t.stall_rel_tolerance else ""
+            where = "at" if holdout.accuracy >= chance - t.stall_chance_margin else "below"
+            evidence = {"relative_loss_change": change, "relative_loss_noise": noise,
+                        "holdout_accuracy": holdout.accuracy, "chance_accuracy": chance}
+            if isinstance(balanced, (int, float)):
+                evidence["balanced_accuracy"] = balanced
             return _verdict(
-                Outcome.STALLED,
-                {"relative_loss_change": change, "holdout_accuracy": holdout.accuracy,
-                 "chance_accuracy": chance},
-                f"loss moved {change:.1%} in {len(losses)} steps; held-out accuracy "
-                f"{holdout.accuracy:.1%} is at chance ({chance:.1%})",
+                Outcome.STALLED, evidence,
+                f"loss moved {change:.1%} in {len(losses)} steps{within}; held-out accuracy "
+                f"{holdout.accuracy:.1%} is {where} chance ({chance:.1%})",
             )
         verdict = _predictions(run, class_names, t)
         if verdict is not None:
@@ -164,24 +182,42 @@ def _curves_and_predictions(
     return _verdict(Outcome.STABLE, evidence, summary)
 
 
+def loss_change(losses: Sequence[float], window: int) -> tuple[float, float]:
+    """How far the loss moved over a probe, and how far batch noise alone would move it.
+
+    Compares the mean of the first ``window`` losses with the mean of the last ``window``
+    (half the steps each when there are fewer than ``2 * window``). Returns the relative
+    change ``|late - early| / |early|`` and the relative standard error of that difference
+    for losses that only jitter: ``sigma * sqrt(2 / n) / |early|``, with the per-step noise
+    ``sigma`` estimated from successive differences (``sigma^2 = mean(d^2) / 2``, von
+    Neumann's estimator, which a trend hardly inflates).
+    """
+    n = min(window, len(losses) // 2)
+    if n < 2:
+        first, last = losses[0], losses[-1]
+        return abs(last - first) / max(abs(first), 1e-12), 0.0
+    early, late = losses[:n], losses[-n:]
+    scale = max(abs(statistics.fmean(early)), 1e-12)
+    change = abs(statistics.fmean(late) - statistics.fmean(early)) / scale
+    steps = [b - a for a, b in zip(losses[:-1], losses[1:], strict=True)]
+    sigma = math.sqrt(statistics.fmean(d * d for d in steps) / 2)
+    return change, sigma * math.sqrt(2 / n) / scale
+
+
 def _predictions(run: ProbeRun, names: Sequence[str], t: Thresholds) -> Verdict | None:
     holdout = run.holdout
     assert holdout is not None
     true, pred = holdout.true_counts, holdout.pred_counts
     k = len(true)
-    name = (lambda c: names[c]) if len(names) == k else str
+    name = (lambda c: str(names[c])) if len(names) == k else str
     never = [c for c in range(k) if true[c] >= t.min_class_support and pred[c] == 0]
-    majority = max(range(k), key=lambda c: true[c])
-    if never and majority in never and run.probe.settings.class_weights is not None:
-        return _verdict(
-            Outcome.OVERCORRECTED,
-            {"common_class": name(majority), "true_counts": list(true),
-             "pred_counts": list(pred), "holdout_accuracy": holdout.accuracy},
-            f"class weights invert the class balance: the most common class {name(majority)} "
-            f"({true[majority]} held-out samples) is never predicted",
-        )
+    settings = run.probe.settings
+    if settings.class_weights is not None or settings.class_weight == "focal":
+        verdict = _overcorrection(holdout, never, name, t)
+        if verdict is not None:
+            return verdict
     if never:
-        shown = ", ".join(name(c) for c in never[:5]) + (" ..." if len(never) > 5 else "")
+        shown = _names(never, name)
         return _verdict(
             Outcome.MINORITY_COLLAPSE,
             {"classes": [name(c) for c in never], "true_counts": list(true),
@@ -189,21 +225,105 @@ def _predictions(run: ProbeRun, names: Sequence[str], t: Thresholds) -> Verdict 
             f"class{'es' if len(never) > 1 else ''} {shown} never predicted on the held-out "
             f"split ({sum(true[c] for c in never)} samples); accuracy {holdout.accuracy:.1%}",
         )
-    f = t.overcorrection_factor
-    inverted = [
-        (a, b) for a in range(k) for b in range(k)
-        if true[a] >= f * true[b] > 0 and pred[b] >= f * pred[a] > 0
-    ]
-    if inverted:
-        a, b = max(inverted, key=lambda ab: true[ab[0]] / true[ab[1]])
+    return None
+
+
+def split_by_frequency(true_counts: Sequence[int]) -> tuple[list[int], list[int]]:
+    """The classes present in ``true_counts``, split into the common and the rare half.
+
+    Most common first (ties: lower index first); with an odd number of classes the middle
+    one goes to the rare half, so two classes split one and one and three split one and two.
+    """
+    present = sorted((c for c in range(len(true_counts)) if true_counts[c] > 0),
+                     key=lambda c: (-true_counts[c], c))
+    half = len(present) // 2
+    return present[:half], present[half:]
+
+
+def _overcorrection(
+    holdout: HoldoutEval, never: list[int], name: Callable[[int], str], t: Thresholds
+) -> Verdict | None:
+    """The class weighting pushed the predictions from the common classes to the rare ones.
+
+    Three rules, the plainest first: the most common class is never predicted; the
+    ranking of the halves is inverted; (three classes or more) the rare half gets
+    ``overcorrection_factor`` times its share of the predictions. See ``thresholds``.
+    """
+    true, pred = holdout.true_counts, holdout.pred_counts
+    common, rare = split_by_frequency(true)
+    if not common or sum(pred) == 0:
+        return None
+    counts = {"true_counts": list(true), "pred_counts": list(pred),
+              "holdout_accuracy": holdout.accuracy}
+    majority = common[0]
+    if majority in never:
         return _verdict(
             Outcome.OVERCORRECTED,
-            {"common_class": name(a), "rare_class": name(b), "true_counts": list(true),
-             "pred_counts": list(pred)},
-            f"class weights invert the class balance: {name(a)} is {true[a] / true[b]:.0f}x "
-            f"as common as {name(b)} but predicted {pred[b] / pred[a]:.0f}x less often",
+            {"rule": "common_never_predicted", "common_class": name(majority), **counts},
+            f"class weights invert the class balance: the most common class {name(majority)} "
+            f"({true[majority]} held-out samples) is never predicted",
         )
-    return None
+    # the rare class the weights favour most: the highest predicted-to-true ratio
+    favoured = max(rare, key=lambda c: (pred[c] / true[c], -c))
+    f = t.overcorrection_factor
+    mean = statistics.fmean
+    true_ratio = mean(true[c] for c in common) / mean(true[c] for c in rare)
+    pred_common = mean(pred[c] for c in common)
+    pred_ratio = mean(pred[c] for c in rare) / pred_common if pred_common else math.inf
+    if true_ratio >= f and pred_ratio >= f:
+        return _verdict(
+            Outcome.OVERCORRECTED,
+            {"rule": "inverted", "common_class": name(majority), "rare_class": name(favoured),
+             "true_ratio": true_ratio, "pred_ratio": pred_ratio, **counts},
+            f"class weights invert the class balance: {_half(common, name, 'common')} "
+            f"{'is' if len(common) == 1 else 'are'} {_times(true_ratio)} as common as "
+            f"{_half(rare, name, 'rare')} but predicted {_times(pred_ratio)} less often",
+        )
+    rare_true = sum(true[c] for c in rare)
+    if len(rare) < 2 or rare_true < t.min_class_support:
+        return None
+    share_true = rare_true / sum(true)
+    share_pred = sum(pred[c] for c in rare) / sum(pred)
+    if share_pred < f * share_true:
+        return None
+    starved = [c for c in never if c in common]
+    summary = (
+        f"class weights over-predict the rare classes: the {len(rare)} rarest hold "
+        f"{share_true:.1%} of the held-out samples but get {share_pred:.1%} of the predictions "
+        f"({_times(share_pred / share_true)}); class {name(favoured)} is predicted "
+        f"{pred[favoured]} times for {true[favoured]} samples"
+    )
+    if starved:
+        summary += f"; common class{'es' if len(starved) > 1 else ''} " \
+                   f"{_names(starved, name)} never predicted"
+    return _verdict(
+        Outcome.OVERCORRECTED,
+        {"rule": "rare_overpredicted", "common_class": name(majority),
+         "rare_class": name(favoured), "rare_classes": len(rare), "rare_share_true": share_true,
+         "rare_share_pred": share_pred, "never_predicted": [name(c) for c in never], **counts},
+        summary,
+    )
+
+
+def _half(classes: list[int], name: Callable[[int], str], which: str) -> str:
+    """``0``, ``classes 0 and 1``, or ``the 20 most common classes`` / ``the 20 rarest``."""
+    if len(classes) == 1:
+        return name(classes[0])
+    if len(classes) <= 3:
+        return f"classes {', '.join(name(c) for c in classes[:-1])} and {name(classes[-1])}"
+    return f"the {len(classes)} most common classes" if which == "common" else \
+        f"the {len(classes)} rarest classes"
+
+
+def _names(classes: list[int], name: Callable[[int], str], limit: int = 5) -> str:
+    return ", ".join(name(c) for c in classes[:limit]) + (" ..." if len(classes) > limit else "")
+
+
+def _times(ratio: float) -> str:
+    """``2.5x``, ``12x``, ``inf x``."""
+    if not math.isfinite(ratio):
+        return "infinitely"
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
 
 
 def _death(run: ProbeRun) -> Verdict:

@@ -26,18 +26,26 @@ from typing import Any
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stabcheck.results import Category, Outcome, ProbeResult, RunReport
+from stabcheck.results import Category, Outcome, ProbeResult, RunReport, Termination
+from stabcheck.thresholds import DEFAULT_THRESHOLDS
 from stabcheck.units import human_bytes
 
 __all__ = [
     "human_bytes",
     "load_schema",
+    "numerical_explanations",
+    "quality_results",
     "recommendations",
+    "recommended_configuration",
     "render_report",
+    "sparkline",
+    "strategy_summary",
     "summary_counts",
+    "where_it_failed",
     "write_json",
 ]
 
@@ -163,12 +171,73 @@ def _step_suffix(result: ProbeResult) -> str:
     return ""
 
 
+_BARS = "▁▂▃▄▅▆▇█"
+_BROKEN = "×"
+SPARK_WIDTH = 8
+# A sparkline spans at least a factor 2 of loss: a flat or barely moving curve stays a
+# flat line in the middle instead of its noise being stretched over all eight levels.
+_MIN_SPAN = math.log10(2.0)
+
+
+def sparkline(losses: Sequence[float | None], width: int = SPARK_WIDTH,
+              broken: bool = False) -> str:
+    """A loss history as ``width`` block characters on a log scale, oldest first.
+
+    The history is cut into ``width`` equal runs of steps, each shown by its geometric
+    mean, scaled from the lowest to the highest of them (at least a factor 2 apart).
+    A history that reaches NaN, Inf or ``None`` (a non-finite value in the JSON) ends
+    in ``×`` after its finite part, as does any history with ``broken`` set (a probe whose
+    gradient or weight turned non-finite while its loss was still finite).
+
+    Args:
+        losses: the loss per step.
+        width: characters, ``×`` included; fewer when there are fewer steps.
+        broken: end in ``×`` even when every loss is finite.
+
+    Returns:
+        The sparkline, e.g. ``"█▆▄▃▂▂▁▁"`` or ``"▁▁▂▃▅▇×"``; ``""`` without any step.
+    """
+    finite: list[float] = []
+    for value in losses:
+        if value is None or not math.isfinite(value):
+            broken = True
+            break
+        finite.append(float(value))
+    bars = width - 1 if broken else width
+    if not finite or bars < 1:
+        return _BROKEN if broken else ""
+    positive = [v for v in finite if v > 0]
+    floor = min(positive) / 10 if positive else 1.0  # a zero loss shows below the rest
+    logs = [math.log10(max(v, floor)) for v in finite]
+    n = min(bars, len(logs))
+    means = []
+    for i in range(n):
+        chunk = logs[i * len(logs) // n: (i + 1) * len(logs) // n]
+        means.append(sum(chunk) / len(chunk))
+    low, high = min(means), max(means)
+    span = max(high - low, _MIN_SPAN)
+    base = (low + high) / 2 - span / 2
+    top = len(_BARS) - 1
+    line = "".join(_BARS[min(top, max(0, round((m - base) / span * top)))] for m in means)
+    return line + (_BROKEN if broken else "")
+
+
+def _spark(result: ProbeResult) -> str:
+    losses = [s.loss for s in result.run.steps]
+    return sparkline(losses, broken=result.verdict.outcome is Outcome.NON_FINITE and bool(losses))
+
+
 def _cell(result: ProbeResult | None) -> Text:
+    """The verdict word (and the step of a failure) over the probe's loss sparkline."""
     if result is None:
         return Text(_MISSING, style="dim")
     word, style = _CELLS[result.verdict.outcome]
     suffix = _step_suffix(result)
-    return Text(f"{word} {suffix}" if suffix else word, style=style)
+    text = Text(f"{word} {suffix}" if suffix else word, style=style)
+    spark = _spark(result)
+    if spark:
+        text.append("\n" + spark, style=style.replace("bold ", ""))
+    return text
 
 
 # --------------------------------------------------------------------------- header
@@ -420,66 +489,368 @@ def _section(title: str, style: str, results: Sequence[ProbeResult], width: int)
 # --------------------------------------------------------------------------- advice
 
 
-def _numerical_advice(results: Sequence[ProbeResult]) -> list[str]:
-    failures = [r for r in results if r.verdict.category is Category.NUMERICAL]
-    if not failures:
-        return []
-    cells = _by_key(results)
-    clips = _unique(r.probe.settings.clip for r in results)
-    lrs = sorted(set(r.probe.settings.learning_rate for r in results))
-    fixed: set[str] = set()
-    clip_fixes: Counter[tuple[str, str]] = Counter()
-    lr_fixes: dict[str, dict[str, float]] = {}
+def _is_remedy(strategy: str) -> bool:
+    """``normalized``, ``normalized-<strategy>`` and ``focal``: remedies, not weightings."""
+    return strategy == "focal" or strategy.startswith("normalized")
+
+
+def _weight_spread(report: RunReport, strategy: str) -> float | None:
+    """Largest over smallest class weight of a strategy (1 without weights; None unknown)."""
+    if strategy not in report.class_weight_table:
+        return None
+    weights = report.class_weight_table[strategy]
+    if weights is None:
+        return 1.0
+    values = [w for w in weights.values() if w > 0]
+    return max(values) / min(values) if values else None
+
+
+def _trained(result: ProbeResult | None) -> bool:
+    """Trained to the end without numerical trouble (stable, or a learning problem)."""
+    return result is not None and result.verdict.category in (Category.OK, Category.LEARNING)
+
+
+def _numerical(result: ProbeResult | None) -> bool:
+    return result is not None and result.verdict.category is Category.NUMERICAL
+
+
+def _lrs(values: Iterable[float]) -> str:
+    return ", ".join(_fmt_lr(v) for v in sorted(set(values)))
+
+
+def _names_and(names: Sequence[str]) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _was(names: Sequence[str]) -> str:
+    return "was" if len(names) == 1 else "were"
+
+
+def where_it_failed(result: ProbeResult) -> str:
+    """Where a numerical failure happened: the step, and the variable or operation.
+
+    ``"NaN at step 8 in the loss, first produced by the Log op sgd/Log"``,
+    ``"the loss diverged from step 2 (it reached 159)"``,
+    ``"the gradient norm reached 2,221x its early median at step 18"``.
+    """
+    evidence = result.verdict.evidence
+    step = evidence.get("step")
+    at = f" at step {step}" if isinstance(step, int) and step > 0 else ""
+    outcome = result.verdict.outcome
+    if outcome is Outcome.NON_FINITE:
+        value = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}.get(
+            str(evidence.get("value")), "a non-finite value")
+        where, variable = evidence.get("where"), evidence.get("variable")
+        place = (f" in the {variable} {where}" if variable and where
+                 else f" in the {where}" if where else "")
+        text = f"{value}{at}{place}"
+        found = evidence.get("check_numerics")
+        if isinstance(found, dict) and found.get("operation"):
+            text += f", first produced by the {found.get('op_type', '')} op {found['operation']}"
+        return text
+    if outcome is Outcome.DIVERGED:
+        peak = evidence.get("peak_loss")
+        reached = f" (it reached {peak:.3g})" if isinstance(peak, (int, float)) else ""
+        return f"the loss diverged{at.replace(' at ', ' from ')}{reached}"
+    if outcome is Outcome.EXPLODING_GRADIENTS:
+        ratio = evidence.get("ratio")
+        times = (f"{_times(ratio)}x its early median" if isinstance(ratio, (int, float))
+                 else "orders of magnitude above its early median")
+        return f"the gradient norm reached {times}{at}"
+    return result.verdict.summary
+
+
+def _times(ratio: float) -> str:
+    """A ratio for a sentence: ``12``, ``2,221``, ``1e+09``."""
+    return f"{ratio:.0e}" if ratio >= 1e5 else _fmt_number(ratio)
+
+
+def _pull(failures: Sequence[ProbeResult], under: bool = False) -> str:
+    """The largest per-class gradient share among ``failures``, as a clause ("" if none)."""
+    best: tuple[float, ProbeResult, dict[str, Any]] | None = None
+    for result in failures:
+        shares = result.verdict.evidence.get("class_gradients")
+        if isinstance(shares, dict) and isinstance(shares.get("ratio"), (int, float)):
+            if best is None or shares["ratio"] > best[0]:
+                best = (shares["ratio"], result, shares)
+    if best is None:
+        return ""
+    ratio, result, shares = best
+    prefix = f"under {result.probe.settings.class_weight} " if under else ""
+    return (f"{prefix}class {shares['rarest']} pulls {_times(ratio)}x as hard as class "
+            f"{shares['most_common']} (gradient norm at step {shares['step']})")
+
+
+def _large_pull(failures: Sequence[ProbeResult], ratio: float = 10.0) -> bool:
+    return any(
+        isinstance(s := r.verdict.evidence.get("class_gradients"), dict)
+        and isinstance(s.get("ratio"), (int, float)) and s["ratio"] >= ratio
+        for r in failures
+    )
+
+
+class _Grid:
+    """The probes of a run indexed by their settings, for comparisons between twins."""
+
+    def __init__(self, report: RunReport) -> None:
+        self.report = report
+        self.results = [r for r in report.results if r.verdict.evidence.get("ran") is not False]
+        self.cells = _by_key(self.results)
+        self.strategies = _unique(r.probe.settings.class_weight for r in self.results)
+        self.clips = _unique(r.probe.settings.clip for r in self.results)
+        self.lrs = sorted(set(r.probe.settings.learning_rate for r in self.results))
+
+    def get(self, cw: str, lr: float, clip: str, bs: int) -> ProbeResult | None:
+        return self.cells.get((cw, lr, clip, bs))
+
+    def milder(self, strategy: str) -> list[str]:
+        """The probed weightings to compare a failure of ``strategy`` with: those (remedies
+        excluded) with a smaller weight spread; for a remedy (``normalized``, ``focal``),
+        the unweighted ones."""
+        spread = _weight_spread(self.report, strategy)
+        if spread is None:
+            return []
+        out = []
+        for other in self.strategies:
+            other_spread = _weight_spread(self.report, other)
+            if other == strategy or _is_remedy(other) or other_spread is None:
+                continue
+            if (other_spread <= 1.0 + 1e-9) if _is_remedy(strategy) else other_spread < spread:
+                out.append(other)
+        return out
+
+    def unweighted(self, strategy: str) -> bool:
+        """No class weighting at all (``none``, or weights that are all equal)."""
+        spread = _weight_spread(self.report, strategy)
+        return spread is not None and spread <= 1.0 + 1e-9 and not _is_remedy(strategy)
+
+    def next_lr(self, result: ProbeResult) -> ProbeResult | None:
+        """The same settings at the next larger learning rate of the grid."""
+        cw, lr, clip, bs = _key(result)
+        larger = [x for x in self.lrs if x > lr]
+        return self.get(cw, larger[0], clip, bs) if larger else None
+
+
+def _cause(grid: _Grid, failure: ProbeResult) -> tuple[str, list[str]]:
+    """Why a probe failed numerically, judged by its twins (the same learning rate, clip
+    and batch size) with milder class weights.
+
+    Returns ``("weights", [milder strategies that trained there])``; ``("lr", [unweighted
+    strategies that failed there too])`` (``[]`` when the failing strategy itself has no
+    class weighting, e.g. ``none``); or ``("unknown", [milder strategies that failed there
+    too])`` when no twin tells the two apart.
+    """
+    cw, lr, clip, bs = _key(failure)
+    if grid.unweighted(cw):
+        return "lr", []
+    milder = grid.milder(cw)
+    trained = [o for o in milder if _trained(grid.get(o, lr, clip, bs))]
+    if trained:
+        return "weights", trained
+    failed = [o for o in milder if _numerical(grid.get(o, lr, clip, bs))]
+    unweighted = [o for o in failed if grid.unweighted(o)]
+    if unweighted:
+        return "lr", unweighted
+    return "unknown", failed
+
+
+def _clip_fixes(grid: _Grid, failures: Sequence[ProbeResult]) -> tuple[list[str], list[str]]:
+    """(fixes, notes): the clips that were stable where ``failures`` failed; else what the
+    clipped twins did instead (failed too, or trained with a learning problem)."""
+    rescued: dict[str, list[float]] = {}
+    other_fate: dict[tuple[str, str], list[float]] = {}
     for failure in failures:
         cw, lr, clip, bs = _key(failure)
-        for other in clips:
-            if other not in (clip, "none") and _is_stable(cells.get((cw, lr, other, bs))):
-                clip_fixes[(other, clip)] += 1
-                fixed.add(failure.probe.id)
-        lower = [x for x in lrs if x < lr and _is_stable(cells.get((cw, x, clip, bs)))]
-        if lower:
-            fixed.add(failure.probe.id)
-            per_clip = lr_fixes.setdefault(cw, {})
-            # Across batch sizes, the rate that was stable for all of them.
-            per_clip[clip] = min(per_clip.get(clip, math.inf), max(lower))
-    advice = []
-    if clip_fixes:
-        (good, bad), _ = clip_fixes.most_common(1)[0]
-        advice.append(f"clip gradients ({good} was stable where {bad} failed)")
-    for cw, per_clip in lr_fixes.items():
-        if len(clips) == 1:
-            rates = _fmt_lr(next(iter(per_clip.values())))
+        for other in grid.clips:
+            twin = grid.get(cw, lr, other, bs)
+            if other in (clip, "none") or twin is None:
+                continue
+            if _is_stable(twin):
+                rescued.setdefault(other, []).append(lr)
+            else:
+                fate = ("did not rescue lr {}" if _numerical(twin) else
+                        f"trained at lr {{}} but {twin.verdict.outcome.value.replace('_', ' ')}")
+                other_fate.setdefault((other, fate), []).append(lr)
+    fixes = [f"clipping: clip={clip} was stable at lr {_lrs(at)}" for clip, at in rescued.items()]
+    notes = [] if rescued else [
+        f"clip={clip} " + fate.format(_lrs(at)) for (clip, fate), at in other_fate.items()
+    ]
+    return fixes, notes
+
+
+def _lower_lr(grid: _Grid, failures: Sequence[ProbeResult]) -> ProbeResult | None:
+    """The stable probe of the same strategy at the largest learning rate below the
+    failures (unclipped preferred at the same rate)."""
+    cw = _key(failures[0])[0]
+    lowest = min(_key(f)[1] for f in failures)
+    lower = [r for r in grid.results if _key(r)[0] == cw and _key(r)[1] < lowest
+             and _is_stable(r)]
+    if not lower:
+        return None
+    return max(lower, key=lambda r: (r.probe.settings.learning_rate,
+                                     r.probe.settings.clip == "none"))
+
+
+def _lr_and_clip(result: ProbeResult) -> str:
+    clip = result.probe.settings.clip
+    return f"lr {_fmt_lr(result.probe.settings.learning_rate)}" + (
+        f" with clip={clip}" if clip != "none" else "")
+
+
+def _lower_lr_fix(grid: _Grid, failures: Sequence[ProbeResult]) -> str | None:
+    """The largest learning rate below the failures at which the strategy was stable."""
+    lower = _lower_lr(grid, failures)
+    if lower is None:
+        return None
+    return f"a lower learning rate: {lower.probe.settings.class_weight} was stable at " \
+           f"{_lr_and_clip(lower)}"
+
+
+def _remedy_fix(grid: _Grid, failures: Sequence[ProbeResult]) -> str | None:
+    """``normalized``/``focal`` probes that were stable where ``failures`` failed."""
+    cw = _key(failures[0])[0]
+    found: dict[str, list[float]] = {}
+    for failure in failures:
+        _, lr, clip, bs = _key(failure)
+        for other in grid.strategies:
+            if _is_remedy(other) and other != cw and _is_stable(grid.get(other, lr, clip, bs)):
+                found.setdefault(other, []).append(lr)
+    if not found:
+        return None
+    names = list(found)
+    at = _lrs(lr for lrs in found.values() for lr in lrs)
+    return f"{_names_and(names)} {_was(names)} stable at lr {at}, where {cw} failed"
+
+
+def _milder_fix(grid: _Grid, failures: Sequence[ProbeResult]) -> str | None:
+    cw = _key(failures[0])[0]
+    stable = [o for o in grid.milder(cw)
+              if any(_is_stable(grid.get(o, *_key(f)[1:])) for f in failures)]
+    if not stable:
+        return None
+    return (f"milder weights: {_names_and(stable)} {_was(stable)} stable at the same learning "
+            "rate, clip and batch size")
+
+
+def _first_failure(failures: Sequence[ProbeResult]) -> ProbeResult:
+    """The failure at the smallest learning rate (the edge of the stable region)."""
+    return min(failures, key=lambda r: r.probe.settings.learning_rate)
+
+
+def _fix_sentence(fixes: Sequence[str], notes: Sequence[str], remedies_probed: bool) -> str:
+    """``Fix: A; or B. Not a fix: C.``, or what to probe when the grid holds no fix."""
+    not_a_fix = f" Not a fix: {'; '.join(notes)}." if notes else ""
+    if fixes:
+        return "Fix: " + "; or ".join(fixes) + "." + not_a_fix
+    text = "Fix: nothing in this grid rescued it: probe lower learning rates (--lr) and a clip " \
+           "(--clip global_norm=1.0)"
+    if not remedies_probed:
+        text += ", or the normalized and focal strategies (--class-weight normalized,focal)"
+    return text + "." + not_a_fix
+
+
+def _lr_bullet(grid: _Grid, failures: Sequence[ProbeResult]) -> str:
+    """One sentence for the failures that happened whatever the class weighting."""
+    lrs = sorted(set(r.probe.settings.learning_rate for r in failures))
+    strategies = _unique(r.probe.settings.class_weight for r in failures)
+    clipped = {r.probe.settings.clip for r in failures}
+    with_clip = ", with and without clipping" if len(clipped) > 1 and "none" in clipped else ""
+    first = _first_failure(failures)
+    count = f" ({_plural(len(failures), 'probe')})" if len(failures) > 1 else ""
+    text = (f"lr {_lrs(lrs)} {'is' if len(lrs) == 1 else 'are'} too high for this model and "
+            f"optimizer, whatever the class weighting: class_weight={_names_and(strategies)} "
+            f"failed numerically there{with_clip}{count}. Where: {first.probe.id}: "
+            f"{where_it_failed(first)}.")
+    pull = _pull(failures, under=True)
+    if pull and _large_pull(failures, 2.0):
+        text += f" The class weights add to it: {pull}."
+    fixes: list[str] = []
+    notes: list[str] = []
+    stable_at: dict[str, list[str]] = {}
+    for cw in strategies:
+        mine = [r for r in failures if r.probe.settings.class_weight == cw]
+        lower = _lower_lr(grid, mine)
+        if lower is not None:
+            stable_at.setdefault(_lr_and_clip(lower), []).append(cw)
+        clip_fixes, clip_notes = _clip_fixes(grid, mine)
+        fixes += [f"{f} ({cw})" for f in clip_fixes]
+        notes += clip_notes
+    if stable_at:
+        fixes.insert(0, "a lower learning rate: " + "; ".join(
+            f"{_names_and(names)} {_was(names)} stable at {where}"
+            for where, names in stable_at.items()))
+    return f"{text} {_fix_sentence(fixes, _unique(notes), True)}"
+
+
+def _weights_bullet(grid: _Grid, failures: Sequence[ProbeResult], cause: str,
+                    twins: Sequence[str]) -> str:
+    """One sentence for a strategy's failures that its milder twins did not have
+    (``cause`` "weights", ``twins``: those that trained) or that no twin can judge
+    ("unknown", ``twins``: the milder ones that failed too)."""
+    cw = failures[0].probe.settings.class_weight
+    lrs = sorted(set(r.probe.settings.learning_rate for r in failures))
+    first = _first_failure(failures)
+    count = f" ({_plural(len(failures), 'probe')})" if len(failures) > 1 else ""
+    text = (f"class_weight={cw} failed numerically at lr {_lrs(lrs)}{count}: "
+            f"{where_it_failed(first)}.")
+    pull = _pull(failures)
+    if cause == "weights":
+        text += (f" Why: the class weights: class_weight={_names_and(list(twins))} trained "
+                 "without numerical trouble at the same learning rate, clip and batch size")
+        text += f", and {pull}." if pull else "."
+    elif pull and _large_pull(failures):
+        text += (f" Why: most likely the class weights: {pull}; probe class_weight=none at "
+                 "the same learning rate to confirm.")
+    else:
+        also = (f" (the milder class_weight={_names_and(list(twins))} failed there too)"
+                if twins else "")
+        text += (f" Why: unclear from this grid{also}: probe class_weight=none at the same "
+                 "learning rate to tell the learning rate and the class weights apart.")
+    fixes, notes = _clip_fixes(grid, failures)
+    for fix in (_remedy_fix(grid, failures), _lower_lr_fix(grid, failures),
+                _milder_fix(grid, failures)):
+        if fix is not None:
+            fixes.append(fix)
+    remedies_probed = any(_is_remedy(s) for s in grid.strategies)
+    return f"{text} {_fix_sentence(fixes, notes, remedies_probed)}"
+
+
+def numerical_explanations(report: RunReport) -> list[str]:
+    """Where, why and what fixes it, for the run's numerical failures.
+
+    Each failure is judged against its twins (the same learning rate, clip and batch size)
+    with milder class weights: if one of them trained, the class weights are the cause;
+    if the unweighted twin (``none``) failed too, or the failing strategy has no weights
+    itself, the learning rate is; otherwise the grid cannot tell. The fixes are what the
+    grid itself shows to work: a clipped twin, a ``normalized`` or ``focal`` twin, a lower
+    learning rate, milder weights; and what was tried and did not work is said too.
+
+    Returns:
+        One sentence for the failures the learning rate explains (all strategies
+        together), then one per strategy whose failures its weights explain.
+    """
+    grid = _Grid(report)
+    failures = [r for r in grid.results if r.verdict.category is Category.NUMERICAL]
+    by_lr: list[ProbeResult] = []
+    by_strategy: dict[str, list[tuple[ProbeResult, str, list[str]]]] = {}
+    for failure in failures:
+        cause, others = _cause(grid, failure)
+        if cause == "lr":
+            by_lr.append(failure)
         else:
-            rates = ", ".join(f"{_fmt_lr(lr)} with clip={clip}" for clip, lr in per_clip.items())
-        advice.append(
-            f"lower the learning rate: the largest stable learning rate for class_weight={cw} "
-            f"is {rates}"
-        )
-    unfixed = [f for f in failures if f.probe.id not in fixed]
-    strategies = _unique(r.probe.settings.class_weight for r in results)
-    safer: dict[str, Counter[str]] = {}
-    hopeless: list[ProbeResult] = []
-    for failure in unfixed:
-        cw, lr, clip, bs = _key(failure)
-        others = [o for o in strategies if o != cw and _is_stable(cells.get((o, lr, clip, bs)))]
-        if others:
-            safer.setdefault(cw, Counter()).update(others)
-        else:
-            hopeless.append(failure)
-    for cw, others in safer.items():
-        other = others.most_common(1)[0][0]
-        advice.append(
-            f"class_weight={cw} failed numerically where class_weight={other} was stable with "
-            "the same learning rate, clip and batch size"
-            + (": use a milder class weight" if cw != "none" else "")
-        )
-    if hopeless:
-        failing = _join(_unique(f.probe.settings.class_weight for f in hopeless))
-        advice.append(
-            f"{_plural(len(hopeless), 'numerical failure')} (class_weight={failing}) had no "
-            "stable variant in this grid: probe lower learning rates (--lr) and a clip "
-            "(--clip global_norm=1.0)"
-        )
+            by_strategy.setdefault(failure.probe.settings.class_weight, []).append(
+                (failure, cause, others))
+    advice = [_lr_bullet(grid, by_lr)] if by_lr else []
+    for entries in by_strategy.values():
+        weights = [e for e in entries if e[1] == "weights"]
+        unknown = [e for e in entries if e[1] != "weights"]
+        if weights:
+            trained = _unique(o for _, _, others in weights for o in others)
+            advice.append(_weights_bullet(grid, [e[0] for e in weights], "weights", trained))
+        if unknown:
+            failed = _unique(o for _, _, others in unknown for o in others)
+            advice.append(_weights_bullet(grid, [e[0] for e in unknown], "unknown", failed))
     return advice
 
 
@@ -542,8 +913,9 @@ def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
     advice = []
     if outcomes[Outcome.OVERCORRECTED]:
         advice.append(
-            f"class_weight={strategies(Outcome.OVERCORRECTED)} overcorrected (the predicted "
-            "class distribution is inverted): use a milder strategy such as sqrt or effective"
+            f"class_weight={strategies(Outcome.OVERCORRECTED)} overcorrected (the rare classes "
+            "are predicted far more often than they occur, at the common classes' expense): "
+            "use a milder strategy such as sqrt or effective"
         )
     if outcomes[Outcome.MINORITY_COLLAPSE]:
         advice.append(
@@ -577,8 +949,9 @@ def _count_line(results: Sequence[ProbeResult]) -> str:
 def recommendations(report: RunReport) -> list[str]:
     """What to do about the results, most urgent first; the last line counts the outcomes.
 
-    Numerical failures are compared with their twins (the same settings but one): a
-    stable clipped twin suggests clipping, a stable lower-learning-rate twin a lower rate.
+    Numerical failures come first, each explained by ``numerical_explanations``: where
+    (step, variable or operation), why (the class weights or the learning rate, judged by
+    the twins with milder weights) and what fixes it (what the grid shows to work).
 
     Args:
         report: the run to advise on.
@@ -589,7 +962,7 @@ def recommendations(report: RunReport) -> list[str]:
     """
     results = report.results
     advice = (
-        _numerical_advice(results)
+        numerical_explanations(report)
         + _memory_advice(results)
         + _crash_advice(results)
         + _learning_advice(results)
@@ -606,6 +979,432 @@ def recommendations(report: RunReport) -> list[str]:
         )
     advice.append(_count_line(results))
     return advice
+
+
+# --------------------------------------------------------------------------- quality
+
+
+# The quality table shows at most this many probes, best first.
+MAX_QUALITY_ROWS = 12
+
+
+def _metrics(result: ProbeResult) -> dict[str, Any]:
+    holdout = result.run.holdout
+    return dict(holdout.metrics) if holdout is not None else {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _macro_f1(result: ProbeResult) -> float | None:
+    return _number(_metrics(result).get("macro_f1"))
+
+
+def _minority_recall(result: ProbeResult, minority: int | None = None) -> float | None:
+    """The recall of class ``minority`` (by default the metrics' own minority class)."""
+    metrics = _metrics(result)
+    recall = metrics.get("recall")
+    if minority is not None and isinstance(recall, (list, tuple)) and minority < len(recall):
+        return _number(recall[minority])
+    return _number(metrics.get("minority_recall"))
+
+
+def _class_name(report: RunReport, index: Any) -> str:
+    names = report.dataset.class_names
+    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(names):
+        return str(names[index])
+    return str(index)
+
+
+def _rarest_class(report: RunReport) -> int | None:
+    """The class with the fewest training samples (ties: the lowest index)."""
+    counts = report.dataset.class_counts
+    present = [c for c in range(len(counts)) if counts[c] > 0]
+    return min(present, key=lambda c: (counts[c], c)) if present else None
+
+
+def quality_results(report: RunReport) -> list[ProbeResult]:
+    """Probes that trained every step without numerical, memory or crash trouble and were
+    evaluated on the held-out split, best macro-F1 first (then grid order)."""
+    found = [
+        r for r in report.results
+        if r.verdict.category in (Category.OK, Category.LEARNING)
+        and r.run.termination is Termination.COMPLETED
+        and r.run.holdout is not None and r.run.holdout.n
+    ]
+    return sorted(found, key=lambda r: -(_macro_f1(r) if _macro_f1(r) is not None else -1.0))
+
+
+def _share(counts: Sequence[int], index: int) -> float | None:
+    total = sum(counts)
+    return counts[index] / total if total and index < len(counts) else None
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _short_pct(value: float | None) -> str:
+    """A share in at most four characters and a sign: ``0.8%``, ``12%``, ``100%``."""
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}%" if value < 0.1 else f"{100 * value:.0f}%"
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _break_id(probe_id: str, width: int) -> str:
+    """A probe id on lines of at most ``width`` characters, broken after commas: on two
+    lines as even as possible where two suffice, else filling each line in turn."""
+    if len(probe_id) <= width:
+        return probe_id
+    cuts = [i + 1 for i, char in enumerate(probe_id) if char == ","]
+    fits = [c for c in cuts if max(c, len(probe_id) - c) <= width]
+    if fits:
+        cut = min(fits, key=lambda c: max(c, len(probe_id) - c))
+        return probe_id[:cut] + "\n" + probe_id[cut:]
+    lines, line = [], ""
+    for part in probe_id.split(","):
+        piece = part if not line else "," + part
+        if line and len(line) + len(piece) + 1 > width:  # +1: the comma ends the line
+            lines.append(line + ",")
+            line = part
+        else:
+            line += piece
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def _quality_table(report: RunReport, width: int) -> tuple[Table, int] | None:
+    """The per-class quality of the probes that trained: (table, probes left out).
+
+    The probe ids stay whole where the console is wide enough, else they break after a
+    comma (``cw=balanced,lr=0.01,`` / ``clip=global_norm=1,bs=32``).
+    """
+    results = quality_results(report)
+    if not results:
+        return None
+    shown = results[:MAX_QUALITY_ROWS]
+    rarest = _rarest_class(report)
+    binary = len(report.dataset.class_names) == 2
+    name = _class_name(report, rarest)
+    rows = []
+    for result in shown:
+        holdout = result.run.holdout
+        assert holdout is not None
+        cells = [_CELLS[result.verdict.outcome][0], _pct(holdout.accuracy),
+                 _score(_macro_f1(result)), _score(_minority_recall(result, rarest))]
+        if binary:
+            cells.append(_score(_number(_metrics(result).get("pr_auc"))))
+        share = "—"
+        if rarest is not None:
+            share = (f"{_short_pct(_share(holdout.pred_counts, rarest))}/"
+                     f"{_short_pct(_share(holdout.true_counts, rarest))}")
+        cells.append(share)
+        rows.append((result, cells))
+
+    def room(columns: list[str]) -> int:
+        """What is left for the probe ids beside ``columns`` (as rich lays out SIMPLE_HEAD:
+        a space of padding either side of each cell, a divider between columns, edges)."""
+        widths = [max(len(line) for cell in [head, *(r[1][i] for r in rows)]
+                      for line in cell.split("\n"))
+                  for i, head in enumerate(columns)]
+        return width - sum(widths) - 3 * (len(columns) + 1) - 1
+
+    recall_head, share_head = f"class {name}\nrecall", f"class {name}\npred/true"
+    columns = ["verdict", "accuracy", "macro-F1", recall_head,
+               *(["PR-AUC"] if binary else []), share_head]
+    if room(columns) < max(len(r.probe.id) for r in shown):  # short headers, then
+        columns = ["verdict", "acc.", "macro\nF1", recall_head,
+                   *(["PR\nAUC"] if binary else []), share_head]
+    longest_part = max(len(part) + 1 for r in shown for part in r.probe.id.split(","))
+    id_width = max(room(columns), longest_part, len("probe"))
+
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("probe", no_wrap=True)
+    for index, head in enumerate(columns):
+        table.add_column(head, justify="left" if index == 0 else "right", no_wrap=True)
+    for result, cells in rows:
+        style = _CELLS[result.verdict.outcome][1]
+        table.add_row(Text(_break_id(result.probe.id, id_width)), Text(cells[0], style=style),
+                      *cells[1:])
+    return table, len(results) - len(shown)
+
+
+def _quality_note(report: RunReport) -> Text | None:
+    rarest = _rarest_class(report)
+    if rarest is None:
+        return None
+    name = _class_name(report, rarest)
+    text = (f"class {name}: the rarest class; pred/true: its share of the held-out predictions "
+            "and of the held-out samples")
+    if len(report.dataset.class_names) == 2:
+        text += f"; PR-AUC: average precision of class {_class_name(report, 1)}"
+    return Text(text, style="dim")
+
+
+# --------------------------------------------------------------------------- recommendation
+
+
+def _settings_text(result: ProbeResult, batch: bool = True) -> str:
+    s = result.probe.settings
+    text = f"lr {_fmt_lr(s.learning_rate)}, {_short_clip(s.clip)}"
+    return text + (f", bs {s.batch_size}" if batch else "")
+
+
+def strategy_summary(report: RunReport) -> list[dict[str, Any]]:
+    """Per class-weight strategy: the largest stable learning rate, whether clipping rescued
+    its unclipped numerical failures, and its best stable probe by macro-F1.
+
+    Returns:
+        One JSON-safe dict per strategy, in grid order, with keys ``class_weight``,
+        ``probes``, ``stable``, ``numerical``, ``largest_stable_lr`` (None if never
+        stable), ``clip_rescued`` / ``clip_tried`` (unclipped numerical failures whose
+        clipped twin was stable / was probed at all), ``rescuing_clips`` and ``best``
+        (``{"probe_id", "macro_f1", "minority_recall"}`` or None).
+    """
+    grid = _Grid(report)
+    rarest = _rarest_class(report)
+    out = []
+    for strategy in grid.strategies:
+        mine = [r for r in grid.results if r.probe.settings.class_weight == strategy]
+        stable = [r for r in mine if _is_stable(r)]
+        numerical = [r for r in mine if _numerical(r)]
+        tried, rescued, clips = 0, 0, []
+        for failure in numerical:
+            cw, lr, clip, bs = _key(failure)
+            if clip != "none":
+                continue
+            twins = [(c, grid.get(cw, lr, c, bs)) for c in grid.clips if c != "none"]
+            twins = [(c, t) for c, t in twins if t is not None]
+            if twins:
+                tried += 1
+                good = [c for c, t in twins if _is_stable(t)]
+                rescued += bool(good)
+                clips += good
+        best = _best_stable(stable, rarest)
+        out.append({
+            "class_weight": strategy,
+            "probes": len(mine),
+            "stable": len(stable),
+            "numerical": len(numerical),
+            "largest_stable_lr": max((r.probe.settings.learning_rate for r in stable),
+                                     default=None),
+            "clip_rescued": rescued,
+            "clip_tried": tried,
+            "rescuing_clips": _unique(clips),
+            "best": None if best is None else {
+                "probe_id": best.probe.id, "macro_f1": _macro_f1(best),
+                "minority_recall": _minority_recall(best, rarest)},
+        })
+    return out
+
+
+def _best_stable(stable: Sequence[ProbeResult], minority: int | None) -> ProbeResult | None:
+    """The best by macro-F1, then minority recall (grid order breaks ties)."""
+    if not stable:
+        return None
+
+    def key(r: ProbeResult) -> tuple[float, float]:
+        f1, recall = _macro_f1(r), _minority_recall(r, minority)
+        return (f1 if f1 is not None else -1.0, recall if recall is not None else -1.0)
+
+    return max(stable, key=key)
+
+
+def _tolerance(report: RunReport) -> float:
+    """``recommend_f1_tolerance`` as the run was configured (``[thresholds]``)."""
+    value = (report.config.get("thresholds") or {}).get("recommend_f1_tolerance")
+    number = _number(value)
+    return number if number is not None else DEFAULT_THRESHOLDS.recommend_f1_tolerance
+
+
+def _risk(grid: _Grid, result: ProbeResult) -> tuple[int, ProbeResult | None]:
+    """0: its next larger learning rate trained (or there is none); 1: that one failed
+    numerically but this setting clips; 2: it failed and this setting does not clip."""
+    neighbour = grid.next_lr(result)
+    if not _numerical(neighbour):
+        return 0, neighbour
+    return (1 if result.probe.settings.clip != "none" else 2), neighbour
+
+
+def _word(result: ProbeResult) -> str:
+    """``diverged @2``, ``NaN @8``, ``overcorrected``: an outcome in a few characters."""
+    suffix = _step_suffix(result)
+    word = result.verdict.outcome.value.replace("_", " ")
+    return f"{word} {suffix}" if suffix else word
+
+
+def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
+    """The one configuration to train with, and the evidence for it; None if nothing was
+    stable.
+
+    Among the stable probes, those within ``recommend_f1_tolerance`` of the best held-out
+    macro-F1 are equally good; of those, the one with the least risk next to it in the grid
+    (its next larger learning rate failed numerically: worse without a clip) and then the
+    highest minority recall is chosen; grid order breaks ties.
+
+    Returns:
+        A JSON-safe dict: ``probe_id``, ``class_weight``, ``learning_rate``, ``clip``,
+        ``batch_size``, ``macro_f1``, ``minority_recall``, ``minority_class``,
+        ``accuracy``, ``pr_auc``, ``stable_probes`` (how many were stable), ``reasons``
+        (sentences) and ``rejected`` (``[{"probe_id", "reason"}]``: the better-scoring or
+        riskier neighbours passed over, and why).
+    """
+    grid = _Grid(report)
+    stable = [r for r in grid.results if _is_stable(r)]
+    if not stable:
+        return None
+    tolerance = _tolerance(report)
+    scored = [r for r in stable if _macro_f1(r) is not None]
+    best_f1 = max((_macro_f1(r) or 0.0) for r in scored) if scored else None
+    pool = stable if best_f1 is None else [
+        r for r in scored if (_macro_f1(r) or 0.0) >= best_f1 - tolerance - 1e-12]
+    order = {id(r): i for i, r in enumerate(grid.results)}
+    minority = _rarest_class(report)
+
+    def rank(r: ProbeResult) -> tuple[int, float, float, int]:
+        recall, f1 = _minority_recall(r, minority), _macro_f1(r)
+        return (_risk(grid, r)[0], -(recall if recall is not None else -1.0),
+                -(f1 if f1 is not None else -1.0), order[id(r)])
+
+    chosen = min(pool, key=rank)
+    s = chosen.probe.settings
+    metrics = _metrics(chosen)
+    f1, recall = _macro_f1(chosen), _minority_recall(chosen, minority)
+    reasons: list[str] = []
+    if f1 is not None and best_f1 is not None:
+        if f1 >= best_f1 - 1e-12:
+            reasons.append("the only stable setting" if len(stable) == 1 else
+                           f"the best held-out macro-F1 ({f1:.2f}) of the {len(stable)} "
+                           "stable settings")
+        else:
+            reasons.append(f"macro-F1 {f1:.2f}, within {tolerance:g} of the best ({best_f1:.2f}) "
+                           f"of the {len(stable)} stable settings")
+    else:
+        reasons.append("the only stable setting" if len(stable) == 1 else
+                       f"the first of the {len(stable)} stable settings (no held-out metrics "
+                       "to rank them by)")
+    if recall is not None:
+        reasons.append(f"minority recall {recall:.2f} (class {_class_name(report, minority)})")
+    risk, neighbour = _risk(grid, chosen)
+    if neighbour is None:
+        reasons.append("no larger learning rate was probed: its margin is unknown")
+    elif risk == 0:
+        reasons.append(f"lr {_fmt_lr(neighbour.probe.settings.learning_rate)} with the same "
+                       f"settings trained without numerical trouble too ({_word(neighbour)}): "
+                       "a margin of safety")
+    else:
+        reasons.append(f"lr {_fmt_lr(neighbour.probe.settings.learning_rate)} with the same "
+                       f"settings failed ({_word(neighbour)}): do not raise the learning rate"
+                       + ("; keep the clip" if risk == 1 else ""))
+
+    rejected: list[dict[str, str]] = []
+    seen = {chosen.probe.id}
+
+    def reject(result: ProbeResult | None, reason: str) -> None:
+        if result is not None and result.probe.id not in seen and len(rejected) < 5:
+            seen.add(result.probe.id)
+            rejected.append({"probe_id": result.probe.id, "reason": reason})
+
+    for other in sorted(stable, key=lambda r: -(_macro_f1(r) or 0.0)):
+        other_f1, other_recall = _macro_f1(other), _minority_recall(other, minority)
+        if other_f1 is None or f1 is None or other_f1 < f1 - 1e-12:
+            break
+        other_risk, other_next = _risk(grid, other)
+        if other_risk > risk and other_next is not None:
+            reject(other, f"macro-F1 {other_f1:.2f}, but lr "
+                          f"{_fmt_lr(other_next.probe.settings.learning_rate)} next to it "
+                          f"failed ({_word(other_next)})"
+                          + ("" if other.probe.settings.clip != "none"
+                             else " and it does not clip"))
+        elif other_recall is not None and recall is not None and other_recall < recall:
+            reject(other, f"macro-F1 {other_f1:.2f}, but minority recall only {other_recall:.2f}")
+    if neighbour is not None and _numerical(neighbour):
+        reject(neighbour, where_it_failed(neighbour))
+    for strategy in grid.strategies:
+        twin = grid.get(strategy, s.learning_rate, s.clip, s.batch_size)
+        if twin is not None and not _is_stable(twin) and twin.verdict.category in _RAN:
+            reject(twin, where_it_failed(twin) if _numerical(twin) else twin.verdict.summary)
+    return {
+        "probe_id": chosen.probe.id,
+        "class_weight": s.class_weight,
+        "learning_rate": s.learning_rate,
+        "clip": s.clip,
+        "batch_size": s.batch_size,
+        "macro_f1": f1,
+        "minority_recall": recall,
+        "minority_class": None if minority is None else _class_name(report, minority),
+        "accuracy": None if chosen.run.holdout is None else chosen.run.holdout.accuracy,
+        "pr_auc": _number(metrics.get("pr_auc")),
+        "stable_probes": len(stable),
+        "reasons": reasons,
+        "rejected": rejected,
+    }
+
+
+def _strategy_table(report: RunReport) -> Table | None:
+    rows = strategy_summary(report)
+    if not rows or not any(r["probes"] for r in rows):
+        return None
+    stable_batches = {r.probe.settings.batch_size for r in report.results if _is_stable(r)}
+    batches = len(stable_batches) > 1
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("class weight", no_wrap=True)
+    table.add_column("largest\nstable lr", justify="right", no_wrap=True)
+    table.add_column("clipping\nrescued", justify="right", no_wrap=True)
+    table.add_column("best stable setting", overflow="fold")
+    table.add_column("macro\nF1", justify="right", no_wrap=True)
+    table.add_column("minority\nrecall", justify="right", no_wrap=True)
+    by_id = {r.probe.id: r for r in report.results}
+    for row in rows:
+        lr = row["largest_stable_lr"]
+        rescue = (f"{row['clip_rescued']} of {row['clip_tried']}" if row["clip_tried"] else "—")
+        best = row["best"]
+        setting = Text("none stable", style="red") if best is None else Text(
+            _settings_text(by_id[best["probe_id"]], batch=batches))
+        table.add_row(row["class_weight"], "—" if lr is None else _fmt_lr(lr), rescue, setting,
+                      _score(best and best["macro_f1"]), _score(best and best["minority_recall"]))
+    return table
+
+
+def _recommendation_panel(report: RunReport) -> Panel:
+    rec = recommended_configuration(report)
+    if rec is None:
+        body = Text("No setting in this grid was stable: probe lower learning rates (--lr), "
+                    "a clip (--clip global_norm=1.0) and milder class weights.", style="red")
+        return Panel(body, title="Recommended configuration", title_align="left",
+                     border_style="red", box=box.ROUNDED)
+    lines: list[RenderableType] = []
+    head = Text()
+    head.append(f"class_weight={rec['class_weight']}", style="bold")
+    head.append(f"  lr={_fmt_lr(rec['learning_rate'])}", style="bold")
+    head.append(f"  clip={rec['clip']}", style="bold")
+    head.append(f"  batch_size={rec['batch_size']}", style="bold")
+    lines.append(head)
+    quality = []
+    if rec["macro_f1"] is not None:
+        quality.append(f"macro-F1 {rec['macro_f1']:.2f}")
+    if rec["minority_recall"] is not None:
+        quality.append(f"minority recall {rec['minority_recall']:.2f} "
+                       f"(class {rec['minority_class']})")
+    if rec["pr_auc"] is not None:
+        quality.append(f"PR-AUC {rec['pr_auc']:.2f}")
+    if rec["accuracy"] is not None:
+        quality.append(f"accuracy {100 * rec['accuracy']:.1f}%")
+    lines.append(Text(f"probe {rec['probe_id']}" + (": " + ", ".join(quality) if quality
+                                                    else ""), style="dim"))
+    reasons = [r for r in rec["reasons"] if not r.startswith("minority recall")]
+    lines.append(_bullet("why: " + "; ".join(reasons)))
+    for item in rec["rejected"]:
+        lines.append(_bullet(f"not {item['probe_id']}: {item['reason']}", style="dim"))
+    return Panel(Group(*lines), title="Recommended configuration", title_align="left",
+                 border_style="bold green", box=box.ROUNDED)
 
 
 # --------------------------------------------------------------------------- memory
@@ -744,6 +1543,19 @@ def render_report(report: RunReport, console: Console) -> None:
                 f"  + {_plural(count, 'more probe')} of the same batch size and optimizer not "
                 f"run: they would exhaust memory like {source}", style="dim"))
 
+    quality = _quality_table(report, console.width)
+    if quality is not None:
+        table, left_out = quality
+        console.print()
+        console.print(Text("Per-class quality of the stable settings", style="bold underline"))
+        console.print(table)
+        if left_out:
+            console.print(Text(f"  + {_plural(left_out, 'more probe')} (see the JSON: "
+                               "probes[].holdout)", style="dim"))
+        note = _quality_note(report)
+        if note is not None:
+            console.print(note)
+
     if report.memory is not None:
         console.print()
         console.print(Text("Memory per batch size", style="bold underline"))
@@ -768,6 +1580,14 @@ def render_report(report: RunReport, console: Console) -> None:
         ran = len(report.results)
         of = f" of {planned}" if planned else ""
         console.print(Text(f"interrupted: {ran}{of} probes ran", style="bold yellow"))
+
+    if report.results:
+        strategies = _strategy_table(report)
+        if strategies is not None:
+            console.print()
+            console.print(Text("Per class-weight strategy", style="bold underline"))
+            console.print(strategies)
+        console.print(_recommendation_panel(report))
 
 
 def _bullet(line: str, style: str = "") -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,15 +15,21 @@ from rich.console import Console
 
 from stabcheck.errors import ConfigError
 from stabcheck.report import (
+    SPARK_WIDTH,
     load_schema,
+    numerical_explanations,
     recommendations,
+    recommended_configuration,
     render_report,
+    sparkline,
+    strategy_summary,
     summary_counts,
     write_json,
 )
 from stabcheck.results import (
     Category,
     DatasetSummary,
+    HoldoutEval,
     MemoryEvidence,
     Outcome,
     Probe,
@@ -224,7 +231,7 @@ def test_render_shows_grid_sections_and_evidence() -> None:
     ):
         assert word in text, word
     assert "batch size 32" in text and "batch size 4096" in text
-    assert "lr 0.01" in text and "no clip" in text and "clip global_norm=1.0" in text
+    assert "lr 0.01" in text and "no clip" in text and "gnorm 1.0" in text
     assert "·" in text  # the grid is not full: missing cells are dots
     for title in (
         "Numerical failures",
@@ -241,7 +248,11 @@ def test_render_shows_grid_sections_and_evidence() -> None:
             assert _SUMMARY[outcome] in wide, outcome
     assert "cgroup-v1" in text and "2.0 GiB" in text and "7.9 GiB" in text
     assert "builtin:digits" in text and "(8, 8, 1)" in text
-    assert text.rstrip().splitlines()[-1].startswith("12 probes: 1 stable, 3 numerical")
+    lines = [line.strip() for line in text.splitlines()]
+    assert any(line.startswith("12 probes: 1 stable, 3 numerical") for line in lines)
+    # The report ends with the recommended configuration (issue 4).
+    assert "Recommended configuration" in text.rstrip().splitlines()[-7]
+    assert text.rstrip().endswith("╯")
     assert "\x1b[" not in text
 
 
@@ -271,7 +282,7 @@ def test_grid_orders_rows_and_columns_by_first_appearance() -> None:
     ]
     text = render(make_report(results))
     assert text.index("lr 0.1") < text.index("lr 0.001")
-    grid = text[text.index("batch size 32") :].splitlines()
+    grid = text[text.index("batch size 32") : text.index("What to do")].splitlines()
     rows = [line.split()[0] for line in grid if line.split()[:1] in (["x100"], ["none"])]
     assert rows == ["x100", "none"]
 
@@ -312,8 +323,8 @@ def test_recommends_clipping_where_a_clipped_twin_was_stable() -> None:
         make_result(Outcome.STABLE, cw="x100", clip="global_norm=1.0"),
     ]
     advice = recommendations(make_report(results))
-    assert "clip gradients (global_norm=1.0 was stable where none failed)" in advice
-    assert not any("learning rate" in line for line in advice)
+    assert "Fix: clipping: clip=global_norm=1.0 was stable at lr 0.01." in advice[0]
+    assert "lower learning rate" not in advice[0]
 
 
 def test_recommends_the_largest_stable_lower_learning_rate() -> None:
@@ -324,12 +335,17 @@ def test_recommends_the_largest_stable_lower_learning_rate() -> None:
         make_result(Outcome.STABLE, cw="x100", lr=0.0001),
         make_result(Outcome.STABLE, cw="none", lr=0.1),
     ]
-    advice = recommendations(make_report(results))
-    assert (
-        "lower the learning rate: the largest stable learning rate for class_weight=x100 "
-        "is 0.001" in advice
-    )
-    assert not any(line.startswith("clip gradients") for line in advice)
+    weights, unclear, _ = recommendations(make_report(results))
+    # lr 0.1: class_weight=none was stable there, so the weights are to blame
+    assert weights.startswith("class_weight=x100 failed numerically at lr 0.1: the loss diverged")
+    assert "Why: the class weights: class_weight=none trained" in weights
+    # lr 0.01: no twin to compare with
+    assert unclear.startswith("class_weight=x100 failed numerically at lr 0.01: a non-finite value "
+                              "at step 37")
+    assert "Why: unclear from this grid" in unclear
+    for line in (weights, unclear):
+        assert "a lower learning rate: x100 was stable at lr 0.001" in line
+        assert "clipping" not in line
 
 
 def test_recommends_smaller_batches_after_memory_exhaustion() -> None:
@@ -370,15 +386,16 @@ def test_numerical_failure_without_a_stable_twin_suggests_a_milder_class_weight(
         make_result(Outcome.STABLE, cw="balanced"),
     ]
     advice = recommendations(make_report(results))
-    assert (
-        "class_weight=x100 failed numerically where class_weight=balanced was stable with the "
-        "same learning rate, clip and batch size: use a milder class weight" in advice
-    )
+    assert "Why: the class weights: class_weight=balanced trained without numerical trouble" \
+        in advice[0]
+    assert "Fix: milder weights: balanced was stable at the same learning rate, clip and " \
+        "batch size." in advice[0]
 
 
 def test_numerical_failure_with_nothing_stable_says_so() -> None:
     advice = recommendations(make_report([make_result(Outcome.DIVERGED, cw="x100")]))
-    assert advice[0].startswith("1 numerical failure (class_weight=x100) had no stable variant")
+    assert advice[0].startswith("class_weight=x100 failed numerically at lr 0.01")
+    assert "Fix: nothing in this grid rescued it: probe lower learning rates (--lr)" in advice[0]
 
 
 def test_narrow_console_puts_evidence_under_the_probe_id() -> None:
@@ -577,3 +594,256 @@ def test_parse_size_rejects(text: Any) -> None:
 )
 def test_human_bytes(n: int | None, expected: str) -> None:
     assert human_bytes(n) == expected
+
+
+# --------------------------------------------------------------------------- sparklines
+
+
+@pytest.mark.parametrize(
+    ("losses", "kwargs", "expected"),
+    [
+        ([1.0 / (1 + 0.1 * i) for i in range(60)], {}, "█▆▅▄▃▂▂▁"),  # falling
+        ([0.69] * 50, {}, "▅▅▅▅▅▅▅▅"),  # flat: the middle, not the floor
+        ([0.6 + 0.01 * (-1) ** i for i in range(40)], {}, "▅▄▅▄▅▄▅▄"),  # noise: a level at most
+        ([2.0**i for i in range(40)], {}, "▁▂▃▄▅▆▇█"),  # rising by orders of magnitude
+        ([1, 2, 5, 30, 400, math.nan], {}, "▁▂▃▅█×"),  # NaN: the finite part, then ×
+        ([1.0, 3.0, None], {}, "▁█×"),  # None (a non-finite value in the JSON)
+        ([1.0, math.inf, 2.0], {}, "▅×"),  # what follows the first non-finite is not shown
+        ([0.5] * 10, {"broken": True}, "▄▄▄▄▄▄▄×"),  # finite loss, NaN gradient
+        ([1.0, 0.0, 0.0, 0.0], {}, "█▁▁▁"),  # a zero loss sits below the rest
+        ([0.7, 0.5], {}, "▆▃"),  # fewer steps than characters; less than 2x apart
+        ([math.nan], {}, "×"),
+        ([], {}, ""),
+    ],
+)
+def test_sparkline(losses: list[float | None], kwargs: dict[str, Any], expected: str) -> None:
+    line = sparkline(losses, **kwargs)
+    assert line == expected
+    assert len(line) <= SPARK_WIDTH
+
+
+def test_sparkline_is_log_scaled() -> None:
+    # 1000 -> 1 -> 0.001: linear would flatten the second half to the floor
+    losses = [1000.0] * 10 + [1.0] * 10 + [0.001] * 10 + [1e-6] * 10
+    assert sparkline(losses) == "██▆▆▃▃▁▁"
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_grid_cells_carry_sparklines_and_fit_the_console(width: int) -> None:
+    text = render(make_report(every_outcome()), width=width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    grid = text[text.index("batch size 32"): text.index("Numerical failures")]
+    lines = grid.splitlines()
+    nan_row = next(i for i, line in enumerate(lines) if "NaN" in line and "@37" in line)
+    under = "\n".join(lines[nan_row + 1: nan_row + 3])
+    assert "█▅▁×" in under  # the NaN probe's curve ends in ×
+    assert "\x1b[" not in text
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def with_holdout(
+    result: ProbeResult,
+    *,
+    f1: float,
+    recall: tuple[float, ...] = (0.9, 0.5),
+    true: tuple[int, ...] = (90, 10),
+    pred: tuple[int, ...] = (88, 12),
+    accuracy: float = 0.9,
+    pr_auc: float | None = 0.7,
+) -> ProbeResult:
+    """``result`` with held-out metrics (class 1 is the rare class of ``make_report``)."""
+    metrics = {
+        "n": sum(true), "accuracy": accuracy, "true_counts": list(true),
+        "pred_counts": list(pred), "recall": list(recall), "macro_f1": f1,
+        "pr_auc": pr_auc, "minority_class": len(true) - 1, "minority_recall": recall[-1],
+    }
+    holdout = HoldoutEval(sum(true), accuracy, true, pred, recall, metrics)
+    return dataclasses.replace(result, run=dataclasses.replace(result.run, holdout=holdout))
+
+
+NAN_AT_37 = {"step": 37, "where": "gradient", "variable": "dense_1/kernel", "value": "nan",
+             "class_gradients": {"step": 1, "rarest": "1", "most_common": "0", "ratio": 870.0}}
+
+
+def quality_grid() -> list[ProbeResult]:
+    """none and balanced diverge at lr 0.1 unless clipped; x100 overcorrects, then NaNs."""
+    return [
+        with_holdout(make_result(Outcome.STABLE, cw="none", lr=0.01), f1=0.62,
+                     recall=(0.99, 0.2), pred=(97, 3)),
+        make_result(Outcome.DIVERGED, cw="none", lr=0.1, evidence={"step": 4}),
+        with_holdout(make_result(Outcome.STABLE, cw="balanced", lr=0.01), f1=0.80,
+                     recall=(0.9, 0.8), pred=(84, 16)),
+        with_holdout(make_result(Outcome.STABLE, cw="balanced", lr=0.01, clip="global_norm=1"),
+                     f1=0.79, recall=(0.9, 0.8), pred=(85, 15)),
+        make_result(Outcome.DIVERGED, cw="balanced", lr=0.1,
+                    evidence={"step": 5, "peak_loss": 57.0}),
+        with_holdout(make_result(Outcome.STABLE, cw="balanced", lr=0.1, clip="global_norm=1"),
+                     f1=0.70, recall=(0.85, 0.7), pred=(80, 20)),
+        with_holdout(make_result(Outcome.OVERCORRECTED, cw="x100", lr=0.01), f1=0.30,
+                     recall=(0.2, 1.0), pred=(18, 82)),
+        make_result(Outcome.NON_FINITE, cw="x100", lr=0.1, evidence=NAN_AT_37),
+    ]
+
+
+def test_quality_section_lists_the_settings_that_trained_best_first() -> None:
+    text = render(make_report(quality_grid()), width=120)
+    section = text[text.index("Per-class quality of the stable settings"):
+                   text.index("What to do")]
+    rows = [line.split() for line in section.splitlines() if line.strip().startswith("cw=")]
+    assert [r[0] for r in rows] == [
+        "cw=balanced,lr=0.01,clip=none,bs=32",
+        "cw=balanced,lr=0.01,clip=global_norm=1,bs=32",
+        "cw=balanced,lr=0.1,clip=global_norm=1,bs=32",
+        "cw=none,lr=0.01,clip=none,bs=32",
+        "cw=x100,lr=0.01,clip=none,bs=32",  # overcorrected: it trained, so it is shown
+    ]
+    assert rows[0][1:] == ["ok", "90.0%", "0.80", "0.80", "0.70", "16%/10%"]
+    assert rows[4][1] == "overcorr"
+    for header in ("accuracy", "macro-F1", "class 1", "recall", "PR-AUC", "pred/true"):
+        assert header in section, header
+    assert "NaN" not in section and "diverged" not in section
+
+
+def test_quality_section_has_no_pr_auc_beyond_two_classes_and_caps_its_rows() -> None:
+    results = [
+        with_holdout(make_result(Outcome.STABLE, lr=0.001 * (i + 1)), f1=0.5 + 0.01 * i,
+                     recall=(0.9, 0.8, 0.4), true=(60, 30, 10), pred=(60, 30, 10), pr_auc=None)
+        for i in range(15)
+    ]
+    text = render(make_report(results, n_classes=3), width=120)
+    section = text[text.index("Per-class quality"): text.index("What to do")]
+    assert "PR-AUC" not in section
+    assert sum(line.strip().startswith("cw=") for line in section.splitlines()) == 12
+    assert "+ 3 more probes" in section
+    assert "0.64" in section and "0.50" not in section  # the best 12 of 15, best first
+
+
+def test_quality_ids_break_at_commas_on_a_narrow_console() -> None:
+    text = render(make_report(quality_grid()), width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    section = text[text.index("Per-class quality"): text.index("What to do")]
+    lines = [line.split() for line in section.splitlines()]
+    assert ["cw=balanced,lr=0.01,", "ok", "90.0%", "0.80", "0.80", "0.70", "16%/10%"] in lines
+    assert ["clip=none,bs=32"] in lines  # the rest of the id, on the next line
+    assert "…" not in section  # nothing cut short
+
+
+# --------------------------------------------------------------------------- recommendation
+
+
+def test_recommended_configuration_passes_over_a_better_score_next_to_a_failure() -> None:
+    rec = recommended_configuration(make_report(quality_grid()))
+    assert rec is not None
+    # balanced at lr 0.01 without a clip scored 0.80, but lr 0.1 next to it diverged; the
+    # clipped twin (0.79, within the 0.02 tolerance) has a stable neighbour at lr 0.1
+    assert (rec["class_weight"], rec["learning_rate"], rec["clip"], rec["batch_size"]) == (
+        "balanced", 0.01, "global_norm=1", 32)
+    assert rec["probe_id"] == "cw=balanced,lr=0.01,clip=global_norm=1,bs=32"
+    assert rec["macro_f1"] == pytest.approx(0.79)
+    assert rec["minority_recall"] == pytest.approx(0.8)
+    assert rec["minority_class"] == "1"
+    assert rec["stable_probes"] == 4
+    assert any("within 0.02 of the best (0.80)" in r for r in rec["reasons"])
+    assert any("lr 0.1 with the same settings trained" in r for r in rec["reasons"])
+    rejected = {r["probe_id"]: r["reason"] for r in rec["rejected"]}
+    assert rejected["cw=balanced,lr=0.01,clip=none,bs=32"] == (
+        "macro-F1 0.80, but lr 0.1 next to it failed (diverged @5) and it does not clip")
+    json.dumps(rec, allow_nan=False)  # JSON-safe, for the result file
+
+
+def test_recommended_configuration_prefers_minority_recall_within_the_tolerance() -> None:
+    results = [
+        with_holdout(make_result(Outcome.STABLE, cw="none", lr=0.01), f1=0.81,
+                     recall=(0.99, 0.3)),
+        with_holdout(make_result(Outcome.STABLE, cw="x100", lr=0.01), f1=0.80,
+                     recall=(0.95, 0.7)),
+        with_holdout(make_result(Outcome.STABLE, cw="balanced", lr=0.01), f1=0.70,
+                     recall=(0.8, 0.9)),
+    ]
+    rec = recommended_configuration(make_report(results))
+    assert rec is not None and rec["class_weight"] == "x100"
+    assert {"probe_id": "cw=none,lr=0.01,clip=none,bs=32",
+            "reason": "macro-F1 0.81, but minority recall only 0.30"} in rec["rejected"]
+
+
+def test_recommended_configuration_is_none_without_a_stable_setting() -> None:
+    report = make_report([make_result(Outcome.NON_FINITE), make_result(Outcome.STALLED)])
+    assert recommended_configuration(report) is None
+    text = render(report)
+    assert "No setting in this grid was stable" in text
+
+
+def test_report_ends_with_the_recommended_configuration_panel() -> None:
+    text = render(make_report(quality_grid()), width=120)
+    tail = text[text.rindex("Recommended configuration"):]
+    assert "class_weight=balanced  lr=0.01  clip=global_norm=1  batch_size=32" in tail
+    assert "macro-F1 0.79, minority recall 0.80 (class 1), PR-AUC 0.70" in tail
+    assert "not cw=balanced,lr=0.01,clip=none,bs=32" in tail
+    assert text.rstrip().endswith("╯")
+    assert max(len(line) for line in text.splitlines()) <= 120
+
+
+def test_strategy_summary() -> None:
+    rows = {r["class_weight"]: r for r in strategy_summary(make_report(quality_grid()))}
+    assert rows["balanced"]["largest_stable_lr"] == 0.1
+    assert (rows["balanced"]["clip_rescued"], rows["balanced"]["clip_tried"]) == (1, 1)
+    assert rows["balanced"]["rescuing_clips"] == ["global_norm=1"]
+    assert rows["balanced"]["best"] == {"probe_id": "cw=balanced,lr=0.01,clip=none,bs=32",
+                                        "macro_f1": 0.80, "minority_recall": 0.8}
+    assert rows["none"]["largest_stable_lr"] == 0.01
+    assert (rows["none"]["clip_rescued"], rows["none"]["clip_tried"]) == (0, 0)
+    assert rows["x100"]["largest_stable_lr"] is None and rows["x100"]["best"] is None
+    text = render(make_report(quality_grid()), width=100)
+    assert "Per class-weight strategy" in text
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def test_explains_a_failure_the_class_weights_cause() -> None:
+    results = [
+        make_result(Outcome.NON_FINITE, cw="x100", lr=1.0, evidence={
+            **NAN_AT_37, "check_numerics": {"op_type": "Mul", "operation": "sgd/Mul",
+                                            "output": 0, "detected": "NaN"}}),
+        make_result(Outcome.MINORITY_COLLAPSE, cw="none", lr=1.0),
+        make_result(Outcome.STABLE, cw="normalized-x100", lr=1.0),
+        make_result(Outcome.STABLE, cw="focal", lr=1.0),
+        make_result(Outcome.STABLE, cw="x100", lr=1.0, clip="global_norm=1"),
+        make_result(Outcome.STABLE, cw="x100", lr=0.1),
+    ]
+    report = make_report(results)
+    report = dataclasses.replace(report, class_weight_table={
+        **report.class_weight_table, "normalized-x100": report.class_weight_table["x100"],
+        "focal": None})
+    (line,) = numerical_explanations(report)
+    assert line.startswith("class_weight=x100 failed numerically at lr 1: NaN at step 37 in the "
+                           "dense_1/kernel gradient, first produced by the Mul op sgd/Mul.")
+    # why: none trained at the same lr (it collapsed, but without numerical trouble)
+    assert ("Why: the class weights: class_weight=none trained without numerical trouble at "
+            "the same learning rate, clip and batch size, and class 1 pulls 870x as hard as "
+            "class 0 (gradient norm at step 1).") in line
+    assert ("Fix: clipping: clip=global_norm=1 was stable at lr 1; or normalized-x100 and focal "
+            "were stable at lr 1, where x100 failed; or a lower learning rate: x100 was stable "
+            "at lr 0.1.") in line
+
+
+def test_explains_failures_the_learning_rate_causes_in_one_sentence() -> None:
+    results = [
+        make_result(Outcome.STABLE, cw="none", lr=0.01),
+        make_result(Outcome.DIVERGED, cw="none", lr=0.1, evidence={"step": 2, "peak_loss": 56.8}),
+        make_result(Outcome.STABLE, cw="x100", lr=0.01),
+        make_result(Outcome.DIVERGED, cw="x100", lr=0.1, evidence={"step": 2}),
+        make_result(Outcome.DIVERGED, cw="x100", lr=0.1, clip="global_norm=1",
+                    evidence={"step": 2}),
+        make_result(Outcome.DIVERGED, cw="none", lr=0.1, clip="global_norm=1",
+                    evidence={"step": 3}),
+    ]
+    (line,) = numerical_explanations(make_report(results))
+    assert line == (
+        "lr 0.1 is too high for this model and optimizer, whatever the class weighting: "
+        "class_weight=none and x100 failed numerically there, with and without clipping "
+        "(4 probes). Where: cw=none,lr=0.1,clip=none,bs=32: the loss diverged from step 2 "
+        "(it reached 56.8). Fix: a lower learning rate: none and x100 were stable at lr 0.01. "
+        "Not a fix: clip=global_norm=1 did not rescue lr 0.1.")
