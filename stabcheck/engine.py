@@ -32,6 +32,7 @@ from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.preflight import (
     check_class_weights,
     check_labels_vs_loss,
+    check_loss_weights,
     check_model_outputs,
     check_output_activation,
     check_sample_weight_conflict,
@@ -240,6 +241,7 @@ def worker_count(settings: Settings) -> int:
 def _check_model(model: dict[str, Any], dataset: Dataset) -> list[str]:
     """Preflight checks that need the model the first worker described."""
     check_model_outputs(model["n_outputs"])
+    check_loss_weights(model.get("loss_weights"), dataset.class_names)
     warnings = check_labels_vs_loss(model["loss"], dataset.label_format, dataset.n_classes,
                                     model["output_units"])
     warnings += check_output_activation(model["loss"], model["from_logits"],

@@ -90,6 +90,7 @@ def prepare_model(
         "from_logits": bool(getattr(loss, "get_config", lambda: {})().get("from_logits", False))
         if not isinstance(loss, str)
         else False,
+        "loss_weights": _compiled_loss_weights(model) if compiled else None,
         "optimizer": type(opt).__name__.lower(),
         "optimizer_source": opt_source,
         "baseline_lr": baseline_lr,
@@ -294,6 +295,17 @@ def _first_non_finite(
 
 def _variable_name(variable: Any) -> str:
     return str(getattr(variable, "path", None) or variable.name)
+
+
+def _compiled_loss_weights(model: Any) -> Any:
+    """``compile(loss_weights=...)`` as the model was compiled (JSON-safe), or None."""
+    try:
+        value = (model.get_compile_config() or {}).get("loss_weights")
+    except Exception:  # an older or custom model without a compile config
+        return None
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items()}
+    return value if isinstance(value, (list, float, int)) else None
 
 
 def _initial_lr(value: Any) -> float:

@@ -110,3 +110,9 @@ def test_factory_returning_a_non_model_is_a_usage_error(saved_models, probe_run)
     with pytest.raises(InputError, match="must return a keras.Model"):
         probe_run(model=f"{FIXTURES / 'user_models.py'}:not_a_model",
                   data=str(saved_models / "three.npz"))
+
+
+def test_a_per_class_dict_compiled_as_loss_weights_is_a_usage_error(saved_models, probe_run):
+    with pytest.raises(InputError, match="loss_weights weights the model's outputs"):
+        probe_run(model=f"{FIXTURES / 'compiled_models.py'}:per_class_loss_weights",
+                  data=str(saved_models / "three.npz"))
