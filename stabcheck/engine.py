@@ -177,6 +177,8 @@ def run_probe_grid(
             journal.append({"type": "run" if previous is None else "resumed",
                             "stabcheck_version": __version__, "config": settings.to_json(),
                             "probes": [p.id for p in probes]})
+            counts = dataset.summary().class_counts
+
             def record(count: int, result: ProbeResult, resumed: bool) -> None:
                 if not resumed:
                     journal.append({"type": "probe", **result.to_json()})
@@ -184,8 +186,7 @@ def run_probe_grid(
                               total=len(probes)))
 
             def classifier(run: ProbeRun) -> Verdict:
-                return classify(run, dataset.class_names, t,
-                                class_counts=dataset.summary().class_counts)
+                return classify(run, dataset.class_names, t, class_counts=counts)
 
             try:
                 GridRun(runners, weights, classifier, record).run(
