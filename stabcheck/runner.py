@@ -486,7 +486,8 @@ _STARTUP_PROBE = Probe.from_json({
 
 
 def _float(value: Any) -> float:
-    return float(value) if not isinstance(value, str) else float(value.replace("inf", "inf"))
+    """A protocol number: non-finite values travel as "nan", "inf" or "-inf"."""
+    return float(value)
 
 
 def _holdout(data: dict[str, Any]) -> HoldoutEval:
