@@ -1,4 +1,5 @@
-"""The run as ONE self-contained HTML file: grid, curves, memory, what to do.
+"""The run as ONE self-contained HTML file: grid, curves, memory, what to do, the
+recommended configuration.
 
 Everything the page needs is inside it: the charting library (uPlot, vendored under
 ``stabcheck/assets`` with its licence) and its stylesheet are inlined, and the probes' data
@@ -6,10 +7,10 @@ travels as a JSON blob in a ``<script type="application/json">`` element, with e
 written as ``\\u003c`` so that no value can close the element. Nothing is fetched when the
 file is opened; it can be mailed, archived as a CI artifact or opened offline.
 
-The text (header, grid, advice, one card per probe) is HTML written here, readable even
-with scripts off; ``assets/report.js`` draws the charts into the cards: loss and gradient
-norm per step on log scales (small multiples, a failure marked at its step) and the peak
-host (and GPU) memory per batch size against the budget.
+The text (header, grid, advice, the recommended configuration, one card per probe) is
+HTML written here, readable even with scripts off; ``assets/report.js`` draws the charts
+into the cards: loss and gradient norm per step on log scales (small multiples, a failure
+marked at its step) and the peak host (and GPU) memory per batch size against the budget.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from stabcheck.advice import COUNT_WORDS, recommendations, summary_counts
 from stabcheck.config import FAIL_ON_DEFAULT
 from stabcheck.gridview import cell_text, column_label, grid_tables
 from stabcheck.policy import fails
-from stabcheck.report import recommendations, summary_counts
+from stabcheck.recommend import (
+    NONE_STABLE,
+    configuration_words,
+    evidence_text,
+    recommended_configuration,
+    why_text,
+)
 from stabcheck.resultio import write_text_atomic
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.units import human_bytes
@@ -35,11 +43,6 @@ UPLOT_VERSION = "1.6.32"  # stabcheck/assets/README.md says where it comes from
 # Chart colours per category (the stylesheet's --ok, --numerical...).
 _COLORS = {"ok": "#16a34a", "numerical": "#dc2626", "memory": "#9333ea", "crash": "#b45309",
            "learning": "#d97706", "error": "#6b7280"}
-
-_COUNT_WORDS = (
-    (Category.OK, "stable"), (Category.NUMERICAL, "numerical"), (Category.MEMORY, "memory"),
-    (Category.CRASH, "crash"), (Category.LEARNING, "learning"), (Category.ERROR, "error"),
-)
 
 
 def _asset(name: str) -> str:
@@ -140,7 +143,7 @@ def _header(report: RunReport, policy: frozenset[str]) -> str:
     counts = summary_counts(report.results)
     chips = "".join(
         f'<div class="count cat-{c.value}"><b>{counts[c]}</b>{word}</div>'
-        for c, word in _COUNT_WORDS if counts[c] or c is Category.OK
+        for c, word in COUNT_WORDS if counts[c] or c is Category.OK
     )
     interrupted = (
         '<p class="badge fail">interrupted: the run did not finish</p>'
@@ -182,6 +185,33 @@ def _advice(report: RunReport) -> str:
             f'<ul class="advice">{items}</ul><p><b>{escape(lines[-1])}</b></p></div>'
             + (f'<h3>Warnings</h3><ul class="warnings">{warnings}</ul>' if warnings else "")
             + "</section>")
+
+
+def _probe_link(probe_id: str, index: dict[str, int]) -> str:
+    code = f"<code>{_breakable(probe_id)}</code>"
+    return f"<a href='#p-{index[probe_id]}'>{code}</a>" if probe_id in index else code
+
+
+_SETTING_STYLE = "font-size: 14px; font-weight: 600; padding: 3px 8px; border-radius: 6px"
+
+
+def _recommendation(report: RunReport, index: dict[str, int]) -> str:
+    """The recommended configuration panel: the settings, the probe and scores behind them,
+    why, and the neighbours passed over (each probe links to its card)."""
+    rec = recommended_configuration(report)
+    head = '<section id="recommendation"><h2>Recommended configuration</h2><div class="panel">'
+    if rec is None:
+        return f"{head}<p><b>{escape(NONE_STABLE)}</b></p></div></section>"
+    # report.css (an asset) has no rule for it: the settings stand out as the grid's ok cells.
+    words = " ".join(f"<code class='cat-ok' style='{_SETTING_STYLE}'>{escape(w)}</code>"
+                     for w in configuration_words(rec))
+    scores = evidence_text(rec).removeprefix(f"probe {rec['probe_id']}")
+    items = f"<li>{escape(why_text(rec))}</li>" + "".join(
+        f"<li class='muted'>not {_probe_link(item['probe_id'], index)}: "
+        f"{escape(item['reason'])}</li>" for item in rec["rejected"])
+    return (f"{head}<p class='recommended'>{words}</p>"
+            f"<p>probe {_probe_link(rec['probe_id'], index)}{escape(scores)}</p>"
+            f"<ul class='advice'>{items}</ul></div></section>")
 
 
 def _memory(charts: dict[str, Any]) -> str:
@@ -260,7 +290,8 @@ def render_html(report: RunReport, policy: frozenset[str] | None = None) -> str:
     }
     body = _header(report, policy)
     if report.results:
-        body += _grid(report, index) + _advice(report) + _memory(blob["memory"])
+        body += _grid(report, index) + _advice(report) + _recommendation(report, index)
+        body += _memory(blob["memory"])
         body += _curves(report, index)
     else:
         body += _advice(report)

@@ -1,8 +1,10 @@
 """The run as a compact Markdown summary, for a pull-request comment or a CI job summary.
 
 A title that says whether the ``--fail-on`` gate passed, the verdict grid per batch size
-(one emoji and the terminal grid's word per cell), the failures by category and what to
-do. GitHub-flavoured Markdown: tables, ``<br>`` inside table cells.
+(one emoji and the terminal grid's word per cell), the failures by category, what to do,
+and, as the terminal report does, it ends with the recommended configuration (one line and
+its evidence) and the per-strategy summary. GitHub-flavoured Markdown: tables, ``<br>``
+inside table cells.
 """
 
 from __future__ import annotations
@@ -10,9 +12,17 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from stabcheck.advice import recommendations
 from stabcheck.gridview import CATEGORY_ICONS, cell_text, column_label, grid_tables
 from stabcheck.policy import fails
-from stabcheck.report import recommendations
+from stabcheck.recommend import (
+    NONE_STABLE,
+    configuration_words,
+    evidence_text,
+    recommended_configuration,
+    strategy_rows,
+    why_text,
+)
 from stabcheck.resultio import write_text_atomic
 from stabcheck.results import Category, ProbeResult, RunReport
 
@@ -121,6 +131,37 @@ def _failures(report: RunReport, policy: frozenset[str]) -> list[str]:
     return lines
 
 
+def _recommendation(report: RunReport) -> list[str]:
+    """The recommended configuration in one line, then its evidence and what it beat."""
+    lines = ["", "### Recommended configuration", ""]
+    rec = recommended_configuration(report)
+    if rec is None:
+        return lines + [f"**{_escape(NONE_STABLE)}**"]
+    lines.append(f"**{_code(', '.join(configuration_words(rec)))}**")
+    lines.append("")
+    scores = evidence_text(rec).removeprefix(f"probe {rec['probe_id']}")
+    lines.append(f"- evidence: probe {_code(rec['probe_id'])}{_escape(scores)}")
+    lines.append(f"- {_escape(why_text(rec))}")
+    lines += [f"- not {_code(item['probe_id'])}: {_escape(item['reason'])}"
+              for item in rec["rejected"]]
+    return lines
+
+
+def _strategies(report: RunReport) -> list[str]:
+    """The per-strategy summary as a table (nothing where no strategy has a probe)."""
+    rows = strategy_rows(report)
+    if not rows:
+        return []
+    lines = ["", "### Per class-weight strategy", "",
+             "| class weight | largest stable lr | clipping rescued | best stable setting "
+             "| macro-F1 | minority recall |",
+             "| --- | ---: | ---: | --- | ---: | ---: |"]
+    for strategy, lr, rescue, setting, f1, recall in rows:
+        best = "_none stable_" if setting is None else _escape(setting)
+        lines.append(f"| {_escape(strategy)} | {lr} | {rescue} | {best} | {f1} | {recall} |")
+    return lines
+
+
 def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
     """The Markdown summary of ``report``, judged by the ``--fail-on`` ``policy``.
 
@@ -149,6 +190,9 @@ def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
         lines += ["", "<details><summary>Warnings</summary>", ""]
         lines += [f"- {_escape(w)}" for w in report.warnings]
         lines += ["", "</details>"]
+    if report.results:
+        lines += _recommendation(report)
+        lines += _strategies(report)
     legend = " · ".join(f"{icon} {category.value}" for category, icon in CATEGORY_ICONS.items())
     lines += ["", f"<sub>{legend} · @N = at step N · stabcheck {report.stabcheck_version}</sub>"]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,8 @@ import pytest
 from stabcheck.html_report import render_html, write_html
 from stabcheck.results import Outcome, Verdict
 from tests.sample_report import make_report
+from tests.test_report import make_report as make_grid_report
+from tests.test_report import quality_grid
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
@@ -146,3 +148,28 @@ def test_a_gpu_memory_chart_appears_where_gpu_peaks_were_measured():
     chart = _blob(html)["memory"]["gpu"]
     assert chart["peak"] == [3 << 30, None] and chart["budget"] == 8 << 30
     assert "data-memory='gpu'" in html and "data-memory='host'" in html
+
+
+def test_shows_the_recommended_configuration_panel():
+    report = make_grid_report(quality_grid())
+    html = render_html(report)
+    panel = html[html.index('<section id="recommendation">'):]
+    panel = panel[:panel.index("</section>")]
+    settings = re.findall(r"<code class='cat-ok'[^>]*>([^<]*)</code>", panel)
+    assert settings == ["class_weight=balanced", "lr=0.01", "clip=global_norm=1",
+                        "batch_size=32"]
+    chosen = [r.probe.id for r in report.results].index(
+        "cw=balanced,lr=0.01,clip=global_norm=1,bs=32")
+    assert f"probe <a href='#p-{chosen}'>" in panel
+    assert ": macro-F1 0.79, minority recall 0.80 (class 1), PR-AUC 0.70, accuracy 90.0%" in panel
+    assert "not <a href='#p-2'>" in panel and "but lr 0.1 next to it failed" in panel
+    assert html.index('id="advice"') < html.index('id="recommendation"') < html.index(
+        'id="memory"')
+
+
+def test_recommendation_panel_says_so_when_nothing_was_stable():
+    report = make_report()
+    unstable = tuple(r for r in report.results if r.verdict.outcome is not Outcome.STABLE)
+    html = render_html(dataclasses.replace(report, results=unstable))
+    assert ('<section id="recommendation"><h2>Recommended configuration</h2><div class="panel">'
+            "<p><b>No setting in this grid was stable") in html

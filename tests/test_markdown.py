@@ -10,6 +10,8 @@ from stabcheck.markdown import render_markdown, write_markdown
 from stabcheck.policy import parse_fail_on
 from stabcheck.results import Outcome, Verdict
 from tests.sample_report import make_report
+from tests.test_report import make_report as make_grid_report
+from tests.test_report import quality_grid
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "sample_report.md"
 DEFAULT = parse_fail_on(["numerical,memory,crash"])
@@ -72,3 +74,30 @@ def test_an_empty_run():
     text = render_markdown(report, DEFAULT)
     assert text.startswith("## ⚠️ stabcheck: no probe ran")
     assert "### Failures" not in text
+
+
+def test_ends_with_the_recommended_configuration_and_the_strategy_table():
+    text = render_markdown(make_grid_report(quality_grid()), DEFAULT)
+    tail = text[text.index("### Recommended configuration"):]
+    assert tail.index("### Per class-weight strategy") > 0
+    assert "**`class_weight=balanced, lr=0.01, clip=global_norm=1, batch_size=32`**" in tail
+    assert ("- evidence: probe `cw=balanced,lr=0.01,clip=global_norm=1,bs=32`: macro-F1 0.79, "
+            "minority recall 0.80 (class 1), PR-AUC 0.70, accuracy 90.0%") in tail
+    assert "- not `cw=balanced,lr=0.01,clip=none,bs=32`: macro-F1 0.80, but lr 0.1" in tail
+    assert "| balanced | 0.1 | 1 of 1 | lr 0.01, no clip | 0.80 | 0.80 |" in tail
+    assert "| x100 | — | — | _none stable_ | — | — |" in tail
+    assert tail.rstrip().splitlines()[-1].startswith("<sub>")
+
+
+def test_says_so_when_no_setting_was_stable():
+    report = make_report()
+    unstable = tuple(r for r in report.results if r.verdict.outcome is not Outcome.STABLE)
+    text = render_markdown(dataclasses.replace(report, results=unstable), DEFAULT)
+    assert "### Recommended configuration\n\n**No setting in this grid was stable" in text
+    assert "| none | — | — | _none stable_ | — | — |" in text
+
+
+def test_an_empty_run_has_no_recommendation():
+    report = dataclasses.replace(make_report(), results=(), probes_planned=0)
+    text = render_markdown(report, DEFAULT)
+    assert "Recommended configuration" not in text and "Per class-weight" not in text

@@ -101,11 +101,6 @@ def test_memory_ladder_forecast_is_verified_by_a_real_run(ladder):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in report._memory_advice: the largest batch size 'that ran' counts the remedy "
-    "probes (mixed precision at batch 16384), so 'What to do' says 'batch size 16384 "
-    "exhausted host memory; the largest batch size that ran was 16384'; expected the "
-    "largest plain float32 batch size that fit (here the verified forecast)"))
 def test_memory_advice_names_a_batch_size_that_fits(ladder):
     done, _ = ladder
     text = flat(done.stdout)

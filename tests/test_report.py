@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from rich.console import Console
 
 from stabcheck.errors import ConfigError
+from stabcheck.forecast import MemoryPoint, MemoryReport
 from stabcheck.report import (
     SPARK_WIDTH,
     load_schema,
@@ -21,6 +22,7 @@ from stabcheck.report import (
     recommendations,
     recommended_configuration,
     render_report,
+    result_json,
     sparkline,
     strategy_summary,
     summary_counts,
@@ -358,6 +360,51 @@ def test_recommends_smaller_batches_after_memory_exhaustion() -> None:
     assert advice[0] == (
         "batch size 4096 exhausted host memory; the largest batch size that ran was 64"
     )
+
+
+def remedy(result: ProbeResult, **changes: Any) -> ProbeResult:
+    """``result`` as a memory ladder's remedy measurement (``dtype_policy``, accumulation)."""
+    settings = dataclasses.replace(result.probe.settings, **changes)
+    probe = dataclasses.replace(result.probe, id="mixed:" + result.probe.id, settings=settings)
+    return dataclasses.replace(result, run=dataclasses.replace(result.run, probe=probe))
+
+
+def ladder(verified_fits: bool) -> MemoryReport:
+    """A ladder that forecast batch 2048 and verified it by a real run at 1.8 GiB."""
+    points = (MemoryPoint(32, 300 * MiB, True, "stable", "cw=balanced,lr=0.01,clip=none,bs=32"),
+              MemoryPoint(4096, None, False, "oom_host", "cw=balanced,lr=0.01,clip=none,bs=4096"))
+    verified = MemoryPoint(2048, 1843 * MiB, verified_fits,
+                           "stable" if verified_fits else "oom_host", "verify:x")
+    return MemoryReport(2 * GiB, 0.05, "cgroup-v2", points, intercept=280 * MiB,
+                        slope=0.8 * MiB, forecast_batch=2048, forecast_peak=1900 * MiB,
+                        verified=verified)
+
+
+MEMORY_GRID = [make_result(Outcome.STABLE, bs=32), make_result(Outcome.OOM_HOST, bs=4096)]
+
+
+@pytest.mark.parametrize(("results", "memory", "expected"), [
+    # a mixed-precision remedy that ran at 4096 is not a batch size that fits in float32
+    ([*MEMORY_GRID, remedy(make_result(Outcome.STABLE, bs=4096), dtype_policy="mixed_bfloat16")],
+     None, "; the largest batch size that ran was 32"),
+    # nor is an accumulation step's micro batch, nor does a failed remedy count as exhausted
+    ([*MEMORY_GRID, remedy(make_result(Outcome.STABLE, bs=8192), accumulation_steps=2),
+      remedy(make_result(Outcome.OOM_HOST, bs=1024), dtype_policy="mixed_bfloat16")],
+     None, "; the largest batch size that ran was 32"),
+    # a verified forecast is the batch size to name
+    ([*MEMORY_GRID, remedy(make_result(Outcome.STABLE, bs=4096), dtype_policy="mixed_bfloat16")],
+     ladder(verified_fits=True),
+     "; the largest batch size that fits the budget is 2048 (forecast, verified by a real run "
+     "at 1.8 GiB)"),
+    # a forecast its verification run refuted is not
+    (MEMORY_GRID, ladder(verified_fits=False), "; the largest batch size that ran was 32"),
+], ids=["mixed-precision", "accumulation", "verified-forecast", "refuted-forecast"])
+def test_memory_advice_names_a_batch_size_that_fits(
+    results: list[ProbeResult], memory: MemoryReport | None, expected: str
+) -> None:
+    report = dataclasses.replace(make_report(results), memory=memory)
+    advice = recommendations(report)
+    assert advice[0] == "batch size 4096 exhausted host memory" + expected
 
 
 def test_says_so_when_everything_is_stable() -> None:
@@ -797,6 +844,60 @@ def test_strategy_summary() -> None:
     assert rows["x100"]["largest_stable_lr"] is None and rows["x100"]["best"] is None
     text = render(make_report(quality_grid()), width=100)
     assert "Per class-weight strategy" in text
+
+
+def test_write_json_carries_the_recommendation_and_the_strategy_summary(
+    tmp_path: Path, validator: Draft202012Validator
+) -> None:
+    report = make_report(quality_grid())
+    path = tmp_path / "result.json"
+    write_json(report, path)
+    data = strict_loads(path.read_text(encoding="utf-8"))
+    assert not list(validator.iter_errors(data))
+    assert data == result_json(report)
+    assert data["recommended_configuration"] == recommended_configuration(report)
+    assert data["recommended_configuration"]["probe_id"] == (
+        "cw=balanced,lr=0.01,clip=global_norm=1,bs=32")
+    assert data["strategy_summary"] == strategy_summary(report)
+    assert [row["class_weight"] for row in data["strategy_summary"]] == [
+        "none", "balanced", "x100"]
+
+
+def test_write_json_says_null_without_a_stable_setting(
+    tmp_path: Path, validator: Draft202012Validator
+) -> None:
+    report = make_report([make_result(Outcome.NON_FINITE), make_result(Outcome.STALLED)])
+    path = tmp_path / "result.json"
+    write_json(report, path)
+    data = strict_loads(path.read_text(encoding="utf-8"))
+    assert not list(validator.iter_errors(data))
+    assert data["recommended_configuration"] is None
+    assert data["strategy_summary"][0]["best"] is None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["recommended_configuration"].pop("probe_id"),
+        lambda d: d["recommended_configuration"].update(batch_size="32"),
+        lambda d: d["recommended_configuration"].update(macro_f1=1.5),
+        lambda d: d["recommended_configuration"]["rejected"].append({"reason": "x"}),
+        lambda d: d.update(recommended_configuration="balanced"),
+        lambda d: d["strategy_summary"][0].pop("largest_stable_lr"),
+        lambda d: d["strategy_summary"][0].update(best={"probe_id": "x"}),
+        lambda d: d.update(strategy_summary={}),
+    ],
+    ids=["no-probe-id", "string-batch-size", "f1-above-1", "rejected-without-id",
+         "not-an-object", "no-largest-lr", "best-without-scores", "summary-not-a-list"],
+)
+def test_schema_rejects_a_broken_recommendation(
+    validator: Draft202012Validator, mutate: Any
+) -> None:
+    good = result_json(make_report(quality_grid()))
+    good = json.loads(json.dumps(good, allow_nan=False))
+    assert validator.is_valid(good)
+    mutate(good)
+    assert not validator.is_valid(good)
 
 
 # --------------------------------------------------------------------------- explanations

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from stabcheck.errors import InputError
-from stabcheck.report import render_report, write_json
+from stabcheck.report import render_report, result_json, write_json
 from stabcheck.resultio import load_report, report_from_json
 from tests.sample_report import make_report
 
@@ -37,8 +37,9 @@ def test_a_real_run_round_trips_exactly_and_re_renders_as_the_original(
     assert json.loads(path.read_text()) == data
     assert "numerical" in {p["category"] for p in data["probes"]}, "lr=1.0 should fail"
     loaded = load_report(path)
-    assert loaded.to_json() == data
-    assert report_from_json(data).to_json() == data
+    assert result_json(loaded) == data  # write_json wrote result_json(report)
+    assert result_json(report_from_json(data)) == data
+    assert data["recommended_configuration"] == result_json(report)["recommended_configuration"]
 
     env = {**os.environ, "COLUMNS": str(WIDTH), "NO_COLOR": "1", "TERM": "dumb"}
     done = subprocess.run([sys.executable, "-m", "stabcheck", "report", str(path)],
@@ -70,7 +71,7 @@ def test_round_trip_keeps_nan_and_inf_evidence_and_null_histories(tmp_path: Path
     exploding = next(p for p in data["probes"] if p["outcome"] == "exploding_gradients")
     assert exploding["evidence"]["peak_grad_norm"] == "inf"
     loaded = load_report(path)
-    assert loaded.to_json() == data
+    assert result_json(loaded) == data
     assert _rendered(loaded) == _rendered(make_report())
 
 
@@ -84,7 +85,7 @@ def test_extra_keys_are_ignored(tmp_path: Path):
     extended["probes"][0]["settings"]["future_setting"] = "y"
     extended["dataset"]["future_dataset_field"] = 3
     path.write_text(json.dumps(extended))
-    assert load_report(path).to_json() == data
+    assert result_json(load_report(path)) == data
 
 
 def _write(tmp_path: Path, content: str) -> Path:

@@ -1,0 +1,104 @@
+"""The terminal report's memory section: peak host memory per batch size, and the forecast.
+
+``stabcheck memory`` (and ``probe`` with a budget) measure the peak per batch size in a
+fresh process each, fit a line, forecast the largest batch size that fits the budget with
+a margin and verify it by a real run; then measure the remedies (gradient accumulation,
+mixed precision) for the smallest batch size that did not fit. This module shows that as
+a table and in sentences. Display only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from stabcheck.units import human_bytes
+
+__all__ = ["memory_forecast_lines", "memory_table"]
+
+def memory_table(memory: Any) -> Table:
+    """Peak, budget and verdict per measured batch size (fresh process each)."""
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("batch size", justify="right")
+    table.add_column("peak host", justify="right")
+    table.add_column("budget", justify="right")
+    table.add_column("verdict")
+    table.add_column("measured in", style="dim")
+    budget = human_bytes(memory.budget_bytes) if memory.budget_bytes else "none"
+    points = list(memory.points)
+    if memory.verified is not None and memory.verified not in points:
+        points.append(memory.verified)
+    for point in sorted(points, key=lambda p: p.batch_size):
+        if point is memory.verified:
+            verdict = Text("fits: forecast verified", style="green") if point.fits else Text(
+                f"forecast wrong: {point.outcome}", style="red")
+        elif point.fits:
+            verdict = Text("fits", style="green")
+        else:
+            verdict = Text(point.outcome.replace("_", " "), style="magenta")
+        source = point.probe_id.partition(":")[0] if ":" in point.probe_id else "grid"
+        where = {"memory": "ladder", "verify": "forecast check"}.get(source, source)
+        table.add_row(str(point.batch_size), human_bytes(point.peak_bytes), budget, verdict,
+                      where)
+    return table
+
+
+def memory_forecast_lines(memory: Any) -> list[str]:
+    """The forecast in sentences: what fits, what does not, what would make it fit."""
+    lines: list[str] = []
+    if memory.slope is None:
+        if memory.budget_bytes:
+            lines.append("too few batch sizes completed to fit a memory forecast")
+        return lines
+    lines.append(
+        f"peak host memory ≈ {human_bytes(int(memory.intercept))} + "
+        f"{human_bytes(int(memory.slope))} per sample (least squares over "
+        f"{sum(1 for p in memory.points if p.fits)} batch sizes that ran)"
+    )
+    budget = memory.budget_bytes
+    if not budget:
+        return lines
+    for point in memory.points:
+        if point.fits:
+            continue
+        need = memory.forecast_at(point.batch_size)
+        fate = "was OOM-killed" if point.outcome == "oom_host" else point.outcome
+        lines.append(f"batch {point.batch_size} needs about {human_bytes(int(need))}, budget "
+                     f"{human_bytes(budget)}: {fate}")
+    if memory.forecast_batch is not None:
+        verified = memory.verified
+        text = (f"largest batch size that fits with a {memory.margin:.0%} margin: "
+                f"{memory.forecast_batch} (forecast {human_bytes(int(memory.forecast_peak))})")
+        if verified is not None and verified.fits and memory.forecast_error is not None:
+            text += (f"; verified by a real run at {human_bytes(verified.peak_bytes)}, "
+                     f"forecast error {memory.forecast_error:+.1%}")
+        elif verified is not None:
+            text += f"; the verification run did not fit: {verified.outcome}"
+        lines.append(text)
+    for item in memory.accumulation:
+        state = "fits" if item["fits"] else f"does not fit ({item['outcome']})"
+        lines.append(
+            f"batch {item['batch_size']} as {item['micro_batch_size']} x "
+            f"{item['accumulation_steps']} gradient accumulation steps {state} at "
+            f"{human_bytes(item['peak_bytes'])} (measured; optimizer "
+            f"gradient_accumulation_steps={item['accumulation_steps']})"
+        )
+    mixed = memory.mixed_precision
+    if mixed:
+        if mixed.get("error"):
+            lines.append(f"{mixed['policy']} could not be measured: {mixed['error']}")
+        else:
+            saved = 1 - mixed["peak_bytes"] / mixed["float32_forecast_bytes"] \
+                if mixed.get("peak_bytes") else None
+            state = "fits" if mixed["fits"] else f"still does not fit ({mixed['outcome']})"
+            lines.append(
+                f"{mixed['policy']} at batch {mixed['batch_size']} {state}: "
+                f"{human_bytes(mixed['peak_bytes'])} measured vs "
+                f"{human_bytes(int(mixed['float32_forecast_bytes']))} forecast in float32"
+                + (f" (saves {saved:.0%})" if saved is not None else "")
+            )
+    return lines
+

@@ -1,0 +1,365 @@
+"""The one configuration to train with, and how each class-weight strategy fared.
+
+``recommended_configuration`` picks, among the stable probes, the one to train with and
+says why (its held-out scores, the margin of safety next to it in the grid) and which
+better-scoring or riskier neighbours it passed over; ``strategy_summary`` sums up each
+class-weight strategy. Both return JSON-safe dicts: the JSON result carries them as they
+are, and the renderers show them (``strategy_table`` and ``recommendation_panel`` for the
+terminal). Display only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from stabcheck.explain import where_it_failed
+from stabcheck.gridview import (
+    RAN,
+    ProbeGrid,
+    finished_training,
+    is_numerical,
+    is_stable,
+    settings_key,
+    unique,
+)
+from stabcheck.quality import (
+    class_name,
+    finite_number,
+    fmt_score,
+    holdout_metrics,
+    macro_f1,
+    minority_recall,
+    rarest_class,
+)
+from stabcheck.results import ProbeResult, RunReport
+from stabcheck.thresholds import DEFAULT_THRESHOLDS
+from stabcheck.wording import bullet, fmt_lr, short_clip, step_suffix
+
+__all__ = [
+    "NONE_STABLE",
+    "configuration_words",
+    "evidence_text",
+    "recommendation_panel",
+    "recommended_configuration",
+    "settings_text",
+    "strategy_rows",
+    "strategy_summary",
+    "strategy_table",
+    "why_text",
+]
+
+
+def settings_text(result: ProbeResult, batch: bool = True) -> str:
+    """A probe's settings in a table cell: ``lr 0.01, gnorm 1, bs 32``."""
+    s = result.probe.settings
+    text = f"lr {fmt_lr(s.learning_rate)}, {short_clip(s.clip)}"
+    return text + (f", bs {s.batch_size}" if batch else "")
+
+
+def strategy_summary(report: RunReport) -> list[dict[str, Any]]:
+    """Per class-weight strategy: the largest stable learning rate, whether clipping rescued
+    its unclipped numerical failures, and its best stable probe by macro-F1.
+
+    Returns:
+        One JSON-safe dict per strategy, in grid order, with keys ``class_weight``,
+        ``probes``, ``stable``, ``numerical``, ``largest_stable_lr`` (None if never
+        stable), ``clip_rescued`` / ``clip_tried`` (unclipped numerical failures whose
+        clipped twin was stable / was probed at all), ``rescuing_clips`` and ``best``
+        (``{"probe_id", "macro_f1", "minority_recall"}`` or None).
+    """
+    grid = ProbeGrid(report)
+    rarest = rarest_class(report)
+    out = []
+    for strategy in grid.strategies:
+        mine = [r for r in grid.results if r.probe.settings.class_weight == strategy]
+        stable = [r for r in mine if is_stable(r)]
+        numerical = [r for r in mine if is_numerical(r)]
+        tried, rescued, clips = 0, 0, []
+        for failure in numerical:
+            cw, lr, clip, bs = settings_key(failure)
+            if clip != "none":
+                continue
+            twins = [(c, grid.get(cw, lr, c, bs)) for c in grid.clips if c != "none"]
+            twins = [(c, t) for c, t in twins if t is not None]
+            if twins:
+                tried += 1
+                good = [c for c, t in twins if is_stable(t)]
+                rescued += bool(good)
+                clips += good
+        best = _best_stable(stable, rarest)
+        out.append({
+            "class_weight": strategy,
+            "probes": len(mine),
+            "stable": len(stable),
+            "numerical": len(numerical),
+            "largest_stable_lr": max((r.probe.settings.learning_rate for r in stable),
+                                     default=None),
+            "clip_rescued": rescued,
+            "clip_tried": tried,
+            "rescuing_clips": unique(clips),
+            "best": None if best is None else {
+                "probe_id": best.probe.id, "macro_f1": macro_f1(best),
+                "minority_recall": minority_recall(best, rarest)},
+        })
+    return out
+
+
+def _best_stable(stable: Sequence[ProbeResult], minority: int | None) -> ProbeResult | None:
+    """The best by macro-F1, then minority recall (grid order breaks ties)."""
+    if not stable:
+        return None
+
+    def key(r: ProbeResult) -> tuple[float, float]:
+        f1, recall = macro_f1(r), minority_recall(r, minority)
+        return (f1 if f1 is not None else -1.0, recall if recall is not None else -1.0)
+
+    return max(stable, key=key)
+
+
+def _tolerance(report: RunReport) -> float:
+    """``recommend_f1_tolerance`` as the run was configured (``[thresholds]``)."""
+    value = (report.config.get("thresholds") or {}).get("recommend_f1_tolerance")
+    number = finite_number(value)
+    return number if number is not None else DEFAULT_THRESHOLDS.recommend_f1_tolerance
+
+
+def _risk(grid: ProbeGrid, result: ProbeResult) -> tuple[int, ProbeResult | None]:
+    """0: its next larger learning rate trained (or there is none); 1: that one failed
+    numerically but this setting clips; 2: it failed and this setting does not clip."""
+    neighbour = grid.next_lr(result)
+    if not is_numerical(neighbour):
+        return 0, neighbour
+    return (1 if result.probe.settings.clip != "none" else 2), neighbour
+
+
+def _trained_for_real(result: ProbeResult) -> bool:
+    """Not a memory measurement (a few steps, learning not judged) nor a memory remedy
+    probe (gradient accumulation, mixed precision): those are no training settings."""
+    s = result.probe.settings
+    return (not result.verdict.evidence.get("memory_measurement")
+            and s.accumulation_steps == 1 and s.dtype_policy is None)
+
+
+def _word(result: ProbeResult) -> str:
+    """``diverged @2``, ``NaN @8``, ``overcorrected``: an outcome in a few characters."""
+    suffix = step_suffix(result)
+    word = result.verdict.outcome.value.replace("_", " ")
+    return f"{word} {suffix}" if suffix else word
+
+
+def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
+    """The one configuration to train with, and the evidence for it; None if nothing was
+    stable.
+
+    Among the stable probes, those within ``recommend_f1_tolerance`` of the best held-out
+    macro-F1 are equally good; of those, the one with the least risk next to it in the grid
+    (its next larger learning rate failed numerically: worse without a clip) and then the
+    highest minority recall is chosen; grid order breaks ties.
+
+    Returns:
+        A JSON-safe dict: ``probe_id``, ``class_weight``, ``learning_rate``, ``clip``,
+        ``batch_size``, ``macro_f1``, ``minority_recall``, ``minority_class``,
+        ``accuracy``, ``pr_auc``, ``stable_probes`` (how many were stable), ``reasons``
+        (sentences) and ``rejected`` (``[{"probe_id", "reason"}]``: the better-scoring or
+        riskier neighbours passed over, and why).
+    """
+    grid = ProbeGrid(report)
+    stable = [r for r in grid.results if is_stable(r) and _trained_for_real(r)]
+    if not stable:
+        return None
+    tolerance = _tolerance(report)
+    scored = [r for r in stable if macro_f1(r) is not None]
+    best_f1 = max((macro_f1(r) or 0.0) for r in scored) if scored else None
+    pool = stable if best_f1 is None else [
+        r for r in scored if (macro_f1(r) or 0.0) >= best_f1 - tolerance - 1e-12]
+    order = {id(r): i for i, r in enumerate(grid.results)}
+    minority = rarest_class(report)
+
+    def rank(r: ProbeResult) -> tuple[int, float, float, int]:
+        recall, f1 = minority_recall(r, minority), macro_f1(r)
+        return (_risk(grid, r)[0], -(recall if recall is not None else -1.0),
+                -(f1 if f1 is not None else -1.0), order[id(r)])
+
+    chosen = min(pool, key=rank)
+    s = chosen.probe.settings
+    metrics = holdout_metrics(chosen)
+    f1, recall = macro_f1(chosen), minority_recall(chosen, minority)
+    reasons: list[str] = []
+    if f1 is not None and best_f1 is not None:
+        if f1 >= best_f1 - 1e-12:
+            reasons.append("the only stable setting" if len(stable) == 1 else
+                           f"the best held-out macro-F1 ({f1:.2f}) of the {len(stable)} "
+                           "stable settings")
+        else:
+            reasons.append(f"macro-F1 {f1:.2f}, within {tolerance:g} of the best ({best_f1:.2f}) "
+                           f"of the {len(stable)} stable settings")
+    else:
+        reasons.append("the only stable setting" if len(stable) == 1 else
+                       f"the first of the {len(stable)} stable settings (no held-out metrics "
+                       "to rank them by)")
+    if recall is not None:
+        reasons.append(f"minority recall {recall:.2f} (class {class_name(report, minority)})")
+    risk, neighbour = _risk(grid, chosen)
+    if neighbour is None:
+        reasons.append("no larger learning rate was probed: its margin is unknown")
+    elif risk == 0 and finished_training(neighbour):
+        reasons.append(f"lr {fmt_lr(neighbour.probe.settings.learning_rate)} with the same "
+                       f"settings trained without numerical trouble too ({_word(neighbour)}): "
+                       "a margin of safety")
+    elif risk == 0:
+        reasons.append(f"lr {fmt_lr(neighbour.probe.settings.learning_rate)} with the same "
+                       f"settings ended {_word(neighbour)}: its margin is unknown")
+    else:
+        reasons.append(f"lr {fmt_lr(neighbour.probe.settings.learning_rate)} with the same "
+                       f"settings failed ({_word(neighbour)}): do not raise the learning rate"
+                       + ("; keep the clip" if risk == 1 else ""))
+
+    rejected: list[dict[str, str]] = []
+    seen = {chosen.probe.id}
+
+    def reject(result: ProbeResult | None, reason: str) -> None:
+        if result is not None and result.probe.id not in seen and len(rejected) < 5:
+            seen.add(result.probe.id)
+            rejected.append({"probe_id": result.probe.id, "reason": reason})
+
+    for other in sorted(stable, key=lambda r: -(macro_f1(r) or 0.0)):
+        other_f1, other_recall = macro_f1(other), minority_recall(other, minority)
+        if other_f1 is None or f1 is None or other_f1 < f1 - 1e-12:
+            break
+        other_risk, other_next = _risk(grid, other)
+        if other_risk > risk and other_next is not None:
+            reject(other, f"macro-F1 {other_f1:.2f}, but lr "
+                          f"{fmt_lr(other_next.probe.settings.learning_rate)} next to it "
+                          f"failed ({_word(other_next)})"
+                          + ("" if other.probe.settings.clip != "none"
+                             else " and it does not clip"))
+        elif other_recall is not None and recall is not None and other_recall < recall:
+            reject(other, f"macro-F1 {other_f1:.2f}, but minority recall only {other_recall:.2f}")
+    if neighbour is not None and is_numerical(neighbour):
+        reject(neighbour, where_it_failed(neighbour))
+    for strategy in grid.strategies:
+        twin = grid.get(strategy, s.learning_rate, s.clip, s.batch_size)
+        if twin is not None and not is_stable(twin) and twin.verdict.category in RAN:
+            reject(twin, where_it_failed(twin) if is_numerical(twin) else twin.verdict.summary)
+    return {
+        "probe_id": chosen.probe.id,
+        "class_weight": s.class_weight,
+        "learning_rate": s.learning_rate,
+        "clip": s.clip,
+        "batch_size": s.batch_size,
+        "macro_f1": f1,
+        "minority_recall": recall,
+        "minority_class": None if minority is None else class_name(report, minority),
+        "accuracy": (None if chosen.run.holdout is None
+                     else finite_number(chosen.run.holdout.accuracy)),
+        "pr_auc": finite_number(metrics.get("pr_auc")),
+        "stable_probes": len(stable),
+        "reasons": reasons,
+        "rejected": rejected,
+    }
+
+
+# --------------------------------------------------------------------------- display
+
+# What the renderers say where no setting was stable.
+NONE_STABLE = ("No setting in this grid was stable: probe lower learning rates (--lr), "
+               "a clip (--clip global_norm=1.0) and milder class weights.")
+
+
+def configuration_words(rec: dict[str, Any]) -> list[str]:
+    """The recommended settings as ``key=value`` words: ``["class_weight=balanced",
+    "lr=0.01", "clip=global_norm=1", "batch_size=32"]``."""
+    return [f"class_weight={rec['class_weight']}", f"lr={fmt_lr(rec['learning_rate'])}",
+            f"clip={rec['clip']}", f"batch_size={rec['batch_size']}"]
+
+
+def evidence_text(rec: dict[str, Any]) -> str:
+    """The probe behind a recommendation and its held-out scores: ``"probe cw=...: macro-F1
+    0.79, minority recall 0.80 (class 1), PR-AUC 0.70, accuracy 90.0%"``."""
+    quality = []
+    if rec["macro_f1"] is not None:
+        quality.append(f"macro-F1 {rec['macro_f1']:.2f}")
+    if rec["minority_recall"] is not None:
+        quality.append(f"minority recall {rec['minority_recall']:.2f} "
+                       f"(class {rec['minority_class']})")
+    if rec["pr_auc"] is not None:
+        quality.append(f"PR-AUC {rec['pr_auc']:.2f}")
+    if rec["accuracy"] is not None:
+        quality.append(f"accuracy {100 * rec['accuracy']:.1f}%")
+    return f"probe {rec['probe_id']}" + (": " + ", ".join(quality) if quality else "")
+
+
+def why_text(rec: dict[str, Any]) -> str:
+    """``"why: ..."``: the reasons for a recommendation (its minority recall, which
+    ``evidence_text`` shows, left out)."""
+    reasons = [r for r in rec["reasons"] if not r.startswith("minority recall")]
+    return "why: " + "; ".join(reasons)
+
+
+def strategy_rows(report: RunReport) -> list[tuple[str, str, str, str | None, str, str]]:
+    """``strategy_summary`` as the cells of a table, one row per strategy: class weight,
+    largest stable lr, clipping rescued (``"1 of 2"``), best stable setting (None: none
+    stable; its batch size only where the stable probes have several), macro-F1, minority
+    recall. ``[]`` where no strategy has a probe."""
+    rows = strategy_summary(report)
+    if not rows or not any(r["probes"] for r in rows):
+        return []
+    stable_batches = {r.probe.settings.batch_size for r in report.results if is_stable(r)}
+    batches = len(stable_batches) > 1
+    by_id = {r.probe.id: r for r in report.results}
+    out = []
+    for row in rows:
+        lr = row["largest_stable_lr"]
+        rescue = (f"{row['clip_rescued']} of {row['clip_tried']}" if row["clip_tried"] else "—")
+        best = row["best"]
+        setting = None if best is None else settings_text(by_id[best["probe_id"]],
+                                                          batch=batches)
+        out.append((row["class_weight"], "—" if lr is None else fmt_lr(lr), rescue, setting,
+                    fmt_score(best and best["macro_f1"]),
+                    fmt_score(best and best["minority_recall"])))
+    return out
+
+
+def strategy_table(report: RunReport) -> Table | None:
+    """``strategy_summary`` as a terminal table; None where no strategy has a probe."""
+    rows = strategy_rows(report)
+    if not rows:
+        return None
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("class weight", no_wrap=True)
+    table.add_column("largest\nstable lr", justify="right", no_wrap=True)
+    table.add_column("clipping\nrescued", justify="right", no_wrap=True)
+    table.add_column("best stable setting", overflow="fold")
+    table.add_column("macro\nF1", justify="right", no_wrap=True)
+    table.add_column("minority\nrecall", justify="right", no_wrap=True)
+    for strategy, lr, rescue, setting, f1, recall in rows:
+        table.add_row(strategy, lr, rescue,
+                      Text("none stable", style="red") if setting is None else Text(setting),
+                      f1, recall)
+    return table
+
+
+def recommendation_panel(report: RunReport) -> Panel:
+    """``recommended_configuration`` as the terminal panel the report ends with."""
+    rec = recommended_configuration(report)
+    if rec is None:
+        return Panel(Text(NONE_STABLE, style="red"), title="Recommended configuration",
+                     title_align="left", border_style="red", box=box.ROUNDED)
+    lines: list[RenderableType] = []
+    head = Text()
+    for index, word in enumerate(configuration_words(rec)):
+        head.append(("  " if index else "") + word, style="bold")
+    lines.append(head)
+    lines.append(Text(evidence_text(rec), style="dim"))
+    lines.append(bullet(why_text(rec)))
+    for item in rec["rejected"]:
+        lines.append(bullet(f"not {item['probe_id']}: {item['reason']}", style="dim"))
+    return Panel(Group(*lines), title="Recommended configuration", title_align="left",
+                 border_style="bold green", box=box.ROUNDED)

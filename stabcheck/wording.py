@@ -1,0 +1,101 @@
+"""The words and small formats every renderer shares: display only.
+
+The terminal report, the Markdown summary and the HTML report name an outcome with the
+same short word (``NaN``, ``OOM host``), a failure with the step it happened at (``@37``),
+a clip and a learning rate the same way. They take those words from here, so that the
+renderers cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+
+from stabcheck.results import Category, Outcome, ProbeResult
+
+__all__ = [
+    "CELLS",
+    "MISSING",
+    "bullet",
+    "fmt_lr",
+    "fmt_number",
+    "join",
+    "plural",
+    "short_clip",
+    "step_suffix",
+]
+
+# The short word each outcome shows in the grid, and its colour.
+CELLS: dict[Outcome, tuple[str, str]] = {
+    Outcome.STABLE: ("ok", "green"),
+    Outcome.NON_FINITE: ("NaN", "red"),
+    Outcome.DIVERGED: ("diverged", "red"),
+    Outcome.EXPLODING_GRADIENTS: ("explodes", "red"),
+    Outcome.STALLED: ("stalled", "yellow"),
+    Outcome.MINORITY_COLLAPSE: ("collapse", "yellow"),
+    Outcome.OVERCORRECTED: ("overcorr", "yellow"),
+    Outcome.OOM_HOST: ("OOM host", "magenta"),
+    Outcome.OOM_GPU: ("OOM GPU", "magenta"),
+    Outcome.CRASHED: ("crashed", "bold yellow"),
+    Outcome.TIMEOUT: ("timeout", "bold yellow"),
+    Outcome.ERROR: ("error", "dim"),
+}
+
+# A grid cell whose probe did not run.
+MISSING = "·"
+
+_CLIP_WORDS = {"global_norm": "gnorm", "norm": "norm", "value": "value"}
+
+
+def fmt_lr(lr: float) -> str:
+    """A learning rate as the grid shows it: ``0.001``, ``1e-05``."""
+    return f"{lr:g}"
+
+
+def fmt_number(value: float | None) -> str:
+    """A weight or ratio in at most a few characters: 0.55, 5, 12.5, 1000, 12,345."""
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def plural(n: int, word: str, plural: str | None = None) -> str:
+    """``"1 probe"``, ``"3 probes"`` (or the ``plural`` given)."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def join(names: Sequence[str]) -> str:
+    """Names separated by commas."""
+    return ", ".join(names)
+
+
+def short_clip(clip: str) -> str:
+    """A grid header's clip label: ``no clip``, ``gnorm 1``, ``norm 0.5``, ``value 1``."""
+    kind, _, value = clip.partition("=")
+    return "no clip" if clip == "none" else f"{_CLIP_WORDS.get(kind, kind)} {value}"
+
+
+def step_suffix(result: ProbeResult) -> str:
+    """``"@37"`` for a failure whose evidence names the step it happened at."""
+    if result.verdict.category in (Category.OK, Category.LEARNING, Category.ERROR):
+        return ""
+    step = result.verdict.evidence.get("step")
+    if isinstance(step, int) and not isinstance(step, bool) and step > 0:
+        return f"@{step}"
+    return ""
+
+
+def bullet(line: str, style: str = "") -> Table:
+    """A terminal bullet whose wrapped lines hang under the text, not under the bullet."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row(Text("•", style=style), Text(line, style=style))
+    return grid
