@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -135,6 +136,21 @@ def wait_for_probes(run: Run, journal: Path, count: int, timeout: float = 180,
         time.sleep(poll)
 
 
+def signal_when(run: Run, ready: Callable[[], None],
+                signum: int) -> tuple[int, list[psutil.Process]]:
+    """Wait for ``ready``, note stabcheck's descendants, signal stabcheck itself (not its
+    workers) and wait for it to end; returns its exit code and those descendants."""
+    try:
+        ready()
+        before = descendants(run.pid)
+        os.kill(run.pid, signum)
+        code = run.wait(timeout=60)
+    finally:
+        if run.proc.poll() is None:
+            run.kill_all()
+    return code, before
+
+
 def descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
@@ -234,15 +250,12 @@ def test_a_signal_mid_grid_ends_every_worker_and_writes_the_partial_report(tmp_p
     journal = tmp_path / "journal.jsonl"
     out = tmp_path / "result.json"
     run = Run([*LONG_GRID, "--json", str(out), "--journal", str(journal)], tmp_path)
-    try:
+
+    def mid_grid() -> None:
         wait_for_probes(run, journal, 1)
-        before = descendants(run.pid)
-        assert any(is_worker(p) for p in before), "no worker was running mid-grid"
-        os.kill(run.pid, signum)  # stabcheck itself, not its workers
-        code = run.wait(timeout=60)
-    finally:
-        if run.proc.poll() is None:
-            run.kill_all()
+        assert any(is_worker(p) for p in descendants(run.pid)), "no worker was running"
+
+    code, before = signal_when(run, mid_grid, signum)
 
     assert code == 130, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
@@ -276,18 +289,15 @@ def test_a_signal_while_the_first_worker_starts_leaves_no_worker(tmp_path):
     journal = tmp_path / "journal.jsonl"
     run = Run([*LONG_GRID, "--json", str(tmp_path / "result.json"), "--journal", str(journal)],
               tmp_path)
-    try:
+
+    def worker_started() -> None:
         deadline = time.monotonic() + 60
         while not any(is_worker(p) for p in descendants(run.pid)):
             assert run.proc.poll() is None, run.stderr[-2000:]
             assert time.monotonic() < deadline, "no worker started within 60 s"
             time.sleep(0.05)
-        before = descendants(run.pid)
-        os.kill(run.pid, signal.SIGTERM)
-        code = run.wait(timeout=60)
-    finally:
-        if run.proc.poll() is None:
-            run.kill_all()
+
+    code, before = signal_when(run, worker_started, signal.SIGTERM)
     assert code == 130, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     assert_nothing_left(before, tmp_path)
