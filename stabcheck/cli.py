@@ -346,7 +346,13 @@ def main() -> None:
         if isinstance(exc, ClickException):
             print(f"stabcheck: error: {exc.format_message()}", file=sys.stderr)
             sys.exit(2)
-        raise
+        # A bug in stabcheck: the traceback is for the report, exit code 3 for the caller.
+        import traceback
+
+        traceback.print_exc()
+        print(f"stabcheck: internal error: {type(exc).__name__}: {exc} (please report it)",
+              file=sys.stderr)
+        sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -274,11 +274,23 @@ class ProbeRunner:
             return outcome
         self._worker = None
         run = outcome
-        if run.exception is not None:
-            detail = run.exception["message"].strip().splitlines()
+        if run.termination is Termination.EXCEPTION and run.exception is not None:
+            detail = (run.exception.get("message") or "").strip().splitlines()
             raise InputError(
                 f"cannot build the model {self._init.model['text']!r}: "
-                f"{run.exception['etype']}: {detail[-1] if detail else ''}"
+                f"{run.exception.get('etype')}: {detail[-1] if detail else ''}"
+            )
+        memory = run.memory
+        if self._budget and (run.termination is Termination.OVER_BUDGET or memory.oom_kills):
+            raise InputError(
+                f"--memory-budget {self._budget >> 20} MiB is too small to start a probe "
+                f"worker: it ran out at {(memory.peak_host_bytes or 0) >> 20} MiB while "
+                "importing TensorFlow and loading the model"
+            )
+        if run.termination is Termination.TIMEOUT:
+            raise InputError(
+                f"the probe worker did not load the model within {self._timeout:g} s plus "
+                f"{STARTUP_ALLOWANCE_S:g} s for the import: the model factory may hang"
             )
         raise InternalError(
             f"the probe worker ended before it could load the model "

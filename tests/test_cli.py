@@ -121,3 +121,25 @@ def test_version_and_help():
                  "--steps", "--memory-budget", "--gpu-memory-budget", "--timeout", "--json",
                  "--seed"):
         assert flag in help_text
+
+
+def test_a_budget_too_small_to_start_a_worker_is_a_usage_error(tmp_path):
+    done = run_cli("probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
+                   "--memory-budget", "100MiB", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "too small to start a probe worker" in lines[0]
+
+
+def test_an_internal_error_exits_3_with_its_traceback(tmp_path):
+    """A bug (here: a broken rich console planted in the process) is exit code 3."""
+    code = ("import sys, rich.console\n"
+            "def broken(*a, **k): raise RuntimeError('planted bug')\n"
+            "rich.console.Console.print = broken\n"
+            "sys.argv = ['stabcheck', 'env']\n"
+            "from stabcheck.cli import main\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" in done.stderr
+    assert "stabcheck: internal error: RuntimeError: planted bug" in done.stderr
