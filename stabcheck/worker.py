@@ -107,16 +107,16 @@ def main() -> int:
     t0 = time.perf_counter()
     try:
         import keras
+        import tensorflow as tf
 
         from stabcheck import data, models, training
 
         if init.get("threads"):  # parallel workers share the cores
-            tf_threading = __import__("tensorflow").config.threading
-            tf_threading.set_intra_op_parallelism_threads(int(init["threads"]))
-            tf_threading.set_inter_op_parallelism_threads(int(init["threads"]))
+            tf.config.threading.set_intra_op_parallelism_threads(int(init["threads"]))
+            tf.config.threading.set_inter_op_parallelism_threads(int(init["threads"]))
         devices = _configure_devices(init.get("gpu_memory_budget"))
         if init.get("check_numerics"):  # the first op to output Inf/NaN raises, named
-            __import__("tensorflow").debugging.enable_check_numerics()
+            tf.debugging.enable_check_numerics()
         import_s = time.perf_counter() - t0
         dataset = data.load_prepared(Path(init["dataset"]))
         keras.utils.set_random_seed(int(init["seed"]))
@@ -136,7 +136,7 @@ def main() -> int:
         "environment": {
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
-            "framework_version": __import__("tensorflow").__version__,
+            "framework_version": tf.__version__,
             "devices": devices,
             "import_s": round(import_s, 3),
         },
