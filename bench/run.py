@@ -163,6 +163,18 @@ def run_cmd(cmd: list[str], logdir: Path, tag: str, *, sample_rss: bool = False)
 # ---------------------------------------------------------------------------- the ways
 
 
+def run_with_result(cmd: list[str], logdir: Path, tag: str, out: Path) -> dict:
+    """``run_cmd``, then the JSON the command wrote to ``out`` as ``figures["result"]``
+    (or ``figures["error"]`` when it wrote none)."""
+    figures = run_cmd(cmd, logdir, tag)
+    try:
+        figures["result"] = json.loads(out.read_text())
+    except (OSError, ValueError) as exc:
+        figures["error"] = f"no result ({exc})"
+        log(f"  ! {tag}: {figures['error']}")
+    return figures
+
+
 def stabcheck_exe() -> str:
     exe = Path(PY).parent / "stabcheck"
     return str(exe) if exe.exists() else (shutil.which("stabcheck") or "stabcheck")
@@ -227,12 +239,8 @@ def run_fit_loop(tmp: Path, tag: str, only: int | None = None, quiet: bool = Fal
         cmd += ["--only", str(only)]
     if not quiet:
         log(f"- plain model.fit loop [{tag}] ...")
-    figures = run_cmd(cmd, tmp, tag)
-    try:
-        figures["result"] = json.loads(out.read_text())
-    except (OSError, ValueError) as exc:
-        figures["error"] = f"no result ({exc})"
-        log(f"  ! {tag}: {figures['error']}")
+    figures = run_with_result(cmd, tmp, tag, out)
+    if "error" in figures:
         return figures
     r = figures["result"]
     if not quiet:
@@ -245,12 +253,9 @@ def run_fit_loop(tmp: Path, tag: str, only: int | None = None, quiet: bool = Fal
 def run_tuner(tmp: Path) -> dict:
     out = tmp / "tuner.result.json"
     log("- KerasTuner GridSearch ...")
-    figures = run_cmd([PY, str(HERE / "tuner.py"), "--out", str(out)], tmp, "tuner")
-    try:
-        figures["result"] = json.loads(out.read_text())
-    except (OSError, ValueError) as exc:
-        figures["error"] = f"no result ({exc})"
-        log(f"  ! tuner: {figures['error']}")
+    figures = run_with_result([PY, str(HERE / "tuner.py"), "--out", str(out)], tmp, "tuner",
+                              out)
+    if "error" in figures:
         return figures
     r = figures["result"]
     n = len(common.grid())

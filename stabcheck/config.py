@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -250,11 +250,6 @@ def _validate(raw: dict[str, Any]) -> Settings:
         if raw.get(key) is not None:
             kwargs[key] = Path(_string(key, raw[key]))
     return Settings(**kwargs)
-
-
-def with_lr(settings: Settings, lrs: Iterable[float]) -> Settings:
-    """The settings with an explicit learning-rate grid."""
-    return replace(settings, lr=tuple(lrs))
 
 
 def parse_class_weight_strategy(text: Any) -> str:

@@ -125,6 +125,8 @@ def run_probe_grid(
     weights = _weights_table(settings, dataset)
     warnings += check_class_weights(weights, dataset.class_names)
     previous = read_journal(resume) if resume is not None else None
+    # How a budget is enforced here (a cgroup or the watchdog), found out once per run.
+    enforcement = memguard.enforcement_method() if settings.memory_budget else None
     journal_path = resume or settings.journal or default_journal_path()
 
     with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp:
@@ -197,7 +199,7 @@ def run_probe_grid(
                     results[:] = _name_operations(runner, results, weights, journal, emit)
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
                     memory = _memory(runner, template, results, weights, settings, journal,
-                                     emit, memory_only, measured)
+                                     emit, memory_only, measured, enforcement)
             except KeyboardInterrupt:
                 interrupted = True
                 for each in runners:
@@ -215,7 +217,7 @@ def run_probe_grid(
             each.close()
     return RunReport(
         stabcheck_version=__version__,
-        environment=_environment(runner, settings),
+        environment=_environment(runner, enforcement),
         dataset=dataset.summary(),
         class_weight_table={s: weights_by_name(w, dataset.class_names)
                             for s, w in weights.items()},
@@ -301,6 +303,7 @@ def _memory(
     runner: ProbeRunner, template: Probe, results: list[ProbeResult],
     weights: dict[str, list[float] | None], settings: Settings, journal: Journal,
     emit: ProgressCallback, memory_only: bool, measured: list[ProbeResult],
+    enforcement: str | None,
 ) -> MemoryReport:
     """Run the memory ladder; its probes' results are appended to ``measured`` as they
     arrive (so an interrupted ladder keeps what it measured)."""
@@ -313,9 +316,6 @@ def _memory(
 
     emit(Progress("loading", "measuring memory per batch size"))
     gpu_present = any(d.get("type") == "GPU" for d in runner.environment.get("devices", []))
-    enforcement = None
-    if settings.memory_budget:
-        enforcement = memguard.enforcement_method()
     report = build_memory_report(
         runner, template, results, budget=settings.memory_budget, enforcement=enforcement,
         class_weights=weights[template.settings.class_weight],
@@ -361,13 +361,11 @@ def _weights_table(settings: Settings, dataset: Dataset) -> dict[str, list[float
     }
 
 
-def _environment(runner: ProbeRunner, settings: Settings) -> dict[str, Any]:
+def _environment(runner: ProbeRunner, enforcement: str | None) -> dict[str, Any]:
     env = dict(runner.environment)
     env.setdefault("backend", "tensorflow")
     env.setdefault("devices", [])
     env["host_memory_bytes"] = psutil.virtual_memory().total
-    env["memory_enforcement"] = (
-        memguard.enforcement_method() if settings.memory_budget else "none (no budget)"
-    )
+    env["memory_enforcement"] = enforcement or "none (no budget)"
     return env
 

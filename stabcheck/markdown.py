@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from stabcheck.advice import recommendations
+from stabcheck.failures import SECTIONS
 from stabcheck.gridview import CATEGORY_ICONS, cell_text, column_label, grid_tables
 from stabcheck.policy import fails
 from stabcheck.recommend import (
@@ -24,18 +25,10 @@ from stabcheck.recommend import (
     why_text,
 )
 from stabcheck.resultio import write_text_atomic
-from stabcheck.results import Category, ProbeResult, RunReport
+from stabcheck.results import ProbeResult, RunReport
 
 __all__ = ["render_markdown", "write_markdown"]
 
-# Failure sections in the order they appear, with their titles (as in the terminal report).
-_SECTIONS: tuple[tuple[Category, str], ...] = (
-    (Category.NUMERICAL, "Numerical failures"),
-    (Category.MEMORY, "Memory exhaustion"),
-    (Category.CRASH, "Crashes and timeouts"),
-    (Category.LEARNING, "Learning problems"),
-    (Category.ERROR, "Errors"),
-)
 
 # A PR comment stays short: at most this many probes listed per section.
 MAX_LISTED = 15
@@ -105,7 +98,7 @@ def _grid(report: RunReport) -> list[str]:
 
 def _failures(report: RunReport, policy: frozenset[str]) -> list[str]:
     lines: list[str] = []
-    for category, title in _SECTIONS:
+    for category, title, _style in SECTIONS:  # the terminal report's sections
         found = [r for r in report.results if r.verdict.category is category]
         if not found:
             continue
