@@ -45,11 +45,13 @@ def is_remedy_probe(result: ProbeResult) -> bool:
 
 
 def _memory_advice(report: RunReport) -> list[str]:
-    """Which batch sizes exhausted memory, and the largest that fits: the memory ladder's
-    forecast where a real run verified it, else the largest batch size that ran. Remedy
-    measurements (``is_remedy_probe``) count for neither."""
+    """Which of the user's batch sizes exhausted memory, and the largest that fits: the
+    memory ladder's forecast where a real run verified it, else the largest batch size that
+    ran. Remedy measurements (``is_remedy_probe``) count for neither; the ladder's own
+    rungs and checks that ran out are findings of its search, shown in the memory section."""
     results = [r for r in report.results if not is_remedy_probe(r)]
-    failures = [r for r in results if r.verdict.category is Category.MEMORY]
+    failures = [r for r in results
+                if r.verdict.category is Category.MEMORY and not r.is_memory_search]
     if not failures:
         return []
     exhausted = sorted(set(r.probe.settings.batch_size for r in failures))

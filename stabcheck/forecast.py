@@ -4,6 +4,9 @@ A training step's memory is, to a good approximation, a fixed part (the runtime,
 weights, the optimizer state) plus a part proportional to the batch (the activations kept
 for the backward pass and their gradients). So peak = intercept + slope x batch, fitted
 by least squares on the batch sizes that ran to completion, each in a fresh process.
+At large batches memory can grow faster than linearly (bigger temporaries, allocator
+rounding); where the two largest batch sizes that ran rise more steeply than the
+least-squares line, the forecast follows their segment instead, so that it errs small.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ class MemoryPoint:
 
 @dataclass(frozen=True)
 class Line:
-    """peak = intercept + slope x batch size."""
+    """peak = intercept + slope x batch size; ``method`` says how it was fitted."""
 
     intercept: float
     slope: float
+    method: str = "least_squares"  # or "top_segment"
 
     def at(self, batch_size: int) -> float:
         return self.intercept + self.slope * batch_size
@@ -55,8 +59,16 @@ class Line:
         return best if best >= multiple else None
 
 
+TOP_SEGMENT_MIN_RISE = 16 << 20  # below this, two peaks' difference is mostly noise
+
+
 def fit_line(points: Sequence[MemoryPoint]) -> Line | None:
-    """Least-squares line through the points that fit; None with fewer than two sizes."""
+    """The forecast line through the points that fit; None with fewer than two sizes.
+
+    Least squares, unless the two largest batch sizes rise more steeply (by at least
+    ``TOP_SEGMENT_MIN_RISE``, so that noise between close sizes does not count): then
+    the line through those two, which is what extrapolating beyond them should follow.
+    """
     usable = [(p.batch_size, p.peak_bytes) for p in points if p.fits and p.peak_bytes]
     if len({b for b, _ in usable}) < 2:
         return None
@@ -65,6 +77,13 @@ def fit_line(points: Sequence[MemoryPoint]) -> Line | None:
     mean_p = sum(p for _, p in usable) / n
     var = sum((b - mean_b) ** 2 for b, _ in usable)
     slope = sum((b - mean_b) * (p - mean_p) for b, p in usable) / var
+    highest: dict[int, int] = {}
+    for batch, peak in usable:
+        highest[batch] = max(peak, highest.get(batch, 0))
+    (b1, p1), (b2, p2) = sorted(highest.items())[-2:]
+    top = (p2 - p1) / (b2 - b1)
+    if top > slope and p2 - p1 >= TOP_SEGMENT_MIN_RISE:
+        return Line(p2 - top * b2, top, "top_segment")
     return Line(mean_p - slope * mean_b, slope)
 
 
@@ -110,9 +129,11 @@ class MemoryReport:
     points: tuple[MemoryPoint, ...]
     intercept: float | None = None
     slope: float | None = None
+    fit_method: str | None = None
     forecast_batch: int | None = None
     forecast_peak: float | None = None
     verified: MemoryPoint | None = None
+    rejected: tuple[MemoryPoint, ...] = ()  # earlier forecasts whose verification failed
     accumulation: tuple[dict[str, Any], ...] = ()
     mixed_precision: dict[str, Any] | None = None
 
@@ -135,10 +156,12 @@ class MemoryReport:
             "enforcement": self.enforcement,
             "points": [p.to_json() for p in self.points],
             "fit": None if self.slope is None else {
-                "intercept_bytes": self.intercept, "bytes_per_sample": self.slope},
+                "intercept_bytes": self.intercept, "bytes_per_sample": self.slope,
+                "method": self.fit_method or "least_squares"},
             "forecast_batch_size": self.forecast_batch,
             "forecast_peak_bytes": self.forecast_peak,
             "verified": None if self.verified is None else self.verified.to_json(),
+            "rejected_forecasts": [p.to_json() for p in self.rejected],
             "forecast_error": self.forecast_error,
             "accumulation": list(self.accumulation),
             "mixed_precision": self.mixed_precision,
@@ -155,9 +178,11 @@ class MemoryReport:
             points=tuple(MemoryPoint.from_json(p) for p in data.get("points") or ()),
             intercept=fit.get("intercept_bytes"),
             slope=fit.get("bytes_per_sample"),
+            fit_method=fit.get("method"),
             forecast_batch=data.get("forecast_batch_size"),
             forecast_peak=data.get("forecast_peak_bytes"),
             verified=MemoryPoint.from_json(verified) if verified else None,
+            rejected=tuple(MemoryPoint.from_json(p) for p in data.get("rejected_forecasts") or ()),
             accumulation=tuple(data.get("accumulation") or ()),
             mixed_precision=data.get("mixed_precision"),
         )

@@ -107,11 +107,12 @@ def _memory_data(report: RunReport) -> dict[str, Any]:
             "budget": budget if isinstance(budget, int) else None,
         }
     if report.memory is not None and report.memory.points:
-        # The memory ladder measured more batch sizes (each in a fresh process), and the
-        # verified forecast: chart those.
+        # The memory ladder measured more batch sizes (each in a fresh process), the
+        # verified forecast and any forecast that was rejected: chart those.
         points = {p.batch_size: p for p in report.memory.points}
-        if report.memory.verified is not None:
-            points.setdefault(report.memory.verified.batch_size, report.memory.verified)
+        for point in (report.memory.verified, *report.memory.rejected):
+            if point is not None:
+                points.setdefault(point.batch_size, point)
         ordered = [points[size] for size in sorted(points)]
         charts["host"] = {**charts["host"], "batch_sizes": [p.batch_size for p in ordered],
                           "peak": [p.peak_bytes for p in ordered],

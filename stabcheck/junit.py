@@ -74,8 +74,11 @@ def _testcase(result: ProbeResult, policy: frozenset[str]) -> ET.Element:
         failure.text = _evidence_text(result)
     elif verdict.category is not Category.OK:
         out = ET.SubElement(case, "system-out")
+        why = ("found by the memory ladder's search, never counted"
+               if verdict.category is Category.MEMORY and result.is_memory_search
+               else "not counted by --fail-on")
         out.text = (
-            f"{verdict.outcome.value} ({verdict.category.value}, not counted by --fail-on): "
+            f"{verdict.outcome.value} ({verdict.category.value}, {why}): "
             + _evidence_text(result)
         )
     return case

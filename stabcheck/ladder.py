@@ -15,6 +15,7 @@ from typing import Any
 
 from stabcheck.classify import classify
 from stabcheck.forecast import (
+    Line,
     MemoryPoint,
     MemoryReport,
     accumulation_plan,
@@ -28,7 +29,9 @@ from stabcheck.runner import ProbeRunner
 from stabcheck.thresholds import DEFAULT_THRESHOLDS
 
 MEASURE_STEPS = 3  # the peak is reached once the optimizer's slots exist (first step)
-MAX_APPROACH = 3  # measurements spent approaching a far extrapolated forecast
+MAX_APPROACH = 4  # measurements spent approaching a far extrapolated forecast
+APPROACH_RATIO = 2  # how far beyond the largest size measured a forecast may lie
+MAX_VERIFY = 3  # runs spent verifying a forecast (each failure revises it downward)
 
 
 Measure = Callable[[Probe], ProbeResult]
@@ -98,26 +101,28 @@ def build_memory_report(
         # failure, or beyond the largest fit when nothing failed.
         high = failing[0] if failing else fitting[-1] * 8
         for size in ladder_between(fitting[-1], high):
-            points[size] = _point(measure(size))
+            points[size] = _point(measure(size, tag="ladder"))
             if not points[size].fits:
                 break
     line = fit_line(list(points.values()))
     if budget is not None and line is not None:
         # A forecast far beyond the sizes measured is an extrapolation: measure on the way
-        # (geometric midpoints) and refit, until it lies within 4x of a measured size.
+        # (geometric midpoints) and refit, until it lies within APPROACH_RATIO of a
+        # measured size.
         for _ in range(MAX_APPROACH):
             forecast = line.largest_batch(usable_budget(budget, margin))
             fitting = [b for b, p in points.items() if p.fits]
-            if forecast is None or not fitting or forecast <= 4 * max(fitting):
+            if forecast is None or not fitting or forecast <= APPROACH_RATIO * max(fitting):
                 break
             size = int(round((max(fitting) * forecast) ** 0.5 / 8)) * 8
-            points[size] = _point(measure(size))
+            points[size] = _point(measure(size, tag="ladder"))
             line = fit_line(list(points.values())) or line
     ordered = tuple(sorted(points.values(), key=lambda p: p.batch_size))
     report = MemoryReport(budget, margin, enforcement, ordered)
     if line is None:
         return report
-    report = replace(report, intercept=line.intercept, slope=line.slope)
+    report = replace(report, intercept=line.intercept, slope=line.slope,
+                     fit_method=line.method)
     if budget is None:
         return report
     failing = sorted(p.batch_size for p in ordered if not p.fits)
@@ -126,11 +131,13 @@ def build_memory_report(
         forecast = max(8, failing[0] - failing[0] % 8 - 8)
     if forecast is None:
         return report
-    verified = points.get(forecast) or _point(measure(forecast, tag="verify"))
+    forecast, verified, rejected = verify_forecast(
+        forecast, points, line, budget, margin,
+        lambda size: _point(measure(size, tag="verify")))
     largest_fit = forecast if verified.fits else max(
         (p.batch_size for p in ordered if p.fits), default=None)
     report = replace(report, forecast_batch=forecast, forecast_peak=line.at(forecast),
-                     verified=verified)
+                     verified=verified, rejected=tuple(rejected))
     if not failing or largest_fit is None:
         return report
     accumulation = []
@@ -147,6 +154,40 @@ def build_memory_report(
     if result.verdict.outcome.value == "error":
         mixed["error"] = result.verdict.summary
     return replace(report, accumulation=tuple(accumulation), mixed_precision=mixed)
+
+
+def verify_forecast(
+    forecast: int, points: dict[int, MemoryPoint], line: Line, budget: int, margin: float,
+    run: Callable[[int], MemoryPoint],
+) -> tuple[int, MemoryPoint, list[MemoryPoint]]:
+    """Run the forecast under the budget. Where it does not fit (the memory that the budget
+    also charges besides the worker's own, such as hot library pages and kernel memory,
+    varies between machines), revise it below the failure and run that, up to
+    ``MAX_VERIFY`` times. Returns the forecast checked last, its run, and the rejected ones.
+
+    A revision plans with one more margin per failure, and with no more than the failed
+    run's own peak less a margin (it was killed at or above that). Where that lands at or
+    below the largest size that ran, or the revisions are spent, that size is the answer,
+    already verified by its own run.
+    """
+    rejected: list[MemoryPoint] = []
+    while True:
+        verified = points.get(forecast) or run(forecast)
+        if verified.fits:
+            return forecast, verified, rejected
+        largest_fit = max((b for b, p in points.items() if p.fits and b < forecast), default=None)
+        if largest_fit is None:
+            return forecast, verified, rejected
+        rejected.append(verified)
+        revised = largest_fit
+        if len(rejected) < MAX_VERIFY:
+            limit = usable_budget(budget, margin * (len(rejected) + 1))
+            if verified.peak_bytes:
+                limit = min(limit, verified.peak_bytes * (1 - margin))
+            candidate = line.largest_batch(limit)
+            if candidate is not None and largest_fit < candidate < forecast:
+                revised = candidate
+        forecast = revised
 
 
 def _memory_verdict(verdict: Verdict, steps: int) -> Verdict:

@@ -28,19 +28,21 @@ def memory_table(memory: Any) -> Table:
     table.add_column("verdict")
     table.add_column("measured in", style="dim")
     budget = human_bytes(memory.budget_bytes) if memory.budget_bytes else "none"
-    points = list(memory.points)
+    points = list(memory.points) + list(memory.rejected)
     if memory.verified is not None and memory.verified not in points:
         points.append(memory.verified)
     for point in sorted(points, key=lambda p: p.batch_size):
         if point is memory.verified:
             verdict = Text("fits: forecast verified", style="green") if point.fits else Text(
                 f"forecast wrong: {point.outcome}", style="red")
+        elif point in memory.rejected:
+            verdict = Text(f"forecast revised: {point.outcome}", style="yellow")
         elif point.fits:
             verdict = Text("fits", style="green")
         else:
             verdict = Text(point.outcome.replace("_", " "), style="magenta")
         source = point.probe_id.partition(":")[0] if ":" in point.probe_id else "grid"
-        where = {"memory": "ladder", "verify": "forecast check"}.get(source, source)
+        where = {"memory": "requested", "verify": "forecast check"}.get(source, source)
         table.add_row(str(point.batch_size), human_bytes(point.peak_bytes), budget, verdict,
                       where)
     return table
@@ -53,10 +55,14 @@ def memory_forecast_lines(memory: Any) -> list[str]:
         if memory.budget_bytes:
             lines.append("too few batch sizes completed to fit a memory forecast")
         return lines
+    ran = sum(1 for p in memory.points if p.fits)
+    how = (f"least squares over {ran} batch sizes that ran"
+           if memory.fit_method in (None, "least_squares") else
+           f"through the two largest of {ran} batch sizes that ran: memory grows faster "
+           "than linearly there")
     lines.append(
         f"peak host memory ≈ {human_bytes(int(memory.intercept))} + "
-        f"{human_bytes(int(memory.slope))} per sample (least squares over "
-        f"{sum(1 for p in memory.points if p.fits)} batch sizes that ran)"
+        f"{human_bytes(int(memory.slope))} per sample ({how})"
     )
     budget = memory.budget_bytes
     if not budget:
@@ -78,6 +84,11 @@ def memory_forecast_lines(memory: Any) -> list[str]:
         elif verified is not None:
             text += f"; the verification run did not fit: {verified.outcome}"
         lines.append(text)
+        for point in memory.rejected:
+            lines.append(
+                f"an earlier forecast, batch {point.batch_size}, was checked and did not fit "
+                f"({point.outcome} at {human_bytes(point.peak_bytes)}): it was revised "
+                f"downward (the budget also charges memory besides the worker's own)")
     for item in memory.accumulation:
         state = "fits" if item["fits"] else f"does not fit ({item['outcome']})"
         lines.append(

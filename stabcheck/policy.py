@@ -34,8 +34,14 @@ def parse_fail_on(items: Iterable[str]) -> frozenset[str]:
 
 
 def fails(result: ProbeResult, policy: frozenset[str]) -> bool:
-    """Whether ``result`` fails the run under the ``--fail-on`` policy."""
+    """Whether ``result`` fails the run under the ``--fail-on`` policy.
+
+    A memory outcome of a probe the memory ladder added itself (a rung, a forecast's check,
+    a remedy: ``ProbeResult.is_memory_search``) is what the search is for, and never fails
+    a run; the user's own batch sizes are judged as usual."""
     if "none" in policy:
+        return False
+    if result.verdict.category is Category.MEMORY and result.is_memory_search:
         return False
     if "any" in policy:
         return result.verdict.category is not Category.OK

@@ -13,6 +13,8 @@ from stabcheck.forecast import (
     usable_budget,
 )
 
+MiB = 1 << 20
+
 
 def point(batch: int, peak: int | None, fits: bool = True) -> MemoryPoint:
     return MemoryPoint(batch, peak, fits, "stable" if fits else "oom_host", f"bs={batch}")
@@ -24,6 +26,28 @@ def test_fit_line_recovers_an_exact_line_and_ignores_failures():
     assert line is not None
     assert line.intercept == pytest.approx(1000)
     assert line.slope == pytest.approx(10)
+    assert line.method == "least_squares"
+
+
+def test_fit_line_follows_the_top_segment_where_memory_grows_faster_than_linearly():
+    # 1 KiB per sample, then 2 KiB per sample between the two largest sizes
+    points = [point(b, 100 * MiB + 1024 * b) for b in (1000, 10_000, 100_000)]
+    points.append(point(200_000, points[-1].peak_bytes + 2048 * 100_000))
+    line = fit_line(points)
+    assert line.method == "top_segment"
+    assert line.slope == pytest.approx(2048)
+    assert line.at(200_000) == pytest.approx(points[-1].peak_bytes)
+    assert line.at(300_000) > fit_line(points[:-1]).at(300_000)
+
+
+@pytest.mark.parametrize("top_rise", [
+    1 * MiB,  # steeper, but a rise this small between close sizes is noise
+    -5 * MiB,  # flatter than the rest: least squares already errs high there
+])
+def test_fit_line_keeps_least_squares_where_the_top_segment_is_noise_or_flatter(top_rise):
+    points = [point(b, 100 * MiB + 1024 * b) for b in (1000, 10_000, 100_000)]
+    points.append(point(101_000, points[-1].peak_bytes + 1024 * 1000 + top_rise))
+    assert fit_line(points).method == "least_squares"
 
 
 @pytest.mark.parametrize(

@@ -125,3 +125,9 @@ def test_a_far_forecast_is_approached_by_measurements_before_it_is_verified(tmp_
     assert len(memory["points"]) > 2  # rungs measured between 256 and the forecast
     assert memory["forecast_batch_size"] <= 4 * max(p["batch_size"] for p in memory["points"])
     assert abs(memory["forecast_error"]) <= 0.15  # typically within 3%
+    # Where the budget charged more than the worker's own memory and the first forecast was
+    # killed, it was revised downward, and only the search's own probes ran out.
+    for rejected in memory["rejected_forecasts"]:
+        assert not rejected["fits"] and rejected["batch_size"] > memory["forecast_batch_size"]
+    out_of_memory = [p["id"] for p in data["probes"] if p["category"] == "memory"]
+    assert all(pid.startswith("verify:") for pid in out_of_memory), out_of_memory

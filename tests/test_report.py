@@ -948,3 +948,27 @@ def test_explains_failures_the_learning_rate_causes_in_one_sentence() -> None:
         "(4 probes). Where: cw=none,lr=0.1,clip=none,bs=32: the loss diverged from step 2 "
         "(it reached 56.8). Fix: a lower learning rate: none and x100 were stable at lr 0.01. "
         "Not a fix: clip=global_norm=1 did not rescue lr 0.1.")
+
+
+def test_memory_section_shows_a_revised_forecast_beside_the_one_that_was_verified() -> None:
+    rejected = MemoryPoint(2560, 1950 * MiB, False, "oom_host", "verify:cw=none,bs=2560")
+    memory = dataclasses.replace(ladder(verified_fits=True), rejected=(rejected,),
+                                 fit_method="top_segment")
+    text = " ".join(render(dataclasses.replace(make_report(MEMORY_GRID), memory=memory),
+                           width=200).split())
+    assert "2560 1.9 GiB 2.0 GiB forecast revised: oom_host forecast check" in text
+    assert "2048 1.8 GiB 2.0 GiB fits: forecast verified forecast check" in text
+    assert ("an earlier forecast, batch 2560, was checked and did not fit (oom_host at "
+            "1.9 GiB): it was revised downward") in text
+    assert "through the two largest of 1 batch sizes that ran" in text
+    # the rejected forecast survives the JSON round trip
+    assert MemoryReport.from_json(memory.to_json()) == memory
+
+
+def test_a_memory_search_probe_that_ran_out_is_not_named_as_exhausted() -> None:
+    rung = make_result(Outcome.OOM_HOST, bs=8192)
+    rung = dataclasses.replace(rung, run=dataclasses.replace(
+        rung.run, probe=dataclasses.replace(rung.probe, id="verify:" + rung.probe.id)))
+    advice = recommendations(make_report([*MEMORY_GRID, rung]))
+    assert advice[0] == "batch size 4096 exhausted host memory; the largest batch size that " \
+        "ran was 32"
