@@ -60,14 +60,15 @@ class Line:
 
 
 TOP_SEGMENT_MIN_RISE = 16 << 20  # below this, two peaks' difference is mostly noise
+TOP_SEGMENT_STEEPER = 1.05  # how much steeper the top segment must be to be followed
 
 
 def fit_line(points: Sequence[MemoryPoint]) -> Line | None:
     """The forecast line through the points that fit; None with fewer than two sizes.
 
-    Least squares, unless the two largest batch sizes rise more steeply (by at least
-    ``TOP_SEGMENT_MIN_RISE``, so that noise between close sizes does not count): then
-    the line through those two, which is what extrapolating beyond them should follow.
+    Least squares, unless the two largest batch sizes rise clearly more steeply (by
+    ``TOP_SEGMENT_STEEPER`` and at least ``TOP_SEGMENT_MIN_RISE``, so that noise does not
+    count): then the line through those two, which extrapolating beyond them should follow.
     """
     usable = [(p.batch_size, p.peak_bytes) for p in points if p.fits and p.peak_bytes]
     if len({b for b, _ in usable}) < 2:
@@ -82,9 +83,37 @@ def fit_line(points: Sequence[MemoryPoint]) -> Line | None:
         highest[batch] = max(peak, highest.get(batch, 0))
     (b1, p1), (b2, p2) = sorted(highest.items())[-2:]
     top = (p2 - p1) / (b2 - b1)
-    if top > slope and p2 - p1 >= TOP_SEGMENT_MIN_RISE:
+    if top > slope * TOP_SEGMENT_STEEPER and p2 - p1 >= TOP_SEGMENT_MIN_RISE:
         return Line(p2 - top * b2, top, "top_segment")
     return Line(mean_p - slope * mean_b, slope)
+
+
+def below_failure(
+    line: Line, fit: MemoryPoint, failure: MemoryPoint, limit: float, multiple: int = 8
+) -> int | None:
+    """The batch size to plan for between ``fit`` (the largest size that ran below
+    ``failure``) and ``failure`` (a size that did not fit), keeping the peak under ``limit``.
+
+    The smaller of the forecast line's answer and that of the secant through the two
+    points: where memory grows faster than linearly, the secant lies above the curve
+    between them, so its answer errs small. Where both lie beyond the failure, the
+    geometric midpoint. None where the answer is ``fit`` itself (nothing larger is planned
+    to fit, or there is no multiple of ``multiple`` between the two).
+    """
+    low, high = fit.batch_size, failure.batch_size
+    candidates = [line.largest_batch(limit, multiple)]
+    if failure.peak_bytes and fit.peak_bytes and failure.peak_bytes > fit.peak_bytes:
+        slope = (failure.peak_bytes - fit.peak_bytes) / (high - low)
+        secant = Line(fit.peak_bytes - slope * low, slope, "secant")
+        candidates.append(secant.largest_batch(limit, multiple))
+    known = [c for c in candidates if c is not None]
+    if any(c <= low for c in known):
+        return None
+    inside = [c for c in known if c < high]
+    if inside:
+        return min(inside)
+    middle = int(round((low * high) ** 0.5 / multiple)) * multiple
+    return middle if low < middle < high else None
 
 
 def usable_budget(budget: int, margin: float = DEFAULT_THRESHOLDS.memory_margin) -> float:

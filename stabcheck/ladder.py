@@ -10,7 +10,7 @@ created). Everything here returns data; nothing prints.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stabcheck.classify import classify
@@ -19,6 +19,7 @@ from stabcheck.forecast import (
     MemoryPoint,
     MemoryReport,
     accumulation_plan,
+    below_failure,
     fit_line,
     ladder_between,
     usable_budget,
@@ -109,12 +110,17 @@ def build_memory_report(
         # A forecast far beyond the sizes measured is an extrapolation: measure on the way
         # (geometric midpoints) and refit, until it lies within APPROACH_RATIO of a
         # measured size.
+        # A size that did not fit caps the target: the forecast cannot lie beyond it.
         for _ in range(MAX_APPROACH):
             forecast = line.largest_batch(usable_budget(budget, margin))
             fitting = [b for b, p in points.items() if p.fits]
-            if forecast is None or not fitting or forecast <= APPROACH_RATIO * max(fitting):
+            if forecast is None or not fitting:
                 break
-            size = int(round((max(fitting) * forecast) ** 0.5 / 8)) * 8
+            top = max(fitting)
+            target = min([forecast] + [b for b, p in points.items() if not p.fits and b > top])
+            if target <= APPROACH_RATIO * top:
+                break
+            size = int(round((top * target) ** 0.5 / 8)) * 8
             points[size] = _point(measure(size, tag="ladder"))
             line = fit_line(list(points.values())) or line
     ordered = tuple(sorted(points.values(), key=lambda p: p.batch_size))
@@ -128,16 +134,23 @@ def build_memory_report(
     failing = sorted(p.batch_size for p in ordered if not p.fits)
     forecast = line.largest_batch(usable_budget(budget, margin))
     if forecast is not None and failing and forecast >= failing[0]:
-        forecast = max(8, failing[0] - failing[0] % 8 - 8)
+        below = [p for p in ordered if p.fits and p.batch_size < failing[0]]
+        if not below:
+            return report
+        forecast = below_failure(line, below[-1], points[failing[0]],
+                                 usable_budget(budget, margin)) or below[-1].batch_size
     if forecast is None:
         return report
-    forecast, verified, rejected = verify_forecast(
-        forecast, points, line, budget, margin,
-        lambda size: _point(measure(size, tag="verify")))
-    largest_fit = forecast if verified.fits else max(
+    check = verify_forecast(forecast, points, line, budget, margin,
+                            lambda size: _point(measure(size, tag="verify")))
+    line, verified = check.line, check.verified
+    ordered = tuple(sorted(points.values(), key=lambda p: p.batch_size))
+    largest_fit = check.forecast if verified.fits else max(
         (p.batch_size for p in ordered if p.fits), default=None)
-    report = replace(report, forecast_batch=forecast, forecast_peak=line.at(forecast),
-                     verified=verified, rejected=tuple(rejected))
+    report = replace(report, points=ordered, intercept=line.intercept, slope=line.slope,
+                     fit_method=line.method, forecast_batch=check.forecast,
+                     forecast_peak=line.at(check.forecast), verified=verified,
+                     rejected=check.rejected)
     if not failing or largest_fit is None:
         return report
     accumulation = []
@@ -156,38 +169,68 @@ def build_memory_report(
     return replace(report, accumulation=tuple(accumulation), mixed_precision=mixed)
 
 
+@dataclass(frozen=True)
+class Verification:
+    """How a forecast was verified: the batch size checked last, its run, the forecasts
+    rejected on the way, and the line as refitted with what the checks measured."""
+
+    forecast: int
+    verified: MemoryPoint
+    rejected: tuple[MemoryPoint, ...]
+    line: Line
+
+
 def verify_forecast(
     forecast: int, points: dict[int, MemoryPoint], line: Line, budget: int, margin: float,
     run: Callable[[int], MemoryPoint],
-) -> tuple[int, MemoryPoint, list[MemoryPoint]]:
-    """Run the forecast under the budget. Where it does not fit (the memory that the budget
-    also charges besides the worker's own, such as hot library pages and kernel memory,
-    varies between machines), revise it below the failure and run that, up to
-    ``MAX_VERIFY`` times. Returns the forecast checked last, its run, and the rejected ones.
+) -> Verification:
+    """Run the forecast under the budget, and revise it until a run confirms it, spending
+    at most ``MAX_VERIFY`` runs.
 
-    A revision plans with one more margin per failure, and with no more than the failed
-    run's own peak less a margin (it was killed at or above that). Where that lands at or
-    below the largest size that ran, or the revisions are spent, that size is the answer,
-    already verified by its own run.
+    - It does not fit (memory grows faster than the line, or the budget also charges
+      memory besides the worker's own, such as hot library pages): it is rejected and
+      revised below the failure (``below_failure``), planning with one more margin per
+      failure and with no more than the failed run's own peak less a margin.
+    - It fits, but with less than half the margin to spare (less than that is noise): that
+      run is a measurement close to the limit; it joins ``points``, the line is refitted,
+      and the forecast steps down from that measured peak by its excess over the margin,
+      at the line's slope.
+
+    Where a revision lands at or below the largest size that ran, or the runs are spent,
+    that size is the answer, verified by its own run.
     """
+    usable = usable_budget(budget, margin)
+    close = usable_budget(budget, margin / 2)  # a peak above this ate most of the margin
     rejected: list[MemoryPoint] = []
+    runs = 0
     while True:
-        verified = points.get(forecast) or run(forecast)
-        if verified.fits:
-            return forecast, verified, rejected
+        known = points.get(forecast)
+        verified = known or run(forecast)
+        runs += known is None
         largest_fit = max((b for b, p in points.items() if p.fits and b < forecast), default=None)
+        done = known is not None or largest_fit is None or runs >= MAX_VERIFY
+        if verified.fits:
+            if done or verified.peak_bytes is None or verified.peak_bytes <= close:
+                return Verification(forecast, verified, tuple(rejected), line)
+            points[forecast] = verified
+            line = fit_line(list(points.values())) or line
+            if line.slope <= 0:
+                return Verification(forecast, verified, tuple(rejected), line)
+            # Step down from the measured peak by the excess, at the line's slope.
+            revised = int(forecast - (verified.peak_bytes - usable) / line.slope)
+            revised -= revised % 8
+            forecast = revised if revised > largest_fit else largest_fit
+            continue
         if largest_fit is None:
-            return forecast, verified, rejected
+            return Verification(forecast, verified, tuple(rejected), line)
         rejected.append(verified)
-        revised = largest_fit
-        if len(rejected) < MAX_VERIFY:
+        revised = None
+        if runs < MAX_VERIFY:
             limit = usable_budget(budget, margin * (len(rejected) + 1))
             if verified.peak_bytes:
                 limit = min(limit, verified.peak_bytes * (1 - margin))
-            candidate = line.largest_batch(limit)
-            if candidate is not None and largest_fit < candidate < forecast:
-                revised = candidate
-        forecast = revised
+            revised = below_failure(line, points[largest_fit], verified, limit)
+        forecast = revised or largest_fit
 
 
 def _memory_verdict(verdict: Verdict, steps: int) -> Verdict:

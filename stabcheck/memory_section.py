@@ -32,11 +32,14 @@ def memory_table(memory: Any) -> Table:
     if memory.verified is not None and memory.verified not in points:
         points.append(memory.verified)
     for point in sorted(points, key=lambda p: p.batch_size):
-        if point is memory.verified:
+        if point == memory.verified:
             verdict = Text("fits: forecast verified", style="green") if point.fits else Text(
                 f"forecast wrong: {point.outcome}", style="red")
         elif point in memory.rejected:
             verdict = Text(f"forecast revised: {point.outcome}", style="yellow")
+        elif point.fits and memory.budget_bytes and point.peak_bytes and \
+                point.peak_bytes > memory.budget_bytes * (1 - memory.margin):
+            verdict = Text(f"fits, under {memory.margin:.0%} to spare", style="yellow")
         elif point.fits:
             verdict = Text("fits", style="green")
         else:
@@ -55,15 +58,17 @@ def memory_forecast_lines(memory: Any) -> list[str]:
         if memory.budget_bytes:
             lines.append("too few batch sizes completed to fit a memory forecast")
         return lines
-    ran = sum(1 for p in memory.points if p.fits)
-    how = (f"least squares over {ran} batch sizes that ran"
-           if memory.fit_method in (None, "least_squares") else
-           f"through the two largest of {ran} batch sizes that ran: memory grows faster "
-           "than linearly there")
-    lines.append(
-        f"peak host memory ≈ {human_bytes(int(memory.intercept))} + "
-        f"{human_bytes(int(memory.slope))} per sample ({how})"
-    )
+    ran = sorted(p.batch_size for p in memory.points if p.fits and p.peak_bytes)
+    if memory.fit_method in (None, "least_squares"):
+        lines.append(
+            f"peak host memory ≈ {human_bytes(int(memory.intercept))} + "
+            f"{human_bytes(int(memory.slope))} per sample (least squares over {len(ran)} "
+            "batch sizes that ran)")
+    else:
+        lines.append(
+            f"peak host memory grows faster than linearly: "
+            f"{human_bytes(int(memory.slope))} per sample between the two largest batch sizes "
+            f"that ran ({' and '.join(map(str, ran[-2:]))}); the forecast follows that line")
     budget = memory.budget_bytes
     if not budget:
         return lines
@@ -88,7 +93,7 @@ def memory_forecast_lines(memory: Any) -> list[str]:
             lines.append(
                 f"an earlier forecast, batch {point.batch_size}, was checked and did not fit "
                 f"({point.outcome} at {human_bytes(point.peak_bytes)}): it was revised "
-                f"downward (the budget also charges memory besides the worker's own)")
+                f"downward")
     for item in memory.accumulation:
         state = "fits" if item["fits"] else f"does not fit ({item['outcome']})"
         lines.append(

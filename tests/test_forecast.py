@@ -8,6 +8,7 @@ from stabcheck.forecast import (
     Line,
     MemoryPoint,
     accumulation_plan,
+    below_failure,
     fit_line,
     ladder_between,
     usable_budget,
@@ -94,3 +95,24 @@ def test_ladder_between(low, high, expected):
 )
 def test_accumulation_plan(batch, largest, expected):
     assert accumulation_plan(batch, largest) == expected
+
+
+def test_below_failure_takes_the_secant_where_memory_grows_faster_than_the_line():
+    # the line says 100 MiB + 1 KiB per sample; the failure at 400k was killed at 900 MiB
+    line = Line(100 * MiB, 1024)
+    fit, failure = point(100_000, 200 * MiB), point(400_000, 900 * MiB, fits=False)
+    size = below_failure(line, fit, failure, 800 * MiB)
+    secant_slope = (900 - 200) * MiB / 300_000
+    assert size == pytest.approx(100_000 + 600 * MiB / secant_slope, abs=8)
+    assert size % 8 == 0 and size < line.largest_batch(800 * MiB)
+
+
+@pytest.mark.parametrize(("limit", "failure_peak", "expected"), [
+    (800 * MiB, None, 200_000),  # no peak for the failure: the midpoint of 100k and 400k
+    (150 * MiB, 900 * MiB, None),  # the fit itself is the answer
+    (10_000 * MiB, 900 * MiB, 200_000),  # both answers beyond the failure: the midpoint
+])
+def test_below_failure_falls_back_to_the_midpoint_or_the_fit(limit, failure_peak, expected):
+    line = Line(100 * MiB, 1024)
+    fit, failure = point(100_000, 200 * MiB), point(400_000, failure_peak, fits=False)
+    assert below_failure(line, fit, failure, limit) == expected

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -131,3 +132,33 @@ def test_a_far_forecast_is_approached_by_measurements_before_it_is_verified(tmp_
         assert not rejected["fits"] and rejected["batch_size"] > memory["forecast_batch_size"]
     out_of_memory = [p["id"] for p in data["probes"] if p["category"] == "memory"]
     assert all(pid.startswith("verify:") for pid in out_of_memory), out_of_memory
+
+
+@pytest.mark.slow
+def test_a_forecast_killed_under_the_budget_is_revised_and_the_revision_verified(tmp_path):
+    """A user layer whose memory grows with the square of the batch (a Gram matrix over the
+    batch): the line through the two largest sizes forecasts about 14900, which needs
+    ~1.1 GiB and is killed by the kernel; the ladder revises it below the failure and
+    verifies the revision. Only stabcheck's own check ran out, so the run passes."""
+    model = f"{Path(__file__).parent / 'fixtures' / 'user_models.py'}:quadratic"
+    done = subprocess.run(
+        [sys.executable, "-m", "stabcheck", "memory", "--model", model, "--data",
+         "builtin:breast_cancer", "--batch-size", "32,256,6144,10240", "--memory-budget",
+         "1GiB", "--timeout", "120", "--json", "result.json", "--junit", "result.xml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads((tmp_path / "result.json").read_text())
+    memory = data["memory"]
+    assert memory["fit"]["method"] == "top_segment"
+    rejected = memory["rejected_forecasts"]
+    assert rejected and all(not p["fits"] and p["outcome"] == "oom_host" for p in rejected)
+    verified = memory["verified"]
+    assert verified["fits"] and verified["peak_bytes"] <= GIB
+    assert 10240 < memory["forecast_batch_size"] < min(p["batch_size"] for p in rejected)
+    out_of_memory = [p["id"] for p in data["probes"] if p["category"] == "memory"]
+    assert out_of_memory and all(pid.startswith("verify:") for pid in out_of_memory)
+    text = flat(done.stdout)
+    assert f"an earlier forecast, batch {rejected[0]['batch_size']}, was checked and did " \
+        "not fit (oom_host" in text
+    assert "forecast revised:" in text  # its verdict in the table (the cell may wrap)
+    assert "failures=\"0\"" in (tmp_path / "result.xml").read_text()

@@ -960,7 +960,7 @@ def test_memory_section_shows_a_revised_forecast_beside_the_one_that_was_verifie
     assert "2048 1.8 GiB 2.0 GiB fits: forecast verified forecast check" in text
     assert ("an earlier forecast, batch 2560, was checked and did not fit (oom_host at "
             "1.9 GiB): it was revised downward") in text
-    assert "through the two largest of 1 batch sizes that ran" in text
+    assert "grows faster than linearly: 819.2 KiB per sample between the two largest" in text
     # the rejected forecast survives the JSON round trip
     assert MemoryReport.from_json(memory.to_json()) == memory
 
