@@ -109,8 +109,7 @@ def build_memory_report(
     if budget is not None and line is not None:
         # A forecast far beyond the sizes measured is an extrapolation: measure on the way
         # (geometric midpoints) and refit, until it lies within APPROACH_RATIO of a
-        # measured size.
-        # A size that did not fit caps the target: the forecast cannot lie beyond it.
+        # measured size. A size that did not fit caps the target: nothing beyond it fits.
         for _ in range(MAX_APPROACH):
             forecast = line.largest_batch(usable_budget(budget, margin))
             fitting = [b for b, p in points.items() if p.fits]
