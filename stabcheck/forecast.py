@@ -173,6 +173,14 @@ class MemoryReport:
             return None
         return (self.forecast_peak - self.verified.peak_bytes) / self.verified.peak_bytes
 
+    def measured(self) -> list[MemoryPoint]:
+        """Every batch size measured, by size: the ladder's points, the forecasts rejected
+        on the way, and the verified forecast where it is not one of the points."""
+        points = {p.batch_size: p for p in (*self.points, *self.rejected)}
+        if self.verified is not None:
+            points.setdefault(self.verified.batch_size, self.verified)
+        return [points[size] for size in sorted(points)]
+
     def forecast_at(self, batch_size: int) -> float | None:
         if self.intercept is None or self.slope is None:
             return None

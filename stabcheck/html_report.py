@@ -109,11 +109,7 @@ def _memory_data(report: RunReport) -> dict[str, Any]:
     if report.memory is not None and report.memory.points:
         # The memory ladder measured more batch sizes (each in a fresh process), the
         # verified forecast and any forecast that was rejected: chart those.
-        points = {p.batch_size: p for p in report.memory.points}
-        for point in (report.memory.verified, *report.memory.rejected):
-            if point is not None:
-                points.setdefault(point.batch_size, point)
-        ordered = [points[size] for size in sorted(points)]
+        ordered = report.memory.measured()
         charts["host"] = {**charts["host"], "batch_sizes": [p.batch_size for p in ordered],
                           "peak": [p.peak_bytes for p in ordered],
                           "oom": [not p.fits for p in ordered]}

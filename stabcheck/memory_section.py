@@ -28,10 +28,7 @@ def memory_table(memory: Any) -> Table:
     table.add_column("verdict")
     table.add_column("measured in", style="dim")
     budget = human_bytes(memory.budget_bytes) if memory.budget_bytes else "none"
-    points = list(memory.points) + list(memory.rejected)
-    if memory.verified is not None and memory.verified not in points:
-        points.append(memory.verified)
-    for point in sorted(points, key=lambda p: p.batch_size):
+    for point in memory.measured():
         if point == memory.verified:
             verdict = Text("fits: forecast verified", style="green") if point.fits else Text(
                 f"forecast wrong: {point.outcome}", style="red")

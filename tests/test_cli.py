@@ -24,7 +24,9 @@ def test_importing_the_cli_and_core_does_not_import_tensorflow():
     code = (
         "import sys, stabcheck.cli, stabcheck.engine, stabcheck.runner, stabcheck.report, "
         "stabcheck.plan, stabcheck.classify, stabcheck.data, stabcheck.models, "
-        "stabcheck.preflight, stabcheck.memguard\n"
+        "stabcheck.preflight, stabcheck.memguard, stabcheck.resultio, stabcheck.junit, "
+        "stabcheck.markdown, stabcheck.html_report, stabcheck.envinfo, stabcheck.starter, "
+        "stabcheck.policy, stabcheck.ladder\n"
         "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)"
     )
