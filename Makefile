@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # installed it says so, and the headless-browser test of the HTML report is skipped).
 CHROMIUM_STAMP := $(VENV)/.chromium
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint bench bench-fidelity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ lint: $(STAMP)
 # (about 4 minutes on two cores; BENCH_ARGS=--quick skips the slow parts). Figures: bench/results/.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Does a probe train each model of bench/zoo.py as model.fit does (losses, peak memory)?
+# About 4-5 minutes on two cores; BENCH_ARGS=--quick for 6 models x 5 steps. Rows:
+# bench/results/fidelity.json.
+bench-fidelity: $(STAMP)
+	$(BIN)/python bench/fidelity.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .stabcheck .pytest_cache .ruff_cache *.egg-info
