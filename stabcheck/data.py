@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -36,9 +38,16 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I
 class Dataset:
     """A sampled, split data set, ready for a probe.
 
-    ``y_*`` hold labels as the loss sees them: 1-D int64 class indices for the ``"binary"``
-    and ``"sparse"`` formats, 2-D float32 one-hot rows for ``"onehot"``. ``c_*`` always
-    hold one int64 class index per row (for statistics and class weights).
+    ``y_*`` hold labels as the loss sees them: 1-D int64 labels for the ``"binary"`` and
+    ``"sparse"`` formats, 2-D float32 one-hot rows for ``"onehot"``. ``c_*`` always hold
+    one int64 class index per row (for statistics and class weights).
+
+    Integer labels reach the loss as the data holds them (``label_values`` lists them,
+    ascending; class ``i`` is ``label_values[i]``): the loader cannot know the loss, so it
+    does not re-encode them, and ``stabcheck.preflight.check_label_values`` refuses those
+    the loss cannot take once the loss and the model's outputs are known. Labels that the
+    loader has to encode (strings, image folders, one-hot rows) have ``label_values`` None
+    and class indices as ``y``.
     """
 
     x_train: np.ndarray
@@ -51,6 +60,7 @@ class Dataset:
     label_format: str
     source: str
     n_total: int
+    label_values: tuple[int, ...] | None = None
 
     @property
     def n_classes(self) -> int:
@@ -96,6 +106,7 @@ class _Source:
     val: _Labelled | None  # a held-out split the source brings (npz x_val/y_val)
     class_names: tuple[str, ...]
     label_format: str
+    label_values: tuple[int, ...] | None = None  # integer labels as the data holds them
 
 
 def load_dataset(
@@ -166,6 +177,7 @@ def load_dataset(
         label_format=source.label_format,
         source=spec,
         n_total=n_total,
+        label_values=source.label_values,
     )
 
 
@@ -221,6 +233,48 @@ def _load_builtin(spec: str) -> _Source:
 
 # ------------------------------------------------------------------------------- npz
 
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_npz(spec: str, path: Path, wanted: Sequence[str] | None) -> tuple[list[str], dict]:
+    """The ``.npz``'s array names and the ``wanted`` arrays (None: none), read in full.
+
+    A file that is not a zip archive, is truncated or corrupt (a bad CRC, a broken
+    compressed stream), or holds object arrays is an ``InputError`` naming it.
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"data '{spec}' cannot be read ({exc.strerror or exc})") from None
+    if head.startswith(_NPY_MAGIC):
+        raise InputError(
+            f"data '{spec}' is a single .npy array, not an .npz archive: save the arrays with "
+            "np.savez(path, x=..., y=...)"
+        )
+    if not head.startswith(_ZIP_MAGIC):
+        raise InputError(
+            f"data '{spec}' is not an .npz archive (a zip of arrays written by np.savez)"
+            + ("; the file is empty" if not head else "")
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.files)
+            arrays = {k: np.asarray(npz[k]) for k in (wanted or ()) if k in keys}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError(
+                f"data '{spec}' holds object (pickled) arrays; save plain numeric arrays "
+                "(stabcheck loads .npz with allow_pickle=False)"
+            ) from None
+        raise InputError(f"data '{spec}' is not a readable .npz file ({exc})") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
+        raise InputError(
+            f"data '{spec}' is truncated or corrupt: not a readable .npz archive ({exc})"
+        ) from None
+    return keys, arrays
+
 
 def npz_has_sample_weight(spec: str | Path, *, base_dir: Path | None = None) -> bool:
     """Whether the ``.npz`` data ``spec`` holds a ``sample_weight`` array.
@@ -237,33 +291,16 @@ def npz_has_sample_weight(spec: str | Path, *, base_dir: Path | None = None) -> 
         path = (base_dir if base_dir is not None else Path.cwd()) / path
     if path.suffix.lower() != ".npz" or not path.is_file():
         return False
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return "sample_weight" in npz.files
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"data '{spec}' is not a readable .npz file ({exc})") from None
+    keys, _ = _read_npz(spec, path, None)
+    return "sample_weight" in keys
 
 
 def _load_npz(spec: str, path: Path) -> _Source:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.files)
-            for key in ("x", "y"):
-                if key not in keys:
-                    found = ", ".join(keys) if keys else "no arrays"
-                    raise InputError(f"data '{spec}' has no array '{key}' (found: {found})")
-            arrays = {k: npz[k] for k in ("x", "y", "x_val", "y_val") if k in keys}
-    except InputError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InputError(
-                f"data '{spec}' holds object (pickled) arrays; save plain numeric arrays "
-                "(stabcheck loads .npz with allow_pickle=False)"
-            ) from None
-        raise InputError(f"data '{spec}' is not a readable .npz file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"data '{spec}' is not a readable .npz file ({exc})") from None
+    keys, arrays = _read_npz(spec, path, ("x", "y", "x_val", "y_val"))
+    for key in ("x", "y"):
+        if key not in keys:
+            found = ", ".join(keys) if keys else "no arrays"
+            raise InputError(f"data '{spec}' has no array '{key}' (found: {found})")
 
     if ("x_val" in arrays) != ("y_val" in arrays):
         have, lack = ("x_val", "y_val") if "x_val" in arrays else ("y_val", "x_val")
@@ -273,8 +310,8 @@ def _load_npz(spec: str, path: Path) -> _Source:
     y = np.asarray(arrays["y"])
     _check_rows(spec, x, y, "x", "y")
     if "x_val" not in arrays:
-        ys, names, fmt = _encode_labels(spec, [y])
-        return _Source(_Labelled(_array_rows(x), ys[0][0], ys[0][1]), None, names, fmt)
+        ys, names, fmt, values = _encode_labels(spec, [y])
+        return _Source(_Labelled(_array_rows(x), ys[0][0], ys[0][1]), None, names, fmt, values)
 
     x_val = _check_x(spec, arrays["x_val"], "x_val")
     y_val = np.asarray(arrays["y_val"])
@@ -289,12 +326,13 @@ def _load_npz(spec: str, path: Path) -> _Source:
             f"data '{spec}': y_val has shape {y_val.shape} but y has shape {y.shape}; "
             "labels must have the same form in both"
         )
-    ys, names, fmt = _encode_labels(spec, [y, y_val])
+    ys, names, fmt, values = _encode_labels(spec, [y, y_val])
     return _Source(
         _Labelled(_array_rows(x), *ys[0]),
         _Labelled(_array_rows(x_val), *ys[1]),
         names,
         fmt,
+        values,
     )
 
 
@@ -326,8 +364,16 @@ def _check_rows(spec: str, x: np.ndarray, y: np.ndarray, xk: str, yk: str) -> No
 
 def _encode_labels(
     spec: str, parts: Sequence[np.ndarray]
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[str, ...], str]:
-    """Encode label arrays jointly: ``([(y_model, c), ...], class_names, label_format)``."""
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[str, ...], str, tuple[int, ...] | None]:
+    """Encode label arrays jointly:
+    ``([(y_model, c), ...], class_names, label_format, label_values)``.
+
+    Integer labels (and integral floats, booleans) stay as they are in ``y_model``, with
+    their sorted distinct values as ``label_values``; strings become class indices (the
+    order of their sorted names) and one-hot rows stay one-hot, both with no
+    ``label_values``.
+    """
+    values: tuple[int, ...] | None = None
     sizes = [int(p.shape[0]) for p in parts]
     y = np.concatenate([np.asarray(p) for p in parts], axis=0)
     rule = (
@@ -344,8 +390,8 @@ def _encode_labels(
             y = np.char.decode(y, "utf-8", errors="replace")
         if y.ndim != 1:
             raise InputError(f"data '{spec}': y holds strings in shape {y.shape}; {rule}")
-        values, c = np.unique(y, return_inverse=True)
-        names = tuple(str(v) for v in values)
+        distinct, c = np.unique(y, return_inverse=True)
+        names = tuple(str(v) for v in distinct)
         y_model, fmt = c.astype(np.int64), None
     elif y.dtype.kind in "biuf":
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
@@ -367,11 +413,11 @@ def _encode_labels(
                     f"data '{spec}': labels y must be class indices or names, got a "
                     f"non-integer value ({example!r}); stabcheck probes classification"
                 )
-            if y.dtype.kind in "bf":
-                y = y.astype(np.int64)
-            values, c = np.unique(y, return_inverse=True)
-            names = tuple(str(int(v)) for v in values)
-            y_model, fmt = c.astype(np.int64), None
+            y = y.astype(np.int64)
+            distinct, c = np.unique(y, return_inverse=True)
+            names = tuple(str(int(v)) for v in distinct)
+            values = tuple(int(v) for v in distinct)
+            y_model, fmt = y, None
     else:
         raise InputError(
             f"data '{spec}': labels y must be integers, strings or one-hot rows "
@@ -387,12 +433,12 @@ def _encode_labels(
         )
     if fmt is None:
         fmt = "binary" if len(names) == 2 else "sparse"
-        y_model = c
+        y_model = np.asarray(y_model, dtype=np.int64).reshape(-1)
     out, start = [], 0
     for n in sizes:
         out.append((y_model[start : start + n], c[start : start + n]))
         start += n
-    return out, names, fmt
+    return out, names, fmt, values
 
 
 def _is_onehot(y: np.ndarray) -> bool:
@@ -461,8 +507,8 @@ def _load_csv(spec: str, path: Path, target: str | None) -> _Source:
     x = np.asarray(rows, dtype=np.float64)
     check_data_finite(x, f"'{spec}'")
     y = _csv_labels(labels)
-    ys, names, fmt = _encode_labels(spec, [y])
-    return _Source(_Labelled(_array_rows(x), *ys[0]), None, names, fmt)
+    ys, names, fmt, values = _encode_labels(spec, [y])
+    return _Source(_Labelled(_array_rows(x), *ys[0]), None, names, fmt, values)
 
 
 def _csv_labels(labels: list[str]) -> np.ndarray:
@@ -656,6 +702,8 @@ def save_prepared(ds: Dataset, path: Path) -> None:
             label_format=np.asarray(ds.label_format),
             source=np.asarray(ds.source),
             n_total=np.asarray(ds.n_total, dtype=np.int64),
+            **({} if ds.label_values is None else
+               {"label_values": np.asarray(ds.label_values, dtype=np.int64)}),
         )
 
 
@@ -669,4 +717,6 @@ def load_prepared(path: Path) -> Dataset:
             label_format=str(npz["label_format"]),
             source=str(npz["source"]),
             n_total=int(npz["n_total"]),
+            label_values=(tuple(int(v) for v in npz["label_values"])
+                          if "label_values" in npz.files else None),
         )

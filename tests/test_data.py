@@ -355,3 +355,86 @@ def test_prepared_round_trip(tmp_path, spec):
         ds.source,
         ds.n_total,
     )
+
+
+def _corrupt(path: Path, how: str) -> Path:
+    """A real .npz written by numpy, then broken the way a copy or a download breaks it."""
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.normal(size=(200, 4)), "y": rng.integers(0, 2, 200)}
+    if how == "zlib":
+        np.savez_compressed(path, **arrays)
+    else:
+        np.savez(path, **arrays)
+    data = path.read_bytes()
+    if how in ("truncated", "no-central-directory"):
+        data = data[: len(data) // 2] if how == "truncated" else data[:-30]
+    elif how in ("crc", "zlib"):
+        broken = bytearray(data)
+        broken[300:340] = b"\xff" * 40  # inside the first array's bytes
+        data = bytes(broken)
+    elif how == "text":
+        data = b"x,y\n1,0\n"
+    elif how == "empty":
+        data = b""
+    elif how == "npy":
+        path.write_bytes(b"")
+        with path.open("wb") as fh:
+            np.save(fh, arrays["x"])
+        return path
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(("how", "match", "listing_breaks"), [
+    ("truncated", "truncated or corrupt", True),
+    ("no-central-directory", "truncated or corrupt", True),
+    ("crc", "truncated or corrupt", False),  # the listing is fine, an array is not
+    ("zlib", "truncated or corrupt", False),
+    ("text", r"is not an \.npz archive", True),
+    ("empty", "the file is empty", True),
+    ("npy", r"single \.npy array, not an \.npz archive", True),
+])
+def test_a_truncated_or_corrupt_npz_is_an_input_error(tmp_path, how, match, listing_breaks):
+    from stabcheck.data import npz_has_sample_weight
+
+    path = _corrupt(tmp_path / "broken.npz", how)
+    loads = [lambda: load_dataset(str(path))]
+    if listing_breaks:  # the engine lists the arrays first (is there a sample_weight?)
+        loads.append(lambda: npz_has_sample_weight(str(path)))
+    for load in loads:
+        with pytest.raises(InputError, match=match) as info:
+            load()
+        assert info.value.exit_code == 2
+        assert "\n" not in str(info.value) and "broken.npz" in str(info.value)
+    if not listing_breaks:
+        assert npz_has_sample_weight(str(path)) is False
+
+
+@pytest.mark.parametrize(("y", "values", "c"), [
+    (np.array([-1, 1, 1, -1, 1, -1]), (-1, 1), [0, 1, 1, 0, 1, 0]),
+    (np.array([3.0, 7.0, 3.0, 9.0, 7.0, 9.0]), (3, 7, 9), [0, 1, 0, 2, 1, 2]),
+    (np.array([0, 1, 2, 1, 0, 2]), (0, 1, 2), [0, 1, 2, 1, 0, 2]),
+])
+def test_integer_labels_reach_the_loss_as_the_data_holds_them(tmp_path, y, values, c):
+    """The loader cannot know the loss, so it does not re-encode integer labels: {-1, 1}
+    stays {-1, 1} (``preflight.check_label_values`` refuses what the loss cannot take)."""
+    x = np.arange(6, dtype=np.float64)
+    ds = load_dataset(str(_npz(tmp_path / "d.npz", x=x, y=y)), holdout=0.0)
+    order = np.argsort(ds.x_train[:, 0])
+    assert ds.label_values == values
+    assert ds.y_train[order].tolist() == y.astype(int).tolist()
+    assert ds.c_train[order].tolist() == c
+    back = tmp_path / "prepared.bin"
+    save_prepared(ds, back)
+    assert load_prepared(back).label_values == values
+
+
+def test_labels_the_loader_encodes_have_no_label_values(tmp_path):
+    x = np.arange(6, dtype=np.float64)
+    strings = load_dataset(str(_npz(tmp_path / "s.npz", x=x, y=np.array(list("abcabc")))))
+    onehot = load_dataset(str(_npz(tmp_path / "o.npz", x=x, y=np.eye(2)[[0, 1] * 3])))
+    assert strings.label_values is None and onehot.label_values is None
+    back = tmp_path / "prepared.bin"
+    save_prepared(strings, back)
+    assert load_prepared(back).label_values is None
+    assert load_dataset("builtin:breast_cancer").label_values is None
