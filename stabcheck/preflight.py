@@ -84,6 +84,102 @@ def check_labels_vs_loss(
     return []
 
 
+def check_label_values(
+    loss: str, label_values: Sequence[int] | None, output_units: int | None = None
+) -> None:
+    """Raise when integer labels are not what ``loss`` takes, as ``fit`` would fail on them.
+
+    The probe trains on the labels as the data holds them (``stabcheck.data``), so they
+    must be what the loss takes: class indices ``0`` to ``units - 1`` for a sparse loss
+    (``fit`` fails on a negative label or one beyond the output), ``0``/``1`` for a binary
+    one. Every class index up to the largest label must be present too: stabcheck weighs
+    the classes the data holds. Other losses, and labels the loader encoded itself
+    (``label_values`` None: strings, image folders, one-hot rows), pass.
+
+    Args:
+        loss: the loss name (any Keras spelling).
+        label_values: the distinct integer labels, ascending, or None.
+        output_units: units of the model's output layer, when known.
+    """
+    if not label_values:
+        return
+    values = sorted(int(v) for v in label_values)
+    name = canonical_loss_name(loss)
+    shown = _label_set(values)
+    fix = "map them to 0..k-1 first (e.g. np.unique(y, return_inverse=True)[1])"
+    if name in SPARSE_LOSSES:
+        negative = [v for v in values if v < 0]
+        if negative:
+            raise InputError(
+                f"the labels y hold {_label_set(negative)} but the loss {loss!r} takes class "
+                f"indices from 0 (fit fails on a negative label); y holds {shown}: {fix}"
+            )
+        if output_units is not None and values[-1] >= output_units:
+            raise InputError(
+                f"the labels y go up to {values[-1]} but the model's output has {output_units} "
+                f"unit(s), so the loss {loss!r} takes class indices 0 to {output_units - 1} "
+                f"(fit fails on label {values[-1]}); y holds {shown}: {fix}, or give the "
+                "output one unit per class"
+            )
+        missing = sorted(set(range(values[-1] + 1)) - set(values))
+        if missing:
+            raise InputError(
+                f"the labels y hold {shown}: class index {_label_set(missing)} has no sample; "
+                f"stabcheck weighs the classes the data holds, numbered 0 to k-1: {fix}"
+            )
+    elif name in BINARY_LOSSES and not set(values) <= {0, 1}:
+        raise InputError(
+            f"the labels y hold {shown} but the loss {loss!r} takes 0/1 labels (it would "
+            "read any other value as a probability): map them to 0 and 1 first"
+        )
+
+
+def _label_set(values: Sequence[int], limit: int = 6) -> str:
+    """``{-1, 1}``; long sets shortened: ``{0, 1, 2, ..., 99}``."""
+    items = [str(v) for v in values]
+    if len(items) > limit:
+        items = [*items[: limit - 2], "...", items[-1]]
+    return "{" + ", ".join(items) + "}"
+
+
+def check_input_shape(
+    model_input_shape: Sequence[int | None] | None, data_shape: Sequence[int]
+) -> None:
+    """Raise when the data's rows do not have the shape the model's input takes.
+
+    A ``None`` dimension takes any size. As Keras's functional models do, a trailing
+    dimension of 1 on one side only is not a mismatch (the model squeezes or adds it).
+
+    Args:
+        model_input_shape: one sample's shape as the model's input declares it (without
+            the batch dimension), or None when unknown (several inputs, a subclassed
+            model): then nothing is checked.
+        data_shape: one row's shape (``x_train.shape[1:]``).
+    """
+    if model_input_shape is None:
+        return
+    model = list(model_input_shape)
+    data = [int(d) for d in data_shape]
+    if len(data) == len(model) + 1 and data[-1] == 1:
+        data = data[:-1]
+    elif len(model) == len(data) + 1 and model[-1] == 1:
+        model = model[:-1]
+    if len(model) == len(data) and all(
+            m is None or m == d for m, d in zip(model, data, strict=True)):
+        return
+    raise InputError(
+        f"the model's input takes samples of shape {_shape(model_input_shape)} but the "
+        f"data's rows have shape {_shape(data_shape)}: fit would fail on every batch; "
+        "give the model an input of the data's shape, or reshape the data"
+    )
+
+
+def _shape(dims: Sequence[int | None]) -> str:
+    """``(28, 28, 1)``, ``(4,)``, ``(None, 8)``."""
+    inner = ", ".join("None" if d is None else str(int(d)) for d in dims)
+    return f"({inner},)" if len(dims) == 1 else f"({inner})"
+
+
 def check_class_weights(
     table: dict[str, Sequence[float] | None], class_names: Sequence[str]
 ) -> list[str]:

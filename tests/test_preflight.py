@@ -14,7 +14,9 @@ from stabcheck.preflight import (
     canonical_loss_name,
     check_class_weights,
     check_data_finite,
+    check_input_shape,
     check_label_rank,
+    check_label_values,
     check_labels_vs_loss,
     check_loss_weights,
     check_model_outputs,
@@ -449,3 +451,65 @@ def test_check_loss_weights_raises_for_a_per_class_dict(loss_weights, names) -> 
 )
 def test_check_loss_weights_silent(loss_weights) -> None:
     assert check_loss_weights(loss_weights, ["cat", "dog"]) is None
+
+
+# ------------------------------------------------------------------ integer labels
+
+
+@pytest.mark.parametrize(("loss", "values", "units", "match"), [
+    ("sparse_categorical_crossentropy", (-1, 1), None, r"hold \{-1\}.*negative label"),
+    ("SparseCategoricalCrossentropy", (-1, 0, 1), 3, "negative label"),
+    ("sparse_categorical_crossentropy", (0, 1, 2), 2, "go up to 2 but the model's output has 2"),
+    ("sparse_categorical_crossentropy", (1, 2, 3), 3, "fit fails on label 3"),
+    ("sparse_categorical_crossentropy", (0, 2), 3, r"class index \{1\} has no sample"),
+    ("binary_crossentropy", (-1, 1), 1, r"hold \{-1, 1\}.*takes 0/1 labels"),
+    ("binary_focal_crossentropy", (1, 2), None, "takes 0/1 labels"),
+])
+def test_integer_labels_the_loss_cannot_take_are_refused(loss, values, units, match):
+    with pytest.raises(InputError, match=match) as info:
+        check_label_values(loss, values, units)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    assert "map" in str(info.value)
+
+
+@pytest.mark.parametrize(("loss", "values", "units"), [
+    ("sparse_categorical_crossentropy", (0, 1, 2), 3),
+    ("sparse_categorical_crossentropy", (0, 1, 2), None),  # units not known yet
+    ("binary_crossentropy", (0, 1), 1),
+    ("hinge", (-1, 1), 1),  # a loss stabcheck does not know: the labels pass as they are
+    ("sparse_categorical_crossentropy", None, 3),  # labels the loader encoded (strings)
+])
+def test_integer_labels_the_loss_takes_pass(loss, values, units):
+    check_label_values(loss, values, units)
+
+
+def test_a_long_label_set_is_shortened_in_the_message():
+    with pytest.raises(InputError, match=r"\{0, 1, 2, 3, \.\.\., 99\}"):
+        check_label_values("sparse_categorical_crossentropy", tuple(range(100)), 10)
+
+
+# --------------------------------------------------------------------- input shape
+
+
+@pytest.mark.parametrize(("model", "data"), [
+    ([4], (4,)),
+    ([None, 8], (3, 8)),
+    ([28, 28, 1], (28, 28, 1)),
+    ([28, 28, 1], (28, 28)),  # Keras adds a trailing 1
+    ([30], (30, 1)),  # and squeezes one
+    (None, (5,)),  # unknown (several inputs, a subclassed model): not checked
+])
+def test_input_shapes_that_fit(model, data):
+    check_input_shape(model, data)
+
+
+@pytest.mark.parametrize(("model", "data", "shown"), [
+    ([8], (4,), r"shape \(8,\) but the data's rows have shape \(4,\)"),
+    ([28, 28, 1], (8, 8, 1), r"\(28, 28, 1\) but .* \(8, 8, 1\)"),
+    ([None, 8], (8,), r"\(None, 8\) but .* \(8,\)"),
+    ([30], (30, 2), r"\(30,\) but .* \(30, 2\)"),
+])
+def test_input_shapes_that_do_not_fit(model, data, shown):
+    with pytest.raises(InputError, match=shown) as info:
+        check_input_shape(model, data)
+    assert info.value.exit_code == 2 and "fit would fail on every batch" in str(info.value)
