@@ -116,3 +116,50 @@ def test_a_per_class_dict_compiled_as_loss_weights_is_a_usage_error(saved_models
     with pytest.raises(InputError, match="loss_weights weights the model's outputs"):
         probe_run(model=f"{FIXTURES / 'compiled_models.py'}:per_class_loss_weights",
                   data=str(saved_models / "three.npz"))
+
+
+# ------------------------------------------------ custom objects and import folders
+
+
+@pytest.fixture
+def user_code(tmp_path: Path) -> Path:
+    """A user's folder: a package whose __init__ must not run in the parent, a module."""
+    root = tmp_path / "code"
+    (root / "mypkg").mkdir(parents=True)
+    (root / "mypkg" / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    (root / "mypkg" / "layers.py").write_text("")
+    (root / "helpers.py").write_text("")
+    return root
+
+
+def test_find_module_looks_in_the_folders_without_importing(user_code: Path):
+    from stabcheck.models import find_module
+
+    assert find_module("mypkg.layers", [str(user_code)])  # __init__ would raise if it ran
+    assert find_module("helpers", [str(user_code)])
+    assert "mypkg" not in sys.modules
+    assert not find_module("mypkg.layers") and not find_module("mypkg.nope", [str(user_code)])
+    assert not find_module("helpers.sub", [str(user_code)])  # a module is no package
+    assert find_module("json.decoder") and find_module("sys")  # the standard library
+
+
+def test_parse_model_spec_checks_and_carries_the_custom_objects(user_code: Path, tmp_path):
+    spec = parse_model_spec("builtin:mlp", ["mypkg.layers", str(user_code / "helpers.py")],
+                            [str(user_code)])
+    assert spec.custom_objects == ("mypkg.layers", str((user_code / "helpers.py").resolve()))
+    assert spec.sys_path[0] == str(user_code.resolve())
+    assert type(spec).from_json(spec.to_json()) == spec
+    for entries, message in ((["nowhere.layers"], "no module 'nowhere.layers'"),
+                             ([str(tmp_path / "missing.py")], "file not found")):
+        with pytest.raises(InputError, match=f"--custom-objects .*{message}"):
+            parse_model_spec("builtin:mlp", entries, [str(user_code)])
+
+
+def test_a_file_factory_has_its_own_folder_first_on_the_path(user_code: Path):
+    (user_code / "factory.py").write_text("def build(): ...\n")
+    spec = parse_model_spec(f"{user_code / 'factory.py'}:build", (), ["/elsewhere"])
+    assert spec.sys_path == (str(user_code.resolve()), "/elsewhere")
+    module_spec = parse_model_spec("mypkg.layers:make", (), [str(user_code)])
+    assert module_spec.kind == "module_factory" and module_spec.path == "mypkg.layers"
+    with pytest.raises(InputError, match="module 'mypkg.layers' cannot be imported"):
+        parse_model_spec("mypkg.layers:make")
