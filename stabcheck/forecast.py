@@ -165,6 +165,16 @@ class MemoryReport:
     rejected: tuple[MemoryPoint, ...] = ()  # earlier forecasts whose verification failed
     accumulation: tuple[dict[str, Any], ...] = ()
     mixed_precision: dict[str, Any] | None = None
+    # The training samples: no step trains on a larger batch (fit caps a batch at the
+    # data), so no batch size beyond it is planned or forecast. None: not known.
+    max_batch: int | None = None
+
+    @property
+    def forecast_capped(self) -> bool:
+        """Whether the forecast is the whole training sample: more would fit, but no batch
+        trains on more rows than there are."""
+        return (self.max_batch is not None and self.forecast_batch is not None
+                and self.forecast_batch >= self.max_batch)
 
     @property
     def forecast_error(self) -> float | None:
@@ -202,6 +212,8 @@ class MemoryReport:
             "forecast_error": self.forecast_error,
             "accumulation": list(self.accumulation),
             "mixed_precision": self.mixed_precision,
+            "training_samples": self.max_batch,
+            "forecast_capped": self.forecast_capped,
         }
 
     @classmethod
@@ -222,4 +234,5 @@ class MemoryReport:
             rejected=tuple(MemoryPoint.from_json(p) for p in data.get("rejected_forecasts") or ()),
             accumulation=tuple(data.get("accumulation") or ()),
             mixed_precision=data.get("mixed_precision"),
+            max_batch=data.get("training_samples"),
         )

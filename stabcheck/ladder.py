@@ -4,7 +4,10 @@ Each batch size runs in a fresh worker (the runner starts one per batch size), s
 peak is that of a clean process. Measurement probes use the grid's first setting and a few
 steps: memory does not depend on the learning rate, the class weights or the clipping,
 and the peak is reached within the first optimizer steps (when the optimizer's slots are
-created). Everything here returns data; nothing prints.
+created). No step trains on more rows than the training sample holds (``fit`` caps a batch
+at the data there is), so with ``max_batch`` the ladder never plans, forecasts or verifies
+a batch size beyond it, and a point is the batch a step trained on. Everything here
+returns data; nothing prints.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from stabcheck.forecast import (
     ladder_between,
     usable_budget,
 )
-from stabcheck.plan import probe_id
+from stabcheck.plan import effective_batch_size, probe_id
 from stabcheck.results import Category, Outcome, Probe, ProbeResult, Verdict
 from stabcheck.runner import ProbeRunner
 from stabcheck.thresholds import DEFAULT_THRESHOLDS
@@ -39,15 +42,16 @@ Measure = Callable[[Probe], ProbeResult]
 
 
 def points_from_results(results: Sequence[ProbeResult]) -> list[MemoryPoint]:
-    """One point per batch size: the first probe that ran in that batch size's worker."""
+    """One point per batch size a step trained on: the first probe that ran in that batch
+    size's worker (a batch size above the training sample counts as the sample's size)."""
     points: dict[int, MemoryPoint] = {}
     for result in results:
         settings = result.probe.settings
-        if settings.batch_size in points or result.verdict.evidence.get("ran") is False:
+        if settings.trained_batch_size in points or result.verdict.evidence.get("ran") is False:
             continue
         if settings.accumulation_steps != 1 or settings.dtype_policy is not None:
             continue
-        points[settings.batch_size] = _point(result)
+        points[settings.trained_batch_size] = _point(result)
     return sorted(points.values(), key=lambda p: p.batch_size)
 
 
@@ -62,6 +66,7 @@ def build_memory_report(
     extra_sizes: Sequence[int] = (),
     on_result: Callable[[ProbeResult], None] | None = None,
     mixed_policy: str = "mixed_bfloat16",
+    max_batch: int | None = None,
 ) -> MemoryReport:
     """Measure where needed, fit, forecast the largest batch size under the budget, verify.
 
@@ -75,11 +80,16 @@ def build_memory_report(
         extra_sizes: batch sizes to measure besides the grid's (``stabcheck memory``).
         on_result: called with every measurement probe's result.
         mixed_policy: the mixed-precision policy to measure.
+        max_batch: the training samples: the largest batch a step can train on. Nothing
+            beyond it is planned or forecast; where it fits, it is the answer.
     """
     margin = DEFAULT_THRESHOLDS.memory_margin
+    cap = max_batch if max_batch is not None and max_batch > 0 else None
 
     def measure(batch_size: int, *, tag: str = "memory", **changes: Any) -> ProbeResult:
-        settings = replace(template.settings, batch_size=batch_size, **changes)
+        settings = replace(template.settings, batch_size=batch_size,
+                           effective_batch_size=effective_batch_size(batch_size, cap),
+                           **changes)
         steps = max(MEASURE_STEPS, settings.accumulation_steps + 1)
         suffix = "".join(f",{k}={v}" for k, v in sorted(changes.items()))
         pid = f"{tag}:" + probe_id(settings.class_weight, settings.learning_rate,
@@ -93,14 +103,15 @@ def build_memory_report(
 
     points = {p.batch_size: p for p in points_from_results(grid_results)}
     for size in extra_sizes:
-        if size not in points:
-            points[size] = _point(measure(size))
+        if min(size, cap or size) not in points:
+            point = _point(measure(size))
+            points[point.batch_size] = point
     fitting = sorted(b for b, p in points.items() if p.fits)
     failing = sorted(b for b, p in points.items() if not p.fits)
     if budget is not None and len(fitting) < 2 and fitting:
         # Two points make a line: measure between the largest fit and the smallest
-        # failure, or beyond the largest fit when nothing failed.
-        high = failing[0] if failing else fitting[-1] * 8
+        # failure, or beyond the largest fit when nothing failed (up to the sample).
+        high = failing[0] if failing else min(fitting[-1] * 8, cap or fitting[-1] * 8)
         for size in ladder_between(fitting[-1], high):
             points[size] = _point(measure(size, tag="ladder"))
             if not points[size].fits:
@@ -116,15 +127,20 @@ def build_memory_report(
             if forecast is None or not fitting:
                 break
             top = max(fitting)
-            target = min([forecast] + [b for b, p in points.items() if not p.fits and b > top])
+            target = min([forecast] + [b for b, p in points.items() if not p.fits and b > top]
+                         + ([cap] if cap else []))
             if target <= APPROACH_RATIO * top:
                 break
             size = int(round((top * target) ** 0.5 / 8)) * 8
             points[size] = _point(measure(size, tag="ladder"))
             line = fit_line(list(points.values())) or line
     ordered = tuple(sorted(points.values(), key=lambda p: p.batch_size))
-    report = MemoryReport(budget, margin, enforcement, ordered)
+    report = MemoryReport(budget, margin, enforcement, ordered, max_batch=cap)
+    whole = points.get(cap) if cap else None
     if line is None:
+        if budget is not None and whole is not None and whole.fits:
+            # The whole sample in one batch fits: nothing larger exists to forecast.
+            return replace(report, forecast_batch=cap, verified=whole)
         return report
     report = replace(report, intercept=line.intercept, slope=line.slope,
                      fit_method=line.method)
@@ -138,6 +154,8 @@ def build_memory_report(
             return report
         forecast = below_failure(line, below[-1], points[failing[0]],
                                  usable_budget(budget, margin)) or below[-1].batch_size
+    if forecast is not None and cap is not None and forecast > cap:
+        forecast = cap  # no batch trains on more than the sample holds
     if forecast is None:
         return report
     check = verify_forecast(forecast, points, line, budget, margin,
@@ -244,7 +262,7 @@ def _memory_verdict(verdict: Verdict, steps: int) -> Verdict:
 
 def _point(result: ProbeResult) -> MemoryPoint:
     return MemoryPoint(
-        batch_size=result.probe.settings.batch_size,
+        batch_size=result.probe.settings.trained_batch_size,
         peak_bytes=result.run.memory.peak_host_bytes,
         fits=result.verdict.category not in (Category.MEMORY, Category.ERROR, Category.CRASH),
         outcome=result.verdict.outcome.value,

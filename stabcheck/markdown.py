@@ -26,6 +26,7 @@ from stabcheck.recommend import (
 )
 from stabcheck.resultio import write_text_atomic
 from stabcheck.results import ProbeResult, RunReport
+from stabcheck.wording import capped_batch_notes
 
 __all__ = ["render_markdown", "write_markdown"]
 
@@ -169,6 +170,9 @@ def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
     lines += _header(report, policy)
     if report.results:
         lines += _grid(report)
+        notes = capped_batch_notes(report.results)
+        if notes:
+            lines += [""] + [f"_{_escape(note)}_" for note in notes]
     failures = _failures(report, policy)
     if failures:
         lines += ["", "### Failures"]

@@ -4,7 +4,8 @@
 fresh process each, fit a line, forecast the largest batch size that fits the budget with
 a margin and verify it by a real run; then measure the remedies (gradient accumulation,
 mixed precision) for the smallest batch size that did not fit. This module shows that as
-a table and in sentences. Display only.
+a table and in sentences. No batch trains on more rows than the training sample holds, so
+no batch size beyond it is forecast: where it fits, the sentences say so. Display only.
 """
 
 from __future__ import annotations
@@ -51,8 +52,16 @@ def memory_table(memory: Any) -> Table:
 def memory_forecast_lines(memory: Any) -> list[str]:
     """The forecast in sentences: what fits, what does not, what would make it fit."""
     lines: list[str] = []
+    cap_note = (f"a batch size above the {memory.max_batch} training samples trains on "
+                f"{memory.max_batch} rows a step, as fit would, so no larger size is forecast")
     if memory.slope is None:
-        if memory.budget_bytes:
+        verified = memory.verified
+        if memory.forecast_capped and verified is not None and verified.fits:
+            lines.append(
+                f"every batch size up to the {memory.max_batch} training samples fits the "
+                f"budget: batch {verified.batch_size} ran at {human_bytes(verified.peak_bytes)} "
+                f"(measured); {cap_note}")
+        elif memory.budget_bytes:
             lines.append("too few batch sizes completed to fit a memory forecast")
         return lines
     ran = sorted(p.batch_size for p in memory.points if p.fits and p.peak_bytes)
@@ -78,13 +87,18 @@ def memory_forecast_lines(memory: Any) -> list[str]:
                      f"{human_bytes(budget)}: {fate}")
     if memory.forecast_batch is not None:
         verified = memory.verified
-        text = (f"largest batch size that fits with a {memory.margin:.0%} margin: "
-                f"{memory.forecast_batch} (forecast {human_bytes(int(memory.forecast_peak))})")
+        what = (f"every batch size up to the {memory.max_batch} training samples fits with a "
+                f"{memory.margin:.0%} margin: {memory.forecast_batch}" if memory.forecast_capped
+                else f"largest batch size that fits with a {memory.margin:.0%} margin: "
+                f"{memory.forecast_batch}")
+        text = f"{what} (forecast {human_bytes(int(memory.forecast_peak))})"
         if verified is not None and verified.fits and memory.forecast_error is not None:
             text += (f"; verified by a real run at {human_bytes(verified.peak_bytes)}, "
                      f"forecast error {memory.forecast_error:+.1%}")
         elif verified is not None:
             text += f"; the verification run did not fit: {verified.outcome}"
+        if memory.forecast_capped:
+            text += f"; {cap_note}"
         lines.append(text)
         for point in memory.rejected:
             lines.append(

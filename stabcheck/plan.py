@@ -29,8 +29,12 @@ def plan_probes(
     loss: str,
     optimizer: str,
     weights_by_strategy: dict[str, dict[str, float] | None],
+    n_samples: int | None = None,
 ) -> list[Probe]:
-    """Every probe of the grid, batch size outermost (one worker serves one batch size)."""
+    """Every probe of the grid, batch size outermost (one worker serves one batch size).
+
+    A batch size above ``n_samples`` (the training sample) trains on ``n_samples`` rows a
+    step, as ``fit`` would: its settings say so in ``effective_batch_size``."""
     probes = []
     seen = set()
     for batch_size in settings.batch_size:
@@ -49,8 +53,17 @@ def plan_probes(
                         batch_size=batch_size,
                         optimizer=optimizer,
                         loss=_focal_name(loss) if strategy == "focal" else loss,
+                        effective_batch_size=effective_batch_size(batch_size, n_samples),
                     ), settings.steps))
     return probes
+
+
+def effective_batch_size(batch_size: int, n_samples: int | None) -> int | None:
+    """The batch ``fit`` trains on when ``batch_size`` exceeds the ``n_samples`` training
+    samples (it caps a batch at the data there is); None when ``batch_size`` fits."""
+    if n_samples is None or batch_size <= n_samples:
+        return None
+    return max(1, n_samples)
 
 
 def _focal_name(loss: str) -> str:

@@ -49,7 +49,14 @@ from stabcheck.report_header import class_table, header_table
 from stabcheck.results import Outcome, ProbeResult, RunReport
 from stabcheck.sparkline import SPARK_WIDTH, sparkline
 from stabcheck.units import human_bytes
-from stabcheck.wording import CELLS, MISSING, bullet, plural, step_suffix
+from stabcheck.wording import (
+    CELLS,
+    MISSING,
+    bullet,
+    capped_batch_notes,
+    plural,
+    step_suffix,
+)
 
 __all__ = [
     "SPARK_WIDTH",
@@ -170,6 +177,8 @@ def render_report(report: RunReport, console: Console) -> None:
         legend = _legend(report)
         if legend is not None:
             console.print(legend)
+        for note in capped_batch_notes(report.results):
+            console.print(Text(note, style="yellow"))
     else:
         console.print(Text("no probe ran", style="yellow"))
 

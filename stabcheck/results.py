@@ -110,6 +110,14 @@ class ProbeSettings:
     loss: str
     accumulation_steps: int = 1  # Keras's gradient_accumulation_steps (memory probes)
     dtype_policy: str | None = None  # e.g. "mixed_bfloat16" (memory probes)
+    # The batch a step trains on where it is less than ``batch_size``: fit caps a batch
+    # at the training samples there are. None: the batch is ``batch_size``.
+    effective_batch_size: int | None = None
+
+    @property
+    def trained_batch_size(self) -> int:
+        """The batch one step trains on: ``effective_batch_size`` or ``batch_size``."""
+        return self.effective_batch_size or self.batch_size
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -125,6 +133,8 @@ class ProbeSettings:
             data["accumulation_steps"] = self.accumulation_steps
         if self.dtype_policy is not None:
             data["dtype_policy"] = self.dtype_policy
+        if self.effective_batch_size is not None:
+            data["effective_batch_size"] = self.effective_batch_size
         return data
 
     @classmethod

@@ -20,6 +20,7 @@ __all__ = [
     "CELLS",
     "MISSING",
     "bullet",
+    "capped_batch_notes",
     "fmt_lr",
     "fmt_number",
     "join",
@@ -90,6 +91,18 @@ def step_suffix(result: ProbeResult) -> str:
     if isinstance(step, int) and not isinstance(step, bool) and step > 0:
         return f"@{step}"
     return ""
+
+
+def capped_batch_notes(results: Sequence[ProbeResult]) -> list[str]:
+    """One sentence per batch size that was larger than the training sample (its probes
+    trained on the whole sample a step, as ``fit`` would), in the order they ran."""
+    seen: dict[int, int] = {}
+    for result in results:
+        settings = result.probe.settings
+        if settings.effective_batch_size is not None:
+            seen.setdefault(settings.batch_size, settings.effective_batch_size)
+    return [f"batch {size} is larger than the {n} training samples: probed as {n}, as fit "
+            "would" for size, n in seen.items()]
 
 
 def bullet(line: str, style: str = "") -> Table:

@@ -97,3 +97,82 @@ def test_a_forecast_that_fits_with_less_than_the_margin_is_refitted_and_planned_
     assert check.line.slope > LINE.slope and check.rejected == ()
     assert check.forecast < first_forecast() and check.verified.fits
     assert check.verified.peak_bytes <= BUDGET * 0.975 or len(machine.runs) == MAX_VERIFY
+
+
+# ------------------------------------------------- the training sample caps the batch
+
+
+class SimulatedRunner:
+    """Stands in for ``ProbeRunner``: a probe's peak follows ``LINE`` at the batch a step
+    trains on (``trained_batch_size``); above ``ceiling`` the watchdog ends it."""
+
+    def __init__(self, ceiling: int = BUDGET) -> None:
+        self.ceiling = ceiling
+        self.probes: list = []
+
+    def run(self, probe, class_weights):
+        from stabcheck.results import MemoryEvidence, ProbeRun, StepRecord, Termination
+
+        self.probes.append(probe)
+        peak = int(LINE.at(probe.settings.trained_batch_size))
+        over = peak > self.ceiling
+        steps = tuple(StepRecord(i, 1.0 - 0.1 * i, 1.0) for i in range(1, probe.steps + 1))
+        return ProbeRun(probe, Termination.OVER_BUDGET if over else Termination.COMPLETED,
+                        steps=() if over else steps,
+                        memory=MemoryEvidence(min(peak, self.ceiling), BUDGET, "watchdog"))
+
+
+def template(batch_size: int = 32):
+    from stabcheck.results import Probe, ProbeSettings
+
+    return Probe(f"cw=none,lr=0.01,clip=none,bs={batch_size}", ProbeSettings(
+        "none", None, 0.01, "none", batch_size, "adam", "binary_crossentropy"), 3)
+
+
+def memory_report(runner, sizes, max_batch):
+    from stabcheck.ladder import build_memory_report
+
+    return build_memory_report(runner, template(), [], budget=BUDGET, enforcement="watchdog",
+                               class_weights=None, extra_sizes=sizes, max_batch=max_batch)
+
+
+def test_the_ladder_plans_and_forecasts_no_batch_beyond_the_training_sample():
+    """The budget would take about 500,000 samples a batch; there are 5,000."""
+    runner = SimulatedRunner()
+    report = memory_report(runner, (32, 16384), max_batch=5000)
+    trained = [p.settings.trained_batch_size for p in runner.probes]
+    assert max(trained) == 5000 and all(b <= 5000 for b in trained)
+    asked = {p.settings.batch_size: p.settings.effective_batch_size for p in runner.probes}
+    assert asked[16384] == 5000  # measured as asked, trained on the whole sample
+    assert [p.batch_size for p in report.points] == [32, 5000]
+    assert report.forecast_batch == 5000 and report.forecast_capped
+    assert report.verified.fits and report.verified.batch_size == 5000
+    data = report.to_json()
+    assert data["training_samples"] == 5000 and data["forecast_capped"] is True
+    assert type(report).from_json(data).max_batch == 5000
+
+    from stabcheck.memory_section import memory_forecast_lines
+
+    text = " ".join(memory_forecast_lines(report))
+    assert "every batch size up to the 5000 training samples fits with a 5% margin: 5000" in text
+    assert "trains on 5000 rows a step, as fit would, so no larger size is forecast" in text
+
+
+def test_with_one_size_that_is_the_whole_sample_the_answer_is_that_measured_run():
+    runner = SimulatedRunner()
+    report = memory_report(runner, (16384,), max_batch=489)
+    assert [p.settings.trained_batch_size for p in runner.probes] == [489]  # no ladder
+    assert report.slope is None and report.forecast_batch == 489 and report.forecast_capped
+    from stabcheck.memory_section import memory_forecast_lines
+
+    (line,) = memory_forecast_lines(report)
+    assert line.startswith("every batch size up to the 489 training samples fits the budget: "
+                           "batch 489 ran at")
+
+
+def test_a_limit_below_the_training_sample_is_forecast_as_before():
+    runner = SimulatedRunner(ceiling=300 * MiB)  # about 37,000 samples a batch fit
+    report = memory_report(runner, (32, 8192), max_batch=1_000_000)
+    assert not report.forecast_capped and report.forecast_batch < 1_000_000
+    assert all(p.settings.effective_batch_size is None for p in runner.probes)
+    assert report.verified is not None and report.verified.fits

@@ -146,3 +146,21 @@ def test_duplicates_removed_first_kept(
 
 def test_empty_lr_grid_plans_nothing() -> None:
     assert plan(make_settings(), lrs=()) == []
+
+
+def test_a_batch_size_above_the_training_sample_trains_on_the_whole_sample():
+    settings = make_settings(batch_size=(32, 489, 16384), class_weight=("none",))
+    probes = plan_probes(settings, lrs=(1e-3,), loss="sparse_categorical_crossentropy",
+                         optimizer="adam", weights_by_strategy=WEIGHTS, n_samples=489)
+    by_size = {p.settings.batch_size: p.settings for p in probes}
+    assert {b: s.effective_batch_size for b, s in by_size.items()} == {
+        32: None, 489: None, 16384: 489}
+    assert {b: s.trained_batch_size for b, s in by_size.items()} == {
+        32: 32, 489: 489, 16384: 489}
+    # Written only where it differs from batch_size; read back as it was written.
+    assert "effective_batch_size" not in by_size[32].to_json()
+    assert by_size[16384].to_json()["effective_batch_size"] == 489
+    assert type(by_size[16384]).from_json(by_size[16384].to_json()) == by_size[16384]
+    assert [p.id for p in probes][-1] == "cw=none,lr=0.001,clip=none,bs=16384"  # id as asked
+    unknown = plan(make_settings(batch_size=(16384,)))  # n_samples not given: nothing capped
+    assert {p.settings.effective_batch_size for p in unknown} == {None}

@@ -972,3 +972,33 @@ def test_a_memory_search_probe_that_ran_out_is_not_named_as_exhausted() -> None:
     advice = recommendations(make_report([*MEMORY_GRID, rung]))
     assert advice[0] == "batch size 4096 exhausted host memory; the largest batch size that " \
         "ran was 32"
+
+
+def test_a_batch_larger_than_the_training_sample_is_said_once(tmp_path):
+    from stabcheck.markdown import render_markdown
+    from stabcheck.policy import parse_fail_on
+
+    def capped(result: ProbeResult) -> ProbeResult:
+        settings = dataclasses.replace(result.probe.settings, effective_batch_size=489)
+        probe = dataclasses.replace(result.probe, settings=settings)
+        return dataclasses.replace(result, run=dataclasses.replace(result.run, probe=probe))
+
+    report = make_report([
+        make_result(Outcome.STABLE, bs=32),
+        capped(make_result(Outcome.STABLE, bs=16384)),
+        capped(make_result(Outcome.NON_FINITE, bs=16384, lr=1.0)),
+    ])
+    note = "batch 16384 is larger than the 489 training samples: probed as 489, as fit would"
+    text = render(report)
+    assert text.count(note) == 1 and "batch 32 is larger" not in text
+    assert render_markdown(report, parse_fail_on(["numerical"])).count(note) == 1
+    from tests.conftest import validate_result
+
+    data = validate_result(report, tmp_path)
+    settings = [p["settings"] for p in data["probes"]]
+    assert [s.get("effective_batch_size") for s in settings] == [None, 489, 489]
+    assert "effective_batch_size" not in settings[0]
+    from stabcheck.resultio import load_report
+
+    write_json(report, tmp_path / "r.json")
+    assert text.count(note) == render(load_report(tmp_path / "r.json")).count(note) == 1
