@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stabcheck import __version__
-from stabcheck.errors import StabcheckError, UsageError
-from stabcheck.policy import fails, parse_fail_on
+from stabcheck.errors import InputError, StabcheckError, UsageError
+from stabcheck.policy import fails, parse_fail_on, unprobed_cause
 from stabcheck.results import Category, RunReport
 
 app = typer.Typer(
@@ -120,8 +120,15 @@ _Imbalance = Annotated[Optional[float], typer.Option(  # noqa: UP045
     help="Make the data long-tailed for a demonstration: the rarest class keeps this "
     "fraction.")]
 _FailOn = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-    "--fail-on", help="Categories or outcomes that fail the run (exit 1); default "
-    f"numerical,memory,crash; also any, none. {_LIST}")]
+    "--fail-on", help="Categories or outcomes that fail the run (exit 1); default: "
+    f"numerical, memory, crash, error; also any, none. A run in which every probe ended "
+    f"error exits 2. {_LIST}")]
+_CustomObjects = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--custom-objects", metavar="MODULE",
+    help="A module (mypkg.layers) or .py file imported in the worker before the model is "
+    "loaded, so that the classes it registers with "
+    "@keras.saving.register_keras_serializable load with safe_mode=True. "
+    f"{_LIST}")]
 _Workers = Annotated[Optional[int], typer.Option(  # noqa: UP045
     help="Probe workers in parallel (default: one per core, at most 4; 1 with a GPU).")]
 _CheckNumerics = Annotated[Optional[bool], typer.Option(  # noqa: UP045
@@ -140,6 +147,7 @@ def probe(
     journal: _Journal = None, resume: _Resume = None, seed: _Seed = None,
     max_samples: _MaxSamples = None, imbalance: _Imbalance = None, fail_on: _FailOn = None,
     check_numerics: _CheckNumerics = None, workers: _Workers = None,
+    custom_objects: _CustomObjects = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
 ) -> None:
     """Run short probe trainings over a grid of settings and report what survives."""
@@ -154,6 +162,7 @@ def memory(
     memory_budget: _MemoryBudget = None, gpu_memory_budget: _GpuBudget = None,
     timeout: _Timeout = None, json_path: _Json = None, journal: _Journal = None,
     seed: _Seed = None, max_samples: _MaxSamples = None, fail_on: _FailOn = None,
+    custom_objects: _CustomObjects = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
 ) -> None:
     """Measure peak memory per batch size (each in a fresh process), forecast the largest
@@ -189,6 +198,11 @@ def _run(config: Path | None, params: dict, *, memory_only: bool) -> None:
     except KeyboardInterrupt:  # before the first probe: nothing to report
         print("stabcheck: interrupted before any probe ran", file=sys.stderr)
         raise typer.Exit(130) from None
+    # Nothing could be probed: the input is wrong, whatever --fail-on says (exit 2).
+    cause = None if result.interrupted else unprobed_cause(result.results)
+    if cause is not None:
+        raise InputError(cause)
+    view.release()
     report.render_report(result, console)
     if settings.json:
         report.write_json(result, settings.json)
@@ -287,9 +301,16 @@ def env(
 
 # ------------------------------------------------------------------ progress
 class _ProgressView:
-    """A progress bar over probes on stderr; shows the probe and step running now."""
+    """A progress bar over probes on stderr; shows the probe and step running now.
+
+    A probe that did not end ``ok`` gets a line on stderr as it ends; ``error`` lines are
+    held back until some probe ends otherwise (or ``release``), so that a run in which
+    every probe ended ``error`` leaves only its one-line usage error on stderr.
+    """
 
     def __init__(self, console: Console) -> None:
+        self._held: list[str] = []
+        self._hold = True
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("{task.fields[detail]}"),
@@ -298,11 +319,22 @@ class _ProgressView:
         self._task = self._progress.add_task("starting", total=None, detail="")
 
     def __enter__(self) -> _ProgressView:
-        self._progress.start()
+        # Only a terminal gets the live bar: in a CI log (or a pipe) it draws nothing, and
+        # stopping it there prints a blank line before a usage error's one line.
+        if self._progress.console.is_terminal:
+            self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        if self._progress.live.is_started:
+            self._progress.stop()
+
+    def release(self) -> None:
+        """Print the held ``error`` lines, and hold none from now on."""
+        self._hold = False
+        for line in self._held:
+            self._progress.console.print(line, highlight=False, markup=False)
+        self._held.clear()
 
     def update(self, event: object) -> None:
         from stabcheck.engine import Progress as Event
@@ -319,10 +351,14 @@ class _ProgressView:
         elif event.kind == "result" and event.result is not None:
             self._progress.update(self._task, completed=event.step)
             verdict = event.result.verdict
+            if verdict.category is not Category.ERROR:
+                self.release()
             if verdict.category is not Category.OK:
-                self._progress.console.print(
-                    f"  {event.result.probe.id}: {verdict.outcome.value} - {verdict.summary}",
-                    highlight=False, markup=False)
+                line = f"  {event.result.probe.id}: {verdict.outcome.value} - {verdict.summary}"
+                if self._hold:
+                    self._held.append(line)
+                else:
+                    self._progress.console.print(line, highlight=False, markup=False)
 
 
 def main() -> None:

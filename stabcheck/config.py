@@ -26,10 +26,12 @@ CLASS_WEIGHT_STRATEGIES = ("none", "balanced", "sqrt", "effective", "custom")
 # focal cross-entropy with alpha from the class frequencies (``focal``).
 REMEDY_STRATEGIES = ("normalized", "focal")
 CLIP_KINDS = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
-FAIL_ON_DEFAULT = ("numerical", "memory", "crash")
+# A gate never passes a config it could not probe: ``error`` fails the run too.
+FAIL_ON_DEFAULT = ("numerical", "memory", "crash", "error")
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 
 _STRESS_RE = re.compile(r"^x(\d+(?:\.\d*)?(?:e\d+)?)$")
+_MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,20 @@ class Settings:
     workers: int | None = None  # parallel probe workers; None: one per two cores
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     journal: Path | None = None
+    # Modules (``mypkg.layers``) or ``.py`` files imported in the worker before the model
+    # is loaded or built: the custom classes they register load with safe_mode=True.
+    custom_objects: tuple[str, ...] = ()
+    config_dir: Path | None = None  # the config file's folder (None: no config file)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def import_dirs(self) -> tuple[str, ...]:
+        """Folders a model factory or a custom-objects module is imported from, ahead of
+        ``sys.path``: the config file's folder (where its paths are relative to), then the
+        current folder (where a flag's are)."""
+        dirs = [str(self.config_dir)] if self.config_dir is not None else []
+        cwd = str(Path.cwd())
+        return tuple(dirs + ([cwd] if cwd not in dirs else []))
 
     def to_json(self) -> dict[str, Any]:
         """The settings as the JSON result records them (paths as strings)."""
@@ -107,18 +122,19 @@ class Settings:
             "fail_on": list(self.fail_on),
             "check_numerics": self.check_numerics,
             "workers": self.workers,
+            "custom_objects": list(self.custom_objects),
             "thresholds": asdict(self.thresholds),
         }
 
 
 # Keys a config file may hold, and the parser of each (flags share the parsers).
-_LIST_KEYS = ("lr", "class_weight", "clip", "batch_size", "fail_on")
+_LIST_KEYS = ("lr", "class_weight", "clip", "batch_size", "fail_on", "custom_objects")
 _KNOWN_KEYS = {
     "model", "data", "target", "loss", "optimizer", "lr", "class_weight",
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
     "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
     "holdout", "imbalance", "fail_on", "journal",
-    "junit", "markdown", "html", "check_numerics", "thresholds", "workers",
+    "junit", "markdown", "html", "check_numerics", "thresholds", "workers", "custom_objects",
 }
 
 
@@ -131,6 +147,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
             data = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}): TOML files must be UTF-8; save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
         raise ConfigError(
@@ -152,9 +175,14 @@ def build_settings(
     if config_path is not None:
         raw.update(read_config_file(config_path))
         base_dir = config_path.resolve().parent
+        raw["config_dir"] = base_dir
         for key in ("model", "data", "json", "journal", "junit", "markdown", "html"):
             if isinstance(raw.get(key), str):
                 raw[key] = resolve_spec_path(raw[key], base_dir)
+        if "custom_objects" in raw:
+            raw["custom_objects"] = [
+                resolve_spec_path(v, base_dir) if isinstance(v, str) and _is_file_entry(v)
+                else v for v in _as_list("custom_objects", raw["custom_objects"])]
     for key, value in flags.items():
         if value is None or (isinstance(value, (list, tuple)) and not value):
             continue
@@ -178,6 +206,27 @@ def resolve_spec_path(spec: str, base_dir: Path) -> str:
         return spec  # package.module:function
     path = Path(spec)
     return str(path if path.is_absolute() else base_dir / path)
+
+
+def _is_file_entry(entry: str) -> bool:
+    """A custom-objects entry that names a file (``layers.py``, ``lib/layers.py``) rather
+    than a module (``mypkg.layers``)."""
+    return entry.endswith(".py") or "/" in entry or "\\" in entry
+
+
+def _custom_objects(value: Any) -> tuple[str, ...]:
+    """``custom_objects``: module names (``mypkg.layers``) or ``.py`` files."""
+    entries = []
+    for item in _as_list("custom_objects", value):
+        entry = _string("custom_objects", item).strip()
+        if not (_is_file_entry(entry) and entry.endswith(".py")) and not _MODULE_RE.match(entry):
+            raise ConfigError(
+                f"custom_objects entry {item!r} is neither a module name (e.g. mypkg.layers) "
+                "nor a .py file (e.g. layers.py)"
+            )
+        if entry not in entries:
+            entries.append(entry)
+    return tuple(entries)
 
 
 def _validate(raw: dict[str, Any]) -> Settings:
@@ -249,6 +298,10 @@ def _validate(raw: dict[str, Any]) -> Settings:
     for key in ("json", "journal", "junit", "markdown", "html"):
         if raw.get(key) is not None:
             kwargs[key] = Path(_string(key, raw[key]))
+    if raw.get("custom_objects") is not None:
+        kwargs["custom_objects"] = _custom_objects(raw["custom_objects"])
+    if raw.get("config_dir") is not None:
+        kwargs["config_dir"] = Path(raw["config_dir"])
     return Settings(**kwargs)
 
 

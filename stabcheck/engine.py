@@ -31,6 +31,8 @@ from stabcheck.numerics import parse_check_numerics
 from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.preflight import (
     check_class_weights,
+    check_input_shape,
+    check_label_values,
     check_labels_vs_loss,
     check_loss_weights,
     check_model_outputs,
@@ -113,7 +115,7 @@ def run_probe_grid(
         UsageError: bad model, data or settings (exit 2), before any probe ran.
     """
     emit = progress or (lambda _event: None)
-    spec = parse_model_spec(settings.model)
+    spec = parse_model_spec(settings.model, settings.custom_objects, settings.import_dirs)
     check_sample_weight_conflict(npz_has_sample_weight(settings.data), settings.class_weight)
     emit(Progress("loading", f"loading {settings.data}"))
     dataset = load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
@@ -121,6 +123,7 @@ def run_probe_grid(
                            seed=settings.seed)
     warnings: list[str] = []
     if settings.loss:
+        check_label_values(settings.loss, dataset.label_values)
         warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
     weights = _weights_table(settings, dataset)
     warnings += check_class_weights(weights, dataset.class_names)
@@ -163,6 +166,7 @@ def run_probe_grid(
                 loss=model["loss"], optimizer=model["optimizer"],
                 weights_by_strategy={s: weights_by_name(w, dataset.class_names)
                                      for s, w in weights.items()},
+                n_samples=len(dataset.x_train),
             )
             template = probes[0]
             if memory_only:
@@ -199,7 +203,8 @@ def run_probe_grid(
                     results[:] = _name_operations(runner, results, weights, journal, emit)
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
                     memory = _memory(runner, template, results, weights, settings, journal,
-                                     emit, memory_only, measured, enforcement)
+                                     emit, memory_only, measured, enforcement,
+                                     len(dataset.x_train))
             except KeyboardInterrupt:
                 interrupted = True
                 for each in runners:
@@ -242,9 +247,14 @@ def worker_count(settings: Settings) -> int:
 
 
 def _check_model(model: dict[str, Any], dataset: Dataset) -> list[str]:
-    """Preflight checks that need the model the first worker described."""
+    """Preflight checks that need the model the first worker described.
+
+    ``input_shape`` (one sample's shape, None for a free dimension; None or absent when
+    unknown) is checked against the data's rows when the worker describes it."""
     check_model_outputs(model["n_outputs"])
+    check_input_shape(model.get("input_shape"), dataset.x_train.shape[1:])
     check_loss_weights(model.get("loss_weights"), dataset.class_names)
+    check_label_values(model["loss"], dataset.label_values, model["output_units"])
     warnings = check_labels_vs_loss(model["loss"], dataset.label_format, dataset.n_classes,
                                     model["output_units"])
     warnings += check_output_activation(model["loss"], model["from_logits"],
@@ -303,10 +313,11 @@ def _memory(
     runner: ProbeRunner, template: Probe, results: list[ProbeResult],
     weights: dict[str, list[float] | None], settings: Settings, journal: Journal,
     emit: ProgressCallback, memory_only: bool, measured: list[ProbeResult],
-    enforcement: str | None,
+    enforcement: str | None, n_samples: int,
 ) -> MemoryReport:
     """Run the memory ladder; its probes' results are appended to ``measured`` as they
-    arrive (so an interrupted ladder keeps what it measured)."""
+    arrive (so an interrupted ladder keeps what it measured). No batch trains on more
+    than the ``n_samples`` training samples, so the ladder plans none beyond them."""
 
     def record(result: ProbeResult) -> None:
         journal.append({"type": "memory_probe", **result.to_json()})
@@ -321,6 +332,7 @@ def _memory(
         class_weights=weights[template.settings.class_weight],
         extra_sizes=settings.batch_size if memory_only else (), on_result=record,
         mixed_policy="mixed_float16" if gpu_present else "mixed_bfloat16",
+        max_batch=n_samples,
     )
     return report
 

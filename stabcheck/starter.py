@@ -29,6 +29,10 @@ _TEMPLATE = """\
 # a factory "file.py:function" or "package.module:function" returning a model
 # (compiled or not), or a template: "builtin:mlp", "builtin:cnn".{model_note}
 model = {model}
+# Modules imported before the model is loaded, for the custom layers, losses or metrics it
+# uses (registered with @keras.saving.register_keras_serializable()): module names
+# ("mypkg.layers") or .py files ("layers.py"), found beside this file or on sys.path.
+# custom_objects = ["layers.py"]
 
 # The data: an .npz holding arrays x and y (optionally x_val, y_val), a .csv file
 # (then set target), a folder of class sub-folders of images, or a built-in data set:
@@ -82,8 +86,9 @@ seed = 0
 # imbalance = 0.05
 
 # What fails the run (exit code 1): categories (numerical, memory, crash, learning,
-# error), outcomes (non_finite, diverged, oom_host, ...), "any" or "none".
-fail_on = ["numerical", "memory", "crash"]
+# error), outcomes (non_finite, diverged, oom_host, ...), "any" or "none". A run in which
+# every probe ended "error" is an input error (exit code 2) whatever this says.
+fail_on = ["numerical", "memory", "crash", "error"]
 
 # Outputs written on every run (uncomment the ones you want):
 # json = "stabcheck-result.json"       # the machine-readable result

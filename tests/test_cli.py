@@ -43,7 +43,18 @@ def onehot_npz(tmp_path: Path) -> Path:
     return path
 
 
+def _npz_of(path: Path, y: np.ndarray, features: int = 4) -> Path:
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.normal(size=(len(y), features)).astype("float32"), y=y)
+    return path
+
+
 def _bad_inputs(tmp_path: Path, onehot: Path) -> list[tuple[list[str], str]]:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b"model = 'builtin:mlp'\ndata = 'donn\xe9es.npz'\n")
+    truncated = _npz_of(tmp_path / "truncated.npz", np.repeat([0, 1], 30))
+    truncated.write_bytes(truncated.read_bytes()[:700])
+    signed = _npz_of(tmp_path / "signed.npz", np.repeat([-1, 1], 30))
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("model = 'builtin:mlp'\nlr = [0.1,,]\n")
     custom = tmp_path / "custom.toml"
@@ -70,6 +81,14 @@ def _bad_inputs(tmp_path: Path, onehot: Path) -> list[tuple[list[str], str]]:
         ([*base, "--fail-on", "nonsense"], "unknown --fail-on value"),
         (["probe", "--model", "builtin:transformer", "--data", "builtin:digits"],
          "unknown built-in model"),
+        (["probe", str(latin1)], "is not UTF-8 text"),
+        (["probe", "--model", "builtin:mlp", "--data", str(truncated)], "truncated or corrupt"),
+        (["probe", "--model", "builtin:mlp", "--data", str(signed), "--loss",
+          "sparse_categorical_crossentropy"], "takes class indices from 0"),
+        (["probe", "--model", "builtin:mlp", "--data", str(signed), "--loss",
+          "binary_crossentropy"], "takes 0/1 labels"),
+        ([*base, "--custom-objects", "no_such_module_xyz"], "--custom-objects no_such_module_xyz"),
+        ([*base, "--custom-objects", "missing_layers.py"], "file not found"),
     ]
 
 
@@ -121,8 +140,59 @@ def test_version_and_help():
     help_text = run_cli("probe", "--help").stdout
     for flag in ("--model", "--data", "--lr", "--class-weight", "--clip", "--batch-size",
                  "--steps", "--memory-budget", "--gpu-memory-budget", "--timeout", "--json",
-                 "--seed"):
+                 "--seed", "--custom-objects"):
         assert flag in help_text
+    assert "default:numerical,memory,crash,error;" in "".join(help_text.replace("│", "").split())
+
+
+REFUSING = FIXTURES / "refusing_models.py"
+QUICK = ["--class-weight", "none", "--steps", "3"]
+
+
+def test_a_run_in_which_every_probe_ended_error_exits_2_with_the_first_cause(tmp_path):
+    data = _npz_of(tmp_path / "d.npz", np.repeat([0, 1], 40))
+    done = run_cli("probe", "--model", f"{REFUSING}:refuses", "--data", str(data), *QUICK,
+                   "--lr", "0.01,0.1", "--json", "r.json", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "stabcheck: error: all 2 probes ended in an error; the first "
+        "(cw=none,lr=0.01,clip=none,bs=32): ValueError while training: "
+        "RefusesToTrain cannot be trained"]
+    assert done.stdout == "" and not (tmp_path / "r.json").exists()  # no report of advice
+
+
+def test_an_error_beside_stable_probes_fails_the_default_gate(tmp_path):
+    data = _npz_of(tmp_path / "d.npz", np.repeat([0, 1], 40))
+    args = ["probe", "--model", f"{REFUSING}:refuses_batch_of_7", "--data", str(data), *QUICK,
+            "--lr", "0.01", "--batch-size", "8,7", "--json", "r.json"]
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    outcomes = {p["id"]: p["outcome"] for p in json.loads((tmp_path / "r.json").read_text())
+                ["probes"]}
+    assert outcomes == {"cw=none,lr=0.01,clip=none,bs=8": "stable",
+                        "cw=none,lr=0.01,clip=none,bs=7": "error"}
+    assert "bs=7: error - " in done.stderr  # the error's line is shown, not held back
+    relaxed = run_cli(*args, "--fail-on", "numerical,memory,crash", cwd=tmp_path)
+    assert relaxed.returncode == 0, relaxed.stderr
+
+
+@pytest.mark.parametrize(("model", "y", "fragment"), [
+    ("eight_inputs", np.repeat([0, 1], 40),
+     "the model's input takes samples of shape (8,) but the data's rows have shape (4,)"),
+    ("two_classes_compiled", np.repeat([0, 1, 2], 30),
+     "the labels y go up to 2 but the model's output has 2 unit(s)"),
+    ("two_classes_compiled", np.repeat([-1, 1], 40), "hold {-1} but the loss"),
+])
+def test_a_model_that_cannot_take_the_data_is_stopped_before_training(tmp_path, model, y,
+                                                                       fragment):
+    """What only the model's description tells (its input shape, its output units, its
+    compiled loss) is checked once the first worker described it: exit 2, one line."""
+    data = _npz_of(tmp_path / "d.npz", y)
+    done = run_cli("probe", "--model", f"{REFUSING}:{model}", "--data", str(data), *QUICK,
+                   cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert fragment in line and "Traceback" not in done.stderr
 
 
 def test_a_budget_too_small_to_start_a_worker_is_a_usage_error(tmp_path):

@@ -25,6 +25,7 @@ STARTER_KEYS = {
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
     "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
     "holdout", "imbalance", "fail_on", "journal", "junit", "markdown", "html",
+    "custom_objects",
 }
 
 

@@ -74,7 +74,7 @@ def test_defaults_without_config() -> None:
     assert s.batch_size == (32,)
     assert s.steps == 100
     assert s.memory_budget is None
-    assert s.fail_on == ("numerical", "memory", "crash")
+    assert s.fail_on == ("numerical", "memory", "crash", "error")
 
 
 @pytest.mark.parametrize(
@@ -456,3 +456,41 @@ def test_settings_to_json_is_plain(tmp_path: Path) -> None:
     assert data["clip"] == ["none", "global_norm=1"]
     assert data["lr"] == [1e-3]
     assert data["class_weight"] == ["none", "balanced"]
+
+
+@pytest.mark.parametrize("body", [b'model = "caf\xe9.keras"\n', b"\xff\xfemodel = 1\n",
+                                  "model = 'x'\n".encode("utf-16")])
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path, body: bytes) -> None:
+    cfg = tmp_path / "latin1.toml"
+    cfg.write_bytes(body)
+    with pytest.raises(ConfigError) as excinfo:
+        build_settings(cfg, FLAGS_BASE)
+    assert_config_error(excinfo, "is not UTF-8 text", str(cfg), "save it as UTF-8")
+
+
+# ------------------------------------------------------------------ custom objects
+
+
+def test_custom_objects_in_the_config_resolve_files_against_its_folder(tmp_path: Path) -> None:
+    s = settings_from(tmp_path / "cfg", BASE + 'custom_objects = ["layers.py", '
+                      '"mypkg.layers", "/abs/more.py", "sub/losses.py"]\n')
+    folder = (tmp_path / "cfg").resolve()
+    assert s.custom_objects == (str(folder / "layers.py"), "mypkg.layers", "/abs/more.py",
+                                str(folder / "sub" / "losses.py"))
+    assert s.config_dir == folder
+    assert s.import_dirs[0] == str(folder) and s.import_dirs[-1] == str(Path.cwd())
+    assert s.to_json()["custom_objects"] == list(s.custom_objects)
+
+
+def test_custom_objects_flags_are_repeatable_and_comma_separated() -> None:
+    s = build_settings(None, {**FLAGS_BASE, "custom_objects": ["a.layers,b", "lib/c.py"]})
+    assert s.custom_objects == ("a.layers", "b", "lib/c.py")  # a flag's files: the cwd's
+    assert s.config_dir is None and s.import_dirs == (str(Path.cwd()),)
+    assert build_settings(None, FLAGS_BASE).custom_objects == ()
+
+
+@pytest.mark.parametrize("value", ["my-layers", "lib/layers", "1st.module", "a..b"])
+def test_custom_objects_entries_must_be_modules_or_py_files(value: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        build_settings(None, {**FLAGS_BASE, "custom_objects": [value]})
+    assert_config_error(excinfo, "neither a module name", repr(value))
