@@ -42,6 +42,9 @@ def classify(
         class_counts: training samples per class index (names the rarest class).
     """
     verdict = _classify(run, class_names, thresholds)
+    if run.step_info:
+        verdict = Verdict(verdict.outcome, {**verdict.evidence, "training_step": run.step_info},
+                          verdict.summary)
     shares = class_gradient_shares(run, class_names, class_counts)
     if shares is None:
         return verdict
@@ -138,8 +141,10 @@ def _curves_and_predictions(
                 f"value is {value / best:.3g}x its best {best:.3g}",
             )
         best = min(best, value)
-    if len(norms) > t.early_window:
-        early = statistics.median(norms[: t.early_window])
+    # A norm the step could not measure is NaN (a custom train_step): left out.
+    early_norms = [n for n in norms[: t.early_window] if not math.isnan(n)]
+    if len(norms) > t.early_window and early_norms:
+        early = statistics.median(early_norms)
         for step, norm in enumerate(norms, start=1):
             if step > t.early_window and early > 0 and norm >= t.explosion_ratio * early:
                 return _verdict(

@@ -247,6 +247,8 @@ class ProbeRun:
     duration_s: float = 0.0
     # (step, {class index: gradient norm of the loss restricted to that class})
     class_grad_norms: tuple[tuple[int, dict[str, float]], ...] = ()
+    # Which training step ran and what it could not measure (the worker's "step_info")
+    step_info: dict[str, Any] | None = None
 
     @property
     def steps_completed(self) -> int:

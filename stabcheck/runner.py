@@ -12,6 +12,7 @@ The parent/child protocol (JSON lines; only JSON-safe values cross the boundary)
     stdin  {"type":"probe", probe, class_weights}───▶
                                                  ◀─── {"type":"start", id}
                                                  ◀─── {"type":"step", id, step, loss, grad_norm} xN
+                                                      (grad_norm null: not measured)
                                                  ◀─── one of {"type":"done", id, holdout, ...}
                                                              {"type":"nonfinite", id, step, ...}
                                                              {"type":"exception", id, oom, ...}
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import queue
 import signal
@@ -221,6 +223,7 @@ class _Watch:
     peak: int = 0
     gpu_peak: int | None = None
     class_grads: tuple[tuple[int, dict[str, float]], ...] = ()
+    step_info: dict[str, Any] | None = None
     cgroup_kills_before: int = 0
     system_kills_before: int = 0
 
@@ -366,6 +369,7 @@ class ProbeRunner:
                 reported = message.get("peak_private_bytes")
                 watch.peak = max(watch.peak, reported or 0)
                 watch.class_grads = tuple(class_grads)
+                watch.step_info = message.get("step_info")
             if kind == "done":
                 peak_gpu = max(message.get("peak_gpu_bytes") or 0, watch.gpu_peak or 0) or None
                 holdout = _holdout(message["holdout"]) if message.get("holdout") else None
@@ -457,6 +461,7 @@ class ProbeRunner:
             duration_s=time.monotonic() - watch.started,
             stderr_tail=worker.stderr_tail() if termination is Termination.EXCEPTION else "",
             class_grad_norms=watch.class_grads,
+            step_info=watch.step_info,
             **extra,
         )
         if close:
@@ -498,8 +503,9 @@ _STARTUP_PROBE = Probe.from_json({
 
 
 def _float(value: Any) -> float:
-    """A protocol number: non-finite values travel as "nan", "inf" or "-inf"."""
-    return float(value)
+    """A protocol number: non-finite values travel as "nan", "inf" or "-inf"; a value
+    the worker could not measure (null) is NaN."""
+    return math.nan if value is None else float(value)
 
 
 def _holdout(data: dict[str, Any]) -> HoldoutEval:

@@ -1,120 +1,307 @@
-"""Trace once, probe many: one compiled training step serves every probe of a worker.
+"""The probe's training step: the model's own ``train_step``, traced once, watched.
 
-Probes of one worker differ in learning rate, clipping and class weights. All three enter
-the traced step as *data*, so the step is traced once and reused:
+A probe runs exactly what ``model.fit`` runs for one batch: ``model.train_step`` (Keras's,
+or the one the user's model overrides) inside one ``tf.function``, with ``jit_compile``
+as ``compile`` resolved it. stabcheck adds nothing to the mathematics; it hooks two
+methods of the optimizer instance that every ``train_step`` reaches:
 
-- the learning rate is the optimizer's own learning-rate variable, assigned per probe;
-- clipping is applied before ``optimizer.apply`` from two variables (mode, threshold),
-  with exactly the formulas of Keras's ``BaseOptimizer._clip_gradients`` (``clipnorm``
-  per variable, ``clipvalue``, ``global_clipnorm``), which is also the first thing
-  Keras's ``apply`` does with the gradients, so the update is the one Keras computes;
-- class weights arrive as the per-sample weights ``fit(class_weight=...)`` derives.
+- ``apply`` (reached from ``apply_gradients`` too) records the gradients' global norm and
+  whether each is finite, then hands them on unchanged. Behind a ``LossScaleOptimizer``
+  the hook sits on the inner optimizer, so it sees the unscaled gradients of the steps
+  that are applied (a skipped, overflowing mixed-precision step is not a failure);
+- ``_clip_gradients``, where Keras clips (after unscaling and gradient accumulation),
+  clips with the probe's mode and threshold, calling Keras's own clipping functions.
 
-Between probes the model's weights and the optimizer's variables (step counter, slots)
-are restored to the values they had before the first probe. Worker only: imports TF.
+So that one trace serves every probe of a worker, the learning rate is the optimizer's
+variable and the clip threshold a variable; the clip mode is a ``tf.switch_case`` over
+the four modes. Where a model has sparse gradients (``IndexedSlices``, e.g. from an
+``Embedding``), Keras's modes do not all return the same structure, so the step is traced
+once per clip mode instead, each trace Keras's own clipping of that mode.
+
+The norm and the finiteness checks are sums of squares per tensor (``tf.nn.l2_loss``, no
+temporary the size of a gradient); only when a sum is not finite does the exact
+per-tensor check run. Between probes the model's variables (weights, BatchNorm
+statistics, random-seed states) and the optimizer's are restored from an
+``InitialState`` kept on disk, not in memory. Worker only: imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.optimizers.base_optimizer import clip_by_global_norm
 
 CLIP_MODES = {None: 0, "norm": 1, "value": 2, "global_norm": 3}
+_MODE_NAMES = {v: k for k, v in CLIP_MODES.items()}
+
+
+def overrides_train_step(model: Any) -> bool:
+    """Whether the model's class defines its own ``train_step`` (not Keras's)."""
+    return type(model).train_step is not keras.Model.train_step
+
+
+class InitialState:
+    """The starting values of a list of variables, restorable between probes.
+
+    A variable whose values are all one number (optimizer slots, counters, biases) is
+    kept as that number; the others are written to ``.npy`` files in ``folder``, so that
+    what only matters between probes does not sit in memory while a probe trains.
+    """
+
+    def __init__(self, variables: list[Any], folder: Path) -> None:
+        self._variables = list(variables)
+        self._values: list[float | int | bool | Path] = []
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"state-{uuid.uuid4().hex[:12]}"
+        for i, variable in enumerate(self._variables):
+            value = np.asarray(variable.numpy())
+            if value.size == 0 or np.all(value == value.flat[0]):
+                self._values.append(value.flat[0].item() if value.size else 0)
+            else:
+                path = folder / f"{stem}-{i}.npy"
+                np.save(path, value, allow_pickle=False)
+                self._values.append(path)
+            del value
+
+    def restore(self) -> None:
+        """Assign every variable its starting value."""
+        for variable, value in zip(self._variables, self._values, strict=True):
+            if isinstance(value, Path):
+                variable.assign(np.load(value, allow_pickle=False))
+            else:
+                variable.assign(tf.fill(tf.shape(variable), tf.cast(value, variable.dtype)))
 
 
 class ProbeTrainer:
-    """A compiled model, optimizer and training step, reset and re-set for each probe.
+    """One compiled model with its optimizer, training step and reset.
 
     Args:
         model: the built Keras model (shared by all trainers of a worker).
-        loss: the Keras loss to compile with.
-        optimizer: a fresh, unbuilt optimizer without clipping arguments.
+        loss: the loss to compile with, or None to keep the model's compiled loss (a
+            model that overrides ``train_step`` may also override ``compile``).
+        optimizer: a fresh optimizer without clipping arguments.
+        state_dir: where the initial state of the optimizer is kept.
+        jit_compile: as ``compile`` takes it.
     """
 
-    def __init__(self, model: Any, loss: Any, optimizer: Any) -> None:
+    def __init__(self, model: Any, loss: Any, optimizer: Any, state_dir: Path,
+                 jit_compile: Any = "auto") -> None:
         self.model = model
-        self.loss = loss
+        self.custom_step = overrides_train_step(model)
+        if model.dtype_policy.name == "mixed_float16" and not isinstance(
+                optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # as compile does
         self.optimizer = optimizer
-        self.tvars = model.trainable_variables
+        self._loss = loss
+        self._jit_compile = jit_compile
+        self.compile()
+        self.tvars = list(model.trainable_variables)
         optimizer.build(self.tvars)
-        self._opt_initial = [np.array(v.numpy()) for v in optimizer.variables]
+        self._opt_initial = InitialState(optimizer.variables, state_dir)
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
         self._clip_mode = tf.Variable(0, dtype=tf.int32, trainable=False)
         self._clip_value = tf.Variable(1.0, dtype=tf.float32, trainable=False)
-        self.step = self._make_step()
-        self.grad_norm = self._make_grad_norm()
+        self._gnorm = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        self._gstate = tf.Variable(tf.zeros([len(self.tvars)], tf.int32), trainable=False)
+        self._recorded = tf.Variable(0, dtype=tf.int32, trainable=False)
+        self._kind: str | None = None  # the clip mode of the probe being trained
+        self.per_mode = False  # sparse gradients: one trace per clip mode
+        self._hook(inner)
+        self._steps: dict[str, Callable[..., Any]] = {}
+        self.grad_norm = None if self.custom_step else self._make_grad_norm()
 
-    def activate(self, initial_weights: list[np.ndarray], learning_rate: float,
+    # -- per probe ---------------------------------------------------------------------
+
+    def compile(self) -> None:
+        """Make the shared model this trainer's (its loss and optimizer)."""
+        if self._loss is None:
+            self.model.optimizer = self.optimizer
+            return
+        self.model.compile(optimizer=self.optimizer, loss=self._loss,
+                           jit_compile=self._jit_compile)
+
+    def activate(self, initial: InitialState, learning_rate: float,
                  clip_kind: str | None, clip_value: float | None) -> None:
-        """Make the shared model this trainer's and start a probe from scratch."""
-        self.model.compile(optimizer=self.optimizer, loss=self.loss)
-        for variable, value in zip(self.model.weights, initial_weights, strict=True):
-            variable.assign(value)
-        for variable, value in zip(self.optimizer.variables, self._opt_initial, strict=True):
-            variable.assign(value)
+        """Start a probe from scratch: initial model and optimizer state, lr and clip."""
+        initial.restore()
+        self._opt_initial.restore()
         self.optimizer.learning_rate = learning_rate
+        self._kind = clip_kind
         self._clip_mode.assign(CLIP_MODES[clip_kind])
         self._clip_value.assign(1.0 if clip_value is None else clip_value)
 
-    def _clip(self, grads: list[Any]) -> list[Any]:
-        v = self._clip_value
+    def step(self, x: Any, y: Any, sw: Any) -> tuple[Any, ...]:
+        """One training step: (loss, grad norm, grads recorded, grad states, weight states).
 
-        def by_norm() -> list[Any]:  # Keras BaseOptimizer._clip_by_norm
-            out = []
-            for g in grads:
-                l2sum = tf.reduce_sum(tf.square(g), keepdims=True)
-                pred = l2sum > 0
-                l2sum_safe = tf.where(pred, l2sum, tf.ones_like(l2sum))
-                l2norm = tf.where(pred, tf.sqrt(l2sum_safe), l2sum)
-                out.append((g * v) / tf.maximum(l2norm, v))
-            return out
+        ``grads recorded`` is 0 when the step did not reach ``optimizer.apply`` (a custom
+        ``train_step`` that updates the weights some other way): the norm is then unknown.
+        """
+        key = str(self._kind) if self.per_mode else "any"
+        fn = self._steps.get(key)
+        if fn is None:
+            fn = self._steps[key] = self._make_step()
+        out = fn(x, y, sw)
+        if self.per_mode and key == "any":  # found sparse gradients while tracing
+            self._steps[str(self._kind)] = self._steps.pop("any")
+        return out
 
-        def by_value() -> list[Any]:
-            return [tf.clip_by_value(g, -v, v) for g in grads]
+    @property
+    def traces(self) -> int:
+        """How many training-step traces this trainer made (one per clip mode at most)."""
+        return len(self._steps)
 
-        def by_global_norm() -> list[Any]:  # keras.src.optimizers.base_optimizer
-            use_norm = tf.sqrt(tf.reduce_sum(tf.stack([tf.reduce_sum(tf.square(g))
-                                                       for g in grads])))
-            scale = v * tf.minimum(1.0 / use_norm, 1.0 / v) + (use_norm - use_norm)
-            return [g * scale for g in grads]
+    # -- the step ----------------------------------------------------------------------
 
-        branches = [lambda: list(grads), by_norm, by_value, by_global_norm]
-        return tf.switch_case(self._clip_mode.read_value(), branches)
-
-    def _loss_and_grads(self, x: Any, y: Any, sw: Any) -> tuple[Any, list[Any]]:
-        """Keras's forward pass and ``compute_loss`` (as ``fit``'s train_step), and the
-        gradients, zeros where a variable does not take part."""
-        with tf.GradientTape() as tape:
-            y_pred = self.model(x, training=True)
-            loss = self.model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw,
-                                           training=True)
-        grads = tape.gradient(loss, self.tvars)
-        return loss, [tf.zeros_like(t) if g is None else g
-                      for g, t in zip(grads, self.tvars, strict=True)]
+    def _jit(self) -> bool:
+        return bool(getattr(self.model, "jit_compile", False))
 
     def _make_step(self) -> Callable[..., Any]:
-        optimizer, tvars = self.optimizer, self.tvars
+        model = self.model
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, jit_compile=self._jit())
         def train_step(x: Any, y: Any, sw: Any) -> Any:
-            loss, grads = self._loss_and_grads(x, y, sw)
-            gnorm = global_norm(grads)
-            grad_state = states(grads)
-            optimizer.apply(self._clip(grads), tvars)
-            weight_state = states(tvars)
-            return loss, gnorm, grad_state, weight_state
+            for metric in model.metrics:  # fit's running means, reset: this step's values
+                metric.reset_state()
+            self._recorded.assign(0)
+            logs = model.train_step((x, y, sw))
+            loss = logs.get("loss") if isinstance(logs, dict) else None
+            if loss is None:
+                raise ValueError(
+                    "the model's train_step must return a dict with a 'loss' entry (as "
+                    f"Keras's does); it returned {type(logs).__name__} "
+                    f"{sorted(logs) if isinstance(logs, dict) else ''}")
+            weight_state = states(self.tvars)
+            return (tf.cast(loss, tf.float32), self._gnorm.read_value(),
+                    self._recorded.read_value(), self._gstate.read_value(), weight_state)
 
         return train_step
 
-    def _make_grad_norm(self) -> Callable[..., Any]:
+    def _hook(self, optimizer: Any) -> None:
+        """Put the measuring ``apply`` and the probe's ``_clip_gradients`` on the instance."""
+        original_apply = optimizer.apply
+        index = {id(v): i for i, v in enumerate(self.tvars)}
 
-        @tf.function(reduce_retracing=True)
+        def apply(grads: Any, trainable_variables: Any = None) -> Any:
+            grads = list(grads)
+            variables = list(trainable_variables if trainable_variables is not None
+                             else optimizer._trainable_variables)
+            present = [(g, v) for g, v in zip(grads, variables, strict=False) if g is not None]
+            if present:
+                norm, per_tensor = norm_and_states([g for g, _ in present])
+                slots = [index.get(id(v), -1) for _, v in present]
+                full = [tf.constant(0, tf.int32)] * len(self.tvars)
+                for slot, k in zip(slots, range(len(present)), strict=True):
+                    if slot >= 0:
+                        full[slot] = per_tensor[k]
+                self._gnorm.assign(norm)
+                if full:
+                    self._gstate.assign(tf.stack(full))
+                self._recorded.assign(1)
+            return original_apply(grads, trainable_variables)
+
+        def clip_gradients(grads: list[Any]) -> list[Any]:
+            if self.per_mode or any(isinstance(g, tf.IndexedSlices) for g in grads):
+                self.per_mode = True
+                return _clip(grads, self._kind, self._clip_value)
+            branches = [lambda kind=kind: _clip(grads, kind, self._clip_value)
+                        for kind in (_MODE_NAMES[i] for i in range(len(_MODE_NAMES)))]
+            return tf.switch_case(self._clip_mode.read_value(), branches)
+
+        optimizer.apply = apply
+        optimizer._clip_gradients = clip_gradients
+
+    # -- per-class gradient norms ------------------------------------------------------
+
+    def _make_grad_norm(self) -> Callable[..., Any]:
+        """Global gradient norm of the loss under given sample weights, leaving every
+        variable as it was (BatchNorm statistics and seed states are restored), so the
+        measurement does not change the training that follows."""
+        model, tvars = self.model, self.tvars
+
+        @tf.function(reduce_retracing=True, jit_compile=self._jit())
         def grad_norm(x: Any, y: Any, sw: Any) -> Any:
-            return global_norm(self._loss_and_grads(x, y, sw)[1])
+            saved = [(v, tf.identity(v)) for v in model.non_trainable_variables]
+            # Mixed precision: differentiate the scaled loss, as train_step does, and
+            # unscale the norm.
+            scale = getattr(self.optimizer, "dynamic_scale", None)
+            with tf.GradientTape() as tape:
+                y_pred = model(x, training=True)
+                loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw,
+                                          training=True)
+                if scale is not None:
+                    loss = loss * tf.cast(scale, loss.dtype)
+            grads = [g for g in tape.gradient(loss, tvars) if g is not None]
+            norm = norm_and_states(grads)[0] if grads else tf.constant(0.0)
+            if scale is not None:
+                norm = norm / tf.cast(scale, tf.float32)
+            with tf.control_dependencies([norm]):
+                for variable, value in saved:
+                    variable.assign(value)
+            return tf.identity(norm)
 
         return grad_norm
+
+
+def _clip(grads: list[Any], kind: str | None, threshold: Any) -> list[Any]:
+    """Keras's clipping of ``kind`` (TensorFlow backend) with a variable threshold."""
+    if kind == "norm":  # keras.src.backend.tensorflow.optimizer._clip_by_norm
+        return [tf.clip_by_norm(g, threshold) for g in grads]
+    if kind == "value":  # BaseOptimizer._clip_gradients
+        return [keras.ops.clip(g, -threshold, threshold) for g in grads]
+    if kind == "global_norm":
+        return clip_by_global_norm(grads, threshold)
+    return list(grads)
+
+
+def _square_sum(tensor: Any) -> Any:
+    """Sum of squares in float32, without a temporary the size of the tensor; for sparse
+    gradients, of the dense gradient they stand for (rows of repeated indices summed)."""
+    if isinstance(tensor, tf.IndexedSlices):
+        unique, position = tf.unique(tensor.indices)
+        tensor = tf.math.unsorted_segment_sum(tensor.values, position, tf.size(unique))
+    if tensor.dtype != tf.float32 and tensor.dtype.is_floating:
+        tensor = tf.cast(tensor, tf.float32)
+    return 2.0 * tf.nn.l2_loss(tensor)
+
+
+def _dense(tensor: Any) -> Any:
+    if isinstance(tensor, tf.IndexedSlices):
+        return tensor.values
+    return tensor
+
+
+def norm_and_states(tensors: list[Any]) -> tuple[Any, list[Any]]:
+    """(global norm, finiteness per tensor) of ``tensors``.
+
+    The cheap path: sums of squares per tensor; when all are finite, so is every value.
+    Otherwise (a non-finite value, or squares that overflow float32) the exact path:
+    each tensor's finiteness and a norm scaled by the largest magnitude.
+    """
+    sums = tf.stack([_square_sum(t) for t in tensors])
+    finite = tf.reduce_all(tf.math.is_finite(sums))
+
+    def cheap() -> tuple[Any, Any]:
+        return tf.sqrt(tf.reduce_sum(sums)), tf.zeros([len(tensors)], tf.int32)
+
+    def exact() -> tuple[Any, Any]:
+        dense = [tf.cast(_dense(t), tf.float32) for t in tensors]
+        return global_norm(dense), tf.stack([finiteness(t) for t in dense])
+
+    norm, per_tensor = tf.cond(finite, cheap, exact)
+    return norm, tf.unstack(per_tensor, num=len(tensors))
+
+
+def states(tensors: list[Any]) -> Any:
+    """Finiteness of each tensor (see ``finiteness``), by the cheap path where it can."""
+    if not tensors:
+        return tf.zeros([0], tf.int32)
+    return tf.stack(norm_and_states(tensors)[1])
 
 
 def global_norm(tensors: list[Any]) -> Any:
@@ -124,15 +311,6 @@ def global_norm(tensors: list[Any]) -> Any:
     safe = tf.where(scale > 0, scale, tf.ones_like(scale))
     total = tf.add_n([tf.reduce_sum(tf.square(t / safe)) for t in tensors])
     return safe * tf.sqrt(total)
-
-
-def states(tensors: list[Any]) -> Any:
-    """``finiteness`` of each tensor, computed only when one of them is not finite (the
-    common all-finite case costs one reduction per tensor)."""
-    all_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t))
-                                         for t in tensors]))
-    return tf.cond(all_finite, lambda: tf.zeros([len(tensors)], tf.int32),
-                   lambda: tf.stack([finiteness(t) for t in tensors]))
 
 
 def finiteness(tensor: Any) -> Any:

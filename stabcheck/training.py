@@ -23,7 +23,7 @@ import tensorflow as tf
 from stabcheck.config import parse_clip
 from stabcheck.data import Dataset
 from stabcheck.results import Probe
-from stabcheck.trainer import ProbeTrainer
+from stabcheck.trainer import InitialState, ProbeTrainer, overrides_train_step
 
 _DEFAULT_LOSS = {
     "binary": "binary_crossentropy",
@@ -37,23 +37,28 @@ class ModelSetup:
     """A built model and what every probe of it shares."""
 
     model: Any
-    initial_weights: list[np.ndarray]
-    loss: Any  # a Keras loss (name or object)
+    initial: InitialState  # the model's starting variables, on disk
+    state_dir: Path  # where the trainers keep their optimizers' starting state
+    loss: Any  # a Keras loss (name or object); None: the model's compiled loss as it is
     loss_name: str
     optimizer_class: type
     optimizer_config: dict[str, Any]
     baseline_lr: float
     describe: dict[str, Any]
+    jit_compile: Any = "auto"
     trainers: dict[tuple[str, int], Any] = field(default_factory=dict)
+    active: Any = None  # the trainer the model is compiled for now
 
 
 def prepare_model(
-    model: Any, dataset: Dataset, loss_flag: str | None, optimizer_flag: str | None
+    model: Any, dataset: Dataset, loss_flag: str | None, optimizer_flag: str | None,
+    state_dir: Path,
 ) -> ModelSetup:
-    """Resolve loss, optimizer and baseline learning rate; snapshot the initial weights.
+    """Resolve loss, optimizer and baseline learning rate; keep the initial state.
 
     Precedence: a flag, then what the model was compiled with, then the default
-    chosen from the labels and the output layer.
+    chosen from the labels and the output layer. The model's starting variables
+    (weights, BatchNorm statistics, seed states) go to files in ``state_dir``.
     """
     if not model.built:
         model(dataset.x_train[:1])
@@ -79,6 +84,7 @@ def prepare_model(
     config = opt.get_config()
     baseline_lr = _initial_lr(config.get("learning_rate"))
     outputs = getattr(model, "outputs", None) or []
+    custom_step = overrides_train_step(model)
     describe = {
         "name": model.name,
         "n_params": int(model.count_params()),
@@ -94,16 +100,22 @@ def prepare_model(
         "optimizer": type(opt).__name__.lower(),
         "optimizer_source": opt_source,
         "baseline_lr": baseline_lr,
+        "input_shape": _input_shape(model),
+        "train_step": "model" if custom_step else "keras",
+        "dtype_policy": model.dtype_policy.name,
     }
+    keep_compiled = custom_step and compiled and source == "compiled"
     return ModelSetup(
         model=model,
-        initial_weights=[np.array(v.numpy()) for v in model.weights],
-        loss=loss,
+        initial=InitialState(model.variables, state_dir),
+        state_dir=state_dir,
+        loss=None if keep_compiled else loss,
         loss_name=loss_name,
         optimizer_class=type(opt),
         optimizer_config=config,
         baseline_lr=baseline_lr,
         describe=describe,
+        jit_compile=getattr(model, "jit_compile", "auto") if compiled else "auto",
     )
 
 
@@ -126,15 +138,16 @@ def run_probe(
     strategy = settings.class_weight
     trainer, y_train = _trainer(setup, dataset, strategy == "focal", settings.accumulation_steps)
     clip = parse_clip(settings.clip)
-    trainer.activate(setup.initial_weights, settings.learning_rate, clip.kind, clip.value)
-    step_fn, grad_norm_fn, tvars = trainer.step, trainer.grad_norm, trainer.tvars
-    watched = _watched_classes(dataset)
+    trainer.activate(setup.initial, settings.learning_rate, clip.kind, clip.value)
+    watched = _watched_classes(dataset) if trainer.grad_norm is not None else []
 
     weights = np.ones(dataset.n_classes, dtype=np.float32)
     if class_weights is not None:
         weights = np.asarray(class_weights, dtype=np.float32)
     normalized = strategy.startswith("normalized")
-    batches = _batch_indices(len(dataset.x_train), settings.batch_size, probe.steps, seed)
+    # A batch above the user's data is capped as fit caps it (the plan says where).
+    batch_size = settings.effective_batch_size or settings.batch_size
+    batches = _batch_indices(len(dataset.x_train), batch_size, probe.steps, seed)
     checkpoints = {1, probe.steps}  # the class-gradient shares: at the start and the end
     smooth = {"avg": 0.0, "best": math.inf}
     if tf.config.list_logical_devices("GPU"):
@@ -149,39 +162,69 @@ def run_probe(
             sw = sw * (len(sw) / sw.sum())
         if step in checkpoints and watched:
             emit({"type": "class_grads", "step": step,
-                  "norms": _class_grad_norms(grad_norm_fn, x, y, sw, classes, watched)})
-        loss, gnorm, grad_state, weight_state = step_fn(x, y, sw)
-        loss_v, gnorm_v = float(loss), float(gnorm)
+                  "norms": _class_grad_norms(trainer.grad_norm, x, y, sw, classes, watched)})
+        loss, gnorm, recorded, grad_state, weight_state = trainer.step(x, y, sw)
+        loss_v = float(loss)
+        gnorm_v = float(gnorm) if int(recorded) else None
         emit({"type": "step", "step": step, "loss": loss_v, "grad_norm": gnorm_v})
         if early_stop and watch_divergence(loss_v, step, early_stop, smooth):
             emit({"type": "done", "holdout": None, "stopped_early": True,
-                  "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak_private_rss()})
+                  "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak_private_rss(),
+                  "step_info": _step_info(trainer, batch_size)})
             return
-        bad = _first_non_finite(loss_v, grad_state.numpy(), weight_state.numpy(), tvars)
+        bad = _first_non_finite(loss_v, grad_state.numpy() if int(recorded) else None,
+                                weight_state.numpy(), trainer.tvars)
         if bad is not None:
             where, variable, value = bad
             emit({"type": "nonfinite", "step": step, "where": where, "variable": variable,
-                  "value": value, "peak_private_bytes": peak_private_rss()})
+                  "value": value, "peak_private_bytes": peak_private_rss(),
+                  "step_info": _step_info(trainer, batch_size)})
             return
     peak = peak_private_rss()  # before evaluation, which is not part of training
-    emit({"type": "done", "holdout": evaluate(setup.model, dataset, setup),
-          "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak})
+    gpu_peak = _peak_gpu_bytes()
+    emit({"type": "done", "holdout": evaluate(setup.model, dataset, setup, batch_size),
+          "peak_gpu_bytes": gpu_peak, "peak_private_bytes": peak,
+          "step_info": _step_info(trainer, batch_size)})
 
 
-def evaluate(model: Any, dataset: Dataset, setup: ModelSetup) -> dict[str, Any]:
-    """Accuracy, per-class recall and predicted class counts on the held-out split."""
+def _step_info(trainer: ProbeTrainer, batch_size: int) -> dict[str, Any]:
+    """Which step ran and what the probe could not measure with it (evidence)."""
+    info: dict[str, Any] = {
+        "train_step": "model" if trainer.custom_step else "keras",
+        "traces": trainer.traces,
+        "sparse_gradients": trainer.per_mode,
+        "effective_batch_size": batch_size,
+    }
+    missing = []
+    if trainer.grad_norm is None:
+        missing.append("per-class gradient norms (the model's own train_step)")
+    if trainer.custom_step:
+        missing.append("the loss is the one the model's train_step returns")
+    if missing:
+        info["not_measured"] = missing
+    return info
+
+
+def evaluate(model: Any, dataset: Dataset, setup: ModelSetup, batch_size: int) -> dict[str, Any]:
+    """Accuracy, per-class recall and predicted class counts on the held-out split.
+
+    The model predicts as it will be used (``predict_on_batch``, inference mode), in
+    batches no larger than the probe's, so evaluating never needs more memory than
+    training did.
+    """
     from stabcheck.metrics import classification_metrics
 
     preds, scores = [], []
-    for start in range(0, len(dataset.x_val), 512):
-        out = np.asarray(model(dataset.x_val[start:start + 512], training=False))
+    for start in range(0, len(dataset.x_val), batch_size):
+        out = np.asarray(model.predict_on_batch(dataset.x_val[start:start + batch_size]))
+        out = out.astype(np.float64)
         if out.ndim == 1 or out.shape[-1] == 1:
             threshold = 0.0 if setup.describe["from_logits"] else 0.5
-            scores.append(out.reshape(-1).astype(np.float64))
+            scores.append(out.reshape(-1))
             preds.append((out.reshape(-1) > threshold).astype(np.int64))
         else:
             if out.shape[-1] == 2:
-                scores.append(out[:, 1].astype(np.float64))
+                scores.append(out[:, 1])
             preds.append(np.argmax(out, axis=-1).astype(np.int64))
     pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
     score = np.concatenate(scores) if scores and dataset.n_classes == 2 else None
@@ -205,8 +248,8 @@ def watch_divergence(loss: float, step: int, rule: dict[str, float],
 def _trainer(
     setup: ModelSetup, dataset: Dataset, focal: bool, accumulation_steps: int
 ) -> tuple[ProbeTrainer, np.ndarray]:
-    """The worker's trainer for this loss and accumulation, built on first use (the one
-    trace), and the labels in the form its loss takes."""
+    """The worker's trainer for this loss and accumulation, built on first use (its
+    trace), compiled for the shared model, and the labels in the form its loss takes."""
     key = ("focal" if focal else "loss", accumulation_steps)
     if key not in setup.trainers:
         loss, labels = _focal_loss(setup, dataset) if focal else (setup.loss, dataset.y_train)
@@ -215,9 +258,15 @@ def _trainer(
         config.pop("name", None)
         if accumulation_steps > 1:
             config["gradient_accumulation_steps"] = accumulation_steps
-        setup.trainers[key] = (ProbeTrainer(setup.model, loss,
-                                            setup.optimizer_class.from_config(config)), labels)
-    return setup.trainers[key]
+        trainer = ProbeTrainer(setup.model, loss, setup.optimizer_class.from_config(config),
+                               setup.state_dir, jit_compile=setup.jit_compile)
+        setup.trainers[key] = (trainer, labels)
+        setup.active = trainer
+    trainer, labels = setup.trainers[key]
+    if setup.active is not trainer:
+        trainer.compile()
+        setup.active = trainer
+    return trainer, labels
 
 
 def _watched_classes(dataset: Dataset, rare: int = 3, common: int = 2) -> list[int]:
@@ -280,12 +329,15 @@ _VALUE_NAMES = {1: "nan", 2: "inf", 3: "-inf"}
 
 
 def _first_non_finite(
-    loss: float, grad_state: np.ndarray, weight_state: np.ndarray, tvars: list[Any]
+    loss: float, grad_state: np.ndarray | None, weight_state: np.ndarray, tvars: list[Any]
 ) -> tuple[str, str | None, str] | None:
-    """(where, variable, value) of the first non-finite value: loss, then gradients, weights."""
+    """(where, variable, value) of the first non-finite value: loss, then gradients, weights
+    (``grad_state`` None: the step's gradients were not seen)."""
     if not math.isfinite(loss):
         return "loss", None, "nan" if math.isnan(loss) else ("inf" if loss > 0 else "-inf")
     for kind, state in (("gradient", grad_state), ("weight", weight_state)):
+        if state is None:
+            continue
         bad = np.flatnonzero(state)
         if bad.size:
             i = int(bad[0])
@@ -295,6 +347,18 @@ def _first_non_finite(
 
 def _variable_name(variable: Any) -> str:
     return str(getattr(variable, "path", None) or variable.name)
+
+
+def _input_shape(model: Any) -> list[int | None] | None:
+    """One sample's input shape (None for a free dimension), or None when unknown or
+    when the model takes several inputs."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs or len(inputs) != 1:
+        return None
+    try:
+        return [None if d is None else int(d) for d in inputs[0].shape[1:]]
+    except (TypeError, ValueError):
+        return None
 
 
 def _compiled_loss_weights(model: Any) -> Any:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -105,6 +107,7 @@ def main() -> int:
     if init.get("type") != "init":
         return 3
     t0 = time.perf_counter()
+    phase = "startup"
     try:
         import keras
         import tensorflow as tf
@@ -118,6 +121,11 @@ def main() -> int:
         if init.get("check_numerics"):  # the first op to output Inf/NaN raises, named
             tf.debugging.enable_check_numerics()
         import_s = time.perf_counter() - t0
+        # From here on, running out of memory is the user's data and model, not the
+        # backend's import: the parent tells the two apart by this message.
+        channel.send({"type": "imported", "peak_private_bytes": training.peak_private_rss(),
+                      "import_s": round(import_s, 3)})
+        phase = "build"
         dataset = data.load_prepared(Path(init["dataset"]))
         keras.utils.set_random_seed(int(init["seed"]))
         if init.get("dtype_policy"):
@@ -125,9 +133,12 @@ def main() -> int:
         spec = models.ModelSpec.from_json(init["model"])
         n_outputs = 1 if dataset.label_format == "binary" else dataset.n_classes
         model = models.build_model(spec, tuple(dataset.x_train.shape[1:]), n_outputs)
-        setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"))
+        state_dir = Path(tempfile.mkdtemp(prefix=f"state-{os.getpid()}-",
+                                          dir=Path(init["dataset"]).parent))
+        setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"),
+                                       state_dir)
     except Exception as exc:  # the user's model or data: reported, then the worker ends
-        channel.send(_exception_message(exc, "build", None))
+        channel.send(_exception_message(exc, phase, None))
         return 0
     channel.send({
         "type": "ready",
@@ -157,6 +168,7 @@ def main() -> int:
             channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
     # Everything the parent needs has been sent: skip TensorFlow's teardown (about a
     # second) by leaving at once.
+    shutil.rmtree(state_dir, ignore_errors=True)
     sys.stderr.flush()
     os._exit(0)
 
