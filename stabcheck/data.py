@@ -27,7 +27,7 @@ from stabcheck.errors import ConfigError, InputError
 from stabcheck.preflight import check_data_finite, label_rank_message
 from stabcheck.results import DatasetSummary
 
-BUILTIN_DATASETS: tuple[str, ...] = ("breast_cancer", "digits")
+BUILTIN_DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "digits-large")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 LABEL_FORMATS: tuple[str, ...] = ("binary", "sparse", "onehot")
 
@@ -61,10 +61,19 @@ class Dataset:
     source: str
     n_total: int
     label_values: tuple[int, ...] | None = None
+    # Rows the user's own training data holds, before stabcheck's sampling: what a
+    # batch of the user's fit can draw from (0: unknown, the sample's size).
+    n_train_rows: int = 0
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def batch_rows(self) -> int:
+        """The most rows one batch of the user's ``fit`` can hold: their training data's
+        rows (a larger batch is capped there), not the sample stabcheck trains on."""
+        return self.n_train_rows or int(self.x_train.shape[0])
 
     def summary(self) -> DatasetSummary:
         counts = np.bincount(self.c_train, minlength=self.n_classes)
@@ -159,9 +168,11 @@ def load_dataset(
         val = source.val
         train_pool, val_pool = pool, np.arange(val.x.n)
         n_total += val.x.n
+        train_rows = int(pool.size)
     else:
         val = train
         train_pool, val_pool = _stratified_split(pool, train.c, k, holdout, rng)
+        train_rows = n_total  # the user's fit trains on all of it
 
     train_idx = _stratified_sample(train_pool, train.c, k, max_samples, rng)
     val_idx = _stratified_sample(val_pool, val.c, k, max(1000, max_samples // 4), rng)
@@ -177,6 +188,7 @@ def load_dataset(
         label_format=source.label_format,
         source=spec,
         n_total=n_total,
+        n_train_rows=train_rows,
         label_values=source.label_values,
     )
 
@@ -222,13 +234,36 @@ def _load_builtin(spec: str) -> _Source:
     if name not in BUILTIN_DATASETS:
         known = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
         raise InputError(f"unknown built-in dataset '{spec}' (known: {known})")
-    ref = resources.files("stabcheck").joinpath("datasets").joinpath(f"{name}.npz")
+    stored = "digits" if name == "digits-large" else name
+    ref = resources.files("stabcheck").joinpath("datasets").joinpath(f"{stored}.npz")
     with ref.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
         x = np.asarray(npz["x"], dtype=np.float32)
         c = np.asarray(npz["y"], dtype=np.int64)
         names = tuple(str(n) for n in npz["class_names"])
+    if name == "digits-large":
+        x, c = _augmented_digits(x, c)
     fmt = "binary" if len(names) == 2 else "sparse"
     return _Source(_Labelled(_array_rows(x), c, c), None, names, fmt)
+
+
+def _augmented_digits(x: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The digits, 18-fold: every 8x8 image shifted by up to one pixel each way (9
+    positions, zero-filled), each also with light noise: 32,346 images, enough rows for
+    large batch sizes (``fit`` caps a batch at the data it has)."""
+    images = x.reshape(-1, 8, 8)
+    top = float(images.max()) or 1.0
+    rng = np.random.default_rng(0)
+    out = []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            shifted = np.zeros_like(images)
+            src = images[:, max(0, -dy):8 - max(0, dy), max(0, -dx):8 - max(0, dx)]
+            shifted[:, max(0, dy):8 - max(0, -dy), max(0, dx):8 - max(0, -dx)] = src
+            out.append(shifted)
+            noise = rng.normal(0, 0.03 * top, shifted.shape)
+            out.append(np.clip(shifted + noise, 0, top))
+    xs = np.concatenate(out).reshape(-1, *x.shape[1:]).astype(np.float32)
+    return xs, np.tile(c, len(out))
 
 
 # ------------------------------------------------------------------------------- npz

@@ -166,7 +166,7 @@ def run_probe_grid(
                 loss=model["loss"], optimizer=model["optimizer"],
                 weights_by_strategy={s: weights_by_name(w, dataset.class_names)
                                      for s, w in weights.items()},
-                n_samples=len(dataset.x_train),
+                n_samples=dataset.batch_rows,
             )
             template = probes[0]
             if memory_only:
@@ -204,7 +204,7 @@ def run_probe_grid(
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
                     memory = _memory(runner, template, results, weights, settings, journal,
                                      emit, memory_only, measured, enforcement,
-                                     len(dataset.x_train))
+                                     dataset.batch_rows)
             except KeyboardInterrupt:
                 interrupted = True
                 for each in runners:

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from stabcheck.report import render_report
 
-NOTE = "batch 16384 is larger than the 456 training samples: probed as 456, as fit would"
+NOTE = "batch 16384 is larger than the 569 training samples: probed as 569, as fit would"
 
 
 def test_a_batch_above_the_sample_is_probed_as_the_sample_and_capped_in_the_ladder(probe_run):
@@ -21,23 +21,23 @@ def test_a_batch_above_the_sample_is_probed_as_the_sample_and_capped_in_the_ladd
     assert report.dataset.n_samples == 456
     settings = {p["id"]: p["settings"] for p in data["probes"]}
     assert "effective_batch_size" not in settings["cw=none,lr=0.01,clip=none,bs=32"]
-    assert settings["cw=none,lr=0.01,clip=none,bs=16384"]["effective_batch_size"] == 456
+    assert settings["cw=none,lr=0.01,clip=none,bs=16384"]["effective_batch_size"] == 569
     assert {p["outcome"] for p in data["probes"]} == {"stable"}
 
     memory = data["memory"]
-    assert memory["training_samples"] == 456 and memory["forecast_capped"] is True
-    assert memory["forecast_batch_size"] == 456
-    assert [p["batch_size"] for p in memory["points"]] == [32, 456]
-    assert memory["verified"]["batch_size"] == 456 and memory["verified"]["fits"]
+    assert memory["training_samples"] == 569 and memory["forecast_capped"] is True
+    assert memory["forecast_batch_size"] == 569
+    assert [p["batch_size"] for p in memory["points"]] == [32, 569]
+    assert memory["verified"]["batch_size"] == 569 and memory["verified"]["fits"]
     trained = [p["settings"].get("effective_batch_size") or p["settings"]["batch_size"]
                for p in data["probes"]]
-    assert max(trained) <= 456  # no probe trained on more rows than there are
+    assert max(trained) <= 569  # the rows the data holds (456 sampled, repeated)
 
     console = Console(record=True, width=200, force_terminal=False)
     render_report(report, console)
     text = console.export_text()
     assert text.count(NOTE) == 1
-    assert "every batch size up to the 456 training samples fits" in text
+    assert "every batch size up to the 569 training samples fits" in text
 
 
 def test_the_cli_says_so_once(tmp_path):

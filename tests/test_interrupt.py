@@ -421,7 +421,7 @@ def test_resume_with_other_settings_but_the_same_probe_ids_is_refused(tmp_path, 
 def test_stabcheck_memory_interrupted_keeps_what_it_measured(tmp_path):
     journal = tmp_path / "journal.jsonl"
     out = tmp_path / "result.json"
-    run = Run(["memory", "--model", "builtin:cnn", "--data", "builtin:digits",
+    run = Run(["memory", "--model", "builtin:cnn", "--data", "builtin:digits-large",
                "--batch-size", "32,16384", "--memory-budget", "1GiB", "--timeout", "120",
                "--json", str(out), "--journal", str(journal)], tmp_path)
     try:

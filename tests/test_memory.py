@@ -22,7 +22,7 @@ needs_cgroup = pytest.mark.skipif(memguard.enforcement_method() == "watchdog",
 @pytest.mark.slow
 def test_forecast_of_the_largest_fitting_batch_is_verified_by_a_real_run(probe_run):
     report, data, journal = probe_run(
-        model="builtin:cnn", data="builtin:digits", class_weight=["none"], lr=["0.001"],
+        model="builtin:cnn", data="builtin:digits-large", class_weight=["none"], lr=["0.001"],
         batch_size=["32", "16384"], steps=3, memory_budget="1GiB",
     )
     memory = report.memory

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from stabcheck.report import load_schema
 
 GIB = 1 << 30
-COMMAND = ["memory", "--model", "builtin:cnn", "--data", "builtin:digits",
+COMMAND = ["memory", "--model", "builtin:cnn", "--data", "builtin:digits-large",
            "--batch-size", "32,16384", "--memory-budget", "1GiB", "--timeout", "120"]
 
 

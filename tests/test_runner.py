@@ -87,7 +87,7 @@ def test_hung_probe_is_a_timeout_and_the_grid_goes_on(probe_run, tmp_path, monke
     assert second.verdict.outcome.value == "stable"
 
 
-_BIG_BATCH = dict(model="builtin:cnn", data="builtin:digits", class_weight=["none"],
+_BIG_BATCH = dict(model="builtin:cnn", data="builtin:digits-large", class_weight=["none"],
                   lr=["0.001"], batch_size=["16", "16384"], steps=3, memory_budget="1GiB")
 
 
