@@ -79,6 +79,8 @@ def prepare_model(
         opt_source = "flag"
     elif getattr(model, "optimizer", None) is not None and compiled:
         opt, opt_source = model.optimizer, "compiled"
+        # Mixed precision: compile wrapped it; the trainer wraps its own copy again.
+        opt = getattr(opt, "inner_optimizer", opt)
     else:
         opt, opt_source = keras.optimizers.get("adam"), "default"
     config = opt.get_config()
