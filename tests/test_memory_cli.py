@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -141,9 +142,15 @@ def test_a_forecast_killed_under_the_budget_is_revised_and_the_revision_verified
     ~1.1 GiB and is killed by the kernel; the ladder revises it below the failure and
     verifies the revision. Only stabcheck's own check ran out, so the run passes."""
     model = f"{Path(__file__).parent / 'fixtures' / 'user_models.py'}:quadratic"
+    # fit caps a batch at the data: enough rows (breast_cancer, tiled 50-fold) for 10240.
+    from stabcheck.data import load_dataset
+
+    source = load_dataset("builtin:breast_cancer", holdout=0.2)
+    np.savez(tmp_path / "large.npz", x=np.tile(source.x_train, (50, 1)),
+             y=np.tile(source.y_train, 50), x_val=source.x_val, y_val=source.y_val)
     done = subprocess.run(
         [sys.executable, "-m", "stabcheck", "memory", "--model", model, "--data",
-         "builtin:breast_cancer", "--batch-size", "32,256,6144,10240", "--memory-budget",
+         "large.npz", "--batch-size", "32,256,6144,10240", "--memory-budget",
          "1GiB", "--timeout", "120", "--json", "result.json", "--junit", "result.xml"],
         cwd=tmp_path, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
