@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -109,3 +111,22 @@ def ordered_rows(dataset, steps: int) -> tuple[np.ndarray, np.ndarray, str]:
     batches = _batch_indices(len(dataset.x_train), BATCH_SIZE, steps, SEED)
     flat = np.concatenate(batches)
     return dataset.x_train[flat], dataset.y_train[flat], source
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_info() -> dict:
+    """The commit the bench ran at, and whether the tree (or stabcheck/) had changes."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    return {
+        "sha": git("rev-parse", "--short", "HEAD") or "nogit",
+        "dirty": bool(git("status", "--porcelain")),
+        "stabcheck_dirty": bool(git("status", "--porcelain", "--", "stabcheck")),
+    }

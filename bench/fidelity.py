@@ -50,6 +50,7 @@ RESULTS = HERE / "results"
 ZOO_FILE = HERE / "zoo.py"
 sys.path.insert(0, str(HERE))
 
+import common  # noqa: E402
 import zoo  # noqa: E402
 
 ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -71,39 +72,11 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------ the fit process
 
 
-def peak_private_bytes() -> int | None:
-    """VmHWM less the file-backed and shared pages resident now (as stabcheck's worker
-    measures its own peak), from ``/proc/self/status``; None where it cannot be read."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    fields = {}
-    for line in status.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "RssFile", "RssShmem"):
-            fields[key] = int(value.split()[0]) * 1024
-    if "VmHWM" not in fields:
-        return None
-    return fields["VmHWM"] - fields.get("RssFile", 0) - fields.get("RssShmem", 0)
+def probe_batches(n: int, batch_size: int, steps: int, seed: int) -> list:
+    """The row indices of every batch a probe trains on (stabcheck's own function)."""
+    from stabcheck.training import _batch_indices
 
-
-def _batch_indices_copy(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
-    # Identical to stabcheck.training._batch_indices; used only if that import fails.
-    rng = np.random.default_rng(seed)
-    needed = batch_size * steps
-    epochs = [rng.permutation(n) for _ in range(math.ceil(needed / n))]
-    return np.split(np.concatenate(epochs)[:needed], steps)
-
-
-def probe_batches(n: int, batch_size: int, steps: int, seed: int) -> tuple[list, str]:
-    """The row indices of every batch a probe trains on, and where they came from."""
-    try:
-        from stabcheck.training import _batch_indices
-
-        return _batch_indices(n, batch_size, steps, seed), "stabcheck.training._batch_indices"
-    except Exception:  # noqa: BLE001 - a package being edited must not stop the bench
-        return _batch_indices_copy(n, batch_size, steps, seed), "bench copy of _batch_indices"
+    return _batch_indices(n, batch_size, steps, seed)
 
 
 def training_rows(data: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -168,19 +141,21 @@ def fit_one(name: str, data: Path, steps: int, seed: int, out: Path) -> int:
     model = getattr(zoo, entry.factory)()
     if not model.built:  # as stabcheck's prepare_model does (subclassed models)
         model(x[:1])
-    batches, order_source = probe_batches(len(x), entry.batch_size, steps, seed)
+    batches = probe_batches(len(x), entry.batch_size, steps, seed)
     sequence = _batch_sequence(x, y, batches)
     t_fit = time.perf_counter()
     history = model.fit(sequence, steps_per_epoch=1, epochs=steps, verbose=0, shuffle=False)
     fit_s = time.perf_counter() - t_fit
-    peak = peak_private_bytes()
+    from stabcheck.training import peak_private_rss
+
+    peak = peak_private_rss()  # as the worker measures its own
     losses = [float(v) for v in history.history["loss"]]
     result = {
         "name": name,
         "losses": [v if math.isfinite(v) else None for v in losses],
         "peak_private_bytes": peak,
         "data": data_source,
-        "batch_order": order_source,
+        "batch_order": "stabcheck.training._batch_indices",
         "batches_in_order": sequence.requested[-steps:] == list(range(steps)),
         "requested": sequence.requested,
         "n_train": int(len(x)),
@@ -435,19 +410,6 @@ def print_targets(verdicts: dict[str, dict[str, Any]]) -> None:
            f"; not met: {', '.join(k for k, v in verdicts.items() if not v['met'])}"))
 
 
-def git_info() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    return {
-        "sha": git("rev-parse", "--short", "HEAD") or "nogit",
-        "dirty": bool(git("status", "--porcelain")),
-        "stabcheck_dirty": bool(git("status", "--porcelain", "--", "stabcheck")),
-    }
 
 
 def versions() -> dict[str, str]:
@@ -485,7 +447,7 @@ def bench(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.timezone.utc)
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     entries = _entries(names, args.quick)
-    git, source = git_info(), stabcheck_source()
+    git, source = common.git_info(), stabcheck_source()
     tree = source == str(ROOT / "stabcheck")
     dirty = " with uncommitted changes" if tree and git["stabcheck_dirty"] else ""
     log(f"== Fidelity: stabcheck probe vs model.fit, {len(entries)} models, seed {args.seed}, "

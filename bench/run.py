@@ -332,19 +332,6 @@ def med(values):
     return statistics.median(values) if values else None
 
 
-def git_info() -> dict:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    return {
-        "sha": git("rev-parse", "--short", "HEAD") or "nogit",
-        "dirty": bool(git("status", "--porcelain")),
-        "stabcheck_dirty": bool(git("status", "--porcelain", "--", "stabcheck")),
-    }
 
 
 def versions() -> dict:
@@ -382,7 +369,7 @@ def main() -> int:
 
     t_bench = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc)
-    git = git_info()
+    git = common.git_info()
     n_grid = len(common.grid())
     cores = psutil.cpu_count() or 1
     log(f"stabcheck bench: {n_grid} probes (cnn on digits, imbalance {common.IMBALANCE}, "

@@ -194,11 +194,10 @@ class ProbeTrainer:
             present = [(g, v) for g, v in zip(grads, variables, strict=False) if g is not None]
             if present:
                 norm, per_tensor = norm_and_states([g for g, _ in present])
-                slots = [index.get(id(v), -1) for _, v in present]
-                full = [tf.constant(0, tf.int32)] * len(self.tvars)
-                for slot, k in zip(slots, range(len(present)), strict=True):
-                    if slot >= 0:
-                        full[slot] = per_tensor[k]
+                full = [tf.constant(0, tf.int32)] * len(self.tvars)  # in tvars' order
+                for (_, variable), state in zip(present, per_tensor, strict=True):
+                    if id(variable) in index:
+                        full[index[id(variable)]] = state
                 self._gnorm.assign(norm)
                 if full:
                     self._gstate.assign(tf.stack(full))
