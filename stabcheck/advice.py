@@ -54,6 +54,14 @@ def _memory_advice(report: RunReport) -> list[str]:
                 if r.verdict.category is Category.MEMORY and not r.is_memory_search]
     if not failures:
         return []
+    building = [r for r in failures if r.verdict.evidence.get("phase") == "build"]
+    if len(building) == len(failures):  # the model itself, before any batch
+        weights = building[0].verdict.evidence.get("weight_bytes")
+        need = f" (its weights alone need {human_bytes(weights)})" if weights else ""
+        budget = building[0].verdict.evidence.get("budget_bytes")
+        within = f"the {human_bytes(budget)} budget" if budget else "the memory there is"
+        return [f"the model does not fit {within} even before training{need}: no batch "
+                "size helps; give it a larger --memory-budget, or a smaller model or dtype"]
     exhausted = sorted(set(r.probe.settings.batch_size for r in failures))
     kinds = {r.verdict.outcome for r in failures}
     where = (

@@ -85,8 +85,8 @@ def _classify(run: ProbeRun, class_names: Sequence[str], thresholds: Thresholds)
     last = run.steps_completed
     if term is Termination.TIMEOUT:
         return _verdict(Outcome.TIMEOUT, {"timeout_s": round(run.duration_s, 1), "step": last},
-                        f"no progress report for {run.duration_s:.0f} s: ended at step {last}"
-                        f"{_phase(run)}")
+                        f"no progress report for {run.duration_s:.0f} s: ended "
+                        f"{_when(run, last)}")
     if term in (Termination.DIED, Termination.OVER_BUDGET):
         return _death(run)
     if term is Termination.EXCEPTION:
@@ -338,11 +338,15 @@ def _death(run: ProbeRun) -> Verdict:
     common = {"step": step, "signal": sig, "returncode": run.returncode,
               "peak_host_bytes": mem.peak_host_bytes, "budget_bytes": mem.budget_bytes,
               "enforcement": mem.enforcement}
+    if run.exception and run.exception.get("phase"):  # died before training began
+        common["phase"] = run.exception["phase"]
+        if run.exception.get("weight_bytes"):
+            common["weight_bytes"] = run.exception["weight_bytes"]
     if run.termination is Termination.OVER_BUDGET:
         return _verdict(
             Outcome.OOM_HOST, {**common, "enforced_by": "watchdog"},
             f"ended by stabcheck's memory watchdog at {human_bytes(mem.peak_host_bytes)} of a "
-            f"{human_bytes(mem.budget_bytes)} budget, {_at_step(step)}{_phase(run)}",
+            f"{human_bytes(mem.budget_bytes)} budget, {_when(run, step)}",
         )
     killed = run.returncode == -9
     if killed and (mem.oom_kills > 0 or mem.system_oom):
@@ -354,7 +358,7 @@ def _death(run: ProbeRun) -> Verdict:
             {**common, "enforced_by": "kernel", "oom_kills": mem.oom_kills,
              "oom_evidence": source},
             f"killed by the kernel OOM killer at {human_bytes(mem.peak_host_bytes)}{budget}"
-            f"{via}, {_at_step(step)}{_phase(run)}",
+            f"{via}, {_when(run, step)}",
         )
     if is_oom_message(run.stderr_tail):
         return _verdict(
@@ -365,7 +369,7 @@ def _death(run: ProbeRun) -> Verdict:
         )
     return _verdict(
         Outcome.CRASHED, {**common, "stderr_tail": _tail(run.stderr_tail)},
-        f"worker died with {sig} {_at_step(step)}{_phase(run)}"
+        f"worker died with {sig} {_when(run, step)}"
         + (" with no sign of memory exhaustion" if killed else ""),
     )
 
@@ -378,7 +382,8 @@ def _exception(run: ProbeRun) -> Verdict:
     if exc.get("oom"):
         outcome = Outcome.OOM_GPU if "GPU" in (exc.get("message") or "") else Outcome.OOM_HOST
         return _verdict(outcome, evidence,
-                        f"{exc.get('etype')} at step {step}: the allocator ran out of memory")
+                        f"{exc.get('etype')} {_when(run, step)}: the allocator ran out of "
+                        "memory")
     message = (exc.get("message") or "").strip().splitlines()
     doing = "building the model" if exc.get("phase") == "build" else "training"
     return _verdict(Outcome.ERROR, evidence,
@@ -393,10 +398,18 @@ def _at_step(step: int) -> str:
     return f"at step {step}" if step else "during the first step"
 
 
-def _phase(run: ProbeRun) -> str:
-    if run.exception and run.exception.get("phase") == "startup":
-        return " (while the worker started)"
-    return ""
+def _when(run: ProbeRun, step: int) -> str:
+    """When a worker died: at a step, while it started, or while it built the model."""
+    exc = run.exception or {}
+    if exc.get("phase") == "startup":
+        return f"{_at_step(step)} (while the worker started)"
+    if exc.get("phase") == "build":
+        weights = exc.get("weight_bytes")
+        need = f": its weights alone need {human_bytes(weights)}" if weights else ""
+        again = (" (measured once for all probes: building does not depend on their "
+                 "settings)") if exc.get("measured_once") else ""
+        return f"while building the model{need}{again}"
+    return _at_step(step)
 
 
 def _last_finite_loss(steps: Sequence[StepRecord]) -> float | None:

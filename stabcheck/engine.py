@@ -149,9 +149,10 @@ def run_probe_grid(
         def on_step(probe: Probe, step: int) -> None:
             emit(Progress("step", probe=probe, step=step, total=current["total"]))
 
+        shared: dict[str, Any] = {}  # what the first worker learns, for every runner
         runners = [ProbeRunner(init, run_dir, timeout=settings.timeout,
                                memory_budget=settings.memory_budget, on_step=on_step,
-                               name=f"w{i}") for i in range(n_workers)]
+                               name=f"w{i}", shared=shared) for i in range(n_workers)]
         runner = runners[0]
         results: list[ProbeResult] = []
         measured: list[ProbeResult] = []

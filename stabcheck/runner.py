@@ -220,7 +220,10 @@ class _Watch:
     """What the parent observes while waiting on a worker."""
 
     started: float
-    peak: int = 0
+    peak: int = 0  # the largest private-memory sample of the worker tree
+    reported: int | None = None  # the worker's own high-water mark of its probe's training
+    build_peak: int = 0  # the worker's high-water mark when it was ready (import, model)
+    imported: bool = False  # the worker got past importing the backend
     gpu_peak: int | None = None
     class_grads: tuple[tuple[int, dict[str, float]], ...] = ()
     step_info: dict[str, Any] | None = None
@@ -237,6 +240,9 @@ class ProbeRunner:
         timeout: wall-clock seconds one probe may take.
         memory_budget: host bytes a worker may use, or None.
         on_step: called with (probe, step) as step records arrive.
+        shared: what the runners of one run learn once for all (the same dict for each):
+            the model's description, and per dtype policy the run of a worker that ran
+            out of memory building the model (every probe under that policy would too).
     """
 
     def __init__(
@@ -248,6 +254,7 @@ class ProbeRunner:
         memory_budget: int | None = None,
         on_step: StepCallback | None = None,
         name: str = "w0",
+        shared: dict[str, Any] | None = None,
     ) -> None:
         self._name = name
         self._init = init
@@ -259,8 +266,18 @@ class ProbeRunner:
         self._worker: _Worker | None = None
         self._worker_batch: tuple[int, str | None, bool] | None = None
         self._count = 0
+        self._shared = shared if shared is not None else {}
+        self._build_oom: dict[str | None, ProbeRun] = self._shared.setdefault("build_oom", {})
         self.environment: dict[str, Any] = {}
-        self.model_info: dict[str, Any] = {}
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """The model as the first worker described it ({} before)."""
+        return self._shared.get("model_info", {})
+
+    @model_info.setter
+    def model_info(self, value: dict[str, Any]) -> None:
+        self._shared["model_info"] = value
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -277,18 +294,28 @@ class ProbeRunner:
             return outcome
         self._worker = None
         run = outcome
-        if run.termination is Termination.EXCEPTION and run.exception is not None:
+        if (run.termination is Termination.EXCEPTION and run.exception is not None
+                and not run.exception.get("oom")):
             detail = (run.exception.get("message") or "").strip().splitlines()
             raise InputError(
                 f"cannot build the model {self._init.model['text']!r}: "
                 f"{run.exception.get('etype')}: {detail[-1] if detail else ''}"
             )
         memory = run.memory
-        if self._budget and (run.termination is Termination.OVER_BUDGET or memory.oom_kills):
+        out_of_memory = self._budget and _ran_out_of_memory(run)
+        if out_of_memory and _phase_of(run) == "build":
+            # The backend imported; the user's model or data did not fit the budget.
+            # That is the probes' finding (each is oom_host while building the model),
+            # not a usage error: describe the model from a worker without the budget.
+            model = self._describe_unbudgeted()
+            self._build_oom[self._init.dtype_policy] = replace(
+                run, exception={**(run.exception or {}), "weight_bytes": model.get("weight_bytes")})
+            return model
+        if out_of_memory:
             raise InputError(
                 f"--memory-budget {self._budget >> 20} MiB is too small to start a probe "
                 f"worker: it ran out at {(memory.peak_host_bytes or 0) >> 20} MiB while "
-                "importing TensorFlow and loading the model"
+                "importing TensorFlow, before the model was loaded"
             )
         if run.termination is Termination.TIMEOUT:
             raise InputError(
@@ -300,6 +327,18 @@ class ProbeRunner:
             f"({signal_name(run.returncode)}); its stderr ends with: "
             f"{run.stderr_tail.strip().splitlines()[-1:] or ['(nothing)']}"
         )
+
+    def _describe_unbudgeted(self) -> dict[str, Any]:
+        """The model's description from a worker without ``--memory-budget``."""
+        free = ProbeRunner(self._init, self._run_dir, timeout=self._timeout,
+                           name=f"{self._name}-describe")
+        try:
+            model = free.describe()
+        finally:
+            free.close()
+        self.environment = free.environment
+        self.model_info = model
+        return model
 
     def close(self) -> None:
         """Stop the current worker, if any."""
@@ -334,14 +373,21 @@ class ProbeRunner:
         batch = (probe.settings.batch_size, probe.settings.dtype_policy, check_numerics)
         if self._worker is not None and self._worker_batch not in (None, batch):
             self.close()
+        policy = probe.settings.dtype_policy
+        if policy in self._build_oom:
+            first = self._build_oom[policy]
+            return replace(first, probe=probe, duration_s=0.0,
+                           exception={**(first.exception or {}), "measured_once": True})
         watch = _Watch(time.monotonic())
         if self._worker is None:
             worker = self._spawn(probe.settings.dtype_policy, check_numerics)
             watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
             ready = self._await_ready(worker, watch, probe)
             if not isinstance(ready, dict):
+                if _phase_of(ready) == "build" and _ran_out_of_memory(ready):
+                    self._build_oom[policy] = ready
                 return ready
-            watch = _Watch(time.monotonic(), peak=watch.peak)
+            watch = _Watch(time.monotonic(), peak=watch.peak, build_peak=watch.build_peak)
         worker = self._worker
         assert worker is not None
         self._worker_batch = batch
@@ -366,8 +412,7 @@ class ProbeRunner:
                 class_grads.append((message["step"], message["norms"]))
                 continue
             if kind in ("done", "nonfinite", "exception"):
-                reported = message.get("peak_private_bytes")
-                watch.peak = max(watch.peak, reported or 0)
+                watch.reported = message.get("peak_private_bytes")
                 watch.class_grads = tuple(class_grads)
                 watch.step_info = message.get("step_info")
             if kind == "done":
@@ -405,7 +450,10 @@ class ProbeRunner:
             message = self._next(worker, watch, placeholder, limit)
             if message is None:
                 continue
+            if message["type"] == "imported":
+                watch.imported = True
             if message["type"] == "ready":
+                watch.build_peak = message.get("peak_private_bytes") or 0
                 self.environment = message["environment"]
                 self.model_info = message["model"]
                 return message["model"]
@@ -414,7 +462,7 @@ class ProbeRunner:
                                       exception=_exception(message), close=True)
             if message["type"] in ("_eof", "_timeout", "_over_budget"):
                 return self._died(worker, placeholder, watch, [], message["type"],
-                                  phase="startup")
+                                  phase="build" if watch.imported else "startup")
 
     def _next(
         self, worker: _Worker, watch: _Watch, probe: Probe, limit: float | None = None
@@ -443,8 +491,12 @@ class ProbeRunner:
         if worker.cgroup is not None:
             kills = worker.cgroup.oom_kills() - watch.cgroup_kills_before
         system = died and memguard.system_oom_kills() > watch.system_kills_before
+        # A worker that reported its own high-water mark measured its training exactly
+        # (its held-out evaluation, after it, is not part of the user's fit); the
+        # parent's samples stand in where it could not report (it died).
+        peak = watch.peak if watch.reported is None else max(watch.build_peak, watch.reported)
         return MemoryEvidence(
-            peak_host_bytes=watch.peak or None,
+            peak_host_bytes=peak or None,
             budget_bytes=self._budget,
             enforcement=worker.enforcement,
             oom_kills=max(0, kills),
@@ -490,7 +542,8 @@ class ProbeRunner:
             probe=probe, termination=termination, steps=tuple(steps),
             returncode=code, memory=memory,
             stderr_tail=worker.stderr_tail(), duration_s=time.monotonic() - watch.started,
-            exception={"phase": phase} if phase != "train" else None,
+            exception=None if phase == "train" else {
+                "phase": phase, "weight_bytes": self.model_info.get("weight_bytes")},
         )
 
 
@@ -500,6 +553,17 @@ _STARTUP_PROBE = Probe.from_json({
                  "clip": "none", "batch_size": 0, "optimizer": "", "loss": ""},
     "steps": 0,
 })
+
+
+def _phase_of(run: ProbeRun) -> str | None:
+    return (run.exception or {}).get("phase")
+
+
+def _ran_out_of_memory(run: ProbeRun) -> bool:
+    """Ended by the watchdog's budget, a kernel OOM kill (the cgroup's or the system's)
+    or an allocator's out-of-memory error."""
+    return (run.termination is Termination.OVER_BUDGET or run.memory.oom_kills > 0
+            or run.memory.system_oom or bool((run.exception or {}).get("oom")))
 
 
 def _float(value: Any) -> float:

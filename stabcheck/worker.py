@@ -143,6 +143,7 @@ def main() -> int:
     channel.send({
         "type": "ready",
         "pid": os.getpid(),
+        "peak_private_bytes": training.peak_private_rss(),  # import + data + model
         "model": setup.describe,
         "environment": {
             "backend": keras.backend.backend(),

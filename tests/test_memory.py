@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stabcheck import gpu, memguard
@@ -101,3 +102,63 @@ def test_worker_raises_its_own_oom_score(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "1000", done.stderr
     assert Path("/proc/self/oom_score_adj").read_text().strip() != "1000"  # not the parent
+
+
+@needs_cgroup
+def test_a_model_too_large_for_the_budget_is_oom_host_while_building(tmp_path):
+    """Weights that do not fit the budget are the probes' finding, not a usage error:
+    the backend imports (its cost is measured), the build is killed by the cgroup,
+    and every probe is oom_host with the build phase; the build is not repeated."""
+    out = tmp_path / "result.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "stabcheck", "probe", "--model",
+         f"{FIXTURES / 'memory_models.py'}:wide", "--data", "builtin:breast_cancer",
+         "--class-weight", "none", "--lr", "0.001,0.01", "--steps", "3",
+         "--memory-budget", "450MiB", "--json", str(out), "--journal", str(tmp_path / "j")],
+        capture_output=True, text=True, timeout=400, cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    probes = json.loads(out.read_text())["probes"]
+    assert [p["outcome"] for p in probes] == ["oom_host", "oom_host"]
+    first, second = (p["evidence"] for p in probes)
+    assert first["phase"] == "build" and first["enforced_by"] == "kernel"
+    assert first["weight_bytes"] == (30 * 6000 + 6000 + 6000 * 6000 + 6000 + 6000 + 1) * 4
+    assert "while building the model: its weights alone need" in probes[0]["summary"]
+    assert second["phase"] == "build" and "measured once for all probes" in probes[1]["summary"]
+    assert "no batch size helps" in done.stdout
+    assert probes[0]["steps_completed"] == 0
+
+
+def _images(path: Path, n_val: int) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64 + n_val, 32, 32, 3)).astype(np.float32)
+    y = (x[:, :16].mean(axis=(1, 2, 3)) > 0).astype(np.int64)
+    np.savez(path, x=x[:64], y=y[:64], x_val=x[64:], y_val=y[64:])
+    return path
+
+
+@pytest.mark.slow
+def test_held_out_evaluation_does_not_raise_the_probe_peak(tmp_path):
+    """Held-out images whose feature maps would need ~750 MiB predicted at once are
+    evaluated in batches of the probe's 8: the probe's peak is that of its training
+    (as with 8 held-out images), and the evidence measures what evaluation added."""
+    peaks, extra = {}, {}
+    for n_val in (8, 1500):
+        out = tmp_path / f"r{n_val}.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "stabcheck", "probe", "--model",
+             f"{FIXTURES / 'memory_models.py'}:wide_activations", "--data",
+             str(_images(tmp_path / f"d{n_val}.npz", n_val)), "--class-weight", "none",
+             "--lr", "0.001", "--batch-size", "8", "--steps", "3", "--json", str(out),
+             "--journal", str(tmp_path / f"j{n_val}")],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        (probe,) = json.loads(out.read_text())["probes"]
+        assert probe["holdout"]["n"] == n_val
+        peaks[n_val] = probe["peak_host_bytes"]
+        extra[n_val] = probe["evidence"]["training_step"]["evaluation_extra_bytes"]
+    at_once = 1500 * 2 * 32 * 32 * 64 * 4  # two feature maps of every held-out image
+    data = 1500 * 32 * 32 * 3 * 4  # the held-out images themselves, loaded by the worker
+    assert peaks[1500] - peaks[8] < data + (32 << 20) < at_once / 10
+    assert extra[1500] < 32 << 20
