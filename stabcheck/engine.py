@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,12 @@ from stabcheck.preflight import (
     check_loss_weights,
     check_model_outputs,
     check_output_activation,
+    check_regression_class_weights,
+    check_regression_outputs,
     check_sample_weight_conflict,
+    check_task_vs_loss,
+    is_regression_loss,
+    regression_output_warnings,
 )
 from stabcheck.results import (
     Outcome,
@@ -116,13 +121,20 @@ def run_probe_grid(
     """
     emit = progress or (lambda _event: None)
     spec = parse_model_spec(settings.model, settings.custom_objects, settings.import_dirs)
-    check_sample_weight_conflict(npz_has_sample_weight(settings.data), settings.class_weight)
+    if settings.loss:  # --task classification with a regression loss: before any loading
+        check_task_vs_loss(settings.task, settings.loss, declared=True)
+    data_task = settings.task
+    if data_task == "auto" and is_regression_loss(settings.loss):
+        data_task = "regression"
     emit(Progress("loading", f"loading {settings.data}"))
-    dataset = load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
-                           holdout=settings.holdout, imbalance=settings.imbalance,
-                           seed=settings.seed)
+    dataset = _load(settings, data_task)
+    if dataset.task == "regression":
+        settings = _regression_settings(settings)
+    check_sample_weight_conflict(npz_has_sample_weight(settings.data), settings.class_weight)
     warnings: list[str] = []
     if settings.loss:
+        check_task_vs_loss(dataset.task, settings.loss, declared=settings.task != "auto")
+    if settings.loss and dataset.task == "classification":
         check_label_values(settings.loss, dataset.label_values)
         warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
     weights = _weights_table(settings, dataset)
@@ -160,7 +172,18 @@ def run_probe_grid(
         try:
             emit(Progress("loading", "starting a probe worker (imports TensorFlow)"))
             model = runner.describe()
-            warnings += _check_model(model, dataset)
+            if _regression_model(settings, dataset, model):
+                # A model compiled with a regression loss on integer targets (counts,
+                # ratings): they are a regression target; the workers reload them as such.
+                emit(Progress("loading", f"{model['loss']} is a regression loss: reloading "
+                                         "the targets as a regression target"))
+                dataset = _load(settings, "regression")
+                settings = _regression_settings(settings)
+                weights = _weights_table(settings, dataset)
+                save_prepared(dataset, prepared)
+                runner.close()
+                model = runner.describe()
+            warnings += _check_model(model, dataset, declared=settings.task != "auto")
             probes = plan_probes(
                 settings, lrs=learning_rates(settings, model["baseline_lr"]),
                 loss=model["loss"], optimizer=model["optimizer"],
@@ -246,13 +269,37 @@ def worker_count(settings: Settings) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _check_model(model: dict[str, Any], dataset: Dataset) -> list[str]:
+def _load(settings: Settings, task: str) -> Dataset:
+    return load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
+                        holdout=settings.holdout, imbalance=settings.imbalance,
+                        seed=settings.seed, task=task)
+
+
+def _regression_settings(settings: Settings) -> Settings:
+    """A regression run probes no class weights: a given strategy other than ``none`` is
+    refused, the default grid becomes ``none`` alone."""
+    check_regression_class_weights(settings.class_weight, settings.class_weight_given)
+    return replace(settings, class_weight=("none",))
+
+
+def _regression_model(settings: Settings, dataset: Dataset, model: dict[str, Any]) -> bool:
+    """Whether ``auto`` took integer targets for classes that the model's own (compiled)
+    regression loss takes as numbers."""
+    return (settings.task == "auto" and dataset.task == "classification"
+            and dataset.label_values is not None and is_regression_loss(model["loss"]))
+
+
+def _check_model(model: dict[str, Any], dataset: Dataset, declared: bool = False) -> list[str]:
     """Preflight checks that need the model the first worker described.
 
     ``input_shape`` (one sample's shape, None for a free dimension; None or absent when
     unknown) is checked against the data's rows when the worker describes it."""
     check_model_outputs(model["n_outputs"])
     check_input_shape(model.get("input_shape"), dataset.x_train.shape[1:])
+    check_task_vs_loss(dataset.task, model["loss"], declared=declared)
+    if dataset.task == "regression":
+        check_regression_outputs(model["output_units"], dataset.target_width)
+        return regression_output_warnings(model["output_activation"], dataset.summary().target)
     check_loss_weights(model.get("loss_weights"), dataset.class_names)
     check_label_values(model["loss"], dataset.label_values, model["output_units"])
     warnings = check_labels_vs_loss(model["loss"], dataset.label_format, dataset.n_classes,
