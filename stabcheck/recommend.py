@@ -289,8 +289,11 @@ NONE_STABLE = ("No setting in this grid was stable: probe lower learning rates (
 def configuration_words(rec: dict[str, Any]) -> list[str]:
     """The recommended settings as ``key=value`` words: ``["class_weight=balanced",
     "lr=0.01", "clip=global_norm=1", "batch_size=32"]``."""
-    return [f"class_weight={rec['class_weight']}", f"lr={fmt_lr(rec['learning_rate'])}",
-            f"clip={rec['clip']}", f"batch_size={rec['batch_size']}"]
+    words = [f"lr={fmt_lr(rec['learning_rate'])}", f"clip={rec['clip']}",
+             f"batch_size={rec['batch_size']}"]
+    if "r2" in rec:  # a regression target: no class weights to name
+        return words
+    return [f"class_weight={rec['class_weight']}", *words]
 
 
 def evidence_text(rec: dict[str, Any]) -> str:

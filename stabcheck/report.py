@@ -118,12 +118,14 @@ def _grid_tables(report: RunReport) -> list[Table]:
             title_style="bold",
             box=box.SIMPLE_HEAD,
         )
-        table.add_column("class weight", overflow="fold")
+        regression = is_regression(report)
+        table.add_column("target" if regression else "class weight", overflow="fold")
         for column in grid.columns:
             table.add_column("\n".join(column_label(column)), justify="center",
                              overflow="fold")
         for strategy, row in grid.rows:
-            table.add_row(Text(strategy), *(_cell(result) for result in row))
+            table.add_row(Text("regression" if regression else strategy),
+                          *(_cell(result) for result in row))
         tables.append(table)
     return tables
 
