@@ -168,7 +168,7 @@ def test_the_memory_ladder_measures_a_regression_model(probe_run, regression_npz
     memory = data["memory"]
     assert {16, 64} <= {p["batch_size"] for p in memory["points"]}
     assert all(p["peak_bytes"] for p in memory["points"])
-    assert memory["forecast_batch_size"] == 320  # the whole training sample fits
+    assert memory["forecast_batch_size"] == memory["training_samples"] == 400  # all fits
     assert set(outcomes_of(data)) == {"stable"}
 
 
