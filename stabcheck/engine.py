@@ -7,11 +7,12 @@ or crashed run loses nothing it had finished.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,12 @@ def run_probe_grid(
     warnings: list[str] = []
     if settings.loss:
         check_task_vs_loss(dataset.task, settings.loss, declared=settings.task != "auto")
+    hint = _quantity_hint(settings, dataset)
+    if hint:
+        warnings.append(hint)
     if settings.loss and dataset.task == "classification":
-        check_label_values(settings.loss, dataset.label_values)
+        with _hinted(hint):
+            check_label_values(settings.loss, dataset.label_values)
         warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
     weights = _weights_table(settings, dataset)
     warnings += check_class_weights(weights, dataset.class_names)
@@ -183,7 +188,8 @@ def run_probe_grid(
                 save_prepared(dataset, prepared)
                 runner.close()
                 model = runner.describe()
-            warnings += _check_model(model, dataset, declared=settings.task != "auto")
+            with _hinted(hint):
+                warnings += _check_model(model, dataset, declared=settings.task != "auto")
             probes = plan_probes(
                 settings, lrs=learning_rates(settings, model["baseline_lr"]),
                 loss=model["loss"], optimizer=model["optimizer"],
@@ -267,6 +273,35 @@ def worker_count(settings: Settings) -> int:
     if gpu.devices():
         return 1
     return max(1, min(4, os.cpu_count() or 1))
+
+
+# Whole-number targets with at least this many distinct values, most of them seen at most
+# twice, look like a quantity (prices, counts) rather than classes.
+_QUANTITY_MIN_VALUES = 50
+
+
+def _quantity_hint(settings: Settings, dataset: Dataset) -> str | None:
+    """A sentence for ``auto`` taking whole-number targets of many rare values for classes."""
+    if settings.task != "auto" or dataset.task != "classification" or \
+            dataset.label_values is None or dataset.n_classes < _QUANTITY_MIN_VALUES:
+        return None
+    counts = [c for c in dataset.summary().class_counts if c]
+    if sorted(counts)[len(counts) // 2] > 2:
+        return None
+    return (f"the target has {dataset.n_classes:,} distinct whole numbers, most seen once or "
+            "twice, taken for classes: if it is a quantity (a price, a count), pass --task "
+            "regression")
+
+
+@contextlib.contextmanager
+def _hinted(hint: str | None) -> Iterator[None]:
+    """Add ``hint`` to an ``InputError`` raised inside (the cause may be the task)."""
+    try:
+        yield
+    except InputError as exc:
+        if hint is None:
+            raise
+        raise InputError(f"{exc}; {hint}") from None
 
 
 def _load(settings: Settings, task: str) -> Dataset:

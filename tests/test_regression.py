@@ -288,3 +288,28 @@ def test_r2_at_or_below_zero_is_stalled_and_above_zero_stable():
     assert classify(_run(-0.7)).summary.startswith("R² -0.70 on held-out data: predicts worse")
     stable = classify(_run(0.4))
     assert stable.outcome is Outcome.STABLE and "R² 0.40" in stable.summary
+
+
+def test_whole_number_prices_taken_for_classes_say_task_regression(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [",".join(f"{v:.3f}" for v in rng.normal(size=4)) + f",{rng.integers(1000, 9000)}"
+            for _ in range(300)]
+    csv = tmp_path / "prices.csv"
+    csv.write_text("a,b,c,d,price\n" + "\n".join(rows) + "\n")
+    done = subprocess.run([*STABCHECK, "probe", "--model", "builtin:mlp", "--data", str(csv),
+                           "--target", "price", "--steps", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.endswith("if it is a quantity (a price, a count), pass --task regression")
+
+
+def test_a_target_of_two_columns_trains_a_two_unit_output(probe_run, tmp_path):
+    x, y = _linear()
+    path = tmp_path / "two.npz"
+    np.savez(path, x=x, y=np.stack([y, -y], axis=1))
+    _, data, _ = probe_run(model="builtin:mlp", data=str(path), lr=["0.003"], steps=40)
+    assert data["dataset"]["target"]["columns"] == 2
+    assert data["config"]["model_info"]["output_units"] == 2
+    (probe,) = data["probes"]
+    assert probe["outcome"] == "stable" and probe["holdout"]["r2"] > 0.2
