@@ -17,8 +17,8 @@ from stabcheck.oom import is_oom_message
 from stabcheck.results import (
     HoldoutEval,
     Outcome,
-    RegressionEval,
     ProbeRun,
+    RegressionEval,
     StepRecord,
     Termination,
     Verdict,

@@ -24,9 +24,9 @@ from stabcheck.quality import (
     regression_rows,
 )
 from stabcheck.recommend import (
-    NONE_STABLE,
     configuration_words,
     evidence_text,
+    none_stable_text,
     recommended_configuration,
     strategy_rows,
     why_text,
@@ -141,7 +141,7 @@ def _recommendation(report: RunReport) -> list[str]:
     lines = ["", "### Recommended configuration", ""]
     rec = recommended_configuration(report)
     if rec is None:
-        return lines + [f"**{_escape(NONE_STABLE)}**"]
+        return lines + [f"**{_escape(none_stable_text(report))}**"]
     lines.append(f"**{_code(', '.join(configuration_words(rec)))}**")
     lines.append("")
     scores = evidence_text(rec).removeprefix(f"probe {rec['probe_id']}")

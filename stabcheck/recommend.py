@@ -37,9 +37,9 @@ from stabcheck.quality import (
     holdout_metrics,
     is_regression,
     macro_f1,
+    minority_recall,
     quality_score,
     r2_score,
-    minority_recall,
     rarest_class,
 )
 from stabcheck.results import ProbeResult, RunReport
@@ -48,6 +48,7 @@ from stabcheck.wording import bullet, fmt_lr, short_clip, step_suffix
 
 __all__ = [
     "NONE_STABLE",
+    "none_stable_text",
     "configuration_words",
     "evidence_text",
     "recommendation_panel",
@@ -284,6 +285,13 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
 # What the renderers say where no setting was stable.
 NONE_STABLE = ("No setting in this grid was stable: probe lower learning rates (--lr), "
                "a clip (--clip global_norm=1.0) and milder class weights.")
+NONE_STABLE_REGRESSION = ("No setting in this grid was stable: probe lower learning rates "
+                          "(--lr) and a clip (--clip global_norm=1.0).")
+
+
+def none_stable_text(report: RunReport) -> str:
+    """What to say where no setting was stable (no class weights for a regression run)."""
+    return NONE_STABLE_REGRESSION if is_regression(report) else NONE_STABLE
 
 
 def configuration_words(rec: dict[str, Any]) -> list[str]:
@@ -371,7 +379,8 @@ def recommendation_panel(report: RunReport) -> Panel:
     """``recommended_configuration`` as the terminal panel the report ends with."""
     rec = recommended_configuration(report)
     if rec is None:
-        return Panel(Text(NONE_STABLE, style="red"), title="Recommended configuration",
+        return Panel(Text(none_stable_text(report), style="red"),
+                     title="Recommended configuration",
                      title_align="left", border_style="red", box=box.ROUNDED)
     lines: list[RenderableType] = []
     head = Text()

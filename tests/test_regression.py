@@ -117,7 +117,7 @@ def test_a_stable_and_a_diverging_regression_probe(probe_run, regression_npz, tm
     assert "testcase" in junit_xml(report, parse_fail_on(("numerical",)))
 
 
-def test_sgd_on_large_targets_without_clipping_diverges_and_a_clip_rescues_it(
+def test_sgd_on_large_targets_without_clipping_diverges_and_a_clip_keeps_it_finite(
         probe_run, tmp_path):
     x, y = _linear(scale=1000.0)
     path = tmp_path / "large.npz"
@@ -128,6 +128,8 @@ def test_sgd_on_large_targets_without_clipping_diverges_and_a_clip_rescues_it(
     assert found["cw=none,lr=0.05,clip=none,bs=32"] in ("diverged", "non_finite")
     assert found["cw=none,lr=0.05,clip=global_norm=1,bs=32"] not in ("diverged", "non_finite")
     assert data["dataset"]["target"]["max"] > 1000
+    text = _text(report)
+    assert "class_weight" not in text and "class weight" not in text
 
 
 def test_a_csv_with_a_float_target_is_a_regression_probe_and_r2_below_0_stalls(
