@@ -135,8 +135,9 @@ def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
     if outcomes[Outcome.STALLED]:
         n = outcomes[Outcome.STALLED]
         advice.append(
-            f"{plural(n, 'probe')} stalled (the loss did not move): the learning rate may be "
-            "too low, or --steps too few"
+            f"{plural(n, 'probe')} stalled (the loss did not move, or a regression model "
+            "predicts no better than the mean, R² <= 0): the learning rate may be too low, or "
+            "--steps too few"
         )
     return advice
 

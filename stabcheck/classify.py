@@ -18,6 +18,7 @@ from stabcheck.results import (
     HoldoutEval,
     Outcome,
     ProbeRun,
+    RegressionEval,
     StepRecord,
     Termination,
     Verdict,
@@ -155,6 +156,8 @@ def _curves_and_predictions(
                     f"median {early:.3g}",
                 )
     holdout = run.holdout
+    if isinstance(holdout, RegressionEval):
+        return _regression(run, holdout, smooth, t)
     if smooth and holdout is not None and holdout.n:
         change, noise = loss_change(losses, t.early_window)
         chance = max(holdout.true_counts) / holdout.n
@@ -185,6 +188,43 @@ def _curves_and_predictions(
         evidence["holdout_accuracy"] = holdout.accuracy
         summary += f", held-out accuracy {holdout.accuracy:.1%}"
     return _verdict(Outcome.STABLE, evidence, summary)
+
+
+def _regression(run: ProbeRun, holdout: RegressionEval, smooth: Sequence[float],
+                t: Thresholds) -> Verdict:
+    """A regression probe that trained without a numerical failure: ``stalled`` when its
+    held-out R² is at or below ``stall_r2`` (no better than predicting the mean), else
+    stable. No class verdicts: a regression target has no classes."""
+    evidence: dict[str, Any] = {"final_loss": smooth[-1] if smooth else None,
+                                "holdout_mae": holdout.mae, "holdout_rmse": holdout.rmse,
+                                "holdout_r2": holdout.r2}
+    scores = _regression_scores(holdout)
+    r2 = holdout.r2
+    if holdout.n and r2 is not None and r2 <= t.stall_r2:
+        change, _noise = loss_change([s.loss for s in run.steps], t.early_window) \
+            if run.steps else (0.0, 0.0)
+        evidence["relative_loss_change"] = change
+        worse = "no better than" if r2 >= -0.005 else "worse than"
+        return _verdict(
+            Outcome.STALLED, evidence,
+            f"R² {r2:.2f} on held-out data: predicts {worse} the mean"
+            f" ({_regression_scores(holdout, r2=False)}; loss moved {change:.1%} in "
+            f"{len(run.steps)} steps)",
+        )
+    summary = f"trained {len(run.steps)} steps, smoothed loss {smooth[-1]:.3g}" if smooth else ""
+    if holdout.n and scores:
+        summary += f", held-out {scores}"
+    return _verdict(Outcome.STABLE, evidence, summary)
+
+
+def _regression_scores(holdout: RegressionEval, r2: bool = True) -> str:
+    """``R² 0.87, MAE 0.31, RMSE 0.42`` (what is defined; ``r2`` False: without R²)."""
+    parts = []
+    shown = (("R²", holdout.r2),) if r2 else ()
+    for label, value in (*shown, ("MAE", holdout.mae), ("RMSE", holdout.rmse)):
+        if value is not None:
+            parts.append(f"{label} {value:.2f}" if label == "R²" else f"{label} {value:.3g}")
+    return ", ".join(parts)
 
 
 def loss_change(losses: Sequence[float], window: int) -> tuple[float, float]:

@@ -88,6 +88,10 @@ _Data = Annotated[Optional[str], typer.Option(  # noqa: UP045
     help="An .npz (x, y[, x_val, y_val]), a .csv with --target, an image folder, or "
     "builtin:digits / builtin:breast_cancer.")]
 _Target = Annotated[Optional[str], typer.Option(help="Label column of a CSV.")]  # noqa: UP045
+_Task = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    help="auto (default), classification or regression. auto: float targets with "
+    "non-integer values, or a regression loss (mse, mae, huber, msle, log_cosh, poisson), "
+    "make a regression probe (learning rate x clipping x batch size, no class weights).")]
 _Loss = Annotated[Optional[str], typer.Option(help="Override the compiled loss.")]  # noqa: UP045
 _Optimizer = Annotated[Optional[str], typer.Option(  # noqa: UP045
     help="Override the compiled optimizer.")]
@@ -140,7 +144,7 @@ _CheckNumerics = Annotated[Optional[bool], typer.Option(  # noqa: UP045
 @app.command()
 def probe(
     config: _Config = None, model: _Model = None, data: _Data = None, target: _Target = None,
-    loss: _Loss = None, optimizer: _Optimizer = None, lr: _Lr = None,
+    task: _Task = None, loss: _Loss = None, optimizer: _Optimizer = None, lr: _Lr = None,
     class_weight: _ClassWeight = None, clip: _Clip = None, batch_size: _BatchSize = None,
     steps: _Steps = None, memory_budget: _MemoryBudget = None,
     gpu_memory_budget: _GpuBudget = None, timeout: _Timeout = None, json_path: _Json = None,
@@ -157,7 +161,7 @@ def probe(
 @app.command()
 def memory(
     config: _Config = None, model: _Model = None, data: _Data = None, target: _Target = None,
-    loss: _Loss = None, optimizer: _Optimizer = None, lr: _Lr = None,
+    task: _Task = None, loss: _Loss = None, optimizer: _Optimizer = None, lr: _Lr = None,
     class_weight: _ClassWeight = None, clip: _Clip = None, batch_size: _BatchSize = None,
     memory_budget: _MemoryBudget = None, gpu_memory_budget: _GpuBudget = None,
     timeout: _Timeout = None, json_path: _Json = None, journal: _Journal = None,

@@ -29,6 +29,9 @@ CLIP_KINDS = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_c
 # A gate never passes a config it could not probe: ``error`` fails the run too.
 FAIL_ON_DEFAULT = ("numerical", "memory", "crash", "error")
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
+# What the targets are: ``auto`` decides from the data and the loss (see
+# ``stabcheck.preflight.resolve_task``); a regression run probes no class weights.
+TASKS = ("auto", "classification", "regression")
 
 _STRESS_RE = re.compile(r"^x(\d+(?:\.\d*)?(?:e\d+)?)$")
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -58,10 +61,14 @@ class Settings:
     model: str
     data: str
     target: str | None = None
+    task: str = "auto"  # auto, classification or regression
     loss: str | None = None
     optimizer: str | None = None
     lr: tuple[float, ...] | None = None  # None: the baseline rate x DEFAULT_LR_FACTORS
     class_weight: tuple[str, ...] = ("none", "balanced")
+    # Whether class_weight was given (a flag or the config) rather than the default: a
+    # regression run replaces the default by ("none",) but refuses a given strategy.
+    class_weight_given: bool = False
     custom_class_weight: dict[str, float] | None = None
     effective_beta: float = 0.999
     clip: tuple[Clip, ...] = (Clip(None),)
@@ -104,6 +111,7 @@ class Settings:
             "model": self.model,
             "data": self.data,
             "target": self.target,
+            "task": self.task,
             "loss": self.loss,
             "optimizer": self.optimizer,
             "lr": None if self.lr is None else list(self.lr),
@@ -130,7 +138,7 @@ class Settings:
 # Keys a config file may hold, and the parser of each (flags share the parsers).
 _LIST_KEYS = ("lr", "class_weight", "clip", "batch_size", "fail_on", "custom_objects")
 _KNOWN_KEYS = {
-    "model", "data", "target", "loss", "optimizer", "lr", "class_weight",
+    "model", "data", "target", "task", "loss", "optimizer", "lr", "class_weight",
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
     "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
     "holdout", "imbalance", "fail_on", "journal",
@@ -239,12 +247,18 @@ def _validate(raw: dict[str, Any]) -> Settings:
     for key in ("target", "loss", "optimizer"):
         if raw.get(key) is not None:
             kwargs[key] = _string(key, raw[key])
+    if raw.get("task") is not None:
+        task = _string("task", raw["task"]).strip().lower()
+        if task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {raw['task']!r}")
+        kwargs["task"] = task
     if "lr" in raw:
         kwargs["lr"] = tuple(_positive_float("lr", v) for v in _as_list("lr", raw["lr"]))
     if "class_weight" in raw:
         kwargs["class_weight"] = tuple(
             parse_class_weight_strategy(v) for v in _as_list("class_weight", raw["class_weight"])
         )
+        kwargs["class_weight_given"] = True
     if "custom_class_weight" in raw:
         kwargs["custom_class_weight"] = _custom_weights(raw["custom_class_weight"])
     if "custom" in kwargs.get("class_weight", ()) and "custom_class_weight" not in kwargs:
@@ -437,6 +451,11 @@ def _thresholds(table: Any) -> Thresholds:
         if name not in known:
             raise ConfigError(
                 f"unknown threshold {name!r}; known: {', '.join(sorted(known))}")
+        if name == "stall_r2":  # may be 0 or negative: R² is at most 1
+            values[name] = _float(f"thresholds.{name}", value)
+            if values[name] >= 1:
+                raise ConfigError(f"thresholds.stall_r2 must be below 1, got {value!r}")
+            continue
         values[name] = (_positive_int(f"thresholds.{name}", value) if known[name] == "int"
                         else _positive_float(f"thresholds.{name}", value))
     if "ema_beta" in values and not 0 < values["ema_beta"] < 1:

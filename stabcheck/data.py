@@ -29,7 +29,10 @@ from stabcheck.results import DatasetSummary
 
 BUILTIN_DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "digits-large")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-LABEL_FORMATS: tuple[str, ...] = ("binary", "sparse", "onehot")
+LABEL_FORMATS: tuple[str, ...] = ("binary", "sparse", "onehot", "continuous")
+# A regression target: the loss sees it as the data holds it (float32), and it has no
+# classes (every row's class index is 0, for the sampling, which then draws at random).
+CONTINUOUS = "continuous"
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
@@ -70,13 +73,24 @@ class Dataset:
         return len(self.class_names)
 
     @property
+    def task(self) -> str:
+        """``regression`` for a continuous target, else ``classification``."""
+        return "regression" if self.label_format == CONTINUOUS else "classification"
+
+    @property
+    def target_width(self) -> int:
+        """Columns of a regression target (1 for a 1-D or (n, 1) target)."""
+        return 1 if self.y_train.ndim == 1 else int(self.y_train.shape[1])
+
+    @property
     def batch_rows(self) -> int:
         """The most rows one batch of the user's ``fit`` can hold: their training data's
         rows (a larger batch is capped there), not the sample stabcheck trains on."""
         return self.n_train_rows or int(self.x_train.shape[0])
 
     def summary(self) -> DatasetSummary:
-        counts = np.bincount(self.c_train, minlength=self.n_classes)
+        regression = self.task == "regression"
+        counts = () if regression else np.bincount(self.c_train, minlength=self.n_classes)
         return DatasetSummary(
             source=self.source,
             n_samples=int(self.x_train.shape[0]),
@@ -86,7 +100,19 @@ class Dataset:
             class_counts=tuple(int(n) for n in counts),
             input_shape=tuple(int(d) for d in self.x_train.shape[1:]),
             label_format=self.label_format,
+            task=self.task,
+            target=target_summary(self.y_train) if regression else None,
         )
+
+
+def target_summary(y: np.ndarray) -> dict[str, float | int]:
+    """A regression target's min, max, mean and standard deviation (training sample)."""
+    values = np.asarray(y, dtype=np.float64)
+    if values.size == 0:
+        return {"columns": 0}
+    return {"min": float(values.min()), "max": float(values.max()),
+            "mean": float(values.mean()), "std": float(values.std()),
+            "columns": 1 if values.ndim == 1 else int(values.shape[1])}
 
 
 # --------------------------------------------------------------------------- loading
@@ -127,6 +153,7 @@ def load_dataset(
     holdout: float = 0.2,
     imbalance: float | None = None,
     seed: int = 0,
+    task: str = "auto",
 ) -> Dataset:
     """Load ``spec``, make it long-tailed if asked, split it and sample it.
 
@@ -150,16 +177,27 @@ def load_dataset(
     class keeps at least one row. Rows come out shuffled. Everything draws from
     ``np.random.default_rng(seed)``, so the same arguments give the same ``Dataset``.
 
+    ``task`` (``auto``, ``classification`` or ``regression``) says what the targets are;
+    ``auto`` takes floats with non-integer values for a regression target. A regression
+    target (label format ``continuous``) is kept as the data holds it, as float32; it has
+    no classes, so the split and the caps draw rows at random (nothing to stratify by).
+
     Raises ``InputError`` for data that cannot be probed and ``ConfigError`` for
     out-of-range ``max_samples``, ``holdout`` or ``imbalance``.
     """
     _check_settings(max_samples, holdout, imbalance)
-    source = _load_source(spec, base_dir=base_dir, target=target)
+    source = _load_source(spec, base_dir=base_dir, target=target, task=task)
     rng = np.random.default_rng(seed)
-    k = len(source.class_names)
+    regression = source.label_format == CONTINUOUS
+    k = 1 if regression else len(source.class_names)  # one "class": plain random draws
     train = source.train
 
     pool = np.arange(train.x.n)
+    if regression and imbalance is not None and imbalance < 1.0:
+        raise ConfigError(
+            f"imbalance {imbalance:g} makes the classes long-tailed, but '{spec}' holds a "
+            "regression target (no classes): drop --imbalance"
+        )
     if imbalance is not None and imbalance < 1.0:
         pool = _long_tail(train.c, k, imbalance, rng)
     n_total = int(pool.size)
@@ -204,21 +242,33 @@ def _check_settings(max_samples: int, holdout: float, imbalance: float | None) -
         raise ConfigError(f"imbalance must be a ratio in (0, 1] (got {imbalance!r})")
 
 
-def _load_source(spec: str, *, base_dir: Path | None, target: str | None) -> _Source:
+def _load_source(
+    spec: str, *, base_dir: Path | None, target: str | None, task: str = "auto"
+) -> _Source:
     if spec.startswith("builtin:"):
+        if task == "regression":
+            raise InputError(
+                f"'{spec}' is a classification data set (class labels); --task regression "
+                "needs a .npz or .csv with a numeric target"
+            )
         return _load_builtin(spec)
     path = Path(spec).expanduser()
     if not path.is_absolute():
         path = (base_dir if base_dir is not None else Path.cwd()) / path
     if path.is_dir():
+        if task == "regression":
+            raise InputError(
+                f"data folder '{spec}' holds one sub-folder of images per class: a "
+                "classification data set; --task regression needs a .npz or .csv"
+            )
         return _load_image_folder(spec, path)
     if not path.exists():
         raise InputError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return _load_npz(spec, path)
+        return _load_npz(spec, path, task)
     if suffix == ".csv":
-        return _load_csv(spec, path, target)
+        return _load_csv(spec, path, target, task)
     raise InputError(
         f"data '{spec}' has an unsupported type '{path.suffix or '(none)'}' (expected "
         "builtin:NAME, a .npz or .csv file, or a folder with one sub-folder of images per class)"
@@ -330,7 +380,7 @@ def npz_has_sample_weight(spec: str | Path, *, base_dir: Path | None = None) -> 
     return "sample_weight" in keys
 
 
-def _load_npz(spec: str, path: Path) -> _Source:
+def _load_npz(spec: str, path: Path, task: str = "auto") -> _Source:
     keys, arrays = _read_npz(spec, path, ("x", "y", "x_val", "y_val"))
     for key in ("x", "y"):
         if key not in keys:
@@ -345,7 +395,7 @@ def _load_npz(spec: str, path: Path) -> _Source:
     y = np.asarray(arrays["y"])
     _check_rows(spec, x, y, "x", "y")
     if "x_val" not in arrays:
-        ys, names, fmt, values = _encode_labels(spec, [y])
+        ys, names, fmt, values = _encode_labels(spec, [y], task)
         return _Source(_Labelled(_array_rows(x), ys[0][0], ys[0][1]), None, names, fmt, values)
 
     x_val = _check_x(spec, arrays["x_val"], "x_val")
@@ -361,7 +411,7 @@ def _load_npz(spec: str, path: Path) -> _Source:
             f"data '{spec}': y_val has shape {y_val.shape} but y has shape {y.shape}; "
             "labels must have the same form in both"
         )
-    ys, names, fmt, values = _encode_labels(spec, [y, y_val])
+    ys, names, fmt, values = _encode_labels(spec, [y, y_val], task)
     return _Source(
         _Labelled(_array_rows(x), *ys[0]),
         _Labelled(_array_rows(x_val), *ys[1]),
@@ -398,7 +448,7 @@ def _check_rows(spec: str, x: np.ndarray, y: np.ndarray, xk: str, yk: str) -> No
 
 
 def _encode_labels(
-    spec: str, parts: Sequence[np.ndarray]
+    spec: str, parts: Sequence[np.ndarray], task: str = "auto"
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[str, ...], str, tuple[int, ...] | None]:
     """Encode label arrays jointly:
     ``([(y_model, c), ...], class_names, label_format, label_values)``.
@@ -406,11 +456,15 @@ def _encode_labels(
     Integer labels (and integral floats, booleans) stay as they are in ``y_model``, with
     their sorted distinct values as ``label_values``; strings become class indices (the
     order of their sorted names) and one-hot rows stay one-hot, both with no
-    ``label_values``.
+    ``label_values``. A regression target (``task`` regression, or ``auto`` and floats
+    with a non-integer value) stays as it is, as float32, label format ``continuous``,
+    no classes, every class index 0.
     """
     values: tuple[int, ...] | None = None
     sizes = [int(p.shape[0]) for p in parts]
     y = np.concatenate([np.asarray(p) for p in parts], axis=0)
+    if task == "regression" or (task == "auto" and _non_integer_floats(y)):
+        return _regression_target(spec, parts, y), (), CONTINUOUS, None
     rule = (
         "class_weight needs one label per sample: 1-D labels, (n, 1) labels or one-hot rows "
         "(Keras supports class_weight only for those)"
@@ -445,8 +499,9 @@ def _encode_labels(
             if y.dtype.kind == "f" and not np.all(y == np.round(y)):
                 example = y[y != np.round(y)][0]
                 raise InputError(
-                    f"data '{spec}': labels y must be class indices or names, got a "
-                    f"non-integer value ({example!r}); stabcheck probes classification"
+                    f"data '{spec}': --task classification, but the labels y hold a "
+                    f"non-integer value ({float(example)!r}): a classifier needs class "
+                    "indices or names; for a numeric target use --task regression"
                 )
             y = y.astype(np.int64)
             distinct, c = np.unique(y, return_inverse=True)
@@ -476,6 +531,43 @@ def _encode_labels(
     return out, names, fmt, values
 
 
+def _non_integer_floats(y: np.ndarray) -> bool:
+    """Floats of which at least one finite value is not a whole number."""
+    if y.dtype.kind != "f" or y.size == 0:
+        return False
+    finite = y[np.isfinite(y)]
+    return bool(finite.size) and not bool(np.all(finite == np.round(finite)))
+
+
+def _regression_target(
+    spec: str, parts: Sequence[np.ndarray], y: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The parts of a regression target as the data holds them (float32; (n,) and (n, k)
+    shapes kept), each with class index 0 for every row."""
+    if y.dtype.kind not in "biuf":
+        raise InputError(
+            f"data '{spec}': a regression target must be numeric, got dtype {y.dtype} "
+            f"(first value {y.reshape(-1)[0]!r}); for class names use --task classification"
+        )
+    if y.ndim > 2:
+        raise InputError(
+            f"data '{spec}': a regression target must be 1-D or (n, k), got shape {y.shape}"
+        )
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        bad = int(np.argmax(~np.isfinite(y).reshape(y.shape[0], -1).all(axis=1)))
+        raise InputError(
+            f"data '{spec}': the regression target holds NaN/Inf (first in row {bad}): "
+            "every row needs a finite target"
+        )
+    if y.shape[0] < 2:
+        raise InputError(f"data '{spec}' has {y.shape[0]} row; a regression probe needs 2 or more")
+    out = []
+    for part in parts:
+        target = np.asarray(part).astype(np.float32)
+        out.append((target, np.zeros(target.shape[0], dtype=np.int64)))
+    return out
+
+
 def _is_onehot(y: np.ndarray) -> bool:
     return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
@@ -483,7 +575,7 @@ def _is_onehot(y: np.ndarray) -> bool:
 # ------------------------------------------------------------------------------- csv
 
 
-def _load_csv(spec: str, path: Path, target: str | None) -> _Source:
+def _load_csv(spec: str, path: Path, target: str | None, task: str = "auto") -> _Source:
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
@@ -541,24 +633,46 @@ def _load_csv(spec: str, path: Path, target: str | None) -> _Source:
 
     x = np.asarray(rows, dtype=np.float64)
     check_data_finite(x, f"'{spec}'")
-    y = _csv_labels(labels)
-    ys, names, fmt, values = _encode_labels(spec, [y])
+    y = _csv_labels(labels, task)
+    if task == "regression" and y.dtype.kind in "US":
+        bad = next(s for s in labels if not _is_number(s))
+        raise InputError(
+            f"data '{spec}': --task regression, but the target '{target}' holds {bad!r}, "
+            "which is not a number"
+        )
+    ys, names, fmt, values = _encode_labels(spec, [y], task)
     return _Source(_Labelled(_array_rows(x), *ys[0]), None, names, fmt, values)
 
 
-def _csv_labels(labels: list[str]) -> np.ndarray:
-    """Integers when every label is one (``"3"`` or ``"3.0"``), else the strings."""
+def _csv_labels(labels: list[str], task: str = "auto") -> np.ndarray:
+    """Integers when every label is one (``"3"`` or ``"3.0"``); else floats when every
+    label is a number (a regression target under ``auto`` and ``regression``; under
+    ``classification`` the values are class names); else the strings."""
     try:
-        return np.asarray([int(s) for s in labels], dtype=np.int64)
+        ints = np.asarray([int(s) for s in labels], dtype=np.int64)
     except ValueError:
         pass
+    else:
+        return ints.astype(np.float64) if task == "regression" else ints
     try:
         floats = [float(s) for s in labels]
     except ValueError:
         return np.asarray(labels, dtype=str)
+    if task == "regression":
+        return np.asarray(floats, dtype=np.float64)
     if all(math.isfinite(f) and f == int(f) for f in floats):
         return np.asarray([int(f) for f in floats], dtype=np.int64)
-    return np.asarray(labels, dtype=str)
+    if task == "classification":
+        return np.asarray(labels, dtype=str)
+    return np.asarray(floats, dtype=np.float64)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------- images

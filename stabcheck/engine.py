@@ -7,12 +7,13 @@ or crashed run loses nothing it had finished.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,12 @@ from stabcheck.preflight import (
     check_loss_weights,
     check_model_outputs,
     check_output_activation,
+    check_regression_class_weights,
+    check_regression_outputs,
     check_sample_weight_conflict,
+    check_task_vs_loss,
+    is_regression_loss,
+    regression_output_warnings,
 )
 from stabcheck.results import (
     Outcome,
@@ -116,14 +122,25 @@ def run_probe_grid(
     """
     emit = progress or (lambda _event: None)
     spec = parse_model_spec(settings.model, settings.custom_objects, settings.import_dirs)
-    check_sample_weight_conflict(npz_has_sample_weight(settings.data), settings.class_weight)
+    if settings.loss:  # --task classification with a regression loss: before any loading
+        check_task_vs_loss(settings.task, settings.loss, declared=True)
+    data_task = settings.task
+    if data_task == "auto" and is_regression_loss(settings.loss):
+        data_task = "regression"
     emit(Progress("loading", f"loading {settings.data}"))
-    dataset = load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
-                           holdout=settings.holdout, imbalance=settings.imbalance,
-                           seed=settings.seed)
+    dataset = _load(settings, data_task)
+    if dataset.task == "regression":
+        settings = _regression_settings(settings)
+    check_sample_weight_conflict(npz_has_sample_weight(settings.data), settings.class_weight)
     warnings: list[str] = []
     if settings.loss:
-        check_label_values(settings.loss, dataset.label_values)
+        check_task_vs_loss(dataset.task, settings.loss, declared=settings.task != "auto")
+    hint = _quantity_hint(settings, dataset)
+    if hint:
+        warnings.append(hint)
+    if settings.loss and dataset.task == "classification":
+        with _hinted(hint):
+            check_label_values(settings.loss, dataset.label_values)
         warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
     weights = _weights_table(settings, dataset)
     warnings += check_class_weights(weights, dataset.class_names)
@@ -161,7 +178,19 @@ def run_probe_grid(
         try:
             emit(Progress("loading", "starting a probe worker (imports TensorFlow)"))
             model = runner.describe()
-            warnings += _check_model(model, dataset)
+            if _regression_model(settings, dataset, model):
+                # A model compiled with a regression loss on integer targets (counts,
+                # ratings): they are a regression target; the workers reload them as such.
+                emit(Progress("loading", f"{model['loss']} is a regression loss: reloading "
+                                         "the targets as a regression target"))
+                dataset = _load(settings, "regression")
+                settings = _regression_settings(settings)
+                weights = _weights_table(settings, dataset)
+                save_prepared(dataset, prepared)
+                runner.close()
+                model = runner.describe()
+            with _hinted(hint):
+                warnings += _check_model(model, dataset, declared=settings.task != "auto")
             probes = plan_probes(
                 settings, lrs=learning_rates(settings, model["baseline_lr"]),
                 loss=model["loss"], optimizer=model["optimizer"],
@@ -247,13 +276,66 @@ def worker_count(settings: Settings) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _check_model(model: dict[str, Any], dataset: Dataset) -> list[str]:
+# Whole-number targets with at least this many distinct values, most of them seen at most
+# twice, look like a quantity (prices, counts) rather than classes.
+_QUANTITY_MIN_VALUES = 50
+
+
+def _quantity_hint(settings: Settings, dataset: Dataset) -> str | None:
+    """A sentence for ``auto`` taking whole-number targets of many rare values for classes."""
+    if settings.task != "auto" or dataset.task != "classification" or \
+            dataset.label_values is None or dataset.n_classes < _QUANTITY_MIN_VALUES:
+        return None
+    counts = [c for c in dataset.summary().class_counts if c]
+    if sorted(counts)[len(counts) // 2] > 2:
+        return None
+    return (f"the target has {dataset.n_classes:,} distinct whole numbers, most seen once or "
+            "twice, taken for classes: if it is a quantity (a price, a count), pass --task "
+            "regression")
+
+
+@contextlib.contextmanager
+def _hinted(hint: str | None) -> Iterator[None]:
+    """Add ``hint`` to an ``InputError`` raised inside (the cause may be the task)."""
+    try:
+        yield
+    except InputError as exc:
+        if hint is None:
+            raise
+        raise InputError(f"{exc}; {hint}") from None
+
+
+def _load(settings: Settings, task: str) -> Dataset:
+    return load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
+                        holdout=settings.holdout, imbalance=settings.imbalance,
+                        seed=settings.seed, task=task)
+
+
+def _regression_settings(settings: Settings) -> Settings:
+    """A regression run probes no class weights: a given strategy other than ``none`` is
+    refused, the default grid becomes ``none`` alone."""
+    check_regression_class_weights(settings.class_weight, settings.class_weight_given)
+    return replace(settings, class_weight=("none",))
+
+
+def _regression_model(settings: Settings, dataset: Dataset, model: dict[str, Any]) -> bool:
+    """Whether ``auto`` took integer targets for classes that the model's own (compiled)
+    regression loss takes as numbers."""
+    return (settings.task == "auto" and dataset.task == "classification"
+            and dataset.label_values is not None and is_regression_loss(model["loss"]))
+
+
+def _check_model(model: dict[str, Any], dataset: Dataset, declared: bool = False) -> list[str]:
     """Preflight checks that need the model the first worker described.
 
     ``input_shape`` (one sample's shape, None for a free dimension; None or absent when
     unknown) is checked against the data's rows when the worker describes it."""
     check_model_outputs(model["n_outputs"])
     check_input_shape(model.get("input_shape"), dataset.x_train.shape[1:])
+    check_task_vs_loss(dataset.task, model["loss"], declared=declared)
+    if dataset.task == "regression":
+        check_regression_outputs(model["output_units"], dataset.target_width)
+        return regression_output_warnings(model["output_activation"], dataset.summary().target)
     check_loss_weights(model.get("loss_weights"), dataset.class_names)
     check_label_values(model["loss"], dataset.label_values, model["output_units"])
     warnings = check_labels_vs_loss(model["loss"], dataset.label_format, dataset.n_classes,

@@ -221,19 +221,23 @@ def _fix_sentence(fixes: Sequence[str], notes: Sequence[str], remedies_probed: b
     return text + "." + not_a_fix
 
 
-def _lr_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult]) -> str:
-    """One sentence for the failures that happened whatever the class weighting."""
+def _lr_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], regression: bool = False
+               ) -> str:
+    """One sentence for the failures that happened whatever the class weighting (for a
+    regression target, which has no class weights: the failures at each learning rate)."""
     lrs = sorted(set(r.probe.settings.learning_rate for r in failures))
     strategies = unique(r.probe.settings.class_weight for r in failures)
     clipped = {r.probe.settings.clip for r in failures}
     with_clip = ", with and without clipping" if len(clipped) > 1 and "none" in clipped else ""
     first = _first_failure(failures)
     count = f" ({plural(len(failures), 'probe')})" if len(failures) > 1 else ""
+    why = ("it failed numerically there" if regression else
+           f"whatever the class weighting: class_weight={_names_and(strategies)} failed "
+           "numerically there")
     text = (f"lr {_lrs(lrs)} {'is' if len(lrs) == 1 else 'are'} too high for this model and "
-            f"optimizer, whatever the class weighting: class_weight={_names_and(strategies)} "
-            f"failed numerically there{with_clip}{count}. Where: {first.probe.id}: "
-            f"{where_it_failed(first)}.")
-    pull = _pull(failures, under=True)
+            f"optimizer{':' if regression else ','} {why}{with_clip}{count}. Where: "
+            f"{first.probe.id}: {where_it_failed(first)}.")
+    pull = None if regression else _pull(failures, under=True)
     if pull and _large_pull(failures, 2.0):
         text += f" The class weights add to it: {pull}."
     fixes: list[str] = []
@@ -245,9 +249,11 @@ def _lr_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult]) -> str:
         if lower is not None:
             stable_at.setdefault(_lr_and_clip(lower), []).append(cw)
         clip_fixes, clip_notes = _clip_fixes(grid, mine)
-        fixes += [f"{f} ({cw})" for f in clip_fixes]
+        fixes += [f if regression else f"{f} ({cw})" for f in clip_fixes]
         notes += clip_notes
-    if stable_at:
+    if stable_at and regression:
+        fixes.insert(0, "a lower learning rate: stable at " + "; ".join(stable_at))
+    elif stable_at:
         fixes.insert(0, "a lower learning rate: " + "; ".join(
             f"{_names_and(names)} {_was(names)} stable at {where}"
             for where, names in stable_at.items()))
@@ -303,6 +309,8 @@ def numerical_explanations(report: RunReport) -> list[str]:
     """
     grid = ProbeGrid(report)
     failures = [r for r in grid.results if r.verdict.category is Category.NUMERICAL]
+    if report.dataset.task == "regression":  # no class weights: the learning rate's doing
+        return [_lr_bullet(grid, failures, regression=True)] if failures else []
     by_lr: list[ProbeResult] = []
     by_strategy: dict[str, list[tuple[ProbeResult, str, list[str]]]] = {}
     for failure in failures:

@@ -25,10 +25,17 @@ from stabcheck.advice import COUNT_WORDS, recommendations, summary_counts
 from stabcheck.config import FAIL_ON_DEFAULT
 from stabcheck.gridview import cell_text, column_label, grid_tables
 from stabcheck.policy import fails
+from stabcheck.quality import (
+    MAX_QUALITY_ROWS,
+    REGRESSION_COLUMNS,
+    REGRESSION_NOTE,
+    is_regression,
+    regression_rows,
+)
 from stabcheck.recommend import (
-    NONE_STABLE,
     configuration_words,
     evidence_text,
+    none_stable_text,
     recommended_configuration,
     why_text,
 )
@@ -130,7 +137,8 @@ def _header(report: RunReport, policy: frozenset[str]) -> str:
         ("model", f"<code>{escape(str(config.get('model', '—')))}</code>"),
         ("data", f"<code>{escape(data.source)}</code>: {data.n_samples:,} of {data.n_total:,} "
                  f"samples probed, {data.n_holdout:,} held out; input {escape(shape)}, "
-                 f"{escape(data.label_format)} labels"),
+                 + ("a regression target" if is_regression(report)
+                    else f"{escape(data.label_format)} labels")),
     ]
     devices = ", ".join(
         str(d.get("name") or d.get("device_type") or d) if isinstance(d, dict) else str(d)
@@ -162,12 +170,15 @@ def _header(report: RunReport, policy: frozenset[str]) -> str:
 
 def _grid(report: RunReport, index: dict[str, int]) -> str:
     parts = ['<section id="grid"><h2>Verdicts</h2>']
+    regression = is_regression(report)
+    row_head = "target" if regression else "class weight"
     for table in grid_tables(report):
         head = "".join(f"<th>{escape(a)}<br><span class='muted'>{escape(b)}</span></th>"
                        for a, b in (column_label(c) for c in table.columns))
         parts.append(f"<h3>batch size {table.batch_size}</h3><table class='grid'>"
-                     f"<tr><th class='row'>class weight</th>{head}</tr>")
+                     f"<tr><th class='row'>{row_head}</th>{head}</tr>")
         for strategy, cells in table.rows:
+            strategy = "regression" if regression else strategy
             tds = []
             for r in cells:
                 if r is None:
@@ -182,6 +193,21 @@ def _grid(report: RunReport, index: dict[str, int]) -> str:
     parts.append("<p class='legend'>@N = at step N; a cell links to its probe's curves; "
                  "hover a cell for the evidence.</p></section>")
     return "".join(parts)
+
+
+def _regression_errors(report: RunReport, index: dict[str, int]) -> str:
+    """A regression run's held-out R², MAE and RMSE per probe that trained."""
+    rows = regression_rows(report)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(c)}</th>" for c in ("probe", *REGRESSION_COLUMNS))
+    body = "".join(
+        f"<tr><td class='row'>{_probe_link(r.probe.id, index)}</td>"
+        + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+        for r, cells in rows[:MAX_QUALITY_ROWS])
+    return (f'<section id="errors"><h2>Held-out errors of the settings that trained</h2>'
+            f"<table class='classes'><tr>{head}</tr>{body}</table>"
+            f"<p class='legend'>{escape(REGRESSION_NOTE)}</p></section>")
 
 
 def _advice(report: RunReport) -> str:
@@ -208,7 +234,7 @@ def _recommendation(report: RunReport, index: dict[str, int]) -> str:
     rec = recommended_configuration(report)
     head = '<section id="recommendation"><h2>Recommended configuration</h2><div class="panel">'
     if rec is None:
-        return f"{head}<p><b>{escape(NONE_STABLE)}</b></p></div></section>"
+        return f"{head}<p><b>{escape(none_stable_text(report))}</b></p></div></section>"
     # report.css (an asset) has no rule for it: the settings stand out as the grid's ok cells.
     words = " ".join(f"<code class='cat-ok' style='{_SETTING_STYLE}'>{escape(w)}</code>"
                      for w in configuration_words(rec))
@@ -298,6 +324,7 @@ def render_html(report: RunReport, policy: frozenset[str] | None = None) -> str:
     body = _header(report, policy)
     if report.results:
         body += _grid(report, index) + _advice(report) + _recommendation(report, index)
+        body += _regression_errors(report, index) if is_regression(report) else ""
         body += _memory(blob["memory"])
         body += _curves(report, index)
     else:

@@ -16,10 +16,17 @@ from stabcheck.advice import recommendations
 from stabcheck.failures import SECTIONS
 from stabcheck.gridview import CATEGORY_ICONS, cell_text, column_label, grid_tables
 from stabcheck.policy import fails
+from stabcheck.quality import (
+    MAX_QUALITY_ROWS,
+    REGRESSION_COLUMNS,
+    REGRESSION_NOTE,
+    is_regression,
+    regression_rows,
+)
 from stabcheck.recommend import (
-    NONE_STABLE,
     configuration_words,
     evidence_text,
+    none_stable_text,
     recommended_configuration,
     strategy_rows,
     why_text,
@@ -67,8 +74,9 @@ def _header(report: RunReport, policy: frozenset[str]) -> list[str]:
     data = report.dataset
     model = report.config.get("model")
     parts = [f"model {_code(str(model))}"] if model else []
-    parts.append(f"data {_code(data.source)} ({data.n_samples:,} samples, "
-                 f"{len(data.class_names)} classes)")
+    kind = ("regression target" if is_regression(report)
+            else f"{len(data.class_names)} classes")
+    parts.append(f"data {_code(data.source)} ({data.n_samples:,} samples, {kind})")
     parts.append(f"fails on: {_gate(policy)}")
     lines = [" · ".join(parts)]
     if report.interrupted:
@@ -88,11 +96,14 @@ def _grid(report: RunReport) -> list[str]:
     for table in grid_tables(report):
         labels = [column_label(c) for c in table.columns]
         lines += ["", f"**batch size {table.batch_size}**", ""]
-        lines.append("| class weight | " + " | ".join(f"{a}<br>{b}" for a, b in labels) + " |")
+        regression = is_regression(report)
+        head = "target" if regression else "class weight"
+        lines.append(f"| {head} | " + " | ".join(f"{a}<br>{b}" for a, b in labels) + " |")
         lines.append("| --- | " + " | ".join(":---:" for _ in labels) + " |")
         for strategy, cells in table.rows:
+            label = "regression" if regression else strategy
             lines.append(
-                f"| {_escape(strategy)} | " + " | ".join(_cell(c) for c in cells) + " |"
+                f"| {_escape(label)} | " + " | ".join(_cell(c) for c in cells) + " |"
             )
     return lines
 
@@ -130,7 +141,7 @@ def _recommendation(report: RunReport) -> list[str]:
     lines = ["", "### Recommended configuration", ""]
     rec = recommended_configuration(report)
     if rec is None:
-        return lines + [f"**{_escape(NONE_STABLE)}**"]
+        return lines + [f"**{_escape(none_stable_text(report))}**"]
     lines.append(f"**{_code(', '.join(configuration_words(rec)))}**")
     lines.append("")
     scores = evidence_text(rec).removeprefix(f"probe {rec['probe_id']}")
@@ -141,8 +152,23 @@ def _recommendation(report: RunReport) -> list[str]:
     return lines
 
 
+def _regression_errors(report: RunReport) -> list[str]:
+    """A regression run's held-out errors per probe that trained (best R² first)."""
+    rows = regression_rows(report)
+    if not rows:
+        return []
+    lines = ["", "### Held-out errors of the settings that trained", "",
+             "| probe | " + " | ".join(REGRESSION_COLUMNS) + " |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for result, cells in rows[:MAX_QUALITY_ROWS]:
+        lines.append(f"| {_code(result.probe.id)} | " + " | ".join(cells) + " |")
+    return lines + ["", f"<sub>{_escape(REGRESSION_NOTE)}</sub>"]
+
+
 def _strategies(report: RunReport) -> list[str]:
     """The per-strategy summary as a table (nothing where no strategy has a probe)."""
+    if is_regression(report):  # no class weights: the held-out errors instead
+        return _regression_errors(report)
     rows = strategy_rows(report)
     if not rows:
         return []

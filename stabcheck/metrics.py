@@ -208,3 +208,52 @@ def _class_indices(values: np.ndarray, name: str, k: int) -> np.ndarray:
             f"classification_metrics: {name} holds class index {bad}, outside [0, {k})"
         )
     return arr
+
+
+def regression_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """Held-out errors of a regression model: MAE, RMSE and R².
+
+    Args:
+        true: the targets, ``(n,)`` or ``(n, k)``.
+        pred: the model's predictions, the same number of values per row (a ``(n, 1)``
+            output against a ``(n,)`` target is one column).
+
+    Returns:
+        A JSON-safe dict: ``n``; ``mae`` and ``rmse`` over every value (the target's
+        units); ``r2``, the coefficient of determination ``1 - SSE / SST`` against the
+        held-out mean, averaged over the target's columns (as scikit-learn's
+        ``r2_score``, ``multioutput="uniform_average"``), over the columns that vary;
+        ``target_mean``, ``target_std``, ``pred_mean``, ``pred_std``. A value is ``None``
+        where it is undefined: no rows, non-finite predictions, or (``r2``) a constant
+        target.
+
+    Raises:
+        InternalError: the arrays do not hold the same number of values (a caller's bug).
+    """
+    t = np.asarray(true, dtype=np.float64)
+    p = np.asarray(pred, dtype=np.float64)
+    n = int(t.shape[0]) if t.ndim else 0
+    t = t.reshape(n, -1)
+    if p.size != t.size:
+        raise InternalError(
+            f"regression_metrics: {p.size} predictions for {t.size} target values")
+    p = p.reshape(t.shape)
+    out: dict[str, Any] = {"n": n, "mae": None, "rmse": None, "r2": None,
+                           "target_mean": None, "target_std": None,
+                           "pred_mean": None, "pred_std": None}
+    if n == 0:
+        return out
+    out["target_mean"], out["target_std"] = float(t.mean()), float(t.std())
+    if not np.all(np.isfinite(p)):
+        return out
+    err = p - t
+    out["mae"] = float(np.mean(np.abs(err)))
+    out["rmse"] = float(np.sqrt(np.mean(err * err)))
+    out["pred_mean"], out["pred_std"] = float(p.mean()), float(p.std())
+    sse = np.sum(err * err, axis=0)
+    sst = np.sum((t - t.mean(axis=0)) ** 2, axis=0)
+    varies = sst > 0
+    if varies.any():
+        r2 = 1.0 - sse[varies] / sst[varies]
+        out["r2"] = float(np.mean(r2)) if np.all(np.isfinite(r2)) else None
+    return out

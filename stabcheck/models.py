@@ -149,13 +149,15 @@ def _parse_source(text: str, dirs: Sequence[str]) -> ModelSpec:
     return ModelSpec(kind, text, path=str(path.resolve()))
 
 
-def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -> Any:
+def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int,
+                regression: bool = False) -> Any:
     """Build or load the Keras model of ``spec`` (worker only: imports Keras).
 
     Args:
         spec: a parsed model spec.
         input_shape: one sample's shape, for built-in templates.
         n_outputs: output units for built-in templates (1: sigmoid, else softmax).
+        regression: built-in templates get a linear output (a regression target).
     """
     import keras
 
@@ -163,7 +165,7 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int) -
     if spec.kind == "builtin":
         from stabcheck import templates
 
-        return templates.build(spec.target, input_shape, n_outputs)
+        return templates.build(spec.target, input_shape, n_outputs, regression)
     if spec.kind in ("keras", "h5"):
         try:
             if spec.kind == "keras":

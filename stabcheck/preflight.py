@@ -18,6 +18,15 @@ SPARSE_LOSSES = {"sparse_categorical_crossentropy"}
 CATEGORICAL_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy"}
 BINARY_LOSSES = {"binary_crossentropy", "binary_focal_crossentropy"}
 
+# Keras's regression losses, under every name ``keras.losses.get`` and the loss objects'
+# ``name`` give them (``canonical_loss_name`` makes ``MeanSquaredError`` and ``MSE`` the
+# snake-case forms listed here).
+REGRESSION_LOSSES = {
+    "mse", "mean_squared_error", "mae", "mean_absolute_error", "huber", "huber_loss",
+    "msle", "mean_squared_logarithmic_error", "log_cosh", "logcosh", "poisson",
+    "mape", "mean_absolute_percentage_error",
+}
+
 # A weight ratio above this is flagged: a minority gradient a thousand times the
 # majority's is the regime background article 000 describes (NaN within an epoch with
 # Adam at lr 1e-2 and no clipping).
@@ -37,6 +46,84 @@ def canonical_loss_name(name: str) -> str:
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
     snake = snake.replace("cross_entropy", "crossentropy")
     return _ALIASES.get(snake, snake)
+
+
+def is_regression_loss(loss: str | None) -> bool:
+    """Whether ``loss`` (any Keras spelling) is one of Keras's regression losses."""
+    return bool(loss) and canonical_loss_name(str(loss)) in REGRESSION_LOSSES
+
+
+def is_classification_loss(loss: str | None) -> bool:
+    """Whether ``loss`` (any Keras spelling) is a crossentropy stabcheck knows."""
+    return bool(loss) and canonical_loss_name(str(loss)) in (
+        SPARSE_LOSSES | CATEGORICAL_LOSSES | BINARY_LOSSES)
+
+
+def check_task_vs_loss(task: str, loss: str, *, declared: bool) -> None:
+    """Raise when the task and the loss contradict each other.
+
+    Args:
+        task: ``classification`` or ``regression``, as resolved for the data.
+        loss: the loss name (any Keras spelling).
+        declared: the task was given (``--task``); else it was detected from the data.
+    """
+    if task == "classification" and is_regression_loss(loss):
+        raise InputError(
+            f"--task classification, but the loss {loss!r} is a regression loss: use "
+            "--task regression (or auto), or a classification loss such as "
+            "sparse_categorical_crossentropy"
+        )
+    if task == "regression" and is_classification_loss(loss):
+        why = ("--task regression" if declared
+               else "the targets are floats with non-integer values (a regression target)")
+        raise InputError(
+            f"{why}, but the loss {loss!r} takes class labels: use a regression loss "
+            "(--loss mse, mae, huber, ...), or pass integer class labels "
+            "(--task classification treats a CSV column's values as class names)"
+        )
+
+
+def check_regression_class_weights(strategies: Sequence[str], given: bool) -> None:
+    """Raise when a regression run is asked to probe class-weight strategies."""
+    weighted = [s for s in strategies if s != "none"]
+    if given and weighted:
+        listed = ", ".join(repr(s) for s in weighted)
+        raise InputError(
+            f"class_weight {listed} asked for a regression target: class weights need "
+            "classes; a regression probe runs without them (drop --class-weight, or pass "
+            "--class-weight none)"
+        )
+
+
+def check_regression_outputs(output_units: int | None, target_width: int) -> None:
+    """Raise when the model's output units differ from the target's columns (a loss such
+    as MSE would broadcast one against the other and train on nonsense)."""
+    if output_units is not None and output_units != target_width:
+        raise InputError(
+            f"the model's output has {output_units} unit(s) but the regression target has "
+            f"{target_width} column(s): give the output one unit per target column"
+        )
+
+
+def regression_output_warnings(
+    output_activation: str | None, target: Mapping[str, float] | None
+) -> list[str]:
+    """Warn when a regression model's output layer cannot reach its targets: a softmax
+    (its units sum to 1), a sigmoid (0..1) or a relu (0 and above) against targets
+    outside that range."""
+    activation = _activation_name(output_activation)
+    low = (target or {}).get("min")
+    high = (target or {}).get("max")
+    if activation == "softmax":
+        return ["the output layer applies softmax to a regression target: its units always "
+                "sum to 1; use a linear output"]
+    if activation == "sigmoid" and low is not None and (low < 0 or high > 1):
+        return [f"the output layer applies sigmoid (outputs in 0..1) but the regression "
+                f"target spans {low:g} to {high:g}; use a linear output or rescale the target"]
+    if activation == "relu" and low is not None and low < 0:
+        return [f"the output layer applies relu (outputs >= 0) but the regression target "
+                f"goes down to {low:g}; use a linear output"]
+    return []
 
 
 def check_labels_vs_loss(

@@ -25,6 +25,10 @@ __all__ = [
     "finite_number",
     "fmt_score",
     "holdout_metrics",
+    "is_regression",
+    "quality_score",
+    "r2_score",
+    "regression_rows",
     "macro_f1",
     "minority_recall",
     "quality_note",
@@ -48,6 +52,45 @@ def finite_number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def is_regression(report: RunReport) -> bool:
+    """Whether the run probed a regression target (no classes: MAE, RMSE and R²)."""
+    return report.dataset.task == "regression"
+
+
+def r2_score(result: ProbeResult) -> float | None:
+    """The held-out R² of a regression probe, or None."""
+    return finite_number(holdout_metrics(result).get("r2"))
+
+
+def quality_score(result: ProbeResult) -> float | None:
+    """What ranks the probes that trained: held-out R² for a regression probe, else
+    macro-F1."""
+    metrics = holdout_metrics(result)
+    key = "r2" if metrics.get("task") == "regression" else "macro_f1"
+    return finite_number(metrics.get(key))
+
+
+def regression_rows(report: RunReport) -> list[tuple[ProbeResult, list[str]]]:
+    """The probes of a regression run that trained, best R² first, with their cells:
+    verdict, R², MAE, RMSE (``—`` where undefined). The terminal, Markdown and HTML
+    views lay out the same cells."""
+    rows = []
+    for result in quality_results(report):
+        metrics = holdout_metrics(result)
+        rows.append((result, [CELLS[result.verdict.outcome][0],
+                              fmt_score(finite_number(metrics.get("r2"))),
+                              _fmt_error(finite_number(metrics.get("mae"))),
+                              _fmt_error(finite_number(metrics.get("rmse")))]))
+    return rows
+
+
+REGRESSION_COLUMNS = ("verdict", "R²", "MAE", "RMSE")
+
+
+def _fmt_error(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
 
 
 def macro_f1(result: ProbeResult) -> float | None:
@@ -88,7 +131,11 @@ def quality_results(report: RunReport) -> list[ProbeResult]:
         and r.run.termination is Termination.COMPLETED
         and r.run.holdout is not None and r.run.holdout.n
     ]
-    return sorted(found, key=lambda r: -(macro_f1(r) if macro_f1(r) is not None else -1.0))
+    def key(r: ProbeResult) -> float:
+        score = quality_score(r)
+        return -(score if score is not None else -math.inf)
+
+    return sorted(found, key=key)
 
 
 def _share(counts: Sequence[int], index: int) -> float | None:
@@ -143,6 +190,8 @@ def quality_table(report: RunReport, width: int) -> tuple[Table, int] | None:
     results = quality_results(report)
     if not results:
         return None
+    if is_regression(report):
+        return _regression_table(report), max(0, len(results) - MAX_QUALITY_ROWS)
     shown = results[:MAX_QUALITY_ROWS]
     rarest = rarest_class(report)
     binary = len(report.dataset.class_names) == 2
@@ -190,8 +239,25 @@ def quality_table(report: RunReport, width: int) -> tuple[Table, int] | None:
     return table, len(results) - len(shown)
 
 
+def _regression_table(report: RunReport) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("probe", no_wrap=True)
+    for index, head in enumerate(REGRESSION_COLUMNS):
+        table.add_column(head, justify="left" if index == 0 else "right", no_wrap=True)
+    for result, cells in regression_rows(report)[:MAX_QUALITY_ROWS]:
+        style = CELLS[result.verdict.outcome][1]
+        table.add_row(Text(result.probe.id), Text(cells[0], style=style), *cells[1:])
+    return table
+
+
+REGRESSION_NOTE = ("R²: 1 - squared error / variance of the held-out targets (0: no better "
+                   "than predicting their mean); MAE, RMSE: in the target's units")
+
+
 def quality_note(report: RunReport) -> Text | None:
     """The key under the quality table: which class its columns name, what they mean."""
+    if is_regression(report):
+        return Text(REGRESSION_NOTE, style="dim")
     rarest = rarest_class(report)
     if rarest is None:
         return None

@@ -10,6 +10,7 @@ terminal). Display only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,8 +35,11 @@ from stabcheck.quality import (
     finite_number,
     fmt_score,
     holdout_metrics,
+    is_regression,
     macro_f1,
     minority_recall,
+    quality_score,
+    r2_score,
     rarest_class,
 )
 from stabcheck.results import ProbeResult, RunReport
@@ -44,6 +48,7 @@ from stabcheck.wording import bullet, fmt_lr, short_clip, step_suffix
 
 __all__ = [
     "NONE_STABLE",
+    "none_stable_text",
     "configuration_words",
     "evidence_text",
     "recommendation_panel",
@@ -106,7 +111,8 @@ def strategy_summary(report: RunReport) -> list[dict[str, Any]]:
             "rescuing_clips": unique(clips),
             "best": None if best is None else {
                 "probe_id": best.probe.id, "macro_f1": macro_f1(best),
-                "minority_recall": minority_recall(best, rarest)},
+                "minority_recall": minority_recall(best, rarest),
+                **({"r2": r2_score(best)} if is_regression(report) else {})},
         })
     return out
 
@@ -117,8 +123,8 @@ def _best_stable(stable: Sequence[ProbeResult], minority: int | None) -> ProbeRe
         return None
 
     def key(r: ProbeResult) -> tuple[float, float]:
-        f1, recall = macro_f1(r), minority_recall(r, minority)
-        return (f1 if f1 is not None else -1.0, recall if recall is not None else -1.0)
+        f1, recall = quality_score(r), minority_recall(r, minority)
+        return (f1 if f1 is not None else -math.inf, recall if recall is not None else -1.0)
 
     return max(stable, key=key)
 
@@ -174,32 +180,36 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
     stable = [r for r in grid.results if is_stable(r) and _trained_for_real(r)]
     if not stable:
         return None
+    regression = is_regression(report)
+    # What ranks them: macro-F1, or held-out R² for a regression target (no classes).
+    score = quality_score
+    score_name = "R²" if regression else "macro-F1"
     tolerance = _tolerance(report)
-    scored = [r for r in stable if macro_f1(r) is not None]
-    best_f1 = max((macro_f1(r) or 0.0) for r in scored) if scored else None
+    scored = [r for r in stable if score(r) is not None]
+    best_f1 = max((score(r) or 0.0) for r in scored) if scored else None
     pool = stable if best_f1 is None else [
-        r for r in scored if (macro_f1(r) or 0.0) >= best_f1 - tolerance - 1e-12]
+        r for r in scored if (score(r) or 0.0) >= best_f1 - tolerance - 1e-12]
     order = {id(r): i for i, r in enumerate(grid.results)}
     minority = rarest_class(report)
 
     def rank(r: ProbeResult) -> tuple[int, float, float, int]:
-        recall, f1 = minority_recall(r, minority), macro_f1(r)
+        recall, f1 = minority_recall(r, minority), score(r)
         return (_risk(grid, r)[0], -(recall if recall is not None else -1.0),
                 -(f1 if f1 is not None else -1.0), order[id(r)])
 
     chosen = min(pool, key=rank)
     s = chosen.probe.settings
     metrics = holdout_metrics(chosen)
-    f1, recall = macro_f1(chosen), minority_recall(chosen, minority)
+    f1, recall = score(chosen), minority_recall(chosen, minority)
     reasons: list[str] = []
     if f1 is not None and best_f1 is not None:
         if f1 >= best_f1 - 1e-12:
             reasons.append("the only stable setting" if len(stable) == 1 else
-                           f"the best held-out macro-F1 ({f1:.2f}) of the {len(stable)} "
+                           f"the best held-out {score_name} ({f1:.2f}) of the {len(stable)} "
                            "stable settings")
         else:
-            reasons.append(f"macro-F1 {f1:.2f}, within {tolerance:g} of the best ({best_f1:.2f}) "
-                           f"of the {len(stable)} stable settings")
+            reasons.append(f"{score_name} {f1:.2f}, within {tolerance:g} of the best "
+                           f"({best_f1:.2f}) of the {len(stable)} stable settings")
     else:
         reasons.append("the only stable setting" if len(stable) == 1 else
                        f"the first of the {len(stable)} stable settings (no held-out metrics "
@@ -229,41 +239,45 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
             seen.add(result.probe.id)
             rejected.append({"probe_id": result.probe.id, "reason": reason})
 
-    for other in sorted(stable, key=lambda r: -(macro_f1(r) or 0.0)):
-        other_f1, other_recall = macro_f1(other), minority_recall(other, minority)
+    for other in sorted(stable, key=lambda r: -(score(r) or 0.0)):
+        other_f1, other_recall = score(other), minority_recall(other, minority)
         if other_f1 is None or f1 is None or other_f1 < f1 - 1e-12:
             break
         other_risk, other_next = _risk(grid, other)
         if other_risk > risk and other_next is not None:
-            reject(other, f"macro-F1 {other_f1:.2f}, but lr "
+            reject(other, f"{score_name} {other_f1:.2f}, but lr "
                           f"{fmt_lr(other_next.probe.settings.learning_rate)} next to it "
                           f"failed ({_word(other_next)})"
                           + ("" if other.probe.settings.clip != "none"
                              else " and it does not clip"))
         elif other_recall is not None and recall is not None and other_recall < recall:
-            reject(other, f"macro-F1 {other_f1:.2f}, but minority recall only {other_recall:.2f}")
+            reject(other, f"{score_name} {other_f1:.2f}, but minority recall only "
+                          f"{other_recall:.2f}")
     if neighbour is not None and is_numerical(neighbour):
         reject(neighbour, where_it_failed(neighbour))
     for strategy in grid.strategies:
         twin = grid.get(strategy, s.learning_rate, s.clip, s.batch_size)
         if twin is not None and not is_stable(twin) and twin.verdict.category in RAN:
             reject(twin, where_it_failed(twin) if is_numerical(twin) else twin.verdict.summary)
-    return {
+    out = {
         "probe_id": chosen.probe.id,
         "class_weight": s.class_weight,
         "learning_rate": s.learning_rate,
         "clip": s.clip,
         "batch_size": s.batch_size,
-        "macro_f1": f1,
+        "macro_f1": None if regression else f1,
         "minority_recall": recall,
         "minority_class": None if minority is None else class_name(report, minority),
-        "accuracy": (None if chosen.run.holdout is None
-                     else finite_number(chosen.run.holdout.accuracy)),
+        "accuracy": finite_number(metrics.get("accuracy")),
         "pr_auc": finite_number(metrics.get("pr_auc")),
         "stable_probes": len(stable),
         "reasons": reasons,
         "rejected": rejected,
     }
+    if regression:  # held-out errors in place of the class scores (which are null)
+        out.update(r2=f1, mae=finite_number(metrics.get("mae")),
+                   rmse=finite_number(metrics.get("rmse")))
+    return out
 
 
 # --------------------------------------------------------------------------- display
@@ -271,19 +285,34 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
 # What the renderers say where no setting was stable.
 NONE_STABLE = ("No setting in this grid was stable: probe lower learning rates (--lr), "
                "a clip (--clip global_norm=1.0) and milder class weights.")
+NONE_STABLE_REGRESSION = ("No setting in this grid was stable: probe lower learning rates "
+                          "(--lr) and a clip (--clip global_norm=1.0).")
+
+
+def none_stable_text(report: RunReport) -> str:
+    """What to say where no setting was stable (no class weights for a regression run)."""
+    return NONE_STABLE_REGRESSION if is_regression(report) else NONE_STABLE
 
 
 def configuration_words(rec: dict[str, Any]) -> list[str]:
     """The recommended settings as ``key=value`` words: ``["class_weight=balanced",
     "lr=0.01", "clip=global_norm=1", "batch_size=32"]``."""
-    return [f"class_weight={rec['class_weight']}", f"lr={fmt_lr(rec['learning_rate'])}",
-            f"clip={rec['clip']}", f"batch_size={rec['batch_size']}"]
+    words = [f"lr={fmt_lr(rec['learning_rate'])}", f"clip={rec['clip']}",
+             f"batch_size={rec['batch_size']}"]
+    if "r2" in rec:  # a regression target: no class weights to name
+        return words
+    return [f"class_weight={rec['class_weight']}", *words]
 
 
 def evidence_text(rec: dict[str, Any]) -> str:
     """The probe behind a recommendation and its held-out scores: ``"probe cw=...: macro-F1
     0.79, minority recall 0.80 (class 1), PR-AUC 0.70, accuracy 90.0%"``."""
     quality = []
+    if rec.get("r2") is not None:
+        quality.append(f"R² {rec['r2']:.2f}")
+    for key in ("mae", "rmse"):
+        if rec.get(key) is not None:
+            quality.append(f"{key.upper()} {rec[key]:.4g}")
     if rec["macro_f1"] is not None:
         quality.append(f"macro-F1 {rec['macro_f1']:.2f}")
     if rec["minority_recall"] is not None:
@@ -350,7 +379,8 @@ def recommendation_panel(report: RunReport) -> Panel:
     """``recommended_configuration`` as the terminal panel the report ends with."""
     rec = recommended_configuration(report)
     if rec is None:
-        return Panel(Text(NONE_STABLE, style="red"), title="Recommended configuration",
+        return Panel(Text(none_stable_text(report), style="red"),
+                     title="Recommended configuration",
                      title_align="left", border_style="red", box=box.ROUNDED)
     lines: list[RenderableType] = []
     head = Text()

@@ -38,7 +38,7 @@ from stabcheck.explain import numerical_explanations, where_it_failed
 from stabcheck.failures import SECTIONS, failure_table
 from stabcheck.gridview import by_key, column_label, grid_tables
 from stabcheck.memory_section import memory_forecast_lines, memory_table
-from stabcheck.quality import quality_note, quality_results, quality_table
+from stabcheck.quality import is_regression, quality_note, quality_results, quality_table
 from stabcheck.recommend import (
     recommendation_panel,
     recommended_configuration,
@@ -118,12 +118,14 @@ def _grid_tables(report: RunReport) -> list[Table]:
             title_style="bold",
             box=box.SIMPLE_HEAD,
         )
-        table.add_column("class weight", overflow="fold")
+        regression = is_regression(report)
+        table.add_column("target" if regression else "class weight", overflow="fold")
         for column in grid.columns:
             table.add_column("\n".join(column_label(column)), justify="center",
                              overflow="fold")
         for strategy, row in grid.rows:
-            table.add_row(Text(strategy), *(_cell(result) for result in row))
+            table.add_row(Text("regression" if regression else strategy),
+                          *(_cell(result) for result in row))
         tables.append(table)
     return tables
 
@@ -199,7 +201,9 @@ def render_report(report: RunReport, console: Console) -> None:
     if quality is not None:
         table, left_out = quality
         console.print()
-        console.print(Text("Per-class quality of the stable settings", style="bold underline"))
+        console.print(Text("Held-out errors of the settings that trained"
+                           if is_regression(report) else
+                           "Per-class quality of the stable settings", style="bold underline"))
         console.print(table)
         if left_out:
             console.print(Text(f"  + {plural(left_out, 'more probe')} (see the JSON: "
@@ -234,7 +238,7 @@ def render_report(report: RunReport, console: Console) -> None:
         console.print(Text(f"interrupted: {ran}{of} probes ran", style="bold yellow"))
 
     if report.results:
-        strategies = strategy_table(report)
+        strategies = None if is_regression(report) else strategy_table(report)
         if strategies is not None:
             console.print()
             console.print(Text("Per class-weight strategy", style="bold underline"))

@@ -53,7 +53,15 @@ def header_table(report: RunReport) -> Table:
     )
     shape = "(" + ", ".join("None" if d is None else str(d) for d in data.input_shape)
     shape += ",)" if len(data.input_shape) == 1 else ")"
-    grid.add_row("input", Text(f"shape {shape}, {data.label_format} labels"))
+    if data.task == "regression":
+        target = data.target or {}
+        spread = (f": {target['min']:.4g} to {target['max']:.4g}, mean {target['mean']:.4g}, "
+                  f"std {target['std']:.4g}") if "min" in target else ""
+        columns = target.get("columns", 1)
+        grid.add_row("input", Text(f"shape {shape}, regression target"
+                                   f"{f' ({columns} columns)' if columns != 1 else ''}{spread}"))
+    else:
+        grid.add_row("input", Text(f"shape {shape}, {data.label_format} labels"))
     env_parts = [str(env["backend"])] if env.get("backend") else []
     devices = _describe_devices(env.get("devices"))
     if devices:

@@ -30,7 +30,6 @@ from stabcheck.forecast import MemoryReport
 from stabcheck.results import (
     SCHEMA_VERSION,
     DatasetSummary,
-    HoldoutEval,
     MemoryEvidence,
     Outcome,
     Probe,
@@ -41,6 +40,7 @@ from stabcheck.results import (
     StepRecord,
     Termination,
     Verdict,
+    holdout_from_json,
 )
 
 __all__ = ["load_report", "report_from_json", "write_text_atomic"]
@@ -145,6 +145,8 @@ def _dataset(data: dict[str, Any]) -> DatasetSummary:
         class_counts=tuple(int(count) for count in counts.values()),
         input_shape=tuple(data["input_shape"]),
         label_format=str(data["label_format"]),
+        task=str(data.get("task") or "classification"),
+        target=data.get("target"),
     )
 
 
@@ -203,7 +205,7 @@ def _result(
         peak_gpu_bytes=data.get("peak_gpu_bytes"),
         stderr_tail=str(evidence.get("stderr_tail") or ""),
         duration_s=float(data.get("duration_s", 0.0)),
-        holdout=HoldoutEval.from_json(data["holdout"]) if data.get("holdout") else None,
+        holdout=holdout_from_json(data["holdout"]) if data.get("holdout") else None,
     )
     return ProbeResult(run, Verdict(outcome, evidence, str(data.get("summary", ""))))
 

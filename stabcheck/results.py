@@ -191,6 +191,7 @@ class HoldoutEval:
     pred_counts: tuple[int, ...]
     recall: tuple[float | None, ...]
     metrics: dict[str, Any] = field(default_factory=dict)
+    task = "classification"
 
     def to_json(self) -> dict[str, Any]:
         return {**self.metrics, "n": self.n, "accuracy": self.accuracy,
@@ -203,6 +204,45 @@ class HoldoutEval:
                    true_counts=tuple(data["true_counts"]),
                    pred_counts=tuple(data["pred_counts"]), recall=tuple(data["recall"]),
                    metrics=dict(data))
+
+
+@dataclass(frozen=True)
+class RegressionEval:
+    """A regression model's held-out errors after the probe's last step.
+
+    ``mae`` and ``rmse`` are in the target's units; ``r2`` is the coefficient of
+    determination (1 - SSE / SST, averaged over target columns): 0 predicts no better
+    than the held-out mean, below 0 worse. Each is None where undefined (no rows, a
+    constant target, non-finite predictions). ``metrics`` is
+    ``stabcheck.metrics.regression_metrics``'s dict.
+    """
+
+    n: int
+    mae: float | None
+    rmse: float | None
+    r2: float | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    task = "regression"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.metrics, "task": "regression", "n": self.n, "mae": self.mae,
+                "rmse": self.rmse, "r2": self.r2}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RegressionEval:
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None or isinstance(value, str) else float(value)
+
+        return cls(n=int(data["n"]), mae=number("mae"), rmse=number("rmse"),
+                   r2=number("r2"), metrics=dict(data))
+
+
+def holdout_from_json(data: dict[str, Any]) -> HoldoutEval | RegressionEval:
+    """A held-out evaluation as the worker or the JSON result gives it."""
+    if data.get("task") == "regression":
+        return RegressionEval.from_json(data)
+    return HoldoutEval.from_json(data)
 
 
 class Termination(str, Enum):
@@ -236,7 +276,7 @@ class ProbeRun:
     termination: Termination
     steps: tuple[StepRecord, ...] = ()
     nonfinite: NonFinite | None = None
-    holdout: HoldoutEval | None = None
+    holdout: HoldoutEval | RegressionEval | None = None
     exception: dict[str, Any] | None = None  # {"etype", "message", "oom", "phase", "step"}
     returncode: int | None = None
     memory: MemoryEvidence = field(
@@ -324,9 +364,14 @@ class DatasetSummary:
     class_names: tuple[str, ...]
     class_counts: tuple[int, ...]  # in the training sample, by class index
     input_shape: tuple[int, ...]
-    label_format: str  # "sparse", "binary" or "onehot"
+    label_format: str  # "sparse", "binary", "onehot" or "continuous" (regression)
+    task: str = "classification"  # or "regression"
+    # A regression target's min, max, mean, std and columns (training sample); None for
+    # classification. A regression target has no classes: ``class_counts`` is empty.
+    target: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        extra = {} if self.target is None else {"target": json_value(self.target)}
         return {
             "source": self.source,
             "n_samples": self.n_samples,
@@ -335,6 +380,8 @@ class DatasetSummary:
             "class_counts": dict(zip(self.class_names, self.class_counts, strict=True)),
             "input_shape": list(self.input_shape),
             "label_format": self.label_format,
+            "task": self.task,
+            **extra,
         }
 
 

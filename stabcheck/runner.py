@@ -54,8 +54,10 @@ from stabcheck.results import (
     NonFinite,
     Probe,
     ProbeRun,
+    RegressionEval,
     StepRecord,
     Termination,
+    holdout_from_json,
     signal_name,
 )
 
@@ -572,8 +574,8 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _holdout(data: dict[str, Any]) -> HoldoutEval:
-    return HoldoutEval.from_json(data)
+def _holdout(data: dict[str, Any]) -> HoldoutEval | RegressionEval:
+    return holdout_from_json(data)
 
 
 def _exception(message: dict[str, Any]) -> dict[str, Any]:

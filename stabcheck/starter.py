@@ -39,6 +39,10 @@ model = {model}
 # "builtin:digits", "builtin:breast_cancer".{data_note}
 data = {data}
 # target = "label"                 # the label column of a CSV file
+# What the target is: "auto" (floats with non-integer values, or a regression loss such
+# as mse, make a regression probe: no class weights, held-out MAE/RMSE/R²),
+# "classification" or "regression".
+# task = "auto"
 
 # Override what the model was compiled with. Without a compiled model and without these:
 # sparse_categorical_crossentropy or binary_crossentropy (from the labels), and adam.
@@ -51,8 +55,9 @@ data = {data}
 # Class-weight strategies to probe: none; balanced (n / (k * count_c)); sqrt (its square
 # root); effective (class-balanced weights, Cui et al. 2019); xN, a stress test (balanced
 # with every class but the most frequent multiplied by N, e.g. "x100"); custom (the
-# [custom_class_weight] table at the end of this file).
-class_weight = ["none", "balanced"]
+# [custom_class_weight] table at the end of this file). Unset: none and balanced (none
+# alone for a regression target, which has no classes).
+# class_weight = ["none", "balanced"]
 # effective_beta = 0.999           # beta of the "effective" strategy, in (0, 1)
 
 # Gradient clipping settings to probe: "none", "norm=V" (Keras clipnorm), "value=V"

@@ -6,13 +6,16 @@ import keras
 from keras import layers
 
 
-def build(name: str, input_shape: tuple[int, ...], n_outputs: int) -> keras.Model:
+def build(name: str, input_shape: tuple[int, ...], n_outputs: int,
+          regression: bool = False) -> keras.Model:
     """A small uncompiled model for ``builtin:<name>``.
 
     Args:
         name: ``mlp`` or ``cnn``.
         input_shape: one sample's shape.
-        n_outputs: 1 for a sigmoid output (binary labels), else softmax units.
+        n_outputs: 1 for a sigmoid output (binary labels), else softmax units; with
+            ``regression``, linear units, one per target column.
+        regression: a regression target: a linear output.
     """
     inputs = keras.Input(shape=input_shape)
     if name == "mlp":
@@ -32,6 +35,6 @@ def build(name: str, input_shape: tuple[int, ...], n_outputs: int) -> keras.Mode
         x = layers.Dense(64, activation="relu", name="dense_1")(x)
     else:
         raise ValueError(f"unknown template {name!r}")
-    activation = "sigmoid" if n_outputs == 1 else "softmax"
+    activation = "linear" if regression else "sigmoid" if n_outputs == 1 else "softmax"
     outputs = layers.Dense(n_outputs, activation=activation, name="output")(x)
     return keras.Model(inputs, outputs, name=f"builtin_{name}")

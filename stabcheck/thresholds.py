@@ -60,6 +60,12 @@ class Thresholds:
     stall_chance_margin: float = 0.02
     stall_balanced_margin: float = 0.05
 
+    # A regression probe that finished learned nothing when its held-out R² is at or
+    # below this: R² 0 is what predicting the held-out mean scores (the definition of
+    # the coefficient of determination), below 0 is worse than that constant. The issue
+    # that asked for regression probes (issue 10) names the bound.
+    stall_r2: float = 0.0
+
     # A class counts as "never predicted" only with at least 5 held-out samples: a model
     # with a real recall of 50% misses all 5 by chance only 3% of the time (0.5^5), while
     # missing 1 or 2 samples says nothing.

@@ -29,6 +29,7 @@ _DEFAULT_LOSS = {
     "binary": "binary_crossentropy",
     "onehot": "categorical_crossentropy",
     "sparse": "sparse_categorical_crossentropy",
+    "continuous": "mse",  # a regression target (Keras's mean squared error)
 }
 
 
@@ -70,6 +71,9 @@ def prepare_model(
     elif compiled:
         loss, source = model.loss, "compiled"
         loss_name = _loss_name(loss)
+    elif dataset.task == "regression":
+        loss_name = _DEFAULT_LOSS["continuous"]
+        loss, source = keras.losses.get(loss_name), "default"
     else:
         key = "binary" if output_units == 1 else dataset.label_format
         loss_name = _DEFAULT_LOSS["onehot" if dataset.label_format == "onehot" else key]
@@ -143,9 +147,12 @@ def run_probe(
     trainer, y_train = _trainer(setup, dataset, strategy == "focal", settings.accumulation_steps)
     clip = parse_clip(settings.clip)
     trainer.activate(setup.initial, settings.learning_rate, clip.kind, clip.value)
-    watched = _watched_classes(dataset) if trainer.grad_norm is not None else []
+    regression = dataset.task == "regression"
+    watched = _watched_classes(dataset) if trainer.grad_norm is not None and not regression \
+        else []
 
-    weights = np.ones(dataset.n_classes, dtype=np.float32)
+    # A regression target has no classes: every row's class index is 0, weight 1.
+    weights = np.ones(max(1, dataset.n_classes), dtype=np.float32)
     if class_weights is not None:
         weights = np.asarray(class_weights, dtype=np.float32)
     normalized = strategy.startswith("normalized")
@@ -173,7 +180,7 @@ def run_probe(
         if early_stop and watch_divergence(loss_v, step, early_stop, smooth):
             emit({"type": "done", "holdout": None, "stopped_early": True,
                   "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak_private_rss(),
-                  "step_info": _step_info(trainer, batch_size)})
+                  "step_info": _step_info(trainer, batch_size, regression)})
             return
         bad = _first_non_finite(loss_v, grad_state.numpy() if int(recorded) else None,
                                 weight_state.numpy(), trainer.tvars)
@@ -181,7 +188,7 @@ def run_probe(
             where, variable, value = bad
             emit({"type": "nonfinite", "step": step, "where": where, "variable": variable,
                   "value": value, "peak_private_bytes": peak_private_rss(),
-                  "step_info": _step_info(trainer, batch_size)})
+                  "step_info": _step_info(trainer, batch_size, regression)})
             return
         if step == probe.steps > 1 and watched:  # after the last step: the separate
             # gradient function's memory fits in what the step freed (measured)
@@ -190,7 +197,7 @@ def run_probe(
     peak = peak_private_rss()  # before evaluation, which is not part of training
     gpu_peak = _peak_gpu_bytes()
     holdout = evaluate(setup.model, dataset, setup, batch_size)
-    info = _step_info(trainer, batch_size)
+    info = _step_info(trainer, batch_size, regression)
     after = peak_private_rss()
     if peak is not None and after is not None:  # what held-out evaluation added (evidence)
         info["evaluation_extra_bytes"] = max(0, after - peak)
@@ -198,7 +205,8 @@ def run_probe(
           "peak_private_bytes": peak, "step_info": info})
 
 
-def _step_info(trainer: ProbeTrainer, batch_size: int) -> dict[str, Any]:
+def _step_info(trainer: ProbeTrainer, batch_size: int, regression: bool = False
+               ) -> dict[str, Any]:
     """Which step ran and what the probe could not measure with it (evidence)."""
     info: dict[str, Any] = {
         "train_step": "model" if trainer.custom_step else "keras",
@@ -207,7 +215,7 @@ def _step_info(trainer: ProbeTrainer, batch_size: int) -> dict[str, Any]:
         "effective_batch_size": batch_size,
     }
     missing = []
-    if trainer.grad_norm is None:
+    if trainer.grad_norm is None and not regression:
         missing.append("per-class gradient norms (the model's own train_step)")
     if trainer.custom_step:
         missing.append("the loss is the one the model's train_step returns")
@@ -217,14 +225,21 @@ def _step_info(trainer: ProbeTrainer, batch_size: int) -> dict[str, Any]:
 
 
 def evaluate(model: Any, dataset: Dataset, setup: ModelSetup, batch_size: int) -> dict[str, Any]:
-    """Accuracy, per-class recall and predicted class counts on the held-out split.
+    """Accuracy, per-class recall and predicted class counts on the held-out split (for a
+    regression target: MAE, RMSE and R², ``task`` "regression").
 
     The model predicts as it will be used (``predict_on_batch``, inference mode), in
     batches no larger than the probe's, so evaluating never needs more memory than
     training did.
     """
-    from stabcheck.metrics import classification_metrics
+    from stabcheck.metrics import classification_metrics, regression_metrics
 
+    if dataset.task == "regression":
+        outputs = [np.asarray(model.predict_on_batch(dataset.x_val[start:start + batch_size]))
+                   for start in range(0, len(dataset.x_val), batch_size)]
+        pred = (np.concatenate([o.reshape(o.shape[0], -1) for o in outputs]) if outputs
+                else np.zeros((0, dataset.target_width)))
+        return {**regression_metrics(dataset.y_val, pred), "task": "regression"}
     preds, scores = [], []
     for start in range(0, len(dataset.x_val), batch_size):
         out = np.asarray(model.predict_on_batch(dataset.x_val[start:start + batch_size]))

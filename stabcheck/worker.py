@@ -131,8 +131,11 @@ def main() -> int:
         if init.get("dtype_policy"):
             keras.config.set_dtype_policy(init["dtype_policy"])
         spec = models.ModelSpec.from_json(init["model"])
-        n_outputs = 1 if dataset.label_format == "binary" else dataset.n_classes
-        model = models.build_model(spec, tuple(dataset.x_train.shape[1:]), n_outputs)
+        regression = dataset.task == "regression"
+        n_outputs = (dataset.target_width if regression
+                     else 1 if dataset.label_format == "binary" else dataset.n_classes)
+        model = models.build_model(spec, tuple(dataset.x_train.shape[1:]), n_outputs,
+                                   regression)
         state_dir = Path(tempfile.mkdtemp(prefix=f"state-{os.getpid()}-",
                                           dir=Path(init["dataset"]).parent))
         setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"),

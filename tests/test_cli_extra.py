@@ -21,7 +21,7 @@ XSD = Path(__file__).parent / "schemas" / "junit-10.xsd"
 # Keys ``stabcheck init`` documents; a key added to the config later goes here when the
 # starter file learns it.
 STARTER_KEYS = {
-    "model", "data", "target", "loss", "optimizer", "lr", "class_weight",
+    "model", "data", "target", "task", "loss", "optimizer", "lr", "class_weight",
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
     "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
     "holdout", "imbalance", "fail_on", "journal", "junit", "markdown", "html",

@@ -178,7 +178,6 @@ def test_npz_label_forms(tmp_path, y, label_format, class_names, c_expected):
         ({"x": np.zeros((4, 2)), "y": np.array([0, 1, 0])}, r"x has 4, y has 3 rows"),
         ({"x": np.zeros((4, 2)), "y": np.zeros(4)}, r"has 1 class \(0\)"),
         ({"x": np.zeros((3, 2)), "y": np.array([0.0, np.nan, 1.0])}, "NaN"),
-        ({"x": np.zeros((3, 2)), "y": np.array([0.5, 1.0, 0.0])}, "non-integer"),
         ({"x": np.zeros((3, 2)), "y": np.array([[1, 1], [0, 1], [1, 0]])}, "multi-label"),
         ({"x": np.zeros((3, 2)), "y": np.zeros((3, 2, 2))}, "one label per sample"),
         ({"x": np.array(["a", "b"]), "y": np.array([0, 1])}, "must be numeric"),
@@ -198,7 +197,6 @@ def test_npz_label_forms(tmp_path, y, label_format, class_names, c_expected):
         "lengths",
         "one-class",
         "nan",
-        "regression",
         "multilabel",
         "rank3",
         "string-x",
@@ -246,6 +244,19 @@ def test_missing_or_unknown_file(tmp_path, name, match):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match=match):
         load_dataset(name, base_dir=tmp_path)
+
+
+def test_non_integer_float_labels_are_a_regression_target_unless_classes_are_asked(tmp_path):
+    """Issue 10: floats with non-integer values were refused ("stabcheck probes
+    classification"); they are a regression target now, and an error under
+    ``task="classification"`` only."""
+    path = _npz(tmp_path / "bad.npz", x=np.zeros((3, 2)), y=np.array([0.5, 1.0, 0.0]))
+    ds = load_dataset(str(path), holdout=0.0)
+    assert ds.task == "regression" and ds.label_format == "continuous"
+    assert ds.n_classes == 0 and ds.summary().to_json()["class_counts"] == {}
+    with pytest.raises(InputError, match="non-integer") as info:
+        load_dataset(str(path), task="classification")
+    assert "\n" not in str(info.value) and "bad.npz" in str(info.value)
 
 
 # ------------------------------------------------------------------------------ csv
