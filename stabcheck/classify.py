@@ -139,10 +139,7 @@ def _curves_and_predictions(
         if trend.spike is not None:
             spike = trend.spike
             extra["loss_spike"] = spike
-            warnings.append(
-                f"loss spiked to {spike['peak_loss']:.3g} at step {spike['peak_step']} and "
-                f"recovered (median of the last {trend.evidence['window']} steps "
-                f"{spike['late_median']:.3g}, started at {spike['start_loss']:.3g})")
+            warnings.append(_spike_warning(spike, trend.evidence["window"]))
         heavy = heavy_batches(losses, t)
         if heavy is not None and trend.spike is None:
             extra["heavy_batches"] = heavy
@@ -181,12 +178,12 @@ def _curves_and_predictions(
                 f"{holdout.accuracy:.1%} is {where} chance ({chance:.1%})",
             )
         verdict = _predictions(run, class_names, t)
-        if verdict is not None and verdict.outcome is not Outcome.STABLE:
-            not_judged = _not_warmed_up(run, verdict, class_names, t)
-            if not_judged is None:
-                return verdict
+        not_judged = _not_warmed_up(run, verdict, class_names, t)
+        if not_judged is not None:
             extra.update(not_judged)
             warnings.append(not_judged["learning_verdict_reason"])
+        elif verdict is not None and verdict.outcome is not Outcome.STABLE:
+            return _with_warnings(verdict, extra, warnings)
         elif verdict is not None:  # stable, with a borderline warning
             extra.update(verdict.evidence)
             warnings.append(verdict.summary)
@@ -199,6 +196,30 @@ def _curves_and_predictions(
         evidence["warnings"] = warnings
         summary += "; " + "; ".join(warnings)
     return _verdict(Outcome.STABLE, evidence, summary)
+
+
+def _spike_warning(spike: dict[str, Any], window: int) -> str:
+    """``loss spiked to 12.6 at step 2 and recovered (...)``: a sustained excursion above
+    ``divergence_factor`` x the start that the trend came back from."""
+    text = f"loss spiked to {spike['peak_loss']:.3g} at step {spike['peak_step']} and "
+    late, start = spike["late_median"], spike["start_loss"]
+    if late < start:
+        return text + (f"recovered (median of the last {window} steps {late:.3g}, below the "
+                       f"{start:.3g} it started at)")
+    return text + (f"came back to {late / start:.1f}x its first loss (median of the last "
+                   f"{window} steps {late:.3g}, started at {start:.3g})")
+
+
+def _with_warnings(verdict: Verdict, extra: dict[str, Any], warnings: list[str]) -> Verdict:
+    """A learning verdict with the curves' evidence and warnings (a recovered spike)."""
+    if not extra and not warnings:
+        return verdict
+    evidence = {**verdict.evidence, **extra}
+    summary = verdict.summary
+    if warnings:
+        evidence["warnings"] = warnings
+        summary += "; " + "; ".join(warnings)
+    return Verdict(verdict.outcome, evidence, summary)
 
 
 def _diverged(e: dict[str, Any]) -> Verdict:
@@ -220,41 +241,54 @@ def _diverged(e: dict[str, Any]) -> Verdict:
     )
 
 
-def _not_warmed_up(run: ProbeRun, verdict: Verdict, names: Sequence[str],
+def _not_warmed_up(run: ProbeRun, verdict: Verdict | None, names: Sequence[str],
                    t: Thresholds) -> dict[str, Any] | None:
-    """Evidence that a learning verdict on the inference-mode predictions is not solid: the
-    model's BatchNormalization moving statistics are not warmed up after the probe's steps,
-    and with batch statistics the predictions do not show the same problem. None: the
-    verdict stands."""
+    """Evidence that the held-out predictions in inference mode are not the trained
+    model's yet, so they are not judged: the model's BatchNormalization moving statistics
+    are not warmed up after the probe's steps (``bn_warmup_residual``), and with batch
+    statistics the predictions do not show the problem ``verdict`` found (or, with no
+    verdict, are more than ``bn_accuracy_gap`` more accurate). None: the predictions stand.
+    """
     holdout = run.holdout
     assert holdout is not None
     warm = holdout.metrics.get("bn_warmup")
     batch = holdout.metrics.get("batch_statistics")
     if not isinstance(warm, dict) or not isinstance(warm.get("residual"), (int, float)):
         return None
-    if warm["residual"] <= t.bn_warmup_residual:
+    if warm["residual"] <= t.bn_warmup_residual or not isinstance(batch, dict) \
+            or not batch.get("n"):
         return None
-    evidence: dict[str, Any] = {"learning_verdict": "not_judged",
-                                "withheld_verdict": verdict.outcome.value,
-                                "withheld_summary": verdict.summary, "bn_warmup": warm}
-    if isinstance(batch, dict) and batch.get("n"):
+    learning = verdict is not None and verdict.outcome is not Outcome.STABLE
+    if learning:
         stats = HoldoutEval(int(batch["n"]), float(batch["accuracy"]),
                             tuple(batch["true_counts"]), tuple(batch["pred_counts"]),
                             tuple(batch["recall"]), dict(batch))
         again = _predictions(_with_holdout(run, stats), names, t)
         if again is not None and again.outcome is verdict.outcome:
             return None  # batch statistics show it too: the verdict stands
-        evidence["batch_statistics"] = batch
-        with_batch = (f"; with batch statistics held-out accuracy is "
-                      f"{float(batch['accuracy']):.1%}, predicted counts "
-                      f"{list(batch['pred_counts'])}")
+    elif float(batch["accuracy"]) - holdout.accuracy <= t.bn_accuracy_gap:
+        return None  # the two modes agree: nothing to withhold
+    momentum = warm.get("momentum")
+    if isinstance(momentum, (int, float)) and 0 < momentum < 1:
+        needed = math.ceil(math.log(t.bn_warmup_residual) / math.log(momentum))
+        warm = {**warm, "steps_needed": needed}
+    evidence: dict[str, Any] = {
+        "learning_verdict": "not_judged",
+        "withheld_verdict": verdict.outcome.value if learning else None,
+        "bn_warmup": warm, "batch_statistics": batch}
+    if learning:
+        evidence["withheld_summary"] = verdict.summary
+        seen = f"in inference mode {verdict.summary}"
     else:
-        with_batch = ""
+        seen = f"in inference mode held-out accuracy is {holdout.accuracy:.1%}"
+    needed_text = (f"; about {warm['steps_needed']} steps warm them up"
+                   if "steps_needed" in warm else "")
     evidence["learning_verdict_reason"] = (
         f"not enough steps to judge the held-out predictions: the BatchNormalization moving "
         f"statistics still hold {warm['residual']:.0%} of their initial values after "
-        f"{warm['steps']} steps (momentum {warm['momentum']:g}), so inference mode would "
-        f"say {verdict.outcome.value.replace('_', ' ')}{with_batch}")
+        f"{warm['steps']} steps (momentum {warm['momentum']:g}{needed_text}); {seen}, with "
+        f"batch statistics held-out accuracy is {float(batch['accuracy']):.1%} (predicted "
+        f"counts {list(batch['pred_counts'])})")
     return evidence
 
 

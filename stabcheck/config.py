@@ -439,7 +439,8 @@ def _thresholds(table: Any) -> Thresholds:
                 f"unknown threshold {name!r}; known: {', '.join(sorted(known))}")
         values[name] = (_positive_int(f"thresholds.{name}", value) if known[name] == "int"
                         else _positive_float(f"thresholds.{name}", value))
-    for name in ("ema_beta", "trend_window_fraction", "trend_floor", "bn_warmup_residual"):
+    for name in ("ema_beta", "trend_window_fraction", "trend_floor", "bn_warmup_residual",
+                 "bn_accuracy_gap"):
         if name in values and not 0 < values[name] < 1:
             raise ConfigError(f"thresholds.{name} must be in (0, 1), got {values[name]}")
     return replace(DEFAULT_THRESHOLDS, **values)

@@ -123,6 +123,10 @@ class Thresholds:
     # model's, and a collapse or overcorrection seen only in inference mode (not with batch
     # statistics) is "not enough steps to judge".
     bn_warmup_residual: float = 0.05
+    # With no learning verdict, inference-mode predictions of such a model are withheld
+    # when batch statistics are more than 5 points more accurate: twice the binomial
+    # standard error of an accuracy near 90% measured on 400 held-out samples (1.5 points).
+    bn_accuracy_gap: float = 0.05
 
     # Host-memory peaks within 5% of the budget are flagged as "near the budget":
     # allocator fragmentation and data-dependent shapes easily move a peak that much

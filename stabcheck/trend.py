@@ -110,7 +110,9 @@ def loss_trend(losses: Sequence[float], t: Thresholds) -> LossTrend:
     spike = None
     top = max(range(n), key=lambda i: roll[i])
     if start > 0 and roll[top] > t.divergence_factor * start:
-        spike = {"peak_loss": losses[peak_step - 1], "peak_step": peak_step,
+        # the highest loss of the excursion: within the window of the trend's peak
+        peak = max(range(max(0, top - t.spike_window + 1), top + 1), key=lambda i: losses[i])
+        spike = {"peak_loss": losses[peak], "peak_step": peak + 1,
                  "trend_peak": roll[top], "trend_peak_step": top + 1, "start_loss": start,
                  "late_median": late}
     return LossTrend(None, {**evidence, "trend": "falling" if late < start else "flat"},
