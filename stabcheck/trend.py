@@ -51,9 +51,12 @@ class LossTrend:
 
     ``rule``: ``"blown_up"`` (the last ``spike_window`` losses' median passed
     ``early_stop_factor`` x the start: what the worker's early exit stops on),
-    ``"above_start"`` (the late window's median is above ``divergence_factor`` x the
-    start), ``"still_rising"`` (the last three windows' medians rise and the last is above
-    ``divergence_factor`` x the lowest) or None (not diverged).
+    ``"above_start"`` (the late window's median, and the median of the last
+    ``spike_window`` steps, are above ``divergence_factor`` x the start), ``"still_rising"``
+    (the last three windows' medians rise, the last one and the last ``spike_window``
+    steps' median above ``divergence_factor`` x the lowest) or None (not diverged). The
+    last steps' median must agree: a swing that fills the late window but has come back
+    by the last step is a recovered spike.
     """
 
     rule: str | None
@@ -93,7 +96,7 @@ def loss_trend(losses: Sequence[float], t: Thresholds) -> LossTrend:
     late = windows[-1][1]
     evidence = {**base, "window": window, "late_median": late,
                 "window_medians": [m for _, m in windows], "decided_at_step": n}
-    if start > 0 and late > t.divergence_factor * start:
+    if start > 0 and late > t.divergence_factor * start and roll[-1] > t.divergence_factor * start:
         onset = _onset(losses, roll, t.divergence_factor * start, t.spike_window)
         return LossTrend("above_start", {**evidence, "rule": "above_start", "step": onset,
                                          "factor": late / start}, None, False)
@@ -101,7 +104,8 @@ def loss_trend(losses: Sequence[float], t: Thresholds) -> LossTrend:
     if len(windows) >= 3:
         (_, a), (_, b), (_, c) = windows[-3:]
         low = max(min(m for _, m in windows), floor)
-        if a < b < c and low > 0 and c > t.divergence_factor * low:
+        if a < b < c and low > 0 and c > t.divergence_factor * low \
+                and roll[-1] > t.divergence_factor * low:
             lowest = min(range(len(windows)), key=lambda i: windows[i][1])
             onset = windows[lowest][0]
             return LossTrend("still_rising", {**evidence, "rule": "still_rising", "step": onset,
