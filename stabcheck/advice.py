@@ -13,7 +13,7 @@ from stabcheck.explain import numerical_explanations
 from stabcheck.gridview import RAN, unique
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.units import human_bytes
-from stabcheck.wording import fmt_lr, fmt_number, join, plural
+from stabcheck.wording import fmt_lr, join, plural
 
 __all__ = ["COUNT_WORDS", "is_remedy_probe", "recommendations", "summary_counts"]
 
@@ -167,7 +167,6 @@ def _warning_advice(results: Sequence[ProbeResult]) -> list[str]:
     spiky = [r for r in stable if "loss_spike" in r.verdict.evidence]
     calm = [r for r in stable if not r.verdict.evidence.get("warnings")]
     for result in spiky[:3]:
-        spike = result.verdict.evidence["loss_spike"]
         warning = next((w for w in result.verdict.evidence.get("warnings", [])
                         if w.startswith("loss spiked")), "")
         text = f"{result.probe.id} was stable, but its {warning or 'loss spiked'}"
@@ -178,8 +177,7 @@ def _warning_advice(results: Sequence[ProbeResult]) -> list[str]:
             text += (f": a calmer setting trained without a spike ({twins[0].probe.id}); "
                      "prefer it if the long run must not spike")
         else:
-            text += (f" (peak {fmt_number(spike['peak_loss'])} at step {spike['peak_step']}): "
-                     "it is not a divergence, but a longer run may spike again")
+            text += ": it is not a divergence, but a longer run may spike again"
         advice.append(text)
     if len(spiky) > 3:
         advice.append(f"{plural(len(spiky) - 3, 'more stable probe')} spiked and recovered: "
