@@ -7,14 +7,13 @@ Pure functions returning plain sentences; the renderers add the markup.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from stabcheck.explain import numerical_explanations
 from stabcheck.gridview import RAN, unique
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.units import human_bytes
-from stabcheck.wording import join, plural
+from stabcheck.wording import fmt_lr, join, plural
 
 __all__ = ["COUNT_WORDS", "is_remedy_probe", "recommendations", "summary_counts"]
 
@@ -113,32 +112,111 @@ def _crash_advice(results: Sequence[ProbeResult]) -> list[str]:
     return advice
 
 
-def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
-    def strategies(outcome: Outcome) -> str:
-        return join(
-            unique(r.probe.settings.class_weight for r in results if r.verdict.outcome is outcome)
-        )
+def _never_predicted_roles(result: ProbeResult) -> set[str]:
+    """``{"majority"}``, ``{"minority"}`` or both: who a collapse never predicts (old
+    results without the roles count as minority)."""
+    roles = result.verdict.evidence.get("never_predicted")
+    if not isinstance(roles, list) or not roles:
+        return {"minority"}
+    return {str(r.get("role")) for r in roles if isinstance(r, dict)} or {"minority"}
 
-    outcomes = Counter(r.verdict.outcome for r in results)
+
+def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
+    def strategies(chosen: Sequence[ProbeResult]) -> str:
+        return join(unique(r.probe.settings.class_weight for r in chosen))
+
+    def having(outcome: Outcome) -> list[ProbeResult]:
+        return [r for r in results if r.verdict.outcome is outcome]
+
     advice = []
-    if outcomes[Outcome.OVERCORRECTED]:
+    over = having(Outcome.OVERCORRECTED)
+    if over:
         advice.append(
-            f"class_weight={strategies(Outcome.OVERCORRECTED)} overcorrected (the rare classes "
+            f"class_weight={strategies(over)} overcorrected (the rare classes "
             "are predicted far more often than they occur, at the common classes' expense): "
             "use a milder strategy such as sqrt or effective"
         )
-    if outcomes[Outcome.MINORITY_COLLAPSE]:
+    collapsed = having(Outcome.MINORITY_COLLAPSE)
+    majority = [r for r in collapsed if "majority" in _never_predicted_roles(r)]
+    minority = [r for r in collapsed if r not in majority]
+    if minority:
+        unweighted = all(r.probe.settings.class_weights is None for r in minority)
+        fix = ("weight the classes (balanced or sqrt)" if unweighted else
+               "weight the classes more strongly (balanced), or probe more --steps")
         advice.append(
-            f"with class_weight={strategies(Outcome.MINORITY_COLLAPSE)} the model ignores a "
-            "minority class: weight the classes (balanced or sqrt)"
+            f"with class_weight={strategies(minority)} the model ignores a minority class "
+            f"(never predicted on the held-out split): {fix}"
         )
-    if outcomes[Outcome.STALLED]:
-        n = outcomes[Outcome.STALLED]
+    if majority:
+        lrs = ", ".join(fmt_lr(v) for v in sorted({r.probe.settings.learning_rate
+                                                    for r in majority}))
+        name = majority[0].verdict.evidence.get("majority_class")
+        which = f" ({name})" if name is not None else ""
         advice.append(
-            f"{plural(n, 'probe')} stalled (the loss did not move, or a regression model "
-            "predicts no better than the mean, R² <= 0): the learning rate may be too low, or "
-            "--steps too few"
+            f"with class_weight={strategies(majority)} at lr {lrs} the model never predicts "
+            f"the majority class{which}: it predicts only rarer classes, which is not a class "
+            "weighting it lacks: probe a lower learning rate or milder weights"
         )
+    stalled = having(Outcome.STALLED)
+    if stalled:
+        advice.append(
+            f"{plural(len(stalled), 'probe')} stalled (the loss did not move, or a regression "
+            "model predicts no better than the mean, R² <= 0): the learning rate may be too "
+            "low, or --steps too few"
+        )
+    return advice
+
+
+def _warning_advice(results: Sequence[ProbeResult]) -> list[str]:
+    """Stable probes with a warning: a loss spike they recovered from (with the calmer
+    settings of the grid beside them), a borderline overcorrection, held-out predictions
+    not judged (BatchNormalization statistics not warmed up), too few steps."""
+    stable = [r for r in results if r.verdict.outcome is Outcome.STABLE]
+    advice = []
+    spiky = [r for r in stable if "loss_spike" in r.verdict.evidence]
+    calm = [r for r in stable if not r.verdict.evidence.get("warnings")]
+    for result in spiky[:3]:
+        warning = next((w for w in result.verdict.evidence.get("warnings", [])
+                        if w.startswith("loss spiked")), "")
+        text = f"{result.probe.id} was stable, but its {warning or 'loss spiked'}"
+        settings = result.probe.settings
+        twins = [r for r in calm if r.probe.settings.class_weight == settings.class_weight
+                 and r.probe.settings.batch_size == settings.batch_size]
+        if twins:
+            text += (f": a calmer setting trained without a spike ({twins[0].probe.id}); "
+                     "prefer it if the long run must not spike")
+        else:
+            text += ": it is not a divergence, but a longer run may spike again"
+        advice.append(text)
+    if len(spiky) > 3:
+        advice.append(f"{plural(len(spiky) - 3, 'more stable probe')} spiked and recovered: "
+                      "see their warnings in the JSON")
+    not_judged = [r for r in stable
+                  if r.verdict.evidence.get("learning_verdict") == "not_judged"]
+    if not_judged:
+        warm = not_judged[0].verdict.evidence.get("bn_warmup") or {}
+        residual, momentum = warm.get("residual"), warm.get("momentum")
+        needed = warm.get("steps_needed")
+        text = (f"{plural(len(not_judged), 'probe')} of a BatchNormalization model "
+                f"{'was' if len(not_judged) == 1 else 'were'} not judged on "
+                "the held-out predictions: not enough steps to judge")
+        if isinstance(residual, (int, float)) and isinstance(needed, int):
+            text += (f" (the moving statistics still hold {residual:.0%} of their initial "
+                     f"values after {warm.get('steps')} steps; about {needed} steps warm them "
+                     f"up at momentum {momentum:g}): probe --steps {needed} to judge them")
+        advice.append(text)
+    borderline = [r for r in stable if "borderline_overcorrection" in r.verdict.evidence]
+    if borderline:
+        advice.append(
+            f"class_weight={join(unique(r.probe.settings.class_weight for r in borderline))} "
+            f"is close to overcorrecting ({plural(len(borderline), 'probe')} within the margin "
+            "of the rule): watch the rare classes' precision in the long run"
+        )
+    short = [r for r in stable
+             if (r.verdict.evidence.get("loss_trend") or {}).get("trend") == "too_short"]
+    if short:
+        advice.append(f"{plural(len(short), 'probe')} trained too few steps to judge the loss "
+                      "trend: raise --steps")
     return advice
 
 
@@ -177,16 +255,23 @@ def recommendations(report: RunReport) -> list[str]:
         + _memory_advice(report)
         + _crash_advice(results)
         + _learning_advice(results)
+        + _warning_advice(results)
         + _error_advice(results)
     )
     if not results:
         advice.append("no probe ran")
     elif all(r.verdict.outcome is Outcome.STABLE for r in results):
-        advice.append(
-            f"all {plural(len(results), 'probe')} were stable: "
-            "every setting in this grid trained without trouble"
-            if len(results) > 1
-            else "the probe was stable: this setting trained without trouble"
-        )
+        warned = sum(1 for r in results if r.verdict.evidence.get("warnings"))
+        if warned:
+            advice.append(
+                f"all {plural(len(results), 'probe')} were stable ({warned} with a warning "
+                "above)" if len(results) > 1 else "the probe was stable, with the warning above")
+        else:
+            advice.append(
+                f"all {plural(len(results), 'probe')} were stable: "
+                "every setting in this grid trained without trouble"
+                if len(results) > 1
+                else "the probe was stable: this setting trained without trouble"
+            )
     advice.append(_count_line(results))
     return advice

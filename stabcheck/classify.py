@@ -25,6 +25,7 @@ from stabcheck.results import (
     signal_name,
 )
 from stabcheck.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from stabcheck.trend import gradient_explosion, gradient_spike, heavy_batches, loss_trend
 from stabcheck.units import human_bytes
 
 
@@ -126,38 +127,38 @@ def _curves_and_predictions(
     losses = [s.loss for s in run.steps]
     norms = [s.grad_norm for s in run.steps]
     smooth = smoothed_losses(losses, t.ema_beta)
-    best, first_over = math.inf, None
-    for step, value in enumerate(smooth, start=1):
-        over = value > t.divergence_factor * best
-        first_over = (first_over or step) if over else None
-        if over and step > t.warmup_steps:
-            # Decided after the warm-up; reported from the step the blow-up began.
-            start = first_over
-            peak = max(losses[start - 1: step])
-            return _verdict(
-                Outcome.DIVERGED,
-                {"step": start, "decided_at_step": step, "smoothed_loss": value,
-                 "best_smoothed_loss": best, "factor": value / best, "peak_loss": peak},
-                f"loss diverged from step {start}: it reached {peak:.3g} and its smoothed "
-                f"value is {value / best:.3g}x its best {best:.3g}",
-            )
-        best = min(best, value)
-    # A norm the step could not measure is NaN (a custom train_step): left out.
-    early_norms = [n for n in norms[: t.early_window] if not math.isnan(n)]
-    if len(norms) > t.early_window and early_norms:
-        early = statistics.median(early_norms)
-        for step, norm in enumerate(norms, start=1):
-            if step > t.early_window and early > 0 and norm >= t.explosion_ratio * early:
-                return _verdict(
-                    Outcome.EXPLODING_GRADIENTS,
-                    {"step": step, "grad_norm": norm, "early_median": early,
-                     "ratio": norm / early},
-                    f"gradient norm {norm:.3g} at step {step} is {norm / early:.0f}x its early "
-                    f"median {early:.3g}",
-                )
+    warnings: list[str] = []
+    extra: dict[str, Any] = {}
+    if losses:
+        trend = loss_trend(losses, t)
+        if trend.diverged:
+            return _diverged(trend.evidence)
+        extra["loss_trend"] = trend.evidence
+        if trend.too_short:
+            warnings.append(f"{len(losses)} steps are too few to judge the loss trend (at "
+                            f"least {t.trend_min_steps}): raise --steps")
+        if trend.spike is not None:
+            spike = trend.spike
+            extra["loss_spike"] = spike
+            warnings.append(_spike_warning(spike, trend.evidence["window"]))
+        heavy = heavy_batches(losses, t)
+        if heavy is not None and trend.spike is None:
+            extra["heavy_batches"] = heavy
+    explosion = gradient_explosion(norms, t)
+    if explosion is not None:
+        e = explosion
+        return _verdict(
+            Outcome.EXPLODING_GRADIENTS, e,
+            f"gradient norm {e['grad_norm']:.3g} at step {e['step']}: its median over "
+            f"{t.spike_window} steps reached {e['ratio']:.0f}x its early level "
+            f"{e['baseline']:.3g}",
+        )
+    spike = gradient_spike(norms, t)
+    if spike is not None:
+        extra["gradient_spike"] = spike
     holdout = run.holdout
     if isinstance(holdout, RegressionEval):
-        return _regression(run, holdout, smooth, t)
+        return _with_warnings(_regression(run, holdout, smooth, t), extra, warnings)
     if smooth and holdout is not None and holdout.n:
         change, noise = loss_change(losses, t.early_window)
         chance = max(holdout.true_counts) / holdout.n
@@ -180,13 +181,23 @@ def _curves_and_predictions(
                 f"{holdout.accuracy:.1%} is {where} chance ({chance:.1%})",
             )
         verdict = _predictions(run, class_names, t)
-        if verdict is not None:
-            return verdict
-    evidence: dict[str, Any] = {"final_loss": smooth[-1] if smooth else None}
+        not_judged = _not_warmed_up(run, verdict, class_names, t)
+        if not_judged is not None:
+            extra.update(not_judged)
+            warnings.append(not_judged["learning_verdict_reason"])
+        elif verdict is not None and verdict.outcome is not Outcome.STABLE:
+            return _with_warnings(verdict, extra, warnings)
+        elif verdict is not None:  # stable, with a borderline warning
+            extra.update(verdict.evidence)
+            warnings.append(verdict.summary)
+    evidence: dict[str, Any] = {"final_loss": smooth[-1] if smooth else None, **extra}
     summary = f"trained {len(losses)} steps, smoothed loss {smooth[-1]:.3g}" if smooth else ""
     if holdout is not None and holdout.n:
         evidence["holdout_accuracy"] = holdout.accuracy
         summary += f", held-out accuracy {holdout.accuracy:.1%}"
+    if warnings:
+        evidence["warnings"] = warnings
+        summary += "; " + "; ".join(warnings)
     return _verdict(Outcome.STABLE, evidence, summary)
 
 
@@ -227,6 +238,106 @@ def _regression_scores(holdout: RegressionEval, r2: bool = True) -> str:
     return ", ".join(parts)
 
 
+def _spike_warning(spike: dict[str, Any], window: int) -> str:
+    """``loss spiked to 12.6 at step 2 and recovered (...)``: a sustained excursion above
+    ``divergence_factor`` x the start that the trend came back from."""
+    text = f"loss spiked to {spike['peak_loss']:.3g} at step {spike['peak_step']} and "
+    late, start = spike["late_median"], spike["start_loss"]
+    if late < start:
+        return text + (f"recovered (median of the last {window} steps {late:.3g}, below the "
+                       f"{start:.3g} it started at)")
+    return text + (f"came back to {late / start:.1f}x its first loss (median of the last "
+                   f"{window} steps {late:.3g}, started at {start:.3g})")
+
+
+def _with_warnings(verdict: Verdict, extra: dict[str, Any], warnings: list[str]) -> Verdict:
+    """A learning verdict with the curves' evidence and warnings (a recovered spike)."""
+    if not extra and not warnings:
+        return verdict
+    evidence = {**verdict.evidence, **extra}
+    summary = verdict.summary
+    if warnings:
+        evidence["warnings"] = warnings
+        summary += "; " + "; ".join(warnings)
+    return Verdict(verdict.outcome, evidence, summary)
+
+
+def _diverged(e: dict[str, Any]) -> Verdict:
+    """The loss trend's divergence as a verdict."""
+    if e["rule"] == "still_rising":
+        medians = e["window_medians"][-3:]
+        how = (f"the median loss of each of the last three {e['window']}-step windows rose "
+               f"({' -> '.join(f'{m:.3g}' for m in medians)}), to {e['factor']:.3g}x its lowest "
+               f"{e['lowest_median']:.3g}")
+    elif e["rule"] == "blown_up":
+        how = (f"the median of its last losses is {e['factor']:.3g}x the first step's "
+               f"{e['start_loss']:.3g}")
+    else:
+        how = (f"the median of its last {e['window']} losses is {e['factor']:.3g}x the first "
+               f"step's {e['start_loss']:.3g}")
+    return _verdict(
+        Outcome.DIVERGED, e,
+        f"loss diverged from step {e['step']}: it reached {e['peak_loss']:.3g} and {how}",
+    )
+
+
+def _not_warmed_up(run: ProbeRun, verdict: Verdict | None, names: Sequence[str],
+                   t: Thresholds) -> dict[str, Any] | None:
+    """Evidence that the held-out predictions in inference mode are not the trained
+    model's yet, so they are not judged: the model's BatchNormalization moving statistics
+    are not warmed up after the probe's steps (``bn_warmup_residual``), and with batch
+    statistics the predictions do not show the problem ``verdict`` found (or, with no
+    verdict, are more than ``bn_accuracy_gap`` more accurate). None: the predictions stand.
+    """
+    holdout = run.holdout
+    assert holdout is not None
+    warm = holdout.metrics.get("bn_warmup")
+    batch = holdout.metrics.get("batch_statistics")
+    if not isinstance(warm, dict) or not isinstance(warm.get("residual"), (int, float)):
+        return None
+    if warm["residual"] <= t.bn_warmup_residual or not isinstance(batch, dict) \
+            or not batch.get("n"):
+        return None
+    learning = verdict is not None and verdict.outcome is not Outcome.STABLE
+    if learning:
+        stats = HoldoutEval(int(batch["n"]), float(batch["accuracy"]),
+                            tuple(batch["true_counts"]), tuple(batch["pred_counts"]),
+                            tuple(batch["recall"]), dict(batch))
+        again = _predictions(_with_holdout(run, stats), names, t)
+        if again is not None and again.outcome is verdict.outcome:
+            return None  # batch statistics show it too: the verdict stands
+    elif float(batch["accuracy"]) - holdout.accuracy <= t.bn_accuracy_gap:
+        return None  # the two modes agree: nothing to withhold
+    momentum = warm.get("momentum")
+    if isinstance(momentum, (int, float)) and 0 < momentum < 1:
+        needed = math.ceil(math.log(t.bn_warmup_residual) / math.log(momentum))
+        warm = {**warm, "steps_needed": needed}
+    evidence: dict[str, Any] = {
+        "learning_verdict": "not_judged",
+        "withheld_verdict": verdict.outcome.value if learning else None,
+        "bn_warmup": warm, "batch_statistics": batch}
+    if learning:
+        evidence["withheld_summary"] = verdict.summary
+        seen = f"in inference mode {verdict.summary}"
+    else:
+        seen = f"in inference mode held-out accuracy is {holdout.accuracy:.1%}"
+    needed_text = (f"; about {warm['steps_needed']} steps warm them up"
+                   if "steps_needed" in warm else "")
+    evidence["learning_verdict_reason"] = (
+        f"not enough steps to judge the held-out predictions: the BatchNormalization moving "
+        f"statistics still hold {warm['residual']:.0%} of their initial values after "
+        f"{warm['steps']} steps (momentum {warm['momentum']:g}{needed_text}); {seen}, with "
+        f"batch statistics held-out accuracy is {float(batch['accuracy']):.1%} (predicted "
+        f"counts {list(batch['pred_counts'])})")
+    return evidence
+
+
+def _with_holdout(run: ProbeRun, holdout: HoldoutEval) -> ProbeRun:
+    from dataclasses import replace
+
+    return replace(run, holdout=holdout)
+
+
 def loss_change(losses: Sequence[float], window: int) -> tuple[float, float]:
     """How far the loss moved over a probe, and how far batch noise alone would move it.
 
@@ -250,6 +361,8 @@ def loss_change(losses: Sequence[float], window: int) -> tuple[float, float]:
 
 
 def _predictions(run: ProbeRun, names: Sequence[str], t: Thresholds) -> Verdict | None:
+    """The learning verdict the held-out predictions give (``overcorrected`` or
+    ``minority_collapse``), a ``stable`` verdict carrying a borderline warning, or None."""
     holdout = run.holdout
     assert holdout is not None
     true, pred = holdout.true_counts, holdout.pred_counts
@@ -257,20 +370,44 @@ def _predictions(run: ProbeRun, names: Sequence[str], t: Thresholds) -> Verdict 
     name = (lambda c: str(names[c])) if len(names) == k else str
     never = [c for c in range(k) if true[c] >= t.min_class_support and pred[c] == 0]
     settings = run.probe.settings
+    verdict = None
     if settings.class_weights is not None or settings.class_weight == "focal":
         verdict = _overcorrection(holdout, never, name, t)
-        if verdict is not None:
+        if verdict is not None and verdict.outcome is not Outcome.STABLE:
             return verdict
     if never:
-        shown = _names(never, name)
-        return _verdict(
-            Outcome.MINORITY_COLLAPSE,
-            {"classes": [name(c) for c in never], "true_counts": list(true),
-             "pred_counts": list(pred), "holdout_accuracy": holdout.accuracy},
-            f"class{'es' if len(never) > 1 else ''} {shown} never predicted on the held-out "
-            f"split ({sum(true[c] for c in never)} samples); accuracy {holdout.accuracy:.1%}",
-        )
-    return None
+        return _collapse(holdout, never, name)
+    return verdict  # None, or stable with a borderline warning
+
+
+def _collapse(holdout: HoldoutEval, never: list[int], name: Callable[[int], str]) -> Verdict:
+    """``minority_collapse``: classes never predicted, each named with its role (the
+    majority class, the most common of the held-out split, or a minority class)."""
+    true, pred = holdout.true_counts, holdout.pred_counts
+    majority = max(range(len(true)), key=lambda c: (true[c], -c))
+    roles = [{"class": name(c), "role": "majority" if c == majority else "minority",
+              "held_out": true[c]} for c in never]
+    evidence = {"classes": [name(c) for c in never], "never_predicted": roles,
+                "majority_class": name(majority), "true_counts": list(true),
+                "pred_counts": list(pred), "holdout_accuracy": holdout.accuracy}
+    if majority in never:
+        predicted = [c for c in range(len(pred)) if pred[c] > 0]
+        others = [c for c in never if c != majority]
+        text = (f"the majority class {name(majority)} ({true[majority]} of {holdout.n} "
+                f"held-out samples) is never predicted: the model predicts "
+                f"{_names(predicted, name)} instead")
+        if others:
+            text += f"; minority class{'es' if len(others) > 1 else ''} {_names(others, name)} " \
+                    "never predicted either"
+        return _verdict(Outcome.MINORITY_COLLAPSE, evidence,
+                        f"{text}; accuracy {holdout.accuracy:.1%}")
+    shown = _names(never, name)
+    return _verdict(
+        Outcome.MINORITY_COLLAPSE, evidence,
+        f"minority class{'es' if len(never) > 1 else ''} {shown} never predicted on the "
+        f"held-out split ({sum(true[c] for c in never)} samples); accuracy "
+        f"{holdout.accuracy:.1%}",
+    )
 
 
 def split_by_frequency(true_counts: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -315,7 +452,14 @@ def _overcorrection(
     true_ratio = mean(true[c] for c in common) / mean(true[c] for c in rare)
     pred_common = mean(pred[c] for c in common)
     pred_ratio = mean(pred[c] for c in rare) / pred_common if pred_common else math.inf
-    if true_ratio >= f and pred_ratio >= f:
+    fire = f * (1 + t.overcorrection_margin)
+    if true_ratio >= f and f <= pred_ratio < fire:
+        return _borderline(
+            {"rule": "inverted", "common_class": name(majority), "rare_class": name(favoured),
+             "true_ratio": true_ratio, "pred_ratio": pred_ratio, **counts},
+            f"{_half(rare, name, 'rare')} predicted {_times(pred_ratio)} as often as "
+            f"{_half(common, name, 'common')} (overcorrected from {_times(fire)})")
+    if true_ratio >= f and pred_ratio >= fire:
         return _verdict(
             Outcome.OVERCORRECTED,
             {"rule": "inverted", "common_class": name(majority), "rare_class": name(favoured),
@@ -331,6 +475,13 @@ def _overcorrection(
     share_pred = sum(pred[c] for c in rare) / sum(pred)
     if share_pred < f * share_true:
         return None
+    if share_pred < fire * share_true:
+        return _borderline(
+            {"rule": "rare_overpredicted", "common_class": name(majority),
+             "rare_class": name(favoured), "rare_share_true": share_true,
+             "rare_share_pred": share_pred, **counts},
+            f"the {len(rare)} rarest classes get {_times(share_pred / share_true)} their share "
+            f"of the predictions (overcorrected from {_times(fire)})")
     starved = [c for c in never if c in common]
     summary = (
         f"class weights over-predict the rare classes: the {len(rare)} rarest hold "
@@ -348,6 +499,13 @@ def _overcorrection(
          "rare_share_pred": share_pred, "never_predicted": [name(c) for c in never], **counts},
         summary,
     )
+
+
+def _borderline(evidence: dict[str, Any], text: str) -> Verdict:
+    """A ``stable`` verdict whose predictions are within the margin of ``overcorrected``
+    (``overcorrection_margin``): the warning the classifier adds to a stable probe."""
+    return _verdict(Outcome.STABLE, {"borderline_overcorrection": evidence},
+                    f"borderline overcorrection: {text}")
 
 
 def _half(classes: list[int], name: Callable[[int], str], which: str) -> str:

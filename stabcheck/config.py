@@ -458,8 +458,10 @@ def _thresholds(table: Any) -> Thresholds:
             continue
         values[name] = (_positive_int(f"thresholds.{name}", value) if known[name] == "int"
                         else _positive_float(f"thresholds.{name}", value))
-    if "ema_beta" in values and not 0 < values["ema_beta"] < 1:
-        raise ConfigError(f"thresholds.ema_beta must be in (0, 1), got {values['ema_beta']}")
+    for name in ("ema_beta", "trend_window_fraction", "trend_floor", "bn_warmup_residual",
+                 "bn_accuracy_gap"):
+        if name in values and not 0 < values[name] < 1:
+            raise ConfigError(f"thresholds.{name} must be in (0, 1), got {values[name]}")
     return replace(DEFAULT_THRESHOLDS, **values)
 
 

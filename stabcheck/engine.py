@@ -54,6 +54,7 @@ from stabcheck.results import (
     Verdict,
 )
 from stabcheck.runner import ProbeRunner, WorkerInit
+from stabcheck.trend import early_stop_rule
 
 
 @dataclass(frozen=True)
@@ -157,9 +158,7 @@ def run_probe_grid(
         n_workers = worker_count(settings)
         init = WorkerInit(str(prepared), spec.to_json(), settings.loss, settings.optimizer,
                           settings.seed, settings.gpu_memory_budget,
-                          early_stop={"ema_beta": t.ema_beta, "factor": t.early_stop_factor,
-                                      "warmup_steps": max(t.warmup_steps,
-                                                          t.early_stop_min_steps - 1)},
+                          early_stop=early_stop_rule(t),
                           threads=max(1, (os.cpu_count() or 1) // n_workers))
         current: dict[str, Any] = {"total": 0}
 

@@ -80,7 +80,7 @@ class WorkerInit:
     gpu_memory_budget: int | None = None
     dtype_policy: str | None = None
     check_numerics: bool = False
-    early_stop: dict[str, float] | None = None  # {"ema_beta", "warmup_steps", "factor"}
+    early_stop: dict[str, float] | None = None  # stabcheck.trend.early_stop_rule
     threads: int | None = None  # TensorFlow intra-op threads of each worker
 
     def message(self) -> dict[str, Any]:

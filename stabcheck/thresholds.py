@@ -13,29 +13,63 @@ from dataclasses import dataclass
 class Thresholds:
     """Numbers the classifier compares a probe's record against."""
 
-    # Divergence: the loss, smoothed by a bias-corrected exponential moving average with
-    # beta 0.98, rises above 4x the best smoothed loss seen so far. Both numbers are the
-    # learning-rate finders' rule: Lightning (``lightning/pytorch/tuner/lr_finder.py``,
-    # ``_LRCallback``: beta=0.98, ``early_stop_threshold=4.0``) and fastai's ``lr_find``.
+    # The smoothed loss the report shows (``final_loss``): a bias-corrected exponential
+    # moving average with beta 0.98, as the learning-rate finders smooth it (Lightning's
+    # ``_LRCallback`` and fastai's ``lr_find``). Display only: no rule compares it.
     ema_beta: float = 0.98
+
+    # Divergence (``stabcheck.trend``): "the long run would blow up", judged on medians,
+    # because per-batch losses of weighted, imbalanced data are heavy-tailed (issue 11: at
+    # batch 32 with 0.2% positives the rare batch holding a positive costs 1000x the
+    # others, and an EMA-over-its-best rule called every such probe diverged; a plain fit of
+    # the same settings was healthy). The curve is cut into windows of 20% of the probe's
+    # steps (at least 5); a window's median ignores a minority of expensive batches. The
+    # probe diverged when
+    # - the last window's median is above 4x the first step's loss (the untrained model's:
+    #   "it stays far above the start at the end"), or
+    # - the medians of the last three windows rise, the last one to above 4x the lowest
+    #   window ("it keeps growing"),
+    # and in both cases the median of the last 5 steps is above that level too (a swing
+    # that fills the last window but has come back by the last step recovered: issue 11's
+    # data at batch 32, balanced: 0.02 -> 1.8 -> 0.026 over steps 74-100).
+    # The factor 4 is the learning-rate finders' divergence threshold (Lightning
+    # ``early_stop_threshold=4.0``, fastai ``lr_find``), applied here to medians rather than
+    # to an average one batch can lift. Below 10% of the start (``trend_floor``) a loss
+    # counts as learned: a rise from 1e-26 to 1e-2 (Adam drives the easy class to zero and
+    # the rare class's batches bring it back, issue 11's data at batch 32, lr 1e-2) is not a
+    # blow-up while it stays an order of magnitude below the start.
     divergence_factor: float = 4.0
+    trend_window_fraction: float = 0.2
+    trend_min_window: int = 5
+    trend_floor: float = 0.1
+    # A probe of fewer steps than this is too short to judge a trend (4 windows of 5): it is
+    # judged only for an outright blow-up, and its evidence says so.
+    trend_min_steps: int = 20
+    # A spike is sustained when the median of 5 consecutive losses passes 4x the start (3
+    # of 5 batches, which rare heavy batches at a 0.2% positive rate almost never are);
+    # one that recovers is a warning on a stable probe, not a divergence. The same 5-step
+    # median is the gradient-norm trend below.
+    spike_window: int = 5
 
-    # Steps ignored by the divergence rule while the smoothed loss warms up: the
-    # bias-corrected EMA is noisy for the first few steps (fastai skips the same start).
-    warmup_steps: int = 5
-
-    # Early exit: a probe whose smoothed loss is 1000x its best at step 20 or later is
-    # decided (250 times past the 4x divergence rule); the worker stops it there instead
-    # of spending the remaining steps. Not before step 20: a run on its way to NaN gets
-    # there within a few steps as a rule, and then reports the NaN and where it appeared.
+    # Early exit: a probe the median of whose last 5 losses is above 1000x the first
+    # step's loss at step 20 or later is decided (250 times past the 4x divergence rule);
+    # the worker stops it there instead of spending the remaining steps. Not before step
+    # 20: a run on its way to NaN gets there within a few steps as a rule, and then
+    # reports the NaN and where it appeared.
     early_stop_factor: float = 1000.0
     early_stop_min_steps: int = 20
 
-    # Exploding gradients: the global gradient norm reaches 100x (two orders of
-    # magnitude) its median over the first ``early_window`` steps. "Orders of magnitude"
-    # is the symptom named in Pascanu et al. 2013, "On the difficulty of training RNNs".
+    # Exploding gradients: the median of 5 consecutive global gradient norms reaches 100x
+    # (two orders of magnitude) the baseline. "Orders of magnitude" is the symptom named in
+    # Pascanu et al. 2013, "On the difficulty of training RNNs". The baseline is the median
+    # over the first ``early_window`` steps, but at least 0.1x the first step's norm: on
+    # imbalanced data the common class's loss falls towards zero in a few steps and its
+    # gradients vanish (1e-10 at step 5 on the fraud-style data of issue 11), and measured
+    # against that any batch holding a rare sample "explodes"; one order of magnitude below
+    # the untrained model's gradient keeps a growth of two orders above it the symptom.
     explosion_ratio: float = 100.0
     early_window: int = 10
+    gradient_floor: float = 0.1
 
     # Stalled: the loss did not move and the held-out predictions carry no information.
     # "Did not move": the mean of the last ``early_window`` losses is within 1% of the mean
@@ -84,6 +118,25 @@ class Thresholds:
     # Comparing halves, not pairs of classes, keeps a single confusion between two of
     # many classes from tripping it; the factor 2 keeps noise from tripping it.
     overcorrection_factor: float = 2.0
+    # A margin before it fires (hysteresis): the measured ratio (or share) must pass the
+    # factor by 25%, 2.5x; between 2x and 2.5x the probe stays ``stable`` with a
+    # "borderline" warning. The predicted counts of two probes that differ only by a clip
+    # move by 10-20% (issue 11: ``overcorrected`` vs ``ok`` flipped with clipping while the
+    # counts barely changed); a margin above that keeps the verdict from flipping on them.
+    overcorrection_margin: float = 0.25
+
+    # Learning verdicts need warmed-up inference statistics. A BatchNormalization layer's
+    # moving mean and variance are exponential averages with its momentum (Keras: 0.99);
+    # after n steps the initial values (mean 0, variance 1) still weigh momentum^n (0.37
+    # after 100 steps). Until that is below 5% (three time constants, e^-3; about 300
+    # steps at 0.99) the held-out predictions in inference mode are not yet the trained
+    # model's, and a collapse or overcorrection seen only in inference mode (not with batch
+    # statistics) is "not enough steps to judge".
+    bn_warmup_residual: float = 0.05
+    # With no learning verdict, inference-mode predictions of such a model are withheld
+    # when batch statistics are more than 5 points more accurate: twice the binomial
+    # standard error of an accuracy near 90% measured on 400 held-out samples (1.5 points).
+    bn_accuracy_gap: float = 0.05
 
     # Host-memory peaks within 5% of the budget are flagged as "near the budget":
     # allocator fragmentation and data-dependent shapes easily move a peak that much

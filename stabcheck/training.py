@@ -139,8 +139,9 @@ def run_probe(
     """Train one probe, emitting ``step``, ``nonfinite`` and ``done`` messages.
 
     Args:
-        early_stop: {"ema_beta", "warmup_steps", "factor"}: stop once the bias-corrected
-            smoothed loss exceeds ``factor`` x its best after the warm-up (decided).
+        early_stop: ``stabcheck.trend.early_stop_rule``: stop once the median of the last
+            ``window`` losses is above ``factor`` x the first step's loss, from step
+            ``min_steps`` (decided).
     """
     settings = probe.settings
     strategy = settings.class_weight
@@ -159,7 +160,7 @@ def run_probe(
     # A batch above the user's data is capped as fit caps it (the plan says where).
     batch_size = settings.effective_batch_size or settings.batch_size
     batches = _batch_indices(len(dataset.x_train), batch_size, probe.steps, seed)
-    smooth = {"avg": 0.0, "best": math.inf}
+    seen: list[float] = []
     if tf.config.list_logical_devices("GPU"):
         tf.config.experimental.reset_memory_stats("GPU:0")
     reset_peak_rss()
@@ -177,7 +178,7 @@ def run_probe(
         loss_v = float(loss)
         gnorm_v = float(gnorm) if int(recorded) else None
         emit({"type": "step", "step": step, "loss": loss_v, "grad_norm": gnorm_v})
-        if early_stop and watch_divergence(loss_v, step, early_stop, smooth):
+        if early_stop and watch_divergence(loss_v, step, early_stop, seen):
             emit({"type": "done", "holdout": None, "stopped_early": True,
                   "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak_private_rss(),
                   "step_info": _step_info(trainer, batch_size, regression)})
@@ -196,7 +197,7 @@ def run_probe(
                   "norms": _class_grad_norms(trainer.grad_norm, x, y, sw, classes, watched)})
     peak = peak_private_rss()  # before evaluation, which is not part of training
     gpu_peak = _peak_gpu_bytes()
-    holdout = evaluate(setup.model, dataset, setup, batch_size)
+    holdout = evaluate(setup.model, dataset, setup, batch_size, probe.steps)
     info = _step_info(trainer, batch_size, regression)
     after = peak_private_rss()
     if peak is not None and after is not None:  # what held-out evaluation added (evidence)
@@ -224,25 +225,59 @@ def _step_info(trainer: ProbeTrainer, batch_size: int, regression: bool = False
     return info
 
 
-def evaluate(model: Any, dataset: Dataset, setup: ModelSetup, batch_size: int) -> dict[str, Any]:
+def evaluate(model: Any, dataset: Dataset, setup: ModelSetup, batch_size: int,
+             steps: int = 0) -> dict[str, Any]:
     """Accuracy, per-class recall and predicted class counts on the held-out split (for a
     regression target: MAE, RMSE and R², ``task`` "regression").
 
     The model predicts as it will be used (``predict_on_batch``, inference mode), in
     batches no larger than the probe's, so evaluating never needs more memory than
-    training did.
+    training did. A model with BatchNormalization layers is also evaluated with batch
+    statistics (``training=True``, the same batches; its moving statistics are restored
+    afterwards), and ``bn_warmup`` says how much of its moving averages is still the
+    initial value after ``steps`` updates (``momentum ** steps``): the classifier does not
+    judge the inference-mode predictions of a model that has not warmed them up.
     """
+    result = _metrics(dataset, setup, lambda x: model.predict_on_batch(x), batch_size)
+    norms = _batch_norm_layers(model) if dataset.task != "regression" else []
+    if norms and steps:
+        momentum = max(float(layer.momentum) for layer in norms)
+        saved = [(v, v.numpy()) for v in model.non_trainable_variables]
+        try:
+            batch_stats = _metrics(dataset, setup, lambda x: model(x, training=True), batch_size)
+        finally:
+            for variable, value in saved:
+                variable.assign(value)
+        result["bn_warmup"] = {"layers": len(norms), "momentum": momentum, "steps": steps,
+                               "residual": momentum ** steps}
+        result["batch_statistics"] = {key: batch_stats[key] for key in (
+            "n", "accuracy", "true_counts", "pred_counts", "recall", "macro_f1",
+            "balanced_accuracy")}
+    return result
+
+
+def _batch_norm_layers(model: Any) -> list[Any]:
+    """The model's BatchNormalization layers (nested ones too)."""
+    try:
+        layers = list(model._flatten_layers(include_self=False, recursive=True))
+    except (AttributeError, TypeError):
+        layers = list(getattr(model, "layers", []))
+    return [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def _metrics(dataset: Dataset, setup: ModelSetup, predict: Callable[[Any], Any],
+             batch_size: int) -> dict[str, Any]:
     from stabcheck.metrics import classification_metrics, regression_metrics
 
     if dataset.task == "regression":
-        outputs = [np.asarray(model.predict_on_batch(dataset.x_val[start:start + batch_size]))
+        outputs = [np.asarray(predict(dataset.x_val[start:start + batch_size]))
                    for start in range(0, len(dataset.x_val), batch_size)]
         pred = (np.concatenate([o.reshape(o.shape[0], -1) for o in outputs]) if outputs
                 else np.zeros((0, dataset.target_width)))
         return {**regression_metrics(dataset.y_val, pred), "task": "regression"}
     preds, scores = [], []
     for start in range(0, len(dataset.x_val), batch_size):
-        out = np.asarray(model.predict_on_batch(dataset.x_val[start:start + batch_size]))
+        out = np.asarray(predict(dataset.x_val[start:start + batch_size]))
         out = out.astype(np.float64)
         if out.ndim == 1 or out.shape[-1] == 1:
             threshold = 0.0 if setup.describe["from_logits"] else 0.5
@@ -258,17 +293,21 @@ def evaluate(model: Any, dataset: Dataset, setup: ModelSetup, batch_size: int) -
 
 
 def watch_divergence(loss: float, step: int, rule: dict[str, float],
-                     state: dict[str, float]) -> bool:
-    """True once the probe is decided: smoothed loss > factor x best after the warm-up
-    (the same bias-corrected EMA as ``stabcheck.classify``)."""
+                     seen: list[float]) -> bool:
+    """True once the probe is decided: from step ``min_steps``, the median of the last
+    ``window`` losses is above ``factor`` x the first step's (``stabcheck.trend``'s
+    ``blown_up`` rule, which the classifier applies too). ``seen`` keeps the first loss and
+    the last ``window``."""
     if not math.isfinite(loss):
         return False
-    beta = rule["ema_beta"]
-    state["avg"] = beta * state["avg"] + (1 - beta) * loss
-    value = state["avg"] / (1 - beta**step)
-    decided = step > rule["warmup_steps"] and value > rule["factor"] * state["best"]
-    state["best"] = min(state["best"], value)
-    return decided
+    window = int(rule["window"])
+    seen.append(loss)
+    if len(seen) > window + 1:
+        del seen[1]
+    if step < rule["min_steps"] or len(seen) < window + 1:
+        return False
+    start = seen[0]
+    return start > 0 and float(np.median(seen[1:])) > rule["factor"] * start
 
 
 def _trainer(

@@ -116,7 +116,7 @@ def test_a_model_whose_labels_do_not_fit_is_stopped_before_training(tmp_path, on
 def test_probe_end_to_end_exit_code_json_and_report(tmp_path):
     out = tmp_path / "result.json"
     done = run_cli("probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
-                   "--optimizer", "sgd", "--class-weight", "x1000", "--lr", "0.01",
+                   "--optimizer", "sgd", "--class-weight", "x100", "--lr", "0.01",
                    "--lr", "1.0", "--clip", "none,global_norm=1.0", "--steps", "30",
                    "--json", str(out), cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # a numerical failure fails the default gate
@@ -124,13 +124,13 @@ def test_probe_end_to_end_exit_code_json_and_report(tmp_path):
     assert data["schema_version"] == 1
     assert len(data["probes"]) == 4
     assert "Numerical failures" in done.stdout
-    assert "cw=x1000,lr=1,clip=none,bs=32" in done.stdout
+    assert "cw=x100,lr=1,clip=none,bs=32" in done.stdout
     # The journal was written under .stabcheck/runs of the working folder.
     journals = list((tmp_path / ".stabcheck" / "runs").glob("*.jsonl"))
     assert len(journals) == 1 and len(journals[0].read_text().splitlines()) == 5
 
     relaxed = run_cli("probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
-                      "--optimizer", "sgd", "--class-weight", "x1000", "--lr", "1.0",
+                      "--optimizer", "sgd", "--class-weight", "x100", "--lr", "1.0",
                       "--steps", "30", "--fail-on", "none", cwd=tmp_path)
     assert relaxed.returncode == 0, relaxed.stderr
 

@@ -52,7 +52,7 @@ def test_divergence_and_stall(probe_run) -> None:
     assert all(math.isfinite(loss) for loss in losses)  # finite: not a NaN
     assert evidence["factor"] > T.divergence_factor
     assert evidence["step"] <= evidence["decided_at_step"]
-    assert evidence["peak_loss"] > 100 * evidence["best_smoothed_loss"]
+    assert evidence["peak_loss"] > 100 * evidence["start_loss"]
     assert f"diverged from step {evidence['step']}" in diverged.verdict.summary
 
     stalled = results[1e-7]
@@ -121,10 +121,10 @@ def test_exploding_gradients_while_the_loss_falls(probe_run) -> None:
     assert evidence["step"] > T.early_window
     norms = [s.grad_norm for s in result.run.steps]
     assert evidence["early_median"] == np.median(norms[: T.early_window])
+    assert evidence["baseline"] == max(evidence["early_median"], T.gradient_floor * norms[0])
     losses = [s.loss for s in result.run.steps]
     assert all(math.isfinite(loss) for loss in losses)
-    smooth = smoothed_losses(losses, T.ema_beta)
-    assert max(smooth) < T.divergence_factor * min(smooth)  # not a divergence
+    assert np.median(losses[-8:]) < T.divergence_factor * losses[0]  # not a divergence
     assert np.mean(losses[-10:]) < np.mean(losses[:10])  # the loss fell meanwhile
 
 
@@ -132,19 +132,25 @@ def test_exploding_gradients_while_the_loss_falls(probe_run) -> None:
 
 
 def test_normalized_and_focal_train_where_extreme_weights_fail(probe_run) -> None:
-    """SGD at lr 1.0 on breast_cancer: x100 (NaN at step 8) and x1000 (diverged from
-    step 2, 3.5e15) fail numerically; the same learning rate trains with ``normalized``
-    (balanced weights, loss divided by the batch's total weight) and ``focal`` (99%
-    held-out accuracy each). Normalizing x1000 also removes its numerical failure, though
-    a 1000:1 weighting still overcorrects."""
+    """SGD at lr 1.0 on breast_cancer: x100 fails numerically (NaN at step 8); x1000
+    spikes to 3.5e15 at step 6 and settles at 1.8x its first loss (332 -> ~600, still there
+    after 400 steps, finite) predicting only the rare class: ``overcorrected``, with the
+    spike in its evidence (issue 11: a run whose loss comes back is not ``diverged``).
+    The same learning rate trains with ``normalized`` (balanced weights, loss divided by
+    the batch's total weight) and ``focal`` (99% held-out accuracy each). Normalizing
+    x1000 also removes its spike, though a 1000:1 weighting still overcorrects."""
     report, _, _ = probe_run(
         model="builtin:mlp", data="builtin:breast_cancer", optimizer="sgd",
         class_weight=["x100", "x1000", "normalized", "normalized-x1000", "focal"],
         lr=["1.0"], steps=40,
     )
     results = by_weight(report)
-    for plain in ("x100", "x1000"):
-        assert results[plain].verdict.category.value == "numerical", plain
+    assert results["x100"].verdict.category.value == "numerical"
+    x1000 = results["x1000"].verdict
+    assert x1000.outcome.value == "overcorrected", x1000.summary
+    assert x1000.evidence["loss_spike"]["peak_loss"] > 1e6 * x1000.evidence["loss_spike"][
+        "start_loss"]
+    assert "loss spiked to" in x1000.summary
     for remedy in ("normalized", "focal"):
         result = results[remedy]
         assert result.verdict.outcome.value == "stable", (remedy, result.verdict.summary)
@@ -152,8 +158,7 @@ def test_normalized_and_focal_train_where_extreme_weights_fail(probe_run) -> Non
         assert result.run.holdout is not None and result.run.holdout.metrics["macro_f1"] > 0.9
     assert results["normalized-x1000"].verdict.category.value != "numerical"
     # the report names them as the fix
-    for line in recommendations(report)[:2]:
-        assert "normalized and focal were stable at lr 1" in line
+    assert "normalized and focal were stable at lr 1" in recommendations(report)[0]
 
 
 # --------------------------------------------------------------------------- class imbalance

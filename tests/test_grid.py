@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.conftest import FIXTURES, outcomes
 
 GRID = dict(model="builtin:mlp", data="builtin:breast_cancer", optimizer="sgd",
-            class_weight=["none", "x1000"], lr=["0.01", "1.0"], clip=["none", "global_norm=1.0"],
+            class_weight=["none", "x100"], lr=["0.01", "1.0"], clip=["none", "global_norm=1.0"],
             steps=30)
 
 
