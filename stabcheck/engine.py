@@ -350,7 +350,7 @@ def _memory(
         class_weights=weights[template.settings.class_weight],
         extra_sizes=settings.batch_size if memory_only else (), on_result=record,
         mixed_policy="mixed_float16" if gpu_present else "mixed_bfloat16",
-        max_batch=n_samples,
+        max_batch=n_samples, margin=settings.thresholds.memory_margin,
     )
     return report
 

@@ -17,9 +17,9 @@ from stabcheck.failures import SECTIONS
 from stabcheck.gridview import CATEGORY_ICONS, cell_text, column_label, grid_tables
 from stabcheck.policy import fails
 from stabcheck.recommend import (
-    NONE_STABLE,
     configuration_words,
     evidence_text,
+    no_recommendation_text,
     recommended_configuration,
     strategy_rows,
     why_text,
@@ -130,7 +130,7 @@ def _recommendation(report: RunReport) -> list[str]:
     lines = ["", "### Recommended configuration", ""]
     rec = recommended_configuration(report)
     if rec is None:
-        return lines + [f"**{_escape(NONE_STABLE)}**"]
+        return lines + [f"**{_escape(no_recommendation_text(report))}**"]
     lines.append(f"**{_code(', '.join(configuration_words(rec)))}**")
     lines.append("")
     scores = evidence_text(rec).removeprefix(f"probe {rec['probe_id']}")

@@ -30,6 +30,7 @@ __all__ = [
     "quality_note",
     "quality_results",
     "quality_table",
+    "quality_title",
     "rarest_class",
 ]
 
@@ -89,6 +90,20 @@ def quality_results(report: RunReport) -> list[ProbeResult]:
         and r.run.holdout is not None and r.run.holdout.n
     ]
     return sorted(found, key=lambda r: -(macro_f1(r) if macro_f1(r) is not None else -1.0))
+
+
+def quality_title(report: RunReport) -> str:
+    """The quality section's title, true to the probes it lists: "of the stable settings"
+    only where every one of them is stable, else "of the settings that trained" (saying
+    how many of those are stable)."""
+    results = quality_results(report)
+    stable = sum(r.verdict.category is Category.OK for r in results)
+    if results and stable == len(results):
+        return "Per-class quality of the stable settings"
+    if stable == 0:
+        return "Per-class quality of the settings that trained (none of them stable)"
+    return (f"Per-class quality of the settings that trained ({stable} of {len(results)} "
+            "stable)")
 
 
 def _share(counts: Sequence[int], index: int) -> float | None:

@@ -44,6 +44,7 @@ from stabcheck.wording import bullet, fmt_lr, short_clip, step_suffix
 
 __all__ = [
     "NONE_STABLE",
+    "no_recommendation_text",
     "configuration_words",
     "evidence_text",
     "recommendation_panel",
@@ -307,6 +308,19 @@ NONE_STABLE = ("No setting in this grid was stable: probe lower learning rates (
                "a clip (--clip global_norm=1.0) and milder class weights.")
 
 
+def no_recommendation_text(report: RunReport) -> str:
+    """Why there is no recommendation, in words that agree with the stable count: no probe
+    stable (``NONE_STABLE``), or stable probes that are memory measurements or remedies
+    only (a few steps each, learning not judged: no setting to train with)."""
+    stable = [r for r in report.results if is_stable(r)]
+    if not stable:
+        return NONE_STABLE
+    return (f"No training setting to recommend: the {len(stable)} stable "
+            f"probe{'s' if len(stable) != 1 else ''} measured memory only (a few steps each, "
+            "or a memory remedy), which does not judge learning; run stabcheck probe for a "
+            "recommendation.")
+
+
 def configuration_words(rec: dict[str, Any]) -> list[str]:
     """The recommended settings as ``key=value`` words: ``["class_weight=balanced",
     "lr=0.01", "clip=global_norm=1", "batch_size=32"]``."""
@@ -384,7 +398,8 @@ def recommendation_panel(report: RunReport) -> Panel:
     """``recommended_configuration`` as the terminal panel the report ends with."""
     rec = recommended_configuration(report)
     if rec is None:
-        return Panel(Text(NONE_STABLE, style="red"), title="Recommended configuration",
+        return Panel(Text(no_recommendation_text(report), style="red"),
+                     title="Recommended configuration",
                      title_align="left", border_style="red", box=box.ROUNDED)
     lines: list[RenderableType] = []
     head = Text()

@@ -252,6 +252,6 @@ def test_no_weighting_collapses_the_minority_and_balanced_weights_recover_it(
     console = Console(record=True, width=120, force_terminal=False)
     render_report(report, console)
     text = console.export_text()
-    section = text[text.index("Per-class quality of the stable settings"):]
+    section = text[text.index("Per-class quality of the settings that trained"):]
     assert recovered.probe.id in section and collapsed.probe.id in section
     assert "PR-AUC" in section
