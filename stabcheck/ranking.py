@@ -5,7 +5,7 @@ batch order collapses from another. The recommendation therefore ranks its candi
 their *worst* seed: the engine re-probes the first ``FINALISTS`` of the single-seed order
 (``finalists``) under ``--seeds`` - 1 more seeds, and ``ranked`` orders them again by the
 scores of all their seeds. A candidate whose twin (the same settings with the clip on or
-off, or at the neighbouring learning rate of the grid) collapsed to predicting one class
+off, or at the next larger learning rate of the grid) collapsed to predicting one class
 ranks after every candidate without one.
 
 Pure: no I/O, no display; shared by the engine (which finalists to re-probe) and
@@ -133,13 +133,20 @@ def collapse_reason(report: RunReport, result: ProbeResult | None) -> str | None
             return (f"it predicted class {class_name(report, predicted[0])} for all "
                     f"{holdout.n} held-out samples")
     if result.verdict.outcome is Outcome.MINORITY_COLLAPSE:
-        return result.verdict.summary or "minority collapse"
+        if holdout is not None and holdout.n:
+            never = [class_name(report, c) for c, n in enumerate(holdout.pred_counts)
+                     if n == 0 and c < len(holdout.true_counts) and holdout.true_counts[c]]
+            if never:
+                return (f"it never predicted class{'es' if len(never) > 1 else ''} "
+                        f"{', '.join(never)}")
+        return "minority collapse"
     return None
 
 
 def _twins(grid: ProbeGrid, result: ProbeResult) -> list[ProbeResult]:
-    """The same settings with the clip switched on or off, then at the neighbouring
-    learning rates of the grid."""
+    """The same settings with the clip switched on or off, then at the next larger
+    learning rate of the grid. (A smaller rate that collapsed learned too slowly for the
+    probe's steps: that says nothing about how close this setting is to its edge.)"""
     cw, lr, clip, bs = settings_key(result)
     out = []
     clips = ["none"] if clip != "none" else [c for c in grid.clips if c != "none"]
@@ -147,10 +154,9 @@ def _twins(grid: ProbeGrid, result: ProbeResult) -> list[ProbeResult]:
         twin = grid.get(cw, lr, other, bs)
         if twin is not None:
             out.append(twin)
-    smaller = [x for x in grid.lrs if x < lr]
     larger = [x for x in grid.lrs if x > lr]
-    for other_lr in ([larger[0]] if larger else []) + ([smaller[-1]] if smaller else []):
-        twin = grid.get(cw, other_lr, clip, bs)
+    if larger:
+        twin = grid.get(cw, larger[0], clip, bs)
         if twin is not None:
             out.append(twin)
     return out

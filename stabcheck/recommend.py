@@ -164,7 +164,7 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
     stable.
 
     The order is ``stabcheck.ranking.ranked``'s: a setting whose twin (the clip switched,
-    or the neighbouring learning rate) collapsed comes after every one without, and where
+    or the next larger learning rate) collapsed comes after every one without, and where
     the finalists were re-probed under other seeds (``--seeds``), a finalist that failed
     under a seed after every one that did not; then, among those within
     ``recommend_f1_tolerance`` of the best worst-seed macro-F1, the least risk next to it
