@@ -118,6 +118,9 @@ _Journal = Annotated[Optional[Path], typer.Option(  # noqa: UP045
 _Resume = Annotated[Optional[Path], typer.Option(  # noqa: UP045
     help="Finish an interrupted run from its journal, without re-running its probes.")]
 _Seed = Annotated[Optional[int], typer.Option(help="Seed (default 0).")]  # noqa: UP045
+_Seeds = Annotated[Optional[int], typer.Option(  # noqa: UP045
+    help="Seeds behind the recommendation: the top 3 finalists are re-probed under "
+    "N-1 more seeds and ranked by their worst seed (default 3; 1: no re-probes).")]
 _MaxSamples = Annotated[Optional[int], typer.Option(  # noqa: UP045
     "--max-samples", help="Cap on the stratified training sample (default 20000).")]
 _Imbalance = Annotated[Optional[float], typer.Option(  # noqa: UP045
@@ -149,6 +152,7 @@ def probe(
     steps: _Steps = None, memory_budget: _MemoryBudget = None,
     gpu_memory_budget: _GpuBudget = None, timeout: _Timeout = None, json_path: _Json = None,
     journal: _Journal = None, resume: _Resume = None, seed: _Seed = None,
+    seeds: _Seeds = None,
     max_samples: _MaxSamples = None, imbalance: _Imbalance = None, fail_on: _FailOn = None,
     check_numerics: _CheckNumerics = None, workers: _Workers = None,
     custom_objects: _CustomObjects = None,
@@ -349,6 +353,9 @@ class _ProgressView:
         elif event.kind == "planned":
             self._progress.update(self._task, description="probing", total=event.total,
                                   completed=0)
+        elif event.kind == "reprobe":  # the finalists under other seeds (--seeds)
+            self._progress.update(self._task, description=event.message, total=event.total,
+                                  completed=0)
         elif event.kind == "step" and event.probe is not None:
             self._progress.update(self._task, detail=f"{event.probe.id} step {event.step}/"
                                   f"{event.probe.steps}")
@@ -358,7 +365,9 @@ class _ProgressView:
             if verdict.category is not Category.ERROR:
                 self.release()
             if verdict.category is not Category.OK:
-                line = f"  {event.result.probe.id}: {verdict.outcome.value} - {verdict.summary}"
+                seed = "" if event.seed is None else f" (seed {event.seed})"
+                line = (f"  {event.result.probe.id}{seed}: {verdict.outcome.value} - "
+                        f"{verdict.summary}")
                 if self._hold:
                     self._held.append(line)
                 else:

@@ -82,6 +82,9 @@ class Settings:
     markdown: Path | None = None  # a Markdown summary for a PR comment (issue 7)
     html: Path | None = None  # the self-contained HTML report (issue 7)
     seed: int = 0
+    # Seeds behind the recommendation: the top finalists are re-probed under seeds
+    # seed+1 .. seed+seeds-1 and ranked by their worst seed (1: no re-probes).
+    seeds: int = 3
     max_samples: int = 20000
     holdout: float = 0.2
     imbalance: float | None = None
@@ -124,6 +127,7 @@ class Settings:
             "gpu_memory_budget": self.gpu_memory_budget,
             "timeout": self.timeout,
             "seed": self.seed,
+            "seeds": self.seeds,
             "max_samples": self.max_samples,
             "holdout": self.holdout,
             "imbalance": self.imbalance,
@@ -140,7 +144,7 @@ _LIST_KEYS = ("lr", "class_weight", "clip", "batch_size", "fail_on", "custom_obj
 _KNOWN_KEYS = {
     "model", "data", "target", "task", "loss", "optimizer", "lr", "class_weight",
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
-    "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
+    "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "seeds", "max_samples",
     "holdout", "imbalance", "fail_on", "journal",
     "junit", "markdown", "html", "check_numerics", "thresholds", "workers", "custom_objects",
 }
@@ -287,6 +291,8 @@ def _validate(raw: dict[str, Any]) -> Settings:
         kwargs["timeout"] = _positive_float("timeout", raw["timeout"])
     if "seed" in raw:
         kwargs["seed"] = _int("seed", raw["seed"])
+    if raw.get("seeds") is not None:
+        kwargs["seeds"] = _positive_int("seeds", raw["seeds"])
     if "holdout" in raw:
         holdout = _float("holdout", raw["holdout"])
         if not 0.0 < holdout < 1.0:

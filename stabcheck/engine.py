@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,14 @@ from stabcheck.preflight import (
     is_regression_loss,
     regression_output_warnings,
 )
+from stabcheck.ranking import FINALISTS, finalists, reprobe_seeds
 from stabcheck.results import (
     Outcome,
     Probe,
     ProbeResult,
     ProbeRun,
     RunReport,
+    SeedProbe,
     Verdict,
 )
 from stabcheck.runner import ProbeRunner, WorkerInit
@@ -59,7 +61,8 @@ from stabcheck.trend import early_stop_rule
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress event: ``kind`` is "loading", "planned", "probe", "step" or "result"."""
+    """One progress event: ``kind`` is "loading", "planned", "probe", "step", "result" or
+    "reprobe" (the finalists' re-probes under other seeds begin; ``total`` of them)."""
 
     kind: str
     message: str = ""
@@ -67,6 +70,7 @@ class Progress:
     step: int = 0
     total: int = 0
     result: ProbeResult | None = None
+    seed: int | None = None  # a finalist's re-probe under this seed (``--seeds``)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -171,6 +175,7 @@ def run_probe_grid(
                                name=f"w{i}", shared=shared) for i in range(n_workers)]
         runner = runners[0]
         results: list[ProbeResult] = []
+        seed_probes: list[SeedProbe] = []
         measured: list[ProbeResult] = []
         memory: MemoryReport | None = None
         interrupted = False
@@ -230,6 +235,11 @@ def run_probe_grid(
                     extra.close()
                 if settings.check_numerics:
                     results[:] = _name_operations(runner, results, weights, journal, emit)
+                if settings.seeds > 1 and not memory_only:
+                    _reprobe_finalists(
+                        init, run_dir, settings, runners, weights, classifier, journal, emit,
+                        on_step, _provisional(settings, dataset, weights, results),
+                        previous.seed_results if previous else {}, seed_probes)
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
                     memory = _memory(runner, template, results, weights, settings, journal,
                                      emit, memory_only, measured, enforcement,
@@ -261,6 +271,8 @@ def run_probe_grid(
         interrupted=interrupted,
         probes_planned=len(results) if memory_only else len(probes),
         memory=memory,
+        seeds=1 if memory_only else settings.seeds,
+        seed_probes=tuple(seed_probes),
     )
 
 
@@ -345,7 +357,8 @@ def _check_model(model: dict[str, Any], dataset: Dataset, declared: bool = False
 
 
 # Settings that do not change what a probe computes: a resumed run may differ in them.
-_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers")
+# (``seeds`` changes only the re-probes, which are journaled with their seed.)
+_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers", "seeds")
 
 
 def run_identity(settings: Settings) -> dict[str, Any]:
@@ -360,6 +373,8 @@ class JournalState:
     probe_ids: list[str]
     identity: dict[str, Any]
     results: dict[str, ProbeResult]
+    # The finalists' re-probes under other seeds, by (probe id, seed)
+    seed_results: dict[tuple[str, int], ProbeResult] = field(default_factory=dict)
 
 
 def read_journal(path: Path) -> JournalState:
@@ -373,6 +388,7 @@ def read_journal(path: Path) -> JournalState:
     probe_ids: list[str] | None = None
     identity: dict[str, Any] = {}
     results: dict[str, ProbeResult] = {}
+    seed_results: dict[tuple[str, int], ProbeResult] = {}
     for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
@@ -386,9 +402,11 @@ def read_journal(path: Path) -> JournalState:
                         if k not in _NOT_IDENTITY}
         elif record.get("type") == "probe":
             results[record["id"]] = probe_result_from_json(record)
+        elif record.get("type") == "seed_probe":
+            seed_results[(record["id"], int(record["seed"]))] = probe_result_from_json(record)
     if probe_ids is None:
         raise InputError(f"{path} is not a stabcheck journal (no run record)")
-    return JournalState(probe_ids, identity, results)
+    return JournalState(probe_ids, identity, results, seed_results)
 
 
 def _memory(
@@ -414,9 +432,59 @@ def _memory(
         class_weights=weights[template.settings.class_weight],
         extra_sizes=settings.batch_size if memory_only else (), on_result=record,
         mixed_policy="mixed_float16" if gpu_present else "mixed_bfloat16",
-        max_batch=n_samples,
+        max_batch=n_samples, margin=settings.thresholds.memory_margin,
     )
     return report
+
+
+def _provisional(settings: Settings, dataset: Dataset, weights: dict[str, list[float] | None],
+                 results: list[ProbeResult]) -> RunReport:
+    """The grid's results as a report, for ranking its stable settings (no seeds yet)."""
+    return RunReport(stabcheck_version=__version__, environment={}, dataset=dataset.summary(),
+                     class_weight_table={s: weights_by_name(w, dataset.class_names)
+                                         for s, w in weights.items()},
+                     results=tuple(results), config=settings.to_json(),
+                     seeds=settings.seeds)
+
+
+def _reprobe_finalists(
+    init: WorkerInit, run_dir: Path, settings: Settings, runners: list[ProbeRunner],
+    weights: dict[str, list[float] | None], classifier: Callable[[ProbeRun], Verdict],
+    journal: Journal, emit: ProgressCallback, on_step: Callable[[Probe, int], None],
+    grid: RunReport, done: dict[tuple[str, int], ProbeResult], out: list[SeedProbe],
+) -> None:
+    """Re-probe the recommendation's finalists under the other seeds (``--seeds``).
+
+    Each seed gets a fresh worker (the seed sets the weights' initialisation and the
+    batch order); the held-out split stays the run's, so the scores compare. Each result
+    is journaled (``"seed_probe"``, with its seed) as it arrives and appended to ``out``;
+    a resumed run takes those of ``done`` instead of running them again.
+    """
+    chosen = finalists(grid, FINALISTS)
+    seeds = reprobe_seeds(settings.seed, settings.seeds)
+    if not chosen or not seeds:
+        return
+    total = len(chosen) * len(seeds)
+    emit(Progress("reprobe", f"re-probing {len(chosen)} finalist"
+                  f"{'s' if len(chosen) != 1 else ''} under {len(seeds)} more seed"
+                  f"{'s' if len(seeds) != 1 else ''}", total=total))
+    for seed in seeds:
+        runner = ProbeRunner(replace(init, seed=seed), run_dir, timeout=settings.timeout,
+                             memory_budget=settings.memory_budget, on_step=on_step,
+                             name=f"seed{seed}")
+        runners.append(runner)  # ended with the others on an interrupt
+
+        def record(_count: int, result: ProbeResult, resumed: bool, seed: int = seed) -> None:
+            if not resumed:
+                journal.append({"type": "seed_probe", "seed": seed, **result.to_json()})
+            out.append(SeedProbe(seed, result))
+            emit(Progress("result", probe=result.probe, result=result, step=len(out),
+                          total=total, seed=seed))
+
+        previous = {pid: r for (pid, s), r in done.items() if s == seed}
+        GridRun([runner], weights, classifier, record).run(
+            [r.probe for r in chosen], [], previous)
+        runner.close()
 
 
 def _name_operations(

@@ -35,7 +35,7 @@ from stabcheck.quality import (
 from stabcheck.recommend import (
     configuration_words,
     evidence_text,
-    none_stable_text,
+    no_recommendation_text,
     recommended_configuration,
     why_text,
 )
@@ -234,7 +234,7 @@ def _recommendation(report: RunReport, index: dict[str, int]) -> str:
     rec = recommended_configuration(report)
     head = '<section id="recommendation"><h2>Recommended configuration</h2><div class="panel">'
     if rec is None:
-        return f"{head}<p><b>{escape(none_stable_text(report))}</b></p></div></section>"
+        return f"{head}<p><b>{escape(no_recommendation_text(report))}</b></p></div></section>"
     # report.css (an asset) has no rule for it: the settings stand out as the grid's ok cells.
     words = " ".join(f"<code class='cat-ok' style='{_SETTING_STYLE}'>{escape(w)}</code>"
                      for w in configuration_words(rec))

@@ -67,6 +67,7 @@ def build_memory_report(
     on_result: Callable[[ProbeResult], None] | None = None,
     mixed_policy: str = "mixed_bfloat16",
     max_batch: int | None = None,
+    margin: float = DEFAULT_THRESHOLDS.memory_margin,
 ) -> MemoryReport:
     """Measure where needed, fit, forecast the largest batch size under the budget, verify.
 
@@ -82,8 +83,9 @@ def build_memory_report(
         mixed_policy: the mixed-precision policy to measure.
         max_batch: the training samples: the largest batch a step can train on. Nothing
             beyond it is planned or forecast; where it fits, it is the answer.
+        margin: the share of the budget a forecast keeps free (``[thresholds]``
+            ``memory_margin``, as the run was configured).
     """
-    margin = DEFAULT_THRESHOLDS.memory_margin
     cap = max_batch if max_batch is not None and max_batch > 0 else None
 
     def measure(batch_size: int, *, tag: str = "memory", **changes: Any) -> ProbeResult:

@@ -26,7 +26,7 @@ from stabcheck.quality import (
 from stabcheck.recommend import (
     configuration_words,
     evidence_text,
-    none_stable_text,
+    no_recommendation_text,
     recommended_configuration,
     strategy_rows,
     why_text,
@@ -141,7 +141,7 @@ def _recommendation(report: RunReport) -> list[str]:
     lines = ["", "### Recommended configuration", ""]
     rec = recommended_configuration(report)
     if rec is None:
-        return lines + [f"**{_escape(none_stable_text(report))}**"]
+        return lines + [f"**{_escape(no_recommendation_text(report))}**"]
     lines.append(f"**{_code(', '.join(configuration_words(rec)))}**")
     lines.append("")
     scores = evidence_text(rec).removeprefix(f"probe {rec['probe_id']}")

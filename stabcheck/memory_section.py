@@ -81,10 +81,7 @@ def memory_forecast_lines(memory: Any) -> list[str]:
     for point in memory.points:
         if point.fits:
             continue
-        need = memory.forecast_at(point.batch_size)
-        fate = "was OOM-killed" if point.outcome == "oom_host" else point.outcome
-        lines.append(f"batch {point.batch_size} needs about {human_bytes(int(need))}, budget "
-                     f"{human_bytes(budget)}: {fate}")
+        lines.append(_failure_line(memory, point, budget))
     if memory.forecast_batch is not None:
         verified = memory.verified
         what = (f"every batch size up to the {memory.max_batch} training samples fits with a "
@@ -125,7 +122,43 @@ def memory_forecast_lines(memory: Any) -> list[str]:
                 f"{mixed['policy']} at batch {mixed['batch_size']} {state}: "
                 f"{human_bytes(mixed['peak_bytes'])} measured vs "
                 f"{human_bytes(int(mixed['float32_forecast_bytes']))} forecast in float32"
-                + (f" (saves {saved:.0%})" if saved is not None else "")
+                + _saving(saved)
             )
     return lines
 
+
+def _saving(saved: float | None) -> str:
+    """What mixed precision saved against the float32 forecast, never a negative saving:
+    ``" (saves 38%)"``, ``" (no saving)"``, ``" (uses 5% more: no saving)"``."""
+    if saved is None:
+        return ""
+    if saved >= 0.005:
+        return f" (saves {saved:.0%})"
+    if saved > -0.005:
+        return " (no saving)"
+    return f" (uses {-saved:.0%} more: no saving)"
+
+
+def _failure_line(memory: Any, point: Any, budget: int) -> str:
+    """``batch 216 needs about 1.1 GiB, budget 1.2 GiB: was OOM-killed ...``: what a batch
+    size that did not fit needed, how it ended and, where its forecast is below the budget,
+    why it was ended all the same."""
+    need = memory.forecast_at(point.batch_size)
+    cgroup = str(memory.enforcement or "").startswith("cgroup")
+    if point.outcome == "oom_host":
+        fate = ("was OOM-killed in its memory cgroup" if cgroup
+                else "was ended over the budget" if memory.enforcement == "watchdog"
+                else "ran out of host memory")
+    else:
+        fate = point.outcome.replace("_", " ")
+    head = (f"batch {point.batch_size}" if need is None
+            else f"batch {point.batch_size} needs about {human_bytes(int(need))}")
+    text = f"{head}, budget {human_bytes(budget)}: {fate}"
+    if need is None or need >= budget or point.outcome != "oom_host":
+        return text
+    if cgroup:
+        return (text + ", though its forecast is below the budget: the forecast counts the "
+                "worker's private memory, while the cgroup budget also charges its page cache "
+                "and kernel memory (and the peaks between samples)")
+    return (text + ", though its forecast is below the budget: its own peak rose above the "
+            "line through the batch sizes that ran")

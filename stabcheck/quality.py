@@ -34,6 +34,7 @@ __all__ = [
     "quality_note",
     "quality_results",
     "quality_table",
+    "quality_title",
     "rarest_class",
 ]
 
@@ -136,6 +137,22 @@ def quality_results(report: RunReport) -> list[ProbeResult]:
         return -(score if score is not None else -math.inf)
 
     return sorted(found, key=key)
+
+
+def quality_title(report: RunReport) -> str:
+    """The quality section's title, true to the probes it lists: "of the stable settings"
+    only where every one of them is stable, else "of the settings that trained" (saying
+    how many of those are stable)."""
+    if is_regression(report):
+        return "Held-out errors of the settings that trained"
+    results = quality_results(report)
+    stable = sum(r.verdict.category is Category.OK for r in results)
+    if results and stable == len(results):
+        return "Per-class quality of the stable settings"
+    if stable == 0:
+        return "Per-class quality of the settings that trained (none of them stable)"
+    return (f"Per-class quality of the settings that trained ({stable} of {len(results)} "
+            "stable)")
 
 
 def _share(counts: Sequence[int], index: int) -> float | None:

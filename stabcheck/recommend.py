@@ -42,13 +42,13 @@ from stabcheck.quality import (
     r2_score,
     rarest_class,
 )
+from stabcheck.ranking import Ranked, eligible, ranked, tolerance
 from stabcheck.results import ProbeResult, RunReport
-from stabcheck.thresholds import DEFAULT_THRESHOLDS
 from stabcheck.wording import bullet, fmt_lr, short_clip, step_suffix
 
 __all__ = [
     "NONE_STABLE",
-    "none_stable_text",
+    "no_recommendation_text",
     "configuration_words",
     "evidence_text",
     "recommendation_panel",
@@ -129,30 +129,6 @@ def _best_stable(stable: Sequence[ProbeResult], minority: int | None) -> ProbeRe
     return max(stable, key=key)
 
 
-def _tolerance(report: RunReport) -> float:
-    """``recommend_f1_tolerance`` as the run was configured (``[thresholds]``)."""
-    value = (report.config.get("thresholds") or {}).get("recommend_f1_tolerance")
-    number = finite_number(value)
-    return number if number is not None else DEFAULT_THRESHOLDS.recommend_f1_tolerance
-
-
-def _risk(grid: ProbeGrid, result: ProbeResult) -> tuple[int, ProbeResult | None]:
-    """0: its next larger learning rate trained (or there is none); 1: that one failed
-    numerically but this setting clips; 2: it failed and this setting does not clip."""
-    neighbour = grid.next_lr(result)
-    if not is_numerical(neighbour):
-        return 0, neighbour
-    return (1 if result.probe.settings.clip != "none" else 2), neighbour
-
-
-def _trained_for_real(result: ProbeResult) -> bool:
-    """Not a memory measurement (a few steps, learning not judged) nor a memory remedy
-    probe (gradient accumulation, mixed precision): those are no training settings."""
-    s = result.probe.settings
-    return (not result.verdict.evidence.get("memory_measurement")
-            and s.accumulation_steps == 1 and s.dtype_policy is None)
-
-
 def _word(result: ProbeResult) -> str:
     """``diverged @2``, ``NaN @8``, ``overcorrected``: an outcome in a few characters."""
     suffix = step_suffix(result)
@@ -160,63 +136,95 @@ def _word(result: ProbeResult) -> str:
     return f"{word} {suffix}" if suffix else word
 
 
+def _seed_list(seeds: Sequence[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _seed_reason(report: RunReport, chosen: Ranked, finalists: int) -> str:
+    """How many seeds back the recommendation, and what its worst and best seed scored."""
+    n = len(chosen.scores)
+    seeds = [s.seed for s in chosen.scores]
+    if n == 1:
+        why = ("--seeds 1: not re-probed" if report.seeds <= 1
+               else "its re-probes did not run")
+        return f"backed by 1 seed ({seeds[0]}; {why}): a lucky seed is not ruled out"
+    text = f"backed by {n} seeds ({_seed_list(seeds)})"
+    if chosen.worst_f1 is not None and chosen.best_f1 is not None:
+        name = "R²" if is_regression(report) else "macro-F1"
+        text += (f": {name} {chosen.worst_f1:.2f} at its worst seed, "
+                 f"{chosen.best_f1:.2f} at its best")
+    if chosen.failed_seeds:
+        text += "; " + ", ".join(f"seed {s.seed} ended {s.outcome.replace('_', ' ')}"
+                                 for s in chosen.failed_seeds)
+        text += (": " + (f"none of the {finalists} finalists was" if finalists > 1
+                         else "the only finalist was not")
+                 + " stable under every seed, so treat it with care (try a lower learning "
+                 "rate)")
+    elif finalists > 1:
+        text += f"; ranked by the worst seed among {finalists} finalists"
+    return text
+
+
 def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
     """The one configuration to train with, and the evidence for it; None if nothing was
     stable.
 
-    Among the stable probes, those within ``recommend_f1_tolerance`` of the best held-out
-    macro-F1 are equally good; of those, the one with the least risk next to it in the grid
-    (its next larger learning rate failed numerically: worse without a clip) and then the
-    highest minority recall is chosen; grid order breaks ties.
+    The order is ``stabcheck.ranking.ranked``'s: a setting whose twin (the clip switched,
+    or the next larger learning rate) collapsed comes after every one without, and where
+    the finalists were re-probed under other seeds (``--seeds``), a finalist that failed
+    under a seed after every one that did not; then, among those within
+    ``recommend_f1_tolerance`` of the best worst-seed macro-F1, the least risk next to it
+    in the grid (its next larger learning rate failed numerically: worse without a clip),
+    then the highest worst-seed minority recall; grid order breaks ties.
 
     Returns:
         A JSON-safe dict: ``probe_id``, ``class_weight``, ``learning_rate``, ``clip``,
-        ``batch_size``, ``macro_f1``, ``minority_recall``, ``minority_class``,
-        ``accuracy``, ``pr_auc``, ``stable_probes`` (how many were stable), ``reasons``
-        (sentences) and ``rejected`` (``[{"probe_id", "reason"}]``: the better-scoring or
-        riskier neighbours passed over, and why).
+        ``batch_size``, ``macro_f1``, ``minority_recall`` (the worst over its seeds),
+        ``minority_class``, ``accuracy``, ``pr_auc`` (of the run's seed),
+        ``stable_probes`` (how many grid probes were stable), ``seeds`` (how many seeds
+        back it), ``seeds_requested`` (``--seeds``), ``seed_scores`` (``[{"seed",
+        "outcome", "macro_f1", "minority_recall"}]``), ``finalists`` (``[{"probe_id",
+        "worst_macro_f1", "seed_scores"}]``: every re-probed candidate, in rank order),
+        ``reasons`` (sentences) and ``rejected`` (``[{"probe_id", "reason"}]``: the
+        better-scoring, less steady or riskier candidates passed over, and why).
     """
-    grid = ProbeGrid(report)
-    stable = [r for r in grid.results if is_stable(r) and _trained_for_real(r)]
-    if not stable:
+    order = ranked(report)
+    if not order:
         return None
-    regression = is_regression(report)
-    # What ranks them: macro-F1, or held-out R² for a regression target (no classes).
-    score = quality_score
-    score_name = "R²" if regression else "macro-F1"
-    tolerance = _tolerance(report)
-    scored = [r for r in stable if score(r) is not None]
-    best_f1 = max((score(r) or 0.0) for r in scored) if scored else None
-    pool = stable if best_f1 is None else [
-        r for r in scored if (score(r) or 0.0) >= best_f1 - tolerance - 1e-12]
-    order = {id(r): i for i, r in enumerate(grid.results)}
-    minority = rarest_class(report)
-
-    def rank(r: ProbeResult) -> tuple[int, float, float, int]:
-        recall, f1 = minority_recall(r, minority), score(r)
-        return (_risk(grid, r)[0], -(recall if recall is not None else -1.0),
-                -(f1 if f1 is not None else -1.0), order[id(r)])
-
-    chosen = min(pool, key=rank)
+    grid = ProbeGrid(report)
+    stable = [r for r in grid.results if eligible(r)]
+    chosen_rank = order[0]
+    chosen = chosen_rank.result
     s = chosen.probe.settings
     metrics = holdout_metrics(chosen)
-    f1, recall = score(chosen), minority_recall(chosen, minority)
+    minority = rarest_class(report)
+    tol = tolerance(report)
+    reprobed = len(order) if report.seed_probes else 0
+    f1, recall = chosen_rank.worst_f1, chosen_rank.worst_recall
+    multi = len(chosen_rank.scores) > 1
+    regression = is_regression(report)
+    name = "R²" if regression else "macro-F1"  # what ranks them (a regression: no classes)
+    f1_words = f"worst-seed {name}" if multi else f"held-out {name}"
+    short = f"worst-seed {name}" if multi else name
+    among = (f"the {reprobed} finalists" if reprobed else f"the {len(stable)} stable settings")
+    same_tier = [c for c in order if (c.twin is None) == (chosen_rank.twin is None)
+                 and bool(c.failed_seeds) == bool(chosen_rank.failed_seeds)]
+    best_f1 = max((c.worst_f1 for c in same_tier if c.worst_f1 is not None), default=None)
     reasons: list[str] = []
-    if f1 is not None and best_f1 is not None:
+    if len(stable) == 1:
+        reasons.append("the only stable setting")
+    elif f1 is not None and best_f1 is not None:
         if f1 >= best_f1 - 1e-12:
-            reasons.append("the only stable setting" if len(stable) == 1 else
-                           f"the best held-out {score_name} ({f1:.2f}) of the {len(stable)} "
-                           "stable settings")
+            reasons.append(f"the best {f1_words} ({f1:.2f}) of {among}")
         else:
-            reasons.append(f"{score_name} {f1:.2f}, within {tolerance:g} of the best "
-                           f"({best_f1:.2f}) of the {len(stable)} stable settings")
+            reasons.append(f"{f1_words} {f1:.2f}, within {tol:g} of the best ({best_f1:.2f}) "
+                           f"of {among}")
     else:
-        reasons.append("the only stable setting" if len(stable) == 1 else
-                       f"the first of the {len(stable)} stable settings (no held-out metrics "
-                       "to rank them by)")
+        reasons.append(f"the first of {among} (no held-out metrics to rank them by)")
+    reasons.append(_seed_reason(report, chosen_rank, reprobed))
     if recall is not None:
         reasons.append(f"minority recall {recall:.2f} (class {class_name(report, minority)})")
-    risk, neighbour = _risk(grid, chosen)
+    risk, neighbour = chosen_rank.risk, chosen_rank.neighbour
     if neighbour is None:
         reasons.append("no larger learning rate was probed: its margin is unknown")
     elif risk == 0 and finished_training(neighbour):
@@ -230,6 +238,10 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
         reasons.append(f"lr {fmt_lr(neighbour.probe.settings.learning_rate)} with the same "
                        f"settings failed ({_word(neighbour)}): do not raise the learning rate"
                        + ("; keep the clip" if risk == 1 else ""))
+    if chosen_rank.twin is not None:
+        reasons.append(f"accepted although its twin {chosen_rank.twin.probe.id} collapsed "
+                       f"({chosen_rank.twin_reason}): every stable setting has a collapsed "
+                       "twin, so this one is the least bad; confirm it with a longer run")
 
     rejected: list[dict[str, str]] = []
     seen = {chosen.probe.id}
@@ -239,20 +251,34 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
             seen.add(result.probe.id)
             rejected.append({"probe_id": result.probe.id, "reason": reason})
 
-    for other in sorted(stable, key=lambda r: -(score(r) or 0.0)):
-        other_f1, other_recall = score(other), minority_recall(other, minority)
-        if other_f1 is None or f1 is None or other_f1 < f1 - 1e-12:
-            break
-        other_risk, other_next = _risk(grid, other)
-        if other_risk > risk and other_next is not None:
-            reject(other, f"{score_name} {other_f1:.2f}, but lr "
-                          f"{fmt_lr(other_next.probe.settings.learning_rate)} next to it "
-                          f"failed ({_word(other_next)})"
-                          + ("" if other.probe.settings.clip != "none"
-                             else " and it does not clip"))
-        elif other_recall is not None and recall is not None and other_recall < recall:
-            reject(other, f"{score_name} {other_f1:.2f}, but minority recall only "
-                          f"{other_recall:.2f}")
+    for other in order[1:]:
+        first = other.scores[0].macro_f1
+        if other.twin is not None and chosen_rank.twin is None:
+            reject(other.result, f"its twin {other.twin.probe.id} collapsed "
+                                 f"({other.twin_reason}): a setting this close to collapse is "
+                                 "not recommended")
+        elif other.failed_seeds and not chosen_rank.failed_seeds:
+            bad = other.failed_seeds[0]
+            reject(other.result, f"stable under seed {other.scores[0].seed} but "
+                                 f"{bad.outcome.replace('_', ' ')} under seed {bad.seed}")
+        elif (len(other.scores) > 1 and first is not None and f1 is not None
+              and other.worst_f1 is not None and first > f1 + 1e-12 and other.worst_f1 < f1):
+            worst = min(other.scores, key=lambda x: x.macro_f1 if x.macro_f1 is not None
+                        else 0.0)
+            reject(other.result, f"{name} {first:.2f} under seed {other.scores[0].seed}, "
+                                 f"but {other.worst_f1:.2f} under seed {worst.seed} "
+                                 f"(worst of {len(other.scores)})")
+        elif other.worst_f1 is not None and f1 is not None and other.worst_f1 >= f1 - 1e-12:
+            if other.risk > risk and other.neighbour is not None:
+                reject(other.result, f"{short} {other.worst_f1:.2f}, but lr "
+                       f"{fmt_lr(other.neighbour.probe.settings.learning_rate)} next to it "
+                       f"failed ({_word(other.neighbour)})"
+                       + ("" if other.result.probe.settings.clip != "none"
+                          else " and it does not clip"))
+            elif (other.worst_recall is not None and recall is not None
+                  and other.worst_recall < recall):
+                reject(other.result, f"{short} {other.worst_f1:.2f}, but minority recall "
+                                     f"only {other.worst_recall:.2f}")
     if neighbour is not None and is_numerical(neighbour):
         reject(neighbour, where_it_failed(neighbour))
     for strategy in grid.strategies:
@@ -271,6 +297,12 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
         "accuracy": finite_number(metrics.get("accuracy")),
         "pr_auc": finite_number(metrics.get("pr_auc")),
         "stable_probes": len(stable),
+        "seeds": len(chosen_rank.scores),
+        "seeds_requested": report.seeds,
+        "seed_scores": [x.to_json() for x in chosen_rank.scores],
+        "finalists": [{"probe_id": c.result.probe.id, "worst_macro_f1": c.worst_f1,
+                       "seed_scores": [x.to_json() for x in c.scores]}
+                      for c in order] if reprobed else [],
         "reasons": reasons,
         "rejected": rejected,
     }
@@ -292,6 +324,19 @@ NONE_STABLE_REGRESSION = ("No setting in this grid was stable: probe lower learn
 def none_stable_text(report: RunReport) -> str:
     """What to say where no setting was stable (no class weights for a regression run)."""
     return NONE_STABLE_REGRESSION if is_regression(report) else NONE_STABLE
+
+
+def no_recommendation_text(report: RunReport) -> str:
+    """Why there is no recommendation, in words that agree with the stable count: no probe
+    stable (``NONE_STABLE``), or stable probes that are memory measurements or remedies
+    only (a few steps each, learning not judged: no setting to train with)."""
+    stable = [r for r in report.results if is_stable(r)]
+    if not stable:
+        return none_stable_text(report)
+    return (f"No training setting to recommend: the {len(stable)} stable "
+            f"probe{'s' if len(stable) != 1 else ''} measured memory only (a few steps each, "
+            "or a memory remedy), which does not judge learning; run stabcheck probe for a "
+            "recommendation.")
 
 
 def configuration_words(rec: dict[str, Any]) -> list[str]:
@@ -379,7 +424,7 @@ def recommendation_panel(report: RunReport) -> Panel:
     """``recommended_configuration`` as the terminal panel the report ends with."""
     rec = recommended_configuration(report)
     if rec is None:
-        return Panel(Text(none_stable_text(report), style="red"),
+        return Panel(Text(no_recommendation_text(report), style="red"),
                      title="Recommended configuration",
                      title_align="left", border_style="red", box=box.ROUNDED)
     lines: list[RenderableType] = []

@@ -38,7 +38,13 @@ from stabcheck.explain import numerical_explanations, where_it_failed
 from stabcheck.failures import SECTIONS, failure_table
 from stabcheck.gridview import by_key, column_label, grid_tables
 from stabcheck.memory_section import memory_forecast_lines, memory_table
-from stabcheck.quality import is_regression, quality_note, quality_results, quality_table
+from stabcheck.quality import (
+    is_regression,
+    quality_note,
+    quality_results,
+    quality_table,
+    quality_title,
+)
 from stabcheck.recommend import (
     recommendation_panel,
     recommended_configuration,
@@ -201,9 +207,7 @@ def render_report(report: RunReport, console: Console) -> None:
     if quality is not None:
         table, left_out = quality
         console.print()
-        console.print(Text("Held-out errors of the settings that trained"
-                           if is_regression(report) else
-                           "Per-class quality of the stable settings", style="bold underline"))
+        console.print(Text(quality_title(report), style="bold underline"))
         console.print(table)
         if left_out:
             console.print(Text(f"  + {plural(left_out, 'more probe')} (see the JSON: "

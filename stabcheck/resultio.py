@@ -37,6 +37,7 @@ from stabcheck.results import (
     ProbeRun,
     ProbeSettings,
     RunReport,
+    SeedProbe,
     StepRecord,
     Termination,
     Verdict,
@@ -126,6 +127,10 @@ def report_from_json(data: Any) -> RunReport:
             interrupted=bool(data.get("interrupted", False)),
             probes_planned=int(data.get("probes_planned", len(results))),
             memory=MemoryReport.from_json(data["memory"]) if data.get("memory") else None,
+            seeds=int(data.get("seeds", 1)),
+            seed_probes=tuple(
+                SeedProbe(int(p["seed"]), _result(p, environment, config, index))
+                for index, p in enumerate(data.get("seed_probes") or ())),
         )
     except InputError:
         raise

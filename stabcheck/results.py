@@ -354,6 +354,26 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
+class SeedProbe:
+    """A finalist of the recommendation probed again under another seed (``--seeds``).
+
+    Not a probe of the grid: it counts in no stable or failed tally; the recommendation
+    ranks its finalists by their worst seed. ``result.probe`` is the grid probe's (same id
+    and settings); only the seed of weight initialisation and batch order differs.
+    """
+
+    seed: int
+    result: ProbeResult
+
+    @property
+    def probe_id(self) -> str:
+        return self.result.probe.id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seed": self.seed, **self.result.to_json()}
+
+
+@dataclass(frozen=True)
 class DatasetSummary:
     """What the report says about the data probed."""
 
@@ -402,6 +422,9 @@ class RunReport:
     interrupted: bool = False
     probes_planned: int = 0
     memory: Any = None  # stabcheck.ladder.MemoryReport, when the memory ladder ran
+    # --seeds: the seeds asked to back the recommendation, and the finalists' re-probes
+    seeds: int = 1
+    seed_probes: tuple[SeedProbe, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -415,5 +438,7 @@ class RunReport:
             "interrupted": self.interrupted,
             "probes_planned": self.probes_planned,
             "probes": [r.to_json() for r in self.results],
+            "seeds": self.seeds,
+            "seed_probes": [p.to_json() for p in self.seed_probes],
             **({"memory": json_value(self.memory.to_json())} if self.memory else {}),
         }

@@ -82,6 +82,10 @@ timeout = 300
 # Seed for sampling, weight initialisation and shuffling: makes a run repeatable.
 seed = 0
 
+# Seeds behind the recommendation: its top 3 candidates are probed again under this many
+# seeds in all (the ones above) and ranked by their worst seed. 1: no re-probes.
+seeds = 3
+
 # Cap on the stratified sample of the data used for probing, and the fraction held out
 # to check what the model learned (minority collapse, over-correction).
 # max_samples = 20000

@@ -41,6 +41,9 @@ def probe_run(tmp_path: Path):
         # One worker unless a test asks for more: results then arrive in plan order and
         # a file-counted fault (tests/fixtures/user_models.py) trips exactly once.
         flags.setdefault("workers", 1)
+        # No re-probes of the recommendation's finalists unless a test asks (--seeds):
+        # each extra seed starts a worker, and most tests are about the grid.
+        flags.setdefault("seeds", 1)
         report = run_probe_grid(build_settings(None, flags))
         data = validate_result(report, tmp_path)
         lines = [json.loads(line) for line in Path(flags["journal"]).read_text().splitlines()]

@@ -127,7 +127,12 @@ def test_probe_end_to_end_exit_code_json_and_report(tmp_path):
     assert "cw=x100,lr=1,clip=none,bs=32" in done.stdout
     # The journal was written under .stabcheck/runs of the working folder.
     journals = list((tmp_path / ".stabcheck" / "runs").glob("*.jsonl"))
-    assert len(journals) == 1 and len(journals[0].read_text().splitlines()) == 5
+    # the run record, 4 probes, and the finalists' re-probes under seeds 1 and 2 (--seeds 3)
+    reprobes = data["seed_probes"]
+    assert reprobes and {p["seed"] for p in reprobes} == {1, 2}
+    assert data["recommended_configuration"]["seeds"] == 3
+    assert len(journals) == 1
+    assert len(journals[0].read_text().splitlines()) == 5 + len(reprobes)
 
     relaxed = run_cli("probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
                       "--optimizer", "sgd", "--class-weight", "x100", "--lr", "1.0",

@@ -23,7 +23,7 @@ XSD = Path(__file__).parent / "schemas" / "junit-10.xsd"
 STARTER_KEYS = {
     "model", "data", "target", "task", "loss", "optimizer", "lr", "class_weight",
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
-    "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "max_samples",
+    "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "seeds", "max_samples",
     "holdout", "imbalance", "fail_on", "journal", "junit", "markdown", "html",
     "custom_objects",
 }

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from stabcheck.classify import smoothed_losses
 from stabcheck.report import recommendations, render_report
 from stabcheck.results import ProbeResult, RunReport
 from stabcheck.thresholds import DEFAULT_THRESHOLDS
@@ -257,6 +256,6 @@ def test_no_weighting_collapses_the_minority_and_balanced_weights_recover_it(
     console = Console(record=True, width=120, force_terminal=False)
     render_report(report, console)
     text = console.export_text()
-    section = text[text.index("Per-class quality of the stable settings"):]
+    section = text[text.index("Per-class quality of the settings that trained"):]
     assert recovered.probe.id in section and collapsed.probe.id in section
     assert "PR-AUC" in section
