@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # installed it says so, and the headless-browser test of the HTML report is skipped).
 CHROMIUM_STAMP := $(VENV)/.chromium
 
-.PHONY: demo test test-all lint bench bench-fidelity clean
+.PHONY: demo test test-all lint bench bench-fidelity bench-validity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench: $(STAMP)
 # bench/results/fidelity.json.
 bench-fidelity: $(STAMP)
 	$(BIN)/python bench/fidelity.py $(BENCH_ARGS)
+
+# Does a probe's verdict predict a long plain model.fit (20 epochs, two seeds)? 6 imbalanced
+# problems of bench/validity_problems.py, 32 settings. About 15 minutes on two cores;
+# BENCH_ARGS=--quick for 2 problems x 5 epochs. Rows: bench/results/validity.json.
+bench-validity: $(STAMP)
+	$(BIN)/python bench/validity.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .stabcheck .pytest_cache .ruff_cache *.egg-info
