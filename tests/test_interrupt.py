@@ -41,7 +41,8 @@ SMALL_GRID = ["probe", "--model", "builtin:mlp", "--data", "builtin:breast_cance
 SMALL_IDS = ["cw=none,lr=0.01,clip=none,bs=32", "cw=none,lr=1,clip=none,bs=32",
              "cw=x100,lr=0.01,clip=none,bs=32", "cw=x100,lr=1,clip=none,bs=32"]
 # Per-run measurements: they differ between two runs of the same probe.
-VOLATILE = {"duration_s", "peak_host_bytes", "peak_gpu_bytes", "peak_bytes", "peak_private_bytes"}
+VOLATILE = {"duration_s", "peak_host_bytes", "peak_gpu_bytes", "peak_bytes", "peak_private_bytes",
+            "evaluation_extra_bytes"}
 
 
 # ------------------------------------------------------------------ helpers

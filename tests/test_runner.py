@@ -55,6 +55,10 @@ def test_nan_stops_early_and_names_the_first_bad_variable(probe_run):
 def test_worker_killed_mid_grid_costs_only_its_probe(probe_run, tmp_path, monkeypatch,
                                                      factory, signal_text):
     monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
+    # Each probe executes its training step 7 times: twice at learning rate 0 before its
+    # first step (the class-gradient shares of breast_cancer's two classes), then its 5
+    # steps; the 12th execution is the second probe's third step.
+    monkeypatch.setenv("STABCHECK_TEST_TRIP_AT", "12")
     report, data, journal = probe_run(
         model=f"{USER_MODELS}:{factory}", data="builtin:breast_cancer", class_weight=["none"],
         lr=["0.05", "0.06", "0.07"], steps=5,
