@@ -162,14 +162,10 @@ def gradient_explosion(norms: Sequence[float], t: Thresholds) -> dict[str, Any] 
     loss driven towards zero on the common class has vanishing gradients, and against a
     vanishing baseline any later batch looks like an explosion.
     """
-    measured = [(i + 1, v) for i, v in enumerate(norms) if not math.isnan(v)]
-    if len(measured) <= t.early_window:
+    found = _gradient_baseline(norms, t)
+    if found is None:
         return None
-    early = statistics.median(v for _, v in measured[: t.early_window])
-    first = measured[0][1]
-    baseline = max(early, t.gradient_floor * first) if math.isfinite(first) else early
-    if baseline <= 0:
-        return None
+    measured, early, baseline = found
     values = [v for _, v in measured]
     roll = rolling_median(values, t.spike_window)
     for k in range(t.early_window, len(measured)):
@@ -183,9 +179,12 @@ def gradient_explosion(norms: Sequence[float], t: Thresholds) -> dict[str, Any] 
     return None
 
 
-def gradient_spike(norms: Sequence[float], t: Thresholds) -> dict[str, Any] | None:
-    """The largest single-batch gradient norm above ``explosion_ratio`` x the baseline that
-    the trend rule ignored (evidence), or None."""
+def _gradient_baseline(
+    norms: Sequence[float], t: Thresholds
+) -> tuple[list[tuple[int, float]], float, float] | None:
+    """(measured (step, norm) pairs, the median of the first ``early_window``, the
+    baseline: that median, but at least ``gradient_floor`` x the first norm); None where
+    too few norms were measured or the baseline is not positive."""
     measured = [(i + 1, v) for i, v in enumerate(norms) if not math.isnan(v)]
     if len(measured) <= t.early_window:
         return None
@@ -194,6 +193,16 @@ def gradient_spike(norms: Sequence[float], t: Thresholds) -> dict[str, Any] | No
     baseline = max(early, t.gradient_floor * first) if math.isfinite(first) else early
     if baseline <= 0:
         return None
+    return measured, early, baseline
+
+
+def gradient_spike(norms: Sequence[float], t: Thresholds) -> dict[str, Any] | None:
+    """The largest single-batch gradient norm above ``explosion_ratio`` x the baseline that
+    the trend rule ignored (evidence), or None."""
+    found = _gradient_baseline(norms, t)
+    if found is None:
+        return None
+    measured, _early, baseline = found
     step, norm = max(measured[t.early_window:], key=lambda sv: sv[1])
     if norm < t.explosion_ratio * baseline:
         return None
