@@ -11,8 +11,10 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -468,23 +470,34 @@ def _reprobe_finalists(
     emit(Progress("reprobe", f"re-probing {len(chosen)} finalist"
                   f"{'s' if len(chosen) != 1 else ''} under {len(seeds)} more seed"
                   f"{'s' if len(seeds) != 1 else ''}", total=total))
-    for seed in seeds:
+    lock = threading.Lock()  # the seeds' workers run side by side, as the grid's do
+
+    def reprobe(seed: int) -> None:
         runner = ProbeRunner(replace(init, seed=seed), run_dir, timeout=settings.timeout,
                              memory_budget=settings.memory_budget, on_step=on_step,
                              name=f"seed{seed}")
-        runners.append(runner)  # ended with the others on an interrupt
+        with lock:
+            runners.append(runner)  # ended with the others on an interrupt
 
-        def record(_count: int, result: ProbeResult, resumed: bool, seed: int = seed) -> None:
-            if not resumed:
-                journal.append({"type": "seed_probe", "seed": seed, **result.to_json()})
-            out.append(SeedProbe(seed, result))
-            emit(Progress("result", probe=result.probe, result=result, step=len(out),
-                          total=total, seed=seed))
+        def record(_count: int, result: ProbeResult, resumed: bool) -> None:
+            with lock:
+                if not resumed:
+                    journal.append({"type": "seed_probe", "seed": seed, **result.to_json()})
+                out.append(SeedProbe(seed, result))
+                emit(Progress("result", probe=result.probe, result=result, step=len(out),
+                              total=total, seed=seed))
 
         previous = {pid: r for (pid, s), r in done.items() if s == seed}
-        GridRun([runner], weights, classifier, record).run(
-            [r.probe for r in chosen], [], previous)
-        runner.close()
+        try:
+            GridRun([runner], weights, classifier, record).run(
+                [r.probe for r in chosen], [], previous)
+        finally:
+            runner.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(seeds), len(runners)))) as pool:
+        for future in [pool.submit(reprobe, seed) for seed in seeds]:
+            future.result()
+    out.sort(key=lambda p: p.seed)  # journal and report in seed order, whichever ends first
 
 
 def _name_operations(
