@@ -238,7 +238,7 @@ def run_probe(entry: zoo.ZooEntry, data: Path, steps: int, seed: int, tmp: Path)
     cmd = [stabcheck_exe(), "probe", "--model", f"{ZOO_FILE}:{entry.factory}",
            "--data", str(data), "--lr", f"{zoo.LEARNING_RATE:g}", "--class-weight", "none",
            "--clip", "none", "--batch-size", str(entry.batch_size), "--steps", str(steps),
-           "--seed", str(seed), "--workers", "1", "--json", str(out),
+           "--seed", str(seed), "--seeds", "1", "--workers", "1", "--json", str(out),
            "--journal", str(tmp / f"{entry.name}.jsonl"), "--timeout", str(TIMEOUT_S)]
     figures = run(cmd, tmp, f"{entry.name}.probe")
     figures["command"] = " ".join(cmd[1:])
