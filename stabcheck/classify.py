@@ -607,6 +607,8 @@ def _when(run: ProbeRun, step: int) -> str:
         again = (" (measured once for all probes: building does not depend on their "
                  "settings)") if exc.get("measured_once") else ""
         return f"while building the model{need}{again}"
+    if exc.get("phase") == "optimizer":
+        return "while allocating the optimizer's state, before the first step"
     return _at_step(step)
 
 

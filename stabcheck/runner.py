@@ -11,6 +11,9 @@ The parent/child protocol (JSON lines; only JSON-safe values cross the boundary)
                                                       or {"type":"exception", phase:"build"}
     stdin  {"type":"probe", probe, class_weights}───▶
                                                  ◀─── {"type":"start", id}
+                                                 ◀─── {"type":"trainer_ready"} (optimizer state
+                                                      allocated: a death before it is phase
+                                                      "optimizer")
                                                  ◀─── {"type":"step", id, step, loss, grad_norm} xN
                                                       (grad_norm null: not measured)
                                                  ◀─── one of {"type":"done", id, holdout, ...}
@@ -226,6 +229,7 @@ class _Watch:
     reported: int | None = None  # the worker's own high-water mark of its probe's training
     build_peak: int = 0  # the worker's high-water mark when it was ready (import, model)
     imported: bool = False  # the worker got past importing the backend
+    trainer_ready: bool = False  # the probe's optimizer state is allocated
     gpu_peak: int | None = None
     class_grads: tuple[tuple[int, dict[str, float]], ...] = ()
     step_info: dict[str, Any] | None = None
@@ -405,6 +409,8 @@ class ProbeRunner:
             if message is None:
                 continue
             kind = message["type"]
+            if kind == "trainer_ready":
+                watch.trainer_ready = True
             if kind == "step":
                 steps.append(StepRecord(message["step"], _float(message["loss"]),
                                         _float(message["grad_norm"])))
@@ -431,7 +437,8 @@ class ProbeRunner:
                 return self._finished(probe, watch, worker, steps, Termination.EXCEPTION,
                                       exception=_exception(message))
             elif kind in ("_eof", "_timeout", "_over_budget"):
-                return self._died(worker, probe, watch, steps, kind)
+                return self._died(worker, probe, watch, steps, kind,
+                                  phase="train" if watch.trainer_ready else "optimizer")
 
     # -- internals ---------------------------------------------------------------------
 

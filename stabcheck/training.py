@@ -148,6 +148,7 @@ def run_probe(
     trainer, y_train = _trainer(setup, dataset, strategy == "focal", settings.accumulation_steps)
     clip = parse_clip(settings.clip)
     trainer.activate(setup.initial, settings.learning_rate, clip.kind, clip.value)
+    emit({"type": "trainer_ready"})  # the optimizer's state is allocated
     regression = dataset.task == "regression"
     watched = _watched_classes(dataset) if trainer.grad_norm is not None and not regression \
         else []

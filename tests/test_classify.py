@@ -688,6 +688,23 @@ def test_oom_host_from_kernel_oom_kill(memory: MemoryEvidence, oom_evidence: str
     assert "OOM killer" in v.summary
 
 
+@pytest.mark.parametrize(("phase", "words"), [
+    ("build", "while building the model: its weights alone need 1.0 GiB"),
+    ("optimizer", "while allocating the optimizer's state, before the first step"),
+    ("startup", "(while the worker started)"),
+])
+def test_a_kill_before_the_first_step_names_its_phase(phase: str, words: str) -> None:
+    from dataclasses import replace
+
+    run = replace(died(-9, MemoryEvidence(2 * GiB, 2 * GiB, "cgroup-v1", oom_kills=1), steps=0),
+                  exception={"phase": phase, "weight_bytes": GiB})
+    v = check(classify(run), Outcome.OOM_HOST)
+    assert v.evidence["phase"] == phase
+    assert words in v.summary
+    if phase != "startup":  # it died before training began, not in a step
+        assert "during the first step" not in v.summary
+
+
 def test_oom_host_from_watchdog() -> None:
     memory = MemoryEvidence(int(2.1 * GiB), 2 * GiB, "watchdog")
     run = died(-9, memory, termination=Termination.OVER_BUDGET)
