@@ -13,16 +13,18 @@ with numpy, a factory, a batch size and a grid of class weight x learning rate x
    ``model.fit(x_train, y_train, batch_size=B, epochs=E, class_weight=...)`` on the
    training sample as stabcheck loads it, the class weights from
    ``stabcheck.classweights.class_weights_for`` (what the probe uses). Its fate:
-   ``numerical`` (a non-finite loss or weight, or the final epoch's loss > 10 x the loss
-   before training), else ``learning`` (on the held-out data some class is never
-   predicted, a single class included), else ``healthy``.
+   ``numerical`` (a non-finite loss or weight, the final epoch's loss > 10 x the loss
+   before training, or an epoch's loss > 1000 x it), else ``learning`` (on the held-out
+   data some class with at least 5 samples is never predicted, a single class included),
+   else ``healthy``.
 
 The probe's category (numerical / learning / ok; memory, crash, error: n/a) is compared with
 the fate of the settings whose two seeds agree. Targets: >= 95% agreement, zero false
 numerical alarms (probe numerical, long run healthy). Rows: ``bench/results/validity.json``.
 Options: ``--quick`` (2 problems, 5 epochs), ``--only NAME[,NAME]``, ``--epochs E`` (20),
 ``--steps N`` (the probe's, default stabcheck's own), ``--tag T`` (rows to
-``validity-T.json``).
+``validity-T.json``), ``--reuse-long RESULTS`` (the long runs of an earlier results file,
+not fitted again: for iterating on the probe side).
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ EPOCHS = 20
 QUICK_EPOCHS = 5
 SEEDS = (0, 1)
 BLOWUP_RATIO = 10.0  # final epoch loss > BLOWUP_RATIO x the loss before training: numerical
+# An epoch's loss above 1000 x the loss before training blew up, whatever the run settled
+# into afterwards (the forum's 1:1000 weights at lr 0.1 peak at 1e9-2e16 x, then predict one
+# class): numerical.
+PEAK_BLOWUP_RATIO = 1000.0
+# A class "never predicted" needs as many held-out samples as stabcheck's own rule asks
+# (Thresholds.min_class_support): missing all 3 samples of a class happens by chance.
+MIN_CLASS_SUPPORT = 5
 AGREEMENT_TARGET = 0.95
 PROBE_TIMEOUT_S = 300
 PROBE_STEPS = 100  # stabcheck's default steps (config.py), used where --steps is not given
@@ -127,6 +136,38 @@ def _at_probe_length(keras, xv, k: int, steps: int):
     return AtProbeLength()
 
 
+def fate_of(row: dict[str, Any]) -> tuple[str, str]:
+    """The long run's fate from what it recorded (``initial_loss``, the epoch ``losses``
+    with None for a non-finite one, ``weights_finite``, held-out ``pred_counts``) and why:
+    ``numerical`` when a loss or weight went non-finite, the final epoch's loss ended above
+    ``BLOWUP_RATIO`` x the loss before training, or an epoch's loss peaked above
+    ``PEAK_BLOWUP_RATIO`` x it (it blew up, whatever it settled into after); else
+    ``learning`` when a class with at least ``MIN_CLASS_SUPPORT`` held-out samples
+    (``val_counts``) is never predicted; else ``healthy``."""
+    initial = row["initial_loss"]
+    losses = row["losses"]
+    k = len(row["pred_counts"])
+    if initial is None or not math.isfinite(initial) or any(v is None for v in losses) \
+            or not row.get("weights_finite", True):
+        return "numerical", "non-finite loss or weights"
+    base = max(initial, 1e-12)
+    if losses[-1] > BLOWUP_RATIO * base:
+        return "numerical", (f"final loss {losses[-1]:.3g} > {BLOWUP_RATIO:g} x initial "
+                             f"{initial:.3g}")
+    peak = max(losses)
+    if peak > PEAK_BLOWUP_RATIO * base:
+        return "numerical", (f"epoch loss peaked at {peak:.3g}, {peak / base:.3g} x initial "
+                             f"{initial:.3g} (> {PEAK_BLOWUP_RATIO:g} x)")
+    counts = row["pred_counts"]
+    support = row.get("val_counts") or [MIN_CLASS_SUPPORT] * k
+    never = [i for i in range(k) if counts[i] == 0 and support[i] >= MIN_CLASS_SUPPORT]
+    if never:
+        return "learning", (f"predicts only class {counts.index(max(counts))}"
+                            if len(never) == k - 1 else
+                            f"never predicts class(es) {', '.join(map(str, never))}")
+    return "healthy", "every class predicted, loss finite"
+
+
 def long_run(name: str, data: Path, epochs: int, out: Path, probe_steps: int) -> int:
     t_import = time.perf_counter()
     import keras
@@ -166,34 +207,21 @@ def long_run(name: str, data: Path, epochs: int, out: Path, probe_steps: int) ->
                 weights_finite = all(np.isfinite(w).all() for w in model.get_weights())
                 pred = _predicted(model.predict(xv, batch_size=512, verbose=0))
                 pred_counts = np.bincount(pred, minlength=k).tolist()
-                never = [i for i in range(k) if pred_counts[i] == 0]
-                nonfinite = (not all(math.isfinite(v) for v in losses)
-                             or not weights_finite or not math.isfinite(initial))
-                blew_up = (not nonfinite and losses[-1] > BLOWUP_RATIO * max(initial, 1e-12))
-                if nonfinite or blew_up:
-                    fate = "numerical"
-                    why = ("non-finite loss or weights" if nonfinite else
-                           f"final loss {losses[-1]:.3g} > {BLOWUP_RATIO:g} x initial "
-                           f"{initial:.3g}")
-                elif never:
-                    fate = "learning"
-                    why = (f"predicts only class {pred_counts.index(max(pred_counts))}"
-                           if len(never) == k - 1 else
-                           f"never predicts class(es) {', '.join(map(str, never))}")
-                else:
-                    fate, why = "healthy", "every class predicted, loss finite"
+                row.update({"initial_loss": initial, "weights_finite": weights_finite,
+                            "losses": [v if math.isfinite(v) else None for v in losses],
+                            "pred_counts": pred_counts,
+                            "val_counts": np.bincount(yv, minlength=k).tolist()})
+                fate, why = fate_of(row)
                 recall = [float(np.mean(pred[yv == c] == c)) if np.any(yv == c) else None
                           for c in range(k)]
                 row.update({
-                    "fate": fate, "why": why, "initial_loss": initial,
+                    "fate": fate, "why": why,
                     "fate_at_probe_steps": at_probe.fate(),
                     "pred_counts_at_probe_steps": at_probe.pred_counts,
                     "peak_over_initial": (max(v for v in losses if math.isfinite(v))
                                           / max(initial, 1e-12)
                                           if any(math.isfinite(v) for v in losses) else None),
-                    "losses": [v if math.isfinite(v) else None for v in losses],
-                    "epochs_run": len(losses), "pred_counts": pred_counts,
-                    "val_counts": np.bincount(yv, minlength=k).tolist(),
+                    "epochs_run": len(losses),
                     "recall": recall,
                     "macro_recall": float(np.mean([r for r in recall if r is not None])),
                 })
@@ -245,6 +273,20 @@ def run_long(problem: vp.Problem, data: Path, epochs: int, steps: int, tmp: Path
     return figures
 
 
+def reused_long(paths: list[Path], name: str) -> dict:
+    """A problem's long runs from the first of earlier results files that has them
+    (``--reuse-long``), their fates judged again by :func:`fate_of`: for iterating on the
+    probe side without refitting."""
+    found = [json.loads(p.read_text())["runs"] for p in paths]
+    stored = next(runs[name] for runs in found if name in runs)
+    rows = [dict(r) for r in stored["long_rows"]]
+    for row in rows:
+        if row.get("fate") != "error":
+            row["fate"], row["why"] = fate_of(row)
+    return {"wall_s": 0.0, "rc": stored.get("long_exit", 0),
+            "result": {**stored.get("long", {}), "rows": rows}}
+
+
 def probe_by_key(result: dict | None) -> dict[str, dict]:
     out = {}
     for p in (result or {}).get("probes", []):
@@ -286,6 +328,9 @@ def compare(problem: vp.Problem, probe: dict, long: dict) -> list[dict[str, Any]
             "probe_steps": p.get("steps_completed") if p else None,
             "probe_evidence": _evidence_text(p) if p else None,
             "probe_warnings": (p or {}).get("warnings"),
+            "probe_unpredicted_auc": ((p or {}).get("holdout") or {}).get("unpredicted_auc"),
+            "probe_window_medians": ((p or {}).get("evidence") or {}).get(
+                "loss_trend", {}).get("window_medians"),
             "fates": fates, "fate_why": [r.get("why") for r in runs],
             "fates_at_probe_steps": [r.get("fate_at_probe_steps") for r in runs],
             "peak_over_initial": [r.get("peak_over_initial") for r in runs],
@@ -327,7 +372,10 @@ def summarize(rows: list[dict[str, Any]], problems_run: list[vp.Problem]) -> dic
         mine = [r for r in rows if r["problem"] == p.name]
         c = [r for r in mine if r["counted"]]
         per_problem[p.name] = {"settings": len(mine), "counted": len(c),
-                               "agreed": sum(bool(r["agree"]) for r in c)}
+                               "agreed": sum(bool(r["agree"]) for r in c),
+                               "held_out": p.held_out}
+    held = {p.name for p in problems_run if p.held_out}
+    held_counted = [r for r in counted if r["problem"] in held]
     rate = agreed / len(counted) if counted else None
     go = sum(bool(r["go_agree"]) for r in counted)
     early = [r for r in counted if r["probe_category"] in ("learning", "ok")
@@ -343,6 +391,8 @@ def summarize(rows: list[dict[str, Any]], problems_run: list[vp.Problem]) -> dic
         "seeds_disagree": [r["problem"] + " " + r["setting"] for r in rows
                            if not r["seeds_agree"]],
         "per_problem": per_problem,
+        "held_out_counted": len(held_counted),
+        "held_out_agreed": sum(bool(r["agree"]) for r in held_counted),
         "targets": {
             "agreement": {"target": AGREEMENT_TARGET, "value": rate,
                           "met": rate is not None and rate >= AGREEMENT_TARGET},
@@ -364,6 +414,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="probe steps (default: stabcheck's own)")
     parser.add_argument("--tag", default=None,
                         help="write bench/results/validity-TAG.json instead of validity.json")
+    parser.add_argument("--reuse-long", type=Path, action="append", default=None,
+                        metavar="RESULTS",
+                        help="take the long runs from earlier results files (their fates "
+                             "judged again) instead of fitting them (repeatable)")
     # The long-run process (internal): --long-run NAME --data NPZ --epochs E --out JSON.
     parser.add_argument("--long-run", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
@@ -397,7 +451,8 @@ def bench(args: argparse.Namespace) -> int:
             log(f"  probe {probe['wall_s']:.0f} s (exit {probe['rc']}); long runs ...")
             if probe.get("stderr_tail"):
                 log("  ! " + probe["stderr_tail"].strip().splitlines()[-1])
-            long = run_long(problem, data, epochs, args.steps or PROBE_STEPS, tmp)
+            long = (reused_long(args.reuse_long, problem.name) if args.reuse_long else
+                    run_long(problem, data, epochs, args.steps or PROBE_STEPS, tmp))
             long_s = sum(r.get("wall_s", 0.0) for r in (long.get("result") or {}).get("rows", []))
             long_total += long["wall_s"]
             log(f"  long runs {long['wall_s']:.0f} s, {long_s:.0f} s of fitting "
@@ -429,7 +484,10 @@ def bench(args: argparse.Namespace) -> int:
     log("")
     for name, p in summary["per_problem"].items():
         log(f"  {name:<16} {p['settings']:>2} settings, {p['counted']:>2} counted, "
-            f"{p['agreed']:>2} agree")
+            f"{p['agreed']:>2} agree" + ("  (held out)" if p["held_out"] else ""))
+    if summary["held_out_counted"]:
+        log(f"  held-out problems (never used to choose a threshold): "
+            f"{summary['held_out_agreed']}/{summary['held_out_counted']} agree")
     rate = summary["agreement"]
     t = summary["targets"]
     log(f"  agreement on settings whose two seeds agree: "

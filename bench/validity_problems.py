@@ -29,6 +29,9 @@ class Problem:
     clips: tuple[str, ...] = ("none",)
     custom: dict = field(default_factory=dict)  # [custom_class_weight] table, label -> weight
     quick: bool = False
+    # Added after the classifier's thresholds were last chosen and never used to choose
+    # them: the held-out problems tell whether the thresholds generalize.
+    held_out: bool = False
 
     def settings(self) -> list[tuple[str, float, str]]:
         """(class weight, lr, clip) in stabcheck's grid order."""
@@ -153,6 +156,58 @@ def many_class_data():
     return {"x": x, "y": y, "x_val": xv, "y_val": yv}
 
 
+def overlap_churn_data():
+    """Binary churn-style tabular data, 2.5% positives whose 12 features overlap the
+    negatives' heavily (a shift of 0.5 standard deviations in 3 of them): an unweighted
+    model may never call a positive."""
+    rng = np.random.default_rng(SEED + 6)
+    shift = np.concatenate([np.full(3, 0.5), np.zeros(9)]).astype(np.float32)
+
+    def make(c, n):
+        return rng.normal(size=(n, 12)).astype(np.float32) + (shift if c else 0)
+
+    x, y = _split_counts(rng, [7800, 200], make)
+    xv, yv = _split_counts(rng, [1950, 50], make)
+    return {"x": x, "y": y, "x_val": xv, "y_val": yv}
+
+
+def conv_text_data():
+    """Binary token sequences (length 40, vocabulary 500), 5% positives: a positive holds
+    one of 6 trigger bigrams somewhere in it, a negative may hold one of its halves."""
+    rng = np.random.default_rng(SEED + 7)
+    vocab, length = 500, 40
+    triggers = rng.integers(20, vocab, size=(6, 2))
+
+    def make(c, n):
+        x = rng.integers(1, vocab, size=(n, length))
+        for row in x:
+            pos = int(rng.integers(0, length - 1))
+            pair = triggers[int(rng.integers(0, 6))]
+            if c == 1:
+                row[pos:pos + 2] = pair
+            elif rng.random() < 0.3:
+                row[pos] = pair[int(rng.integers(0, 2))]
+        return x
+
+    x, y = _split_counts(rng, [3800, 200], make)
+    xv, yv = _split_counts(rng, [950, 50], make)
+    return {"x": x.astype(np.int64), "y": y, "x_val": xv.astype(np.int64), "y_val": yv}
+
+
+def deep_bn_data():
+    """5 Gaussian classes in 24 dimensions, long-tailed 1000/300/100/30/12 training rows,
+    60/40/30/20/10 held out."""
+    rng = np.random.default_rng(SEED + 8)
+    centers = rng.normal(size=(5, 24)).astype(np.float32) * 0.6
+
+    def make(c, n):
+        return centers[c] + rng.normal(size=(n, 24)).astype(np.float32)
+
+    x, y = _split_counts(rng, [1000, 300, 100, 30, 12], make)
+    xv, yv = _split_counts(rng, [60, 40, 30, 20, 10], make)
+    return {"x": x, "y": y, "x_val": xv, "y_val": yv}
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -249,6 +304,51 @@ def many_class_mlp():
     return model
 
 
+def churn_mlp():
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([
+        keras.Input((12,)),
+        layers.Dense(32, activation="relu"),
+        layers.Dense(32, activation="relu"),
+        layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy")
+    return model
+
+
+def conv_text():
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([
+        keras.Input((40,), dtype="int32"),
+        layers.Embedding(500, 16),
+        layers.Conv1D(32, 2, activation="relu"),
+        layers.GlobalMaxPooling1D(),
+        layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    return model
+
+
+def deep_bn_mlp():
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((24,))
+    h = inputs
+    for width in (64, 64, 32):
+        h = layers.Dense(width)(h)
+        h = layers.BatchNormalization()(h)
+        h = layers.Activation("relu")(h)
+    outputs = layers.Dense(5, activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.SGD(1e-2, momentum=0.9), "sparse_categorical_crossentropy")
+    return model
+
+
 PROBLEMS = [
     Problem("fraud", "tabular, 0.2% positives, Keras fraud example weights (balanced)",
             "fraud_mlp", fraud_data, 256, ("none", "balanced"), (1e-3, 1e-2, 1e-1),
@@ -265,4 +365,13 @@ PROBLEMS = [
             ("none", "global_norm=1.0"), custom={"0": 1.0, "1": 1000.0}, quick=True),
     Problem("many_class", "20 classes long-tailed 400 -> 4, balanced over-predicts rare",
             "many_class_mlp", many_class_data, 64, ("none", "balanced"), (1e-3, 1e-2)),
+    Problem("overlap_churn", "binary 2.5% positives, heavily overlapping features, RMSprop",
+            "churn_mlp", overlap_churn_data, 128, ("none", "balanced"), (1e-3, 1e-2),
+            held_out=True),
+    Problem("conv_text", "Conv1D text model, binary 5% positives (trigger bigrams)",
+            "conv_text", conv_text_data, 64, ("none", "balanced", "sqrt"), (1e-3, 3e-2),
+            held_out=True),
+    Problem("deep_bn_mlp", "BatchNorm MLP, 5 classes 1000 -> 12, SGD momentum",
+            "deep_bn_mlp", deep_bn_data, 64, ("none", "balanced"), (1e-2, 1e-1),
+            held_out=True),
 ]

@@ -191,8 +191,24 @@ def _warning_advice(results: Sequence[ProbeResult]) -> list[str]:
     if len(spiky) > 3:
         advice.append(f"{plural(len(spiky) - 3, 'more stable probe')} spiked and recovered: "
                       "see their warnings in the JSON")
+    early = [r for r in stable if r.verdict.evidence.get("not_judged_because") == "still_learning"]
+    if early:
+        steps = max(int(r.verdict.evidence["still_learning"]["steps_to_judge"]) for r in early)
+        aucs = [item["auc"] for r in early
+                for item in r.verdict.evidence["still_learning"]["classes"]]
+        classes = unique(item["class"] for r in early
+                         for item in r.verdict.evidence["still_learning"]["classes"])
+        span = f"{min(aucs):.2f}" if len(aucs) == 1 else f"{min(aucs):.2f}-{max(aucs):.2f}"
+        which = f"class{'es' if len(classes) > 1 else ''} {join(classes)}"
+        shown = join(r.probe.id for r in early[:3]) + (", ..." if len(early) > 3 else "")
+        advice.append(
+            f"{plural(len(early), 'probe')} ({shown}) never predicted {which} yet, but "
+            f"already rank{'s' if len(early) == 1 else ''} it above the others (ROC-AUC "
+            f"{span}) while the loss still falls: too short to tell whether the long run "
+            f"will predict it; probe --steps {steps} or more to judge"
+        )
     not_judged = [r for r in stable
-                  if r.verdict.evidence.get("learning_verdict") == "not_judged"]
+                  if r.verdict.evidence.get("not_judged_because") == "bn_warmup"]
     if not_judged:
         warm = not_judged[0].verdict.evidence.get("bn_warmup") or {}
         residual, momentum = warm.get("residual"), warm.get("momentum")

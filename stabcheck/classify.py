@@ -25,7 +25,13 @@ from stabcheck.results import (
     signal_name,
 )
 from stabcheck.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from stabcheck.trend import gradient_explosion, gradient_spike, heavy_batches, loss_trend
+from stabcheck.trend import (
+    gradient_explosion,
+    gradient_spike,
+    heavy_batches,
+    loss_trend,
+    trend_window,
+)
 from stabcheck.units import human_bytes
 
 
@@ -156,6 +162,10 @@ def _curves_and_predictions(
     spike = gradient_spike(norms, t)
     if spike is not None:
         extra["gradient_spike"] = spike
+    extended = (run.step_info or {}).get("extended")
+    if extended:
+        extra["extended"] = extended
+        warnings.append(_extension_note(run, extended, class_names))
     holdout = run.holdout
     if isinstance(holdout, RegressionEval):
         return _with_warnings(_regression(run, holdout, smooth, t), extra, warnings)
@@ -182,6 +192,8 @@ def _curves_and_predictions(
             )
         verdict = _predictions(run, class_names, t)
         not_judged = _not_warmed_up(run, verdict, class_names, t)
+        if not_judged is None:
+            not_judged = _still_learning(run, verdict, losses, class_names, t)
         if not_judged is not None:
             extra.update(not_judged)
             warnings.append(not_judged["learning_verdict_reason"])
@@ -236,6 +248,23 @@ def _regression_scores(holdout: RegressionEval, r2: bool = True) -> str:
         if value is not None:
             parts.append(f"{label} {value:.2f}" if label == "R²" else f"{label} {value:.3g}")
     return ", ".join(parts)
+
+
+def _extension_note(run: ProbeRun, extended: Sequence[dict[str, Any]],
+                    names: Sequence[str]) -> str:
+    """``extended from 100 to 400 steps: class 1 was not predicted at step 100 (...)``."""
+    first = extended[0]
+    unseen = [str(names[c]) if c < len(names) else str(c) for c in first["unpredicted"]]
+    which = f"class{'es' if len(unseen) > 1 else ''} {', '.join(unseen)}"
+    planned, ran = first["at_step"], run.steps_completed
+    holdout = run.holdout
+    still = isinstance(holdout, HoldoutEval) and all(
+        holdout.pred_counts[c] == 0 for c in first["unpredicted"] if c < len(holdout.pred_counts))
+    outcome = ("still not predicted" if still else
+               f"predicted by step {ran}")
+    return (f"extended from {planned} to {ran} steps: {which} "
+            f"{'was' if len(unseen) == 1 else 'were'} not predicted at step {planned}, "
+            f"{outcome}")
 
 
 def _spike_warning(spike: dict[str, Any], window: int) -> str:
@@ -313,7 +342,7 @@ def _not_warmed_up(run: ProbeRun, verdict: Verdict | None, names: Sequence[str],
         needed = math.ceil(math.log(t.bn_warmup_residual) / math.log(momentum))
         warm = {**warm, "steps_needed": needed}
     evidence: dict[str, Any] = {
-        "learning_verdict": "not_judged",
+        "learning_verdict": "not_judged", "not_judged_because": "bn_warmup",
         "withheld_verdict": verdict.outcome.value if learning else None,
         "bn_warmup": warm, "batch_statistics": batch}
     if learning:
@@ -330,6 +359,68 @@ def _not_warmed_up(run: ProbeRun, verdict: Verdict | None, names: Sequence[str],
         f"batch statistics held-out accuracy is {float(batch['accuracy']):.1%} (predicted "
         f"counts {list(batch['pred_counts'])})")
     return evidence
+
+
+def _still_learning(run: ProbeRun, verdict: Verdict | None, losses: Sequence[float],
+                    names: Sequence[str], t: Thresholds) -> dict[str, Any] | None:
+    """Evidence that a ``minority_collapse`` is too early to call: every class it names is
+    already ranked above the others by the model's own score for it (one-vs-rest ROC-AUC
+    at least ``still_learning_auc`` and ``still_learning_z`` standard errors above chance)
+    and the loss is still falling (the median of the last window of the trend rule below
+    that of the first), so the decision threshold has not moved past those classes yet,
+    while the model is learning them. None: the collapse stands.
+    """
+    if verdict is None or verdict.outcome is not Outcome.MINORITY_COLLAPSE:
+        return None
+    holdout = run.holdout
+    assert holdout is not None
+    ranked = {item.get("class"): item.get("auc")
+              for item in holdout.metrics.get("unpredicted_auc") or []
+              if isinstance(item, dict)}
+    never = [c for c in range(len(holdout.true_counts))
+             if holdout.true_counts[c] >= t.min_class_support and holdout.pred_counts[c] == 0]
+    window = min(trend_window(len(losses), t), len(losses) // 2)
+    if not never or window < 2:
+        return None
+    first, last = statistics.median(losses[:window]), statistics.median(losses[-window:])
+    if not last < first:
+        return None
+    classes = []
+    for c in never:
+        auc = ranked.get(c)
+        if not isinstance(auc, (int, float)) or not math.isfinite(auc):
+            return None
+        positives = holdout.true_counts[c]
+        negatives = holdout.n - positives
+        # the Mann-Whitney statistic's standard error when the scores rank nothing
+        se = math.sqrt((positives + negatives + 1) / (12 * positives * negatives))
+        z = (auc - 0.5) / se
+        if auc < t.still_learning_auc or z < t.still_learning_z:
+            return None
+        name = str(names[c]) if len(names) == len(holdout.true_counts) else str(c)
+        classes.append({"class": name, "auc": auc,
+                        "z": z, "held_out": positives})
+    if len(classes) == 1:
+        what = f"class {classes[0]['class']}"
+        aucs = f"ROC-AUC {classes[0]['auc']:.2f}"
+    else:
+        what = "classes " + ", ".join(item["class"] for item in classes)
+        aucs = "ROC-AUC " + ", ".join(f"{item['auc']:.2f} for {item['class']}"
+                                      for item in classes)
+    steps = len(losses)
+    held = sum(item["held_out"] for item in classes)
+    reason = (
+        f"too short to tell: {what} never predicted yet on the held-out split ({held} "
+        f"samples), but the model already ranks {'it' if len(classes) == 1 else 'them'} "
+        f"above the others ({aucs}) and its loss is still falling (median {first:.3g} over "
+        f"the first {window} steps, {last:.3g} over the last): a longer run may predict "
+        f"{'it' if len(classes) == 1 else 'them'}; probe --steps {4 * steps} or more to judge")
+    return {"learning_verdict": "not_judged", "not_judged_because": "still_learning",
+            "withheld_verdict": verdict.outcome.value, "withheld_summary": verdict.summary,
+            "still_learning": {"classes": classes, "first_median": first,
+                               "last_median": last, "window": window,
+                               "steps_to_judge": 4 * steps},
+            "learning_verdict_reason": reason}
 
 
 def _with_holdout(run: ProbeRun, holdout: HoldoutEval) -> ProbeRun:

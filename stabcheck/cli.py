@@ -357,8 +357,11 @@ class _ProgressView:
             self._progress.update(self._task, description=event.message, total=event.total,
                                   completed=0)
         elif event.kind == "step" and event.probe is not None:
-            self._progress.update(self._task, detail=f"{event.probe.id} step {event.step}/"
-                                  f"{event.probe.steps}")
+            planned = event.probe.steps
+            detail = (f"{event.probe.id} step {event.step}/{planned}" if event.step <= planned
+                      else f"{event.probe.id} step {event.step} (extended: a class is not "
+                           "predicted yet)")
+            self._progress.update(self._task, detail=detail)
         elif event.kind == "result" and event.result is not None:
             self._progress.update(self._task, completed=event.step)
             verdict = event.result.verdict

@@ -58,7 +58,7 @@ from stabcheck.results import (
     Verdict,
 )
 from stabcheck.runner import ProbeRunner, WorkerInit
-from stabcheck.trend import early_stop_rule
+from stabcheck.trend import early_stop_rule, extension_rule
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def run_probe_grid(
         n_workers = worker_count(settings)
         init = WorkerInit(str(prepared), spec.to_json(), settings.loss, settings.optimizer,
                           settings.seed, settings.gpu_memory_budget,
-                          early_stop=early_stop_rule(t),
+                          early_stop=early_stop_rule(t), extend=extension_rule(t),
                           threads=max(1, (os.cpu_count() or 1) // n_workers))
         current: dict[str, Any] = {"total": 0}
 

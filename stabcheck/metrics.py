@@ -29,6 +29,7 @@ def classification_metrics(
     n_classes: int,
     scores: np.ndarray | None = None,
     max_matrix_classes: int = MAX_MATRIX_CLASSES,
+    class_scores: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per-class and summary metrics of ``pred`` against ``true``.
 
@@ -39,6 +40,9 @@ def classification_metrics(
         scores: binary problems only: the predicted probability (or logit) of class 1 per
             sample, for PR-AUC; ignored when ``n_classes != 2``.
         max_matrix_classes: the confusion matrix is included only up to this many classes.
+        class_scores: the model's output per sample: ``(n, n_classes)`` scores, or ``(n,)``
+            (one sigmoid output: the score of class 1, class 0 ranked by its negation); for
+            ``unpredicted_auc``.
 
     Returns:
         A JSON-safe dict with keys:
@@ -58,7 +62,11 @@ def classification_metrics(
           or ``None`` above ``max_matrix_classes``;
         - ``minority_class``, ``minority_recall``: the class with the fewest true samples
           among those present (ties: the one with the lowest recall, then the lowest
-          index) and its recall; ``None`` when no class is present.
+          index) and its recall; ``None`` when no class is present;
+        - ``unpredicted_auc``: for each class with true samples that is never predicted,
+          ``{"class": index, "auc": ...}``, how well the model's score for that class ranks
+          its samples above the others (one-vs-rest ROC-AUC: 0.5 is no better than chance,
+          1.0 every sample of the class above every other); empty without ``class_scores``.
 
     Raises:
         InternalError: arrays of the wrong shape, dtype or range (a caller's bug).
@@ -115,7 +123,47 @@ def classification_metrics(
         "confusion": confusion,
         "minority_class": minority,
         "minority_recall": recall[minority] if minority is not None else None,
+        "unpredicted_auc": _unpredicted_auc(t, class_scores, true_counts, pred_counts),
     }
+
+
+def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
+    """One-vs-rest ROC-AUC: the probability that a random positive sample scores above a
+    random negative one, ties counting half (the Mann-Whitney U statistic over
+    ``n_pos x n_neg``, as scikit-learn's ``roc_auc_score``). ``None`` without a positive
+    and a negative sample, or with a non-finite score."""
+    n_pos = int(np.count_nonzero(positive))
+    n_neg = int(positive.size) - n_pos
+    if n_pos == 0 or n_neg == 0 or not np.all(np.isfinite(scores)):
+        return None
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    # the average 1-based rank of each distinct score: tied samples share it
+    average = np.cumsum(counts) - (counts - 1) / 2.0
+    rank_sum = float(np.sum(average[inverse.reshape(-1)][positive]))
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def _unpredicted_auc(true: np.ndarray, class_scores: np.ndarray | None,
+                     true_counts: np.ndarray, pred_counts: np.ndarray) -> list[dict[str, Any]]:
+    if class_scores is None:
+        return []
+    s = np.asarray(class_scores, dtype=np.float64)
+    if s.ndim == 2 and s.shape[1] == 1:
+        s = s[:, 0]
+    if s.shape[0] != true.size:
+        raise InternalError(
+            f"classification_metrics: class_scores must hold one row per sample "
+            f"(got shape {s.shape} for {true.size} samples)")
+    out = []
+    for cls in range(true_counts.size):
+        if not true_counts[cls] or pred_counts[cls]:
+            continue
+        if s.ndim == 1:  # one sigmoid output: class 1's score, class 0 ranked by -score
+            column = s if cls == 1 else -s
+        else:
+            column = s[:, cls]
+        out.append({"class": cls, "auc": roc_auc(true == cls, column)})
+    return out
 
 
 def average_precision(positive: np.ndarray, scores: np.ndarray) -> float | None:

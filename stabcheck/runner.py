@@ -84,6 +84,7 @@ class WorkerInit:
     dtype_policy: str | None = None
     check_numerics: bool = False
     early_stop: dict[str, float] | None = None  # stabcheck.trend.early_stop_rule
+    extend: dict[str, int] | None = None  # stabcheck.trend.extension_rule
     threads: int | None = None  # TensorFlow intra-op threads of each worker
 
     def message(self) -> dict[str, Any]:
@@ -98,6 +99,7 @@ class WorkerInit:
             "dtype_policy": self.dtype_policy,
             "check_numerics": self.check_numerics,
             "early_stop": self.early_stop,
+            "extend": self.extend,
             "threads": self.threads,
         }
 

@@ -135,6 +135,7 @@ def run_probe(
     seed: int,
     emit: Callable[[dict[str, Any]], None],
     early_stop: dict[str, float] | None = None,
+    extend: dict[str, int] | None = None,
 ) -> None:
     """Train one probe, emitting ``step``, ``nonfinite`` and ``done`` messages.
 
@@ -142,6 +143,11 @@ def run_probe(
         early_stop: ``stabcheck.trend.early_stop_rule``: stop once the median of the last
             ``window`` losses is above ``factor`` x the first step's loss, from step
             ``min_steps`` (decided).
+        extend: ``stabcheck.trend.extension_rule``: when, after the probe's steps, a class
+            with at least ``min_support`` held-out samples is never predicted, keep training
+            (the same shuffled epochs, continued), doubling the steps up to ``factor`` x
+            the planned ones, until every such class is predicted (``step_info["extended"]``
+            records each extension and the held-out predictions that asked for it).
     """
     settings = probe.settings
     strategy = settings.class_weight
@@ -163,51 +169,92 @@ def run_probe(
     normalized = strategy.startswith("normalized")
     # A batch above the user's data is capped as fit caps it (the plan says where).
     batch_size = settings.effective_batch_size or settings.batch_size
-    batches = _batch_indices(len(dataset.x_train), batch_size, probe.steps, seed)
+    limit = probe.steps
+    if extend and not regression and probe.steps >= 1:
+        limit = probe.steps * max(1, int(extend.get("factor", 1)))
+    # the planned batches are the first ones whatever the limit (the epochs are drawn in order)
+    batches = _batch_indices(len(dataset.x_train), batch_size, limit, seed)
     seen: list[float] = []
     if tf.config.list_logical_devices("GPU"):
         tf.config.experimental.reset_memory_stats("GPU:0")
     reset_peak_rss()
-    for step, idx in enumerate(batches, start=1):
-        x = dataset.x_train[idx]
-        y = y_train[idx]
-        classes = dataset.c_train[idx]
-        sw = weights[classes]  # what fit(class_weight=...) derives per sample
-        if normalized:  # the weighted loss divided by the batch's total weight
-            sw = sw * (len(sw) / sw.sum())
-        if step == 1 and watched:
-            emit({"type": "class_grads", "step": step,
-                  "norms": _start_shares(trainer, setup, probe, x, y, sw, classes, watched)})
-        loss, gnorm, recorded, grad_state, weight_state = trainer.step(x, y, sw)
-        loss_v = float(loss)
-        gnorm_v = float(gnorm) if int(recorded) else None
-        emit({"type": "step", "step": step, "loss": loss_v, "grad_norm": gnorm_v})
-        if early_stop and watch_divergence(loss_v, step, early_stop, seen):
-            emit({"type": "done", "holdout": None, "stopped_early": True,
-                  "peak_gpu_bytes": _peak_gpu_bytes(), "peak_private_bytes": peak_private_rss(),
-                  "step_info": _step_info(trainer, batch_size, regression)})
+
+    def train(first: int, last: int) -> bool:
+        """Steps ``first``..``last``; False when the probe ended (stopped or non-finite)."""
+        for step in range(first, last + 1):
+            idx = batches[step - 1]
+            x = dataset.x_train[idx]
+            y = y_train[idx]
+            classes = dataset.c_train[idx]
+            sw = weights[classes]  # what fit(class_weight=...) derives per sample
+            if normalized:  # the weighted loss divided by the batch's total weight
+                sw = sw * (len(sw) / sw.sum())
+            if step == 1 and watched:
+                emit({"type": "class_grads", "step": step,
+                      "norms": _start_shares(trainer, setup, probe, x, y, sw, classes,
+                                             watched)})
+            loss, gnorm, recorded, grad_state, weight_state = trainer.step(x, y, sw)
+            loss_v = float(loss)
+            gnorm_v = float(gnorm) if int(recorded) else None
+            emit({"type": "step", "step": step, "loss": loss_v, "grad_norm": gnorm_v})
+            if early_stop and watch_divergence(loss_v, step, early_stop, seen):
+                emit({"type": "done", "holdout": None, "stopped_early": True,
+                      "peak_gpu_bytes": _peak_gpu_bytes(),
+                      "peak_private_bytes": peak_private_rss(),
+                      "step_info": _step_info(trainer, batch_size, regression)})
+                return False
+            bad = _first_non_finite(loss_v, grad_state.numpy() if int(recorded) else None,
+                                    weight_state.numpy(), trainer.tvars)
+            if bad is not None:
+                where, variable, value = bad
+                emit({"type": "nonfinite", "step": step, "where": where, "variable": variable,
+                      "value": value, "peak_private_bytes": peak_private_rss(),
+                      "step_info": _step_info(trainer, batch_size, regression)})
+                return False
+            if step == probe.steps > 1 and watched:  # after the planned last step: the
+                # separate gradient function's memory fits in what the step freed (measured)
+                emit({"type": "class_grads", "step": step,
+                      "norms": _class_grad_norms(trainer.grad_norm, x, y, sw, classes,
+                                                 watched)})
+        return True
+
+    done, peak, gpu_peak = 0, None, None
+    extensions: list[dict[str, Any]] = []
+    while True:
+        target = probe.steps if not done else min(limit, 2 * done)
+        if not train(done + 1, target):
             return
-        bad = _first_non_finite(loss_v, grad_state.numpy() if int(recorded) else None,
-                                weight_state.numpy(), trainer.tvars)
-        if bad is not None:
-            where, variable, value = bad
-            emit({"type": "nonfinite", "step": step, "where": where, "variable": variable,
-                  "value": value, "peak_private_bytes": peak_private_rss(),
-                  "step_info": _step_info(trainer, batch_size, regression)})
-            return
-        if step == probe.steps > 1 and watched:  # after the last step: the separate
-            # gradient function's memory fits in what the step freed (measured)
-            emit({"type": "class_grads", "step": step,
-                  "norms": _class_grad_norms(trainer.grad_norm, x, y, sw, classes, watched)})
-    peak = peak_private_rss()  # before evaluation, which is not part of training
-    gpu_peak = _peak_gpu_bytes()
-    holdout = evaluate(setup.model, dataset, setup, batch_size, probe.steps)
+        done = target
+        # before evaluation, which is not part of training
+        peak = _max_or_none(peak, peak_private_rss())
+        gpu_peak = _max_or_none(gpu_peak, _peak_gpu_bytes())
+        holdout = evaluate(setup.model, dataset, setup, batch_size, done)
+        unseen = _unpredicted(holdout, int((extend or {}).get("min_support", 1)))
+        if done >= limit or not unseen:
+            break
+        extensions.append({"at_step": done, "to_step": min(limit, 2 * done),
+                           "unpredicted": unseen, "pred_counts": holdout["pred_counts"],
+                           "accuracy": holdout["accuracy"]})
+        reset_peak_rss()  # the next steps' peak, without this evaluation's
     info = _step_info(trainer, batch_size, regression)
+    if extensions:
+        info["extended"] = extensions
     after = peak_private_rss()
     if peak is not None and after is not None:  # what held-out evaluation added (evidence)
         info["evaluation_extra_bytes"] = max(0, after - peak)
     emit({"type": "done", "holdout": holdout, "peak_gpu_bytes": gpu_peak,
           "peak_private_bytes": peak, "step_info": info})
+
+
+def _unpredicted(holdout: dict[str, Any], min_support: int) -> list[int]:
+    """The classes with at least ``min_support`` held-out samples that are never predicted."""
+    true, pred = holdout.get("true_counts") or [], holdout.get("pred_counts") or []
+    return [c for c, (t, p) in enumerate(zip(true, pred, strict=False))
+            if t >= min_support and p == 0]
+
+
+def _max_or_none(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _step_info(trainer: ProbeTrainer, batch_size: int, regression: bool = False
@@ -279,7 +326,7 @@ def _metrics(dataset: Dataset, setup: ModelSetup, predict: Callable[[Any], Any],
         pred = (np.concatenate([o.reshape(o.shape[0], -1) for o in outputs]) if outputs
                 else np.zeros((0, dataset.target_width)))
         return {**regression_metrics(dataset.y_val, pred), "task": "regression"}
-    preds, scores = [], []
+    preds, scores, outputs = [], [], []
     for start in range(0, len(dataset.x_val), batch_size):
         out = np.asarray(predict(dataset.x_val[start:start + batch_size]))
         out = out.astype(np.float64)
@@ -287,13 +334,20 @@ def _metrics(dataset: Dataset, setup: ModelSetup, predict: Callable[[Any], Any],
             threshold = 0.0 if setup.describe["from_logits"] else 0.5
             scores.append(out.reshape(-1))
             preds.append((out.reshape(-1) > threshold).astype(np.int64))
+            outputs.append(out.reshape(-1).astype(np.float32))
         else:
             if out.shape[-1] == 2:
                 scores.append(out[:, 1])
             preds.append(np.argmax(out, axis=-1).astype(np.int64))
+            outputs.append(out.reshape(out.shape[0], -1).astype(np.float32))
     pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
     score = np.concatenate(scores) if scores and dataset.n_classes == 2 else None
-    return classification_metrics(dataset.c_val, pred, dataset.n_classes, scores=score)
+    # every class's score, for how well a class never predicted is already ranked
+    ranked = np.concatenate(outputs) if outputs else None
+    if ranked is not None and ranked.ndim == 2 and ranked.shape[1] != dataset.n_classes:
+        ranked = None  # an output that is not one score per class ranks nothing
+    return classification_metrics(dataset.c_val, pred, dataset.n_classes, scores=score,
+                                  class_scores=ranked)
 
 
 def watch_divergence(loss: float, step: int, rule: dict[str, float],

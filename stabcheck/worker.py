@@ -167,7 +167,8 @@ def main() -> int:
         emit = _ProbeEmitter(channel, probe.id)
         try:
             training.run_probe(setup, dataset, probe, request.get("class_weights"),
-                               int(init["seed"]), emit, early_stop=init.get("early_stop"))
+                               int(init["seed"]), emit, early_stop=init.get("early_stop"),
+                               extend=init.get("extend"))
         except Exception as exc:
             channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
     # Everything the parent needs has been sent: skip TensorFlow's teardown (about a

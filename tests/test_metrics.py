@@ -13,10 +13,11 @@ from sklearn.metrics import (
     confusion_matrix,
     f1_score,
     precision_recall_fscore_support,
+    roc_auc_score,
 )
 
 from stabcheck.errors import InternalError
-from stabcheck.metrics import average_precision, classification_metrics
+from stabcheck.metrics import average_precision, classification_metrics, roc_auc
 
 # --------------------------------------------------------------------------- hand-computed
 
@@ -202,6 +203,7 @@ def test_empty_input_has_no_warnings_and_no_division() -> None:
         "confusion": [[0, 0, 0], [0, 0, 0], [0, 0, 0]],
         "minority_class": None,
         "minority_recall": None,
+        "unpredicted_auc": [],
     }
 
 
@@ -297,6 +299,42 @@ def test_pr_auc_matches_sklearn(seed: int) -> None:
     got = classification_metrics(true, (scores > 0.5).astype(int), 2, scores)
     assert got["pr_auc"] == pytest.approx(average_precision_score(true, scores))
     assert average_precision(true == 1, scores) == pytest.approx(got["pr_auc"])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_roc_auc_matches_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 300))
+    true = rng.random(n) < rng.uniform(0.02, 0.5)
+    true[0], true[1] = True, False  # one of each
+    scores = rng.normal(size=n) + rng.uniform(-1, 2) * true
+    if seed % 2:  # many ties
+        scores = np.round(scores, 1)
+    assert roc_auc(true, scores) == pytest.approx(roc_auc_score(true, scores))
+
+
+def test_roc_auc_is_undefined_without_both_classes_or_with_a_nan() -> None:
+    assert roc_auc(np.array([True, True]), np.array([0.1, 0.2])) is None
+    assert roc_auc(np.array([True, False]), np.array([np.nan, 0.2])) is None
+
+
+def test_unpredicted_auc_names_each_class_never_predicted_and_ranks_it() -> None:
+    """Softmax scores: class 2 is never predicted, yet its own score ranks its samples
+    first (AUC 1.0); class 1, predicted, gets no entry. One sigmoid output: class 0 is
+    ranked by the negated score of class 1."""
+    true = np.array([0, 0, 0, 1, 1, 2, 2])
+    scores = np.array([[.8, .1, .1], [.7, .2, .1], [.6, .3, .1], [.2, .7, .1],
+                       [.3, .6, .1], [.5, .1, .4], [.45, .2, .35]])
+    got = classification_metrics(true, scores.argmax(1), 3, class_scores=scores)
+    assert got["unpredicted_auc"] == [
+        {"class": 2, "auc": pytest.approx(roc_auc_score(true == 2, scores[:, 2]))}]
+    assert got["unpredicted_auc"][0]["auc"] == pytest.approx(1.0)
+    sigmoid = np.array([0.9, 0.8, 0.7, 0.95])
+    got = classification_metrics(np.array([0, 1, 1, 1]), np.ones(4, dtype=int), 2,
+                                 class_scores=sigmoid)
+    assert got["unpredicted_auc"] == [{"class": 0, "auc": pytest.approx(
+        roc_auc_score([1, 0, 0, 0], -sigmoid))}]
+    assert classification_metrics(true, scores.argmax(1), 3)["unpredicted_auc"] == []
 
 
 def _close(got: object, expected: object) -> bool:

@@ -151,3 +151,45 @@ def test_a_majority_class_never_predicted_is_named_as_the_majority(probe_run, tm
     advice = recommendations(report)
     assert any("never predicts the majority class (0)" in line for line in advice), advice
     assert not any("ignores a minority class" in line for line in advice)
+
+
+def test_an_unpredicted_minority_the_model_already_ranks_is_too_short_to_tell(
+        probe_run, tmp_path):
+    """4,000 rows, 2% positives shifted by 2.5 on three features, no weights, Adam lr 1e-2,
+    40 steps of batch 64: the model has learned the prior (none of the 16 held-out
+    positives is predicted yet) and already ranks them above the negatives (ROC-AUC 0.99),
+    while its loss is still falling. Measured: the same probe at 100 steps predicts 3
+    positives (and at lr 3e-3, 9): not a collapse, but too short to tell at 40."""
+    data = fraud_like(tmp_path / "ranked.npz", 4000, 0.02, amount=False)
+    report, data_json, _ = probe_run(model="builtin:mlp", data=str(data),
+                                     class_weight=["none"], lr=["1e-2"], batch_size=["64"],
+                                     steps=40)
+    (result,) = report.results
+    verdict = result.verdict
+    holdout = result.run.holdout
+    assert holdout is not None and holdout.pred_counts[1] == 0  # not one positive called
+    assert verdict.outcome.value == "stable", verdict.summary
+    evidence = verdict.evidence
+    assert evidence["not_judged_because"] == "still_learning"
+    assert evidence["withheld_verdict"] == "minority_collapse"
+    (ranked,) = evidence["still_learning"]["classes"]
+    assert ranked["class"] == "1" and ranked["auc"] >= 0.75 and ranked["z"] >= 3
+    assert evidence["still_learning"]["last_median"] < evidence["still_learning"]["first_median"]
+    assert "too short to tell" in verdict.summary
+    assert data_json["probes"][0]["holdout"]["unpredicted_auc"][0]["class"] == 1
+    assert any("too short to tell" in line and "--steps 160 or more" in line
+               for line in recommendations(report))
+
+
+def test_an_unpredicted_minority_the_model_cannot_rank_is_a_collapse(probe_run, tmp_path):
+    """The same problem with positives that look like negatives (no shift): the model
+    learns the prior, predicts no positive and ranks them at chance (ROC-AUC about 0.5):
+    no amount of training finds them, the collapse stands."""
+    data = fraud_like(tmp_path / "unranked.npz", 4000, 0.02, shift=0.0, amount=False)
+    report, _, _ = probe_run(model="builtin:mlp", data=str(data), class_weight=["none"],
+                             lr=["1e-3"], batch_size=["64"], steps=40)
+    (result,) = report.results
+    verdict = result.verdict
+    assert verdict.outcome.value == "minority_collapse", verdict.summary
+    (ranked,) = result.run.holdout.metrics["unpredicted_auc"]
+    assert ranked["class"] == 1 and abs(ranked["auc"] - 0.5) < 0.2
