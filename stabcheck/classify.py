@@ -15,6 +15,7 @@ from typing import Any
 
 from stabcheck.oom import is_oom_message
 from stabcheck.results import (
+    MEMORY_SEARCH_TAGS,
     HoldoutEval,
     Outcome,
     ProbeRun,
@@ -118,6 +119,32 @@ def _classify(run: ProbeRun, class_names: Sequence[str], thresholds: Thresholds)
     return _curves_and_predictions(run, class_names, thresholds)
 
 
+def extension_step(run: ProbeRun, class_names: Sequence[str] = (),
+                   thresholds: Thresholds | None = None) -> int | None:
+    """Whether a probe the worker has just evaluated trains on, and to which step.
+
+    A probe whose held-out predictions miss a class (``minority_collapse``, or that
+    verdict withheld as too early to judge) trains on, the steps doubled each time, up to
+    ``collapse_extension_factor`` x the planned ones; any other verdict (stable,
+    numerical, another learning verdict) finishes, and so does a probe of the memory
+    search (it measures memory, not learning). Returns the step to train to, or None.
+    """
+    t = thresholds or DEFAULT_THRESHOLDS
+    probe = run.probe
+    if t.collapse_extension_factor <= 1 or probe.id.split(":")[0] in (*MEMORY_SEARCH_TAGS,
+                                                                       "memory"):
+        return None
+    done, limit = run.steps_completed, probe.steps * t.collapse_extension_factor
+    if done < 1 or done >= limit:
+        return None
+    verdict = classify(run, class_names, t)
+    collapse = Outcome.MINORITY_COLLAPSE.value
+    if verdict.outcome is Outcome.MINORITY_COLLAPSE or \
+            verdict.evidence.get("withheld_verdict") == collapse:
+        return min(limit, 2 * done)
+    return None
+
+
 def smoothed_losses(losses: Sequence[float], beta: float) -> list[float]:
     """Bias-corrected exponential moving average (as Lightning's and fastai's LR finders)."""
     avg, out = 0.0, []
@@ -165,7 +192,7 @@ def _curves_and_predictions(
     extended = (run.step_info or {}).get("extended")
     if extended:
         extra["extended"] = extended
-        warnings.append(_extension_note(run, extended, class_names))
+        warnings.append(_extension_note(run, extended, class_names, t))
     holdout = run.holdout
     if isinstance(holdout, RegressionEval):
         return _with_warnings(_regression(run, holdout, smooth, t), extra, warnings)
@@ -251,19 +278,20 @@ def _regression_scores(holdout: RegressionEval, r2: bool = True) -> str:
 
 
 def _extension_note(run: ProbeRun, extended: Sequence[dict[str, Any]],
-                    names: Sequence[str]) -> str:
-    """``extended from 100 to 400 steps: class 1 was not predicted at step 100 (...)``."""
+                    names: Sequence[str], t: Thresholds) -> str:
+    """``extended from 100 to 400 steps: class 1 was not predicted at step 100, ...``."""
     first = extended[0]
-    unseen = [str(names[c]) if c < len(names) else str(c) for c in first["unpredicted"]]
-    which = f"class{'es' if len(unseen) > 1 else ''} {', '.join(unseen)}"
     planned, ran = first["at_step"], run.steps_completed
     holdout = run.holdout
-    still = isinstance(holdout, HoldoutEval) and all(
-        holdout.pred_counts[c] == 0 for c in first["unpredicted"] if c < len(holdout.pred_counts))
-    outcome = ("still not predicted" if still else
-               f"predicted by step {ran}")
+    true = holdout.true_counts if isinstance(holdout, HoldoutEval) else ()
+    missed = [c for c, n in enumerate(first["pred_counts"])
+              if n == 0 and c < len(true) and true[c] >= t.min_class_support]
+    label = (lambda c: str(names[c])) if len(names) == len(true) else str
+    which = f"class{'es' if len(missed) != 1 else ''} {', '.join(map(label, missed))}"
+    still = isinstance(holdout, HoldoutEval) and all(holdout.pred_counts[c] == 0 for c in missed)
+    outcome = "still not predicted" if still else f"predicted by step {ran}"
     return (f"extended from {planned} to {ran} steps: {which} "
-            f"{'was' if len(unseen) == 1 else 'were'} not predicted at step {planned}, "
+            f"{'was' if len(missed) == 1 else 'were'} not predicted at step {planned}, "
             f"{outcome}")
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 
 from stabcheck import __version__, gpu, memguard
-from stabcheck.classify import classify
+from stabcheck.classify import classify, extension_step
 from stabcheck.classweights import class_weights_for, weights_by_name
 from stabcheck.config import Settings
 from stabcheck.data import Dataset, load_dataset, npz_has_sample_weight, save_prepared
@@ -58,7 +58,7 @@ from stabcheck.results import (
     Verdict,
 )
 from stabcheck.runner import ProbeRunner, WorkerInit
-from stabcheck.trend import early_stop_rule, extension_rule
+from stabcheck.trend import early_stop_rule
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,8 @@ def run_probe_grid(
         n_workers = worker_count(settings)
         init = WorkerInit(str(prepared), spec.to_json(), settings.loss, settings.optimizer,
                           settings.seed, settings.gpu_memory_budget,
-                          early_stop=early_stop_rule(t), extend=extension_rule(t),
+                          early_stop=early_stop_rule(t),
+                          extend=t.collapse_extension_factor > 1,
                           threads=max(1, (os.cpu_count() or 1) // n_workers))
         current: dict[str, Any] = {"total": 0}
 
@@ -172,9 +173,14 @@ def run_probe_grid(
             emit(Progress("step", probe=probe, step=step, total=current["total"]))
 
         shared: dict[str, Any] = {}  # what the first worker learns, for every runner
+
+        def extend(run: ProbeRun) -> int | None:
+            return extension_step(run, dataset.class_names, t)
+
         runners = [ProbeRunner(init, run_dir, timeout=settings.timeout,
                                memory_budget=settings.memory_budget, on_step=on_step,
-                               name=f"w{i}", shared=shared) for i in range(n_workers)]
+                               name=f"w{i}", shared=shared, extend=extend)
+                   for i in range(n_workers)]
         runner = runners[0]
         results: list[ProbeResult] = []
         seed_probes: list[SeedProbe] = []
@@ -241,7 +247,8 @@ def run_probe_grid(
                     _reprobe_finalists(
                         init, run_dir, settings, runners, weights, classifier, journal, emit,
                         on_step, _provisional(settings, dataset, weights, results),
-                        previous.seed_results if previous else {}, seed_probes)
+                        previous.seed_results if previous else {}, seed_probes,
+                        extend=extend)
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
                     memory = _memory(runner, template, results, weights, settings, journal,
                                      emit, memory_only, measured, enforcement,
@@ -454,6 +461,7 @@ def _reprobe_finalists(
     weights: dict[str, list[float] | None], classifier: Callable[[ProbeRun], Verdict],
     journal: Journal, emit: ProgressCallback, on_step: Callable[[Probe, int], None],
     grid: RunReport, done: dict[tuple[str, int], ProbeResult], out: list[SeedProbe],
+    extend: Callable[[ProbeRun], int | None] | None = None,
 ) -> None:
     """Re-probe the recommendation's finalists under the other seeds (``--seeds``).
 
@@ -475,7 +483,7 @@ def _reprobe_finalists(
     def reprobe(seed: int) -> None:
         runner = ProbeRunner(replace(init, seed=seed), run_dir, timeout=settings.timeout,
                              memory_budget=settings.memory_budget, on_step=on_step,
-                             name=f"seed{seed}")
+                             name=f"seed{seed}", extend=extend)
         with lock:
             runners.append(runner)  # ended with the others on an interrupt
 

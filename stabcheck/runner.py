@@ -16,6 +16,11 @@ The parent/child protocol (JSON lines; only JSON-safe values cross the boundary)
                                                       "optimizer")
                                                  ◀─── {"type":"step", id, step, loss, grad_norm} xN
                                                       (grad_norm null: not measured)
+                                                 ◀─── (init.extend) {"type":"evaluated", id,
+                                                      step, holdout} after the held-out
+                                                      evaluation; it waits for
+    stdin  {"type":"extend", to} or              ───▶ more steps, then evaluates again,
+           {"type":"finish"}                          or its final message
                                                  ◀─── one of {"type":"done", id, holdout, ...}
                                                              {"type":"nonfinite", id, step, ...}
                                                              {"type":"exception", id, oom, ...}
@@ -84,7 +89,7 @@ class WorkerInit:
     dtype_policy: str | None = None
     check_numerics: bool = False
     early_stop: dict[str, float] | None = None  # stabcheck.trend.early_stop_rule
-    extend: dict[str, int] | None = None  # stabcheck.trend.extension_rule
+    extend: bool = False  # ask the parent after each held-out evaluation ("evaluated")
     threads: int | None = None  # TensorFlow intra-op threads of each worker
 
     def message(self) -> dict[str, Any]:
@@ -105,6 +110,9 @@ class WorkerInit:
 
 
 StepCallback = Callable[[Probe, int], None]
+# Asked with the run so far (its steps, its held-out evaluation) when a worker has
+# evaluated a probe: the step to train on to, or None to finish (``WorkerInit.extend``).
+ExtendCallback = Callable[[ProbeRun], "int | None"]
 
 
 class _Worker:
@@ -248,6 +256,8 @@ class ProbeRunner:
         timeout: wall-clock seconds one probe may take.
         memory_budget: host bytes a worker may use, or None.
         on_step: called with (probe, step) as step records arrive.
+        extend: decides whether a probe that was evaluated trains on (``ExtendCallback``);
+            without it a worker asked to wait is told to finish.
         shared: what the runners of one run learn once for all (the same dict for each):
             the model's description, and per dtype policy the run of a worker that ran
             out of memory building the model (every probe under that policy would too).
@@ -263,8 +273,10 @@ class ProbeRunner:
         on_step: StepCallback | None = None,
         name: str = "w0",
         shared: dict[str, Any] | None = None,
+        extend: ExtendCallback | None = None,
     ) -> None:
         self._name = name
+        self._extend = extend
         self._init = init
         self._run_dir = run_dir
         self._timeout = timeout
@@ -420,6 +432,16 @@ class ProbeRunner:
                     self._on_step(probe, message["step"])
             if kind == "class_grads":
                 class_grads.append((message["step"], message["norms"]))
+                continue
+            if kind == "evaluated":
+                to = None
+                if self._extend is not None:
+                    so_far = ProbeRun(probe=probe, termination=Termination.COMPLETED,
+                                      steps=tuple(steps), holdout=_holdout(message["holdout"]))
+                    to = self._extend(so_far)
+                reply = {"type": "extend", "to": int(to)} if to else {"type": "finish"}
+                if not worker.send(reply):
+                    return self._died(worker, probe, watch, steps)
                 continue
             if kind in ("done", "nonfinite", "exception"):
                 watch.reported = message.get("peak_private_bytes")

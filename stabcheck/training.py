@@ -135,7 +135,7 @@ def run_probe(
     seed: int,
     emit: Callable[[dict[str, Any]], None],
     early_stop: dict[str, float] | None = None,
-    extend: dict[str, int] | None = None,
+    extend: Callable[[int, dict[str, Any]], int | None] | None = None,
 ) -> None:
     """Train one probe, emitting ``step``, ``nonfinite`` and ``done`` messages.
 
@@ -143,11 +143,10 @@ def run_probe(
         early_stop: ``stabcheck.trend.early_stop_rule``: stop once the median of the last
             ``window`` losses is above ``factor`` x the first step's loss, from step
             ``min_steps`` (decided).
-        extend: ``stabcheck.trend.extension_rule``: when, after the probe's steps, a class
-            with at least ``min_support`` held-out samples is never predicted, keep training
-            (the same shuffled epochs, continued), doubling the steps up to ``factor`` x
-            the planned ones, until every such class is predicted (``step_info["extended"]``
-            records each extension and the held-out predictions that asked for it).
+        extend: asked, after the probe's steps and after each extension, with the steps
+            done and the held-out evaluation: the step to keep training to (the same
+            shuffled epochs, continued), or None to finish. ``step_info["extended"]``
+            records each extension and the held-out predictions that asked for it.
     """
     settings = probe.settings
     strategy = settings.class_weight
@@ -169,11 +168,7 @@ def run_probe(
     normalized = strategy.startswith("normalized")
     # A batch above the user's data is capped as fit caps it (the plan says where).
     batch_size = settings.effective_batch_size or settings.batch_size
-    limit = probe.steps
-    if extend and not regression and probe.steps >= 1:
-        limit = probe.steps * max(1, int(extend.get("factor", 1)))
-    # the planned batches are the first ones whatever the limit (the epochs are drawn in order)
-    batches = _batch_indices(len(dataset.x_train), batch_size, limit, seed)
+    batches = _batch_indices(len(dataset.x_train), batch_size, probe.steps, seed)
     seen: list[float] = []
     if tf.config.list_logical_devices("GPU"):
         tf.config.experimental.reset_memory_stats("GPU:0")
@@ -218,10 +213,12 @@ def run_probe(
                                                  watched)})
         return True
 
-    done, peak, gpu_peak = 0, None, None
+    done, target, peak, gpu_peak = 0, probe.steps, None, None
     extensions: list[dict[str, Any]] = []
     while True:
-        target = probe.steps if not done else min(limit, 2 * done)
+        if target > len(batches):  # an extension: the same epochs, continued (the first
+            # batches are the planned ones: the epochs are drawn in order)
+            batches = _batch_indices(len(dataset.x_train), batch_size, target, seed)
         if not train(done + 1, target):
             return
         done = target
@@ -229,12 +226,13 @@ def run_probe(
         peak = _max_or_none(peak, peak_private_rss())
         gpu_peak = _max_or_none(gpu_peak, _peak_gpu_bytes())
         holdout = evaluate(setup.model, dataset, setup, batch_size, done)
-        unseen = _unpredicted(holdout, int((extend or {}).get("min_support", 1)))
-        if done >= limit or not unseen:
+        more = extend(done, holdout) if extend is not None and not regression else None
+        if not more or more <= done:
             break
-        extensions.append({"at_step": done, "to_step": min(limit, 2 * done),
-                           "unpredicted": unseen, "pred_counts": holdout["pred_counts"],
+        extensions.append({"at_step": done, "to_step": int(more),
+                           "pred_counts": holdout["pred_counts"],
                            "accuracy": holdout["accuracy"]})
+        target = int(more)
         reset_peak_rss()  # the next steps' peak, without this evaluation's
     info = _step_info(trainer, batch_size, regression)
     if extensions:
@@ -244,13 +242,6 @@ def run_probe(
         info["evaluation_extra_bytes"] = max(0, after - peak)
     emit({"type": "done", "holdout": holdout, "peak_gpu_bytes": gpu_peak,
           "peak_private_bytes": peak, "step_info": info})
-
-
-def _unpredicted(holdout: dict[str, Any], min_support: int) -> list[int]:
-    """The classes with at least ``min_support`` held-out samples that are never predicted."""
-    true, pred = holdout.get("true_counts") or [], holdout.get("pred_counts") or []
-    return [c for c, (t, p) in enumerate(zip(true, pred, strict=False))
-            if t >= min_support and p == 0]
 
 
 def _max_or_none(a: int | None, b: int | None) -> int | None:

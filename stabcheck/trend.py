@@ -221,11 +221,3 @@ def early_stop_rule(t: Thresholds) -> dict[str, float]:
     """The worker's early exit as it travels to the worker (``WorkerInit.early_stop``)."""
     return {"factor": t.early_stop_factor, "min_steps": t.early_stop_min_steps,
             "window": t.spike_window}
-
-
-def extension_rule(t: Thresholds) -> dict[str, int] | None:
-    """The worker's extension of a probe whose held-out predictions miss a class, as it
-    travels to the worker (``WorkerInit.extend``); None when the factor disables it."""
-    if t.collapse_extension_factor <= 1:
-        return None
-    return {"factor": t.collapse_extension_factor, "min_support": t.min_class_support}

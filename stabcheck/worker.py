@@ -52,6 +52,20 @@ class _ProbeEmitter:
         self._channel.send({**message, "id": self._id})
 
 
+def _asker(emit: _ProbeEmitter) -> Any:
+    """The probe's question to the parent after a held-out evaluation: ``evaluated`` (the
+    step and the evaluation) goes out, one line comes back on stdin, ``{"type": "extend",
+    "to": N}`` (train on to step N) or ``{"type": "finish"}``."""
+
+    def ask(step: int, holdout: dict[str, Any]) -> int | None:
+        emit({"type": "evaluated", "step": step, "holdout": holdout})
+        line = sys.stdin.readline()
+        reply = json.loads(line) if line.strip() else {"type": "finish"}
+        return int(reply["to"]) if reply.get("type") == "extend" else None
+
+    return ask
+
+
 def _clip_text(text: str, head: int = 1000, tail: int = 3000) -> str:
     """A long message's start and end: TensorFlow puts its traceback first and the
     sentence that matters (check-numerics' "Detected ... in op ...") last."""
@@ -168,7 +182,7 @@ def main() -> int:
         try:
             training.run_probe(setup, dataset, probe, request.get("class_weights"),
                                int(init["seed"]), emit, early_stop=init.get("early_stop"),
-                               extend=init.get("extend"))
+                               extend=_asker(emit) if init.get("extend") else None)
         except Exception as exc:
             channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
     # Everything the parent needs has been sent: skip TensorFlow's teardown (about a

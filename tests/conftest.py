@@ -34,7 +34,8 @@ def validate_result(report: RunReport, tmp_path: Path) -> dict:
 def probe_run(tmp_path: Path):
     """Run ``stabcheck probe`` in-process with flags; returns (report, json dict, journal)."""
 
-    def run(**flags) -> tuple[RunReport, dict, list[dict]]:
+    def run(config: str | None = None, **flags) -> tuple[RunReport, dict, list[dict]]:
+        """``config``: the text of a TOML config file to merge the flags into."""
         journal = tmp_path / "journal.jsonl"
         flags.setdefault("journal", str(journal))
         flags.setdefault("timeout", 120)
@@ -44,7 +45,11 @@ def probe_run(tmp_path: Path):
         # No re-probes of the recommendation's finalists unless a test asks (--seeds):
         # each extra seed starts a worker, and most tests are about the grid.
         flags.setdefault("seeds", 1)
-        report = run_probe_grid(build_settings(None, flags))
+        config_path = None
+        if config is not None:
+            config_path = tmp_path / "probe-run.toml"
+            config_path.write_text(config)
+        report = run_probe_grid(build_settings(config_path, flags))
         data = validate_result(report, tmp_path)
         lines = [json.loads(line) for line in Path(flags["journal"]).read_text().splitlines()]
         return report, data, lines

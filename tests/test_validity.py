@@ -19,6 +19,8 @@ from stabcheck.results import ProbeResult
 from tests.conftest import FIXTURES
 
 MODELS = FIXTURES / "validity_models.py"
+# A probe judged at its planned steps, without training on where a class is not predicted.
+NO_EXTENSION = "[thresholds]\ncollapse_extension_factor = 1\n"
 
 
 def fraud_like(path: Path, n: int, rate: float, shift: float = 2.5, amount: bool = True,
@@ -34,6 +36,11 @@ def fraud_like(path: Path, n: int, rate: float, shift: float = 2.5, amount: bool
         x[:, 3] = x[:, 3] * 30 + 100
     np.savez(path, x=x + offset, y=y)
     return path
+
+
+def result_steps(report) -> int:
+    (result,) = report.results
+    return result.run.steps_completed
 
 
 def old_ema_rule_fires(result: ProbeResult) -> bool:
@@ -116,7 +123,7 @@ def test_a_batchnorm_model_at_few_steps_gets_no_collapse_verdict(probe_run, tmp_
     data = fraud_like(tmp_path / "bn.npz", 3000, 0.2, shift=3.0, amount=False, offset=100.0)
     report, data_json, _ = probe_run(model=f"{MODELS}:batchnorm_mlp", data=str(data),
                                      class_weight=["none"], lr=["1e-2"], batch_size=["64"],
-                                     steps=100)
+                                     steps=100, config=NO_EXTENSION)
     (result,) = report.results
     verdict = result.verdict
     assert verdict.outcome.value == "stable", verdict.summary
@@ -134,13 +141,38 @@ def test_a_batchnorm_model_at_few_steps_gets_no_collapse_verdict(probe_run, tmp_
                for line in recommendations(report))
 
 
+def test_a_probe_that_misses_a_class_trains_on_until_it_can_be_judged(probe_run, tmp_path):
+    """The BatchNorm model above, as stabcheck runs it by default: after 100 steps class 0
+    is not predicted in inference mode, so the probe trains on (200, then 400 steps: the
+    moving statistics hold 0.99^400 = 2% of their initial values) and is judged there:
+    both classes predicted, stable, with a note of the extension."""
+    data = fraud_like(tmp_path / "bn.npz", 3000, 0.2, shift=3.0, amount=False, offset=100.0)
+    report, data_json, _ = probe_run(model=f"{MODELS}:batchnorm_mlp", data=str(data),
+                                     class_weight=["none"], lr=["1e-2"], batch_size=["64"],
+                                     steps=100)
+    (result,) = report.results
+    verdict = result.verdict
+    assert verdict.outcome.value == "stable", verdict.summary
+    assert result.run.steps_completed > 100
+    assert [s.step for s in result.run.steps] == list(range(1, result.run.steps_completed + 1))
+    extended = verdict.evidence["extended"]
+    assert extended[0]["at_step"] == 100 and min(extended[0]["pred_counts"]) == 0
+    assert min(result.run.holdout.pred_counts) > 0  # judged: every class predicted
+    assert "learning_verdict" not in verdict.evidence
+    assert f"extended from 100 to {result.run.steps_completed} steps" in verdict.summary
+    probe = data_json["probes"][0]
+    assert probe["steps_planned"] == 100
+    assert probe["steps_completed"] == len(probe["loss_history"]) == result.run.steps_completed
+
+
 def test_a_majority_class_never_predicted_is_named_as_the_majority(probe_run, tmp_path):
     """A sigmoid output whose bias starts at +8: after 30 steps of Adam lr 5e-3 the loss
     moved (6.5 -> 4.8) but every held-out sample is still predicted positive, the
     minority (80 of 400): the class never predicted is the majority class 0."""
     data = fraud_like(tmp_path / "major.npz", 2000, 0.2, shift=3.0, amount=False)
     report, _, _ = probe_run(model=f"{MODELS}:biased_to_the_minority", data=str(data),
-                             class_weight=["none"], lr=["5e-3"], batch_size=["32"], steps=30)
+                             class_weight=["none"], lr=["5e-3"], batch_size=["32"], steps=30,
+                             config=NO_EXTENSION)
     (result,) = report.results
     verdict = result.verdict
     assert verdict.outcome.value == "minority_collapse", verdict.summary
@@ -158,12 +190,13 @@ def test_an_unpredicted_minority_the_model_already_ranks_is_too_short_to_tell(
     """4,000 rows, 2% positives shifted by 2.5 on three features, no weights, Adam lr 1e-2,
     40 steps of batch 64: the model has learned the prior (none of the 16 held-out
     positives is predicted yet) and already ranks them above the negatives (ROC-AUC 0.99),
-    while its loss is still falling. Measured: the same probe at 100 steps predicts 3
+    while its loss is still falling (judged at its planned steps: by default the probe trains
+    on and predicts them). Measured: the same probe at 100 steps predicts 3
     positives (and at lr 3e-3, 9): not a collapse, but too short to tell at 40."""
     data = fraud_like(tmp_path / "ranked.npz", 4000, 0.02, amount=False)
     report, data_json, _ = probe_run(model="builtin:mlp", data=str(data),
                                      class_weight=["none"], lr=["1e-2"], batch_size=["64"],
-                                     steps=40)
+                                     steps=40, config=NO_EXTENSION)
     (result,) = report.results
     verdict = result.verdict
     holdout = result.run.holdout
@@ -188,6 +221,8 @@ def test_an_unpredicted_minority_the_model_cannot_rank_is_a_collapse(probe_run, 
     data = fraud_like(tmp_path / "unranked.npz", 4000, 0.02, shift=0.0, amount=False)
     report, _, _ = probe_run(model="builtin:mlp", data=str(data), class_weight=["none"],
                              lr=["1e-3"], batch_size=["64"], steps=40)
+    # trained on (40 -> 80 -> 160 steps) and still nothing to predict it with
+    assert result_steps(report) == 160
     (result,) = report.results
     verdict = result.verdict
     assert verdict.outcome.value == "minority_collapse", verdict.summary
