@@ -96,7 +96,7 @@ def build_memory_report(
         suffix = "".join(f",{k}={v}" for k, v in sorted(changes.items()))
         pid = f"{tag}:" + probe_id(settings.class_weight, settings.learning_rate,
                                    settings.clip, batch_size) + suffix
-        probe = Probe(pid, settings, steps)
+        probe = Probe(pid, settings, steps, measure_only=True)
         run = runner.run(probe, class_weights)
         result = ProbeResult(run, _memory_verdict(classify(run), steps))
         if on_result is not None:

@@ -149,13 +149,20 @@ class Probe:
     id: str
     settings: ProbeSettings
     steps: int
+    # A probe of the memory search: it measures memory, its learning is not judged, so
+    # the worker does not evaluate it on the held-out split.
+    measure_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "settings": self.settings.to_json(), "steps": self.steps}
+        out = {"id": self.id, "settings": self.settings.to_json(), "steps": self.steps}
+        if self.measure_only:
+            out["measure_only"] = True
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Probe:
-        return cls(data["id"], ProbeSettings.from_json(data["settings"]), data["steps"])
+        return cls(data["id"], ProbeSettings.from_json(data["settings"]), data["steps"],
+                   bool(data.get("measure_only", False)))
 
 
 @dataclass(frozen=True)

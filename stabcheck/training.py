@@ -214,6 +214,7 @@ def run_probe(
         return True
 
     done, target, peak, gpu_peak = 0, probe.steps, None, None
+    holdout: dict[str, Any] | None = None
     extensions: list[dict[str, Any]] = []
     while True:
         if target > len(batches):  # an extension: the same epochs, continued (the first
@@ -225,6 +226,9 @@ def run_probe(
         # before evaluation, which is not part of training
         peak = _max_or_none(peak, peak_private_rss())
         gpu_peak = _max_or_none(gpu_peak, _peak_gpu_bytes())
+        if probe.measure_only:  # memory is measured; learning is not judged
+            holdout = None
+            break
         holdout = evaluate(setup.model, dataset, setup, batch_size, done)
         more = extend(done, holdout) if extend is not None and not regression else None
         if not more or more <= done:
