@@ -516,7 +516,7 @@ def _name_operations(
     worker, and add the operation that produced the first Inf/NaN to their evidence."""
     out = list(results)
     todo = [i for i, r in enumerate(out) if r.verdict.outcome is Outcome.NON_FINITE
-            and r.verdict.evidence.get("ran") is not False][:limit]
+            and r.ran][:limit]
     for index in todo:
         result = out[index]
         emit(Progress("loading", f"re-running {result.probe.id} with check-numerics"))

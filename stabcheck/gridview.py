@@ -152,7 +152,7 @@ class ProbeGrid:
 
     def __init__(self, report: RunReport) -> None:
         self.report = report
-        self.results = [r for r in report.results if r.verdict.evidence.get("ran") is not False]
+        self.results = [r for r in report.results if r.ran]
         self.cells = by_key(self.results)
         self.strategies = unique(r.probe.settings.class_weight for r in self.results)
         self.clips = unique(r.probe.settings.clip for r in self.results)

@@ -88,7 +88,7 @@ def _memory_data(report: RunReport) -> dict[str, Any]:
     """Per batch size: the highest peak that a probe of that size reached, and whether one
     of them ran out of memory; one chart for the host, one for the GPU where it was measured."""
     sizes = list(dict.fromkeys(r.probe.settings.batch_size for r in report.results))
-    ran = [r for r in report.results if r.verdict.evidence.get("ran") is not False]
+    ran = [r for r in report.results if r.ran]
     charts: dict[str, Any] = {}
     for kind, title, outcome, budget_key in (
         ("host", "peak host memory", Outcome.OOM_HOST, "memory_budget"),
@@ -264,7 +264,7 @@ def _breakable(probe_id: str) -> str:
 
 
 def _ran(result: ProbeResult) -> bool:
-    return result.verdict.evidence.get("ran") is not False
+    return result.ran
 
 
 def _anchor(result: ProbeResult, index: dict[str, int]) -> str:

@@ -47,7 +47,7 @@ def points_from_results(results: Sequence[ProbeResult]) -> list[MemoryPoint]:
     points: dict[int, MemoryPoint] = {}
     for result in results:
         settings = result.probe.settings
-        if settings.trained_batch_size in points or result.verdict.evidence.get("ran") is False:
+        if settings.trained_batch_size in points or not result.ran:
             continue
         if settings.accumulation_steps != 1 or settings.dtype_policy is not None:
             continue

@@ -117,7 +117,7 @@ def _failures(report: RunReport, policy: frozenset[str]) -> list[str]:
         gate = any(fails(r, policy) for r in found)
         note = "" if gate else " (not counted by --fail-on)"
         lines += ["", f"**{CATEGORY_ICONS[category]} {title} ({len(found)})**{note}", ""]
-        ran = [r for r in found if r.verdict.evidence.get("ran") is not False]
+        ran = [r for r in found if r.ran]
         for result in ran[:MAX_LISTED]:
             lines.append(
                 f"- {_code(result.probe.id)}: **{result.verdict.outcome.value}**, "
@@ -128,7 +128,7 @@ def _failures(report: RunReport, policy: frozenset[str]) -> list[str]:
         # Probes not run because one of the same memory footprint ran out, as the terminal
         # report shows them: one line per probe they were inferred from.
         inferred = Counter(str(r.verdict.evidence.get("inferred_from")) for r in found
-                           if r.verdict.evidence.get("ran") is False)
+                           if not r.ran)
         for source, count in inferred.items():
             probes = f"{count} more probe{'s' if count != 1 else ''}"
             lines.append(f"- + {probes} of the same batch size and optimizer not run: they "

@@ -192,7 +192,7 @@ def render_report(report: RunReport, console: Console) -> None:
 
     for category, title_text, style in SECTIONS:
         failing = [r for r in report.results if r.verdict.category is category]
-        ran = [r for r in failing if r.verdict.evidence.get("ran") is not False]
+        ran = [r for r in failing if r.ran]
         if ran:
             console.print()
             console.print(failure_table(title_text, style, ran, console.width))

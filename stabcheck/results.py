@@ -333,6 +333,12 @@ class ProbeResult:
         return self.run.probe
 
     @property
+    def ran(self) -> bool:
+        """Whether the probe trained at all: False for one inferred without running (a
+        batch size that already ran out of memory; its evidence says ``"ran": false``)."""
+        return self.verdict.evidence.get("ran") is not False
+
+    @property
     def is_memory_search(self) -> bool:
         """A probe stabcheck added to find the memory limit (its id starts with one of
         ``MEMORY_SEARCH_TAGS``), not one of the user's grid: its running out of memory is
