@@ -211,6 +211,22 @@ def deep_bn_data():
 # --------------------------------------------------------------------------- models
 
 
+def _mlp(n_in: int, widths: tuple[int, ...], n_out: int, optimizer):
+    """Dense-ReLU layers of ``widths``, then a sigmoid unit (``n_out`` 1, binary
+    crossentropy) or a softmax over ``n_out`` classes (sparse categorical crossentropy)."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([
+        keras.Input((n_in,)),
+        *[layers.Dense(w, activation="relu") for w in widths],
+        layers.Dense(n_out, activation="sigmoid" if n_out == 1 else "softmax"),
+    ])
+    model.compile(optimizer, "binary_crossentropy" if n_out == 1
+                  else "sparse_categorical_crossentropy")
+    return model
+
+
 def fraud_mlp():
     """The Keras fraud example's shape (smaller): Dense + Dropout, sigmoid, Adam."""
     import keras
@@ -280,42 +296,20 @@ def embedding_text():
 
 def forum_mlp_sgd():
     import keras
-    from keras import layers
 
-    model = keras.Sequential([
-        keras.Input((20,)),
-        layers.Dense(32, activation="relu"),
-        layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(keras.optimizers.SGD(1e-2, momentum=0.9), "binary_crossentropy")
-    return model
+    return _mlp(20, (32,), 1, keras.optimizers.SGD(1e-2, momentum=0.9))
 
 
 def many_class_mlp():
     import keras
-    from keras import layers
 
-    model = keras.Sequential([
-        keras.Input((16,)),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(20, activation="softmax"),
-    ])
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    return model
+    return _mlp(16, (64,), 20, keras.optimizers.Adam(1e-3))
 
 
 def churn_mlp():
     import keras
-    from keras import layers
 
-    model = keras.Sequential([
-        keras.Input((12,)),
-        layers.Dense(32, activation="relu"),
-        layers.Dense(32, activation="relu"),
-        layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(keras.optimizers.RMSprop(1e-3), "binary_crossentropy")
-    return model
+    return _mlp(12, (32, 32), 1, keras.optimizers.RMSprop(1e-3))
 
 
 def conv_text():

@@ -15,7 +15,6 @@ from typing import Any
 
 from stabcheck.oom import is_oom_message
 from stabcheck.results import (
-    MEMORY_SEARCH_TAGS,
     HoldoutEval,
     Outcome,
     ProbeRun,
@@ -127,20 +126,19 @@ def extension_step(run: ProbeRun, class_names: Sequence[str] = (),
     verdict withheld as too early to judge) trains on, the steps doubled each time, up to
     ``collapse_extension_factor`` x the planned ones; any other verdict (stable,
     numerical, another learning verdict) finishes, and so does a probe of the memory
-    search (it measures memory, not learning). Returns the step to train to, or None.
+    search (``measure_only``: it measures memory, not learning). Returns the step to
+    train to, or None.
     """
     t = thresholds or DEFAULT_THRESHOLDS
     probe = run.probe
-    if t.collapse_extension_factor <= 1 or probe.id.split(":")[0] in (*MEMORY_SEARCH_TAGS,
-                                                                       "memory"):
+    if t.collapse_extension_factor <= 1 or probe.measure_only:
         return None
     done, limit = run.steps_completed, probe.steps * t.collapse_extension_factor
     if done < 1 or done >= limit:
         return None
     verdict = classify(run, class_names, t)
-    collapse = Outcome.MINORITY_COLLAPSE.value
     if verdict.outcome is Outcome.MINORITY_COLLAPSE or \
-            verdict.evidence.get("withheld_verdict") == collapse:
+            verdict.evidence.get("withheld_verdict") == Outcome.MINORITY_COLLAPSE.value:
         return min(limit, 2 * done)
     return None
 
@@ -286,8 +284,8 @@ def _extension_note(run: ProbeRun, extended: Sequence[dict[str, Any]],
     true = holdout.true_counts if isinstance(holdout, HoldoutEval) else ()
     missed = [c for c, n in enumerate(first["pred_counts"])
               if n == 0 and c < len(true) and true[c] >= t.min_class_support]
-    label = (lambda c: str(names[c])) if len(names) == len(true) else str
-    which = f"class{'es' if len(missed) != 1 else ''} {', '.join(map(label, missed))}"
+    which = (f"class{'es' if len(missed) != 1 else ''} "
+             f"{', '.join(map(_namer(names, len(true)), missed))}")
     still = isinstance(holdout, HoldoutEval) and all(holdout.pred_counts[c] == 0 for c in missed)
     outcome = "still not predicted" if still else f"predicted by step {ran}"
     return (f"extended from {planned} to {ran} steps: {which} "
@@ -425,8 +423,7 @@ def _still_learning(run: ProbeRun, verdict: Verdict | None, losses: Sequence[flo
         z = (auc - 0.5) / se
         if auc < t.still_learning_auc or z < t.still_learning_z:
             return None
-        name = str(names[c]) if len(names) == len(holdout.true_counts) else str(c)
-        classes.append({"class": name, "auc": auc,
+        classes.append({"class": _namer(names, len(holdout.true_counts))(c), "auc": auc,
                         "z": z, "held_out": positives})
     if len(classes) == 1:
         what = f"class {classes[0]['class']}"
@@ -486,7 +483,7 @@ def _predictions(run: ProbeRun, names: Sequence[str], t: Thresholds) -> Verdict 
     assert holdout is not None
     true, pred = holdout.true_counts, holdout.pred_counts
     k = len(true)
-    name = (lambda c: str(names[c])) if len(names) == k else str
+    name = _namer(names, k)
     never = [c for c in range(k) if true[c] >= t.min_class_support and pred[c] == 0]
     settings = run.probe.settings
     verdict = None
@@ -497,6 +494,12 @@ def _predictions(run: ProbeRun, names: Sequence[str], t: Thresholds) -> Verdict 
     if never:
         return _collapse(holdout, never, name)
     return verdict  # None, or stable with a borderline warning
+
+
+def _namer(names: Sequence[str], k: int) -> Callable[[int], str]:
+    """A class index's name: the data set's, where it names all ``k`` classes, else the
+    index itself."""
+    return (lambda c: str(names[c])) if len(names) == k else str
 
 
 def _collapse(holdout: HoldoutEval, never: list[int], name: Callable[[int], str]) -> Verdict:
