@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL = "cnn"  # stabcheck.templates.build(MODEL, ...) == --model builtin:cnn
+MODEL = "cnn"  # stabcheck.worker.templates.build(MODEL, ...) == --model builtin:cnn
 DATA = "builtin:digits"
 IMBALANCE = 0.05
 SEED = 0
@@ -72,14 +72,14 @@ def clip_kwargs(clip: str) -> dict[str, float]:
 
 def load():
     """The probes' training sample, exactly as stabcheck loads it for this grid."""
-    from stabcheck.data import load_dataset
+    from stabcheck.inputs.data import load_dataset
 
     return load_dataset(DATA, imbalance=IMBALANCE, seed=SEED)
 
 
 def class_weight_dicts(dataset) -> dict[str, dict[int, float] | None]:
     """``{strategy: fit(class_weight=...) dict or None}`` from stabcheck's own strategies."""
-    from stabcheck.classweights import class_weights_for
+    from stabcheck.inputs.classweights import class_weights_for
 
     counts = np.bincount(dataset.c_train, minlength=dataset.n_classes)
     out: dict[str, dict[int, float] | None] = {}
@@ -90,7 +90,7 @@ def class_weight_dicts(dataset) -> dict[str, dict[int, float] | None]:
 
 
 def _batch_indices_copy(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
-    # Identical to stabcheck.training._batch_indices; used only if that import fails.
+    # Identical to stabcheck.worker.probe._batch_indices; used only if that import fails.
     rng = np.random.default_rng(seed)
     needed = batch_size * steps
     epochs = [rng.permutation(n) for _ in range(math.ceil(needed / n))]
@@ -100,12 +100,12 @@ def _batch_indices_copy(n: int, batch_size: int, steps: int, seed: int) -> list[
 def ordered_rows(dataset, steps: int) -> tuple[np.ndarray, np.ndarray, str]:
     """x and y laid out so that ``fit(batch_size=32, shuffle=False)`` sees stabcheck's batches.
 
-    Call only where TensorFlow is already imported (stabcheck.training imports it).
+    Call only where TensorFlow is already imported (stabcheck.worker.probe imports it).
     """
     try:
-        from stabcheck.training import _batch_indices
+        from stabcheck.worker.probe import _batch_indices
 
-        source = "stabcheck.training._batch_indices"
+        source = "stabcheck.worker.probe._batch_indices"
     except Exception:  # noqa: BLE001 - a package being edited must not stop the bench
         _batch_indices, source = _batch_indices_copy, "bench copy of _batch_indices"
     batches = _batch_indices(len(dataset.x_train), BATCH_SIZE, steps, SEED)

@@ -5,9 +5,9 @@ in a fresh Python process, one after the other (never side by side, so memory pe
 clean):
 
 1. fit: this file with ``--fit-one NAME``: ``keras.utils.set_random_seed``, stabcheck's
-   training sample (``stabcheck.data.load_dataset``), the zoo's factory (compiled as it
+   training sample (``stabcheck.inputs.data.load_dataset``), the zoo's factory (compiled as it
    compiles itself), then ``model.fit`` on stabcheck's batches in stabcheck's order
-   (``stabcheck.training._batch_indices``), one step per epoch, so that
+   (``stabcheck.worker.probe._batch_indices``), one step per epoch, so that
    ``history["loss"]`` is each step's loss. It writes the losses and its peak private
    resident memory (VmHWM - RssFile - RssShmem) as JSON;
 2. probe: ``stabcheck probe --model bench/zoo.py:<factory>`` with the same data, batch
@@ -74,7 +74,7 @@ def log(msg: str) -> None:
 
 def probe_batches(n: int, batch_size: int, steps: int, seed: int) -> list:
     """The row indices of every batch a probe trains on (stabcheck's own function)."""
-    from stabcheck.training import _batch_indices
+    from stabcheck.worker.probe import _batch_indices
 
     return _batch_indices(n, batch_size, steps, seed)
 
@@ -85,7 +85,7 @@ def training_rows(data: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     Where stabcheck refuses the data (a float regression target), the ``.npz`` arrays as
     saved, so that ``fit`` still has a figure to show.
     """
-    from stabcheck.data import load_dataset
+    from stabcheck.inputs.data import load_dataset
     from stabcheck.errors import StabcheckError
 
     try:
@@ -93,8 +93,8 @@ def training_rows(data: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     except StabcheckError as exc:
         with np.load(data) as npz:
             x, y = np.asarray(npz["x"], dtype=np.float32), np.asarray(npz["y"])
-        return x, y, f"the .npz as saved (stabcheck.data refused it: {exc})"
-    return dataset.x_train, dataset.y_train, "stabcheck.data.load_dataset"
+        return x, y, f"the .npz as saved (stabcheck.inputs.data refused it: {exc})"
+    return dataset.x_train, dataset.y_train, "stabcheck.inputs.data.load_dataset"
 
 
 def _configure_tensorflow() -> None:
@@ -146,7 +146,7 @@ def fit_one(name: str, data: Path, steps: int, seed: int, out: Path) -> int:
     t_fit = time.perf_counter()
     history = model.fit(sequence, steps_per_epoch=1, epochs=steps, verbose=0, shuffle=False)
     fit_s = time.perf_counter() - t_fit
-    from stabcheck.training import peak_private_rss
+    from stabcheck.worker.probe import peak_private_rss
 
     peak = peak_private_rss()  # as the worker measures its own
     losses = [float(v) for v in history.history["loss"]]
@@ -155,7 +155,7 @@ def fit_one(name: str, data: Path, steps: int, seed: int, out: Path) -> int:
         "losses": [v if math.isfinite(v) else None for v in losses],
         "peak_private_bytes": peak,
         "data": data_source,
-        "batch_order": "stabcheck.training._batch_indices",
+        "batch_order": "stabcheck.worker.probe._batch_indices",
         "batches_in_order": sequence.requested[-steps:] == list(range(steps)),
         "requested": sequence.requested,
         "n_train": int(len(x)),

@@ -1,7 +1,7 @@
 """Baseline: what users do today without isolation, a plain ``model.fit`` loop in one process.
 
 Imports TensorFlow/Keras once (timed), then for every setting of the grid builds a fresh
-``stabcheck.templates.build("cnn", ...)``, compiles it with Adam (the setting's learning rate
+``stabcheck.worker.templates.build("cnn", ...)``, compiles it with Adam (the setting's learning rate
 and clipping) and sparse categorical cross-entropy, and fits ``--steps`` batches of 32 with
 the setting's ``class_weight``, on stabcheck's own training sample and batch order.
 
@@ -55,7 +55,7 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def fit_one(setting: common.Setting, x, y, input_shape, n_classes, class_weight, steps) -> dict:
-    from stabcheck import templates
+    from stabcheck.worker import templates
 
     t0 = time.perf_counter()
     keras.utils.set_random_seed(common.SEED)  # every probe starts from the same weights

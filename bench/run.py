@@ -383,8 +383,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="stabcheck-bench-") as tmp_name:
         tmp = Path(tmp_name)
         log("- warming the page cache (one untimed import of TF, Keras, KerasTuner, stabcheck)")
-        warm = run_cmd([PY, "-c", "import tensorflow, keras, keras_tuner, stabcheck.cli, "
-                        "stabcheck.training"], tmp, "warmup")
+        warm = run_cmd([PY, "-c", "import tensorflow, keras, keras_tuner, stabcheck.cli.app, "
+                        "stabcheck.worker.probe"], tmp, "warmup")
 
         stab_runs, fit_runs = [], []
         for i in range(args.repeat):

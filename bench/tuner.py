@@ -52,7 +52,7 @@ class ProbeGrid(kt.HyperModel):
         self.class_weights = class_weights
 
     def build(self, hp):
-        from stabcheck import templates
+        from stabcheck.worker import templates
 
         lr = hp.Choice("lr", list(common.LRS))
         clip = hp.Choice("clip", list(common.CLIPS))

@@ -12,7 +12,7 @@ with numpy, a factory, a batch size and a grid of class weight x learning rate x
    own optimizer class at the setting's learning rate and clip, then a plain
    ``model.fit(x_train, y_train, batch_size=B, epochs=E, class_weight=...)`` on the
    training sample as stabcheck loads it, the class weights from
-   ``stabcheck.classweights.class_weights_for`` (what the probe uses). Its fate:
+   ``stabcheck.inputs.classweights.class_weights_for`` (what the probe uses). Its fate:
    ``numerical`` (a non-finite loss or weight, the final epoch's loss > 10 x the loss
    before training, or an epoch's loss > 1000 x it), else ``learning`` (on the held-out
    data some class with at least 5 samples is never predicted, a single class included),
@@ -172,8 +172,8 @@ def long_run(name: str, data: Path, epochs: int, out: Path, probe_steps: int) ->
     t_import = time.perf_counter()
     import keras
 
-    from stabcheck.classweights import class_weights_for
-    from stabcheck.data import load_dataset
+    from stabcheck.inputs.classweights import class_weights_for
+    from stabcheck.inputs.data import load_dataset
 
     import_s = time.perf_counter() - t_import
     problem = problems([name], False)[0]

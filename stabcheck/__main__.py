@@ -1,3 +1,3 @@
-from stabcheck.cli import main
+from stabcheck.cli.app import main
 
 main()

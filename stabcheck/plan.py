@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stabcheck.config import DEFAULT_LR_FACTORS, Clip, Settings
+from stabcheck.config.settings import DEFAULT_LR_FACTORS, Clip, Settings
 from stabcheck.results import Probe, ProbeSettings
 
 

@@ -188,7 +188,7 @@ class NonFinite:
 class HoldoutEval:
     """Predictions on the stratified held-out split after the probe's last step.
 
-    ``metrics`` is ``stabcheck.metrics.classification_metrics``'s dict (per-class
+    ``metrics`` is ``stabcheck.worker.metrics.classification_metrics``'s dict (per-class
     precision, recall and F1, macro-F1, PR-AUC for binary problems, the confusion matrix).
     """
 
@@ -221,7 +221,7 @@ class RegressionEval:
     determination (1 - SSE / SST, averaged over target columns): 0 predicts no better
     than the held-out mean, below 0 worse. Each is None where undefined (no rows, a
     constant target, non-finite predictions). ``metrics`` is
-    ``stabcheck.metrics.regression_metrics``'s dict.
+    ``stabcheck.worker.metrics.regression_metrics``'s dict.
     """
 
     n: int
@@ -434,7 +434,7 @@ class RunReport:
     config: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
     probes_planned: int = 0
-    memory: Any = None  # stabcheck.ladder.MemoryReport, when the memory ladder ran
+    memory: Any = None  # stabcheck.run.ladder.MemoryReport, when the memory ladder ran
     # --seeds: the seeds asked to back the recommendation, and the finalists' re-probes
     seeds: int = 1
     seed_probes: tuple[SeedProbe, ...] = ()

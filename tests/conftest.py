@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from stabcheck.config import build_settings
-from stabcheck.engine import run_probe_grid
-from stabcheck.report import load_schema, write_json
+from stabcheck.config.settings import build_settings
+from stabcheck.run.engine import run_probe_grid
+from stabcheck.report.terminal.report import load_schema, write_json
 from stabcheck.results import RunReport
 
 FIXTURES = Path(__file__).parent / "fixtures"

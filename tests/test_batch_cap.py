@@ -9,7 +9,7 @@ import sys
 
 from rich.console import Console
 
-from stabcheck.report import render_report
+from stabcheck.report.terminal.report import render_report
 
 NOTE = "batch 16384 is larger than the 569 training samples: probed as 569, as fit would"
 

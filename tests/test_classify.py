@@ -1,4 +1,4 @@
-"""Tests of ``stabcheck.classify``: each outcome from the record that means it, and not from
+"""Tests of ``stabcheck.judge.classify``: each outcome from the record that means it, and not from
 the near-misses next to it. Runs are built by hand; curves come from simple formulas.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stabcheck.classify import classify, smoothed_losses
+from stabcheck.judge.classify import classify, smoothed_losses
 from stabcheck.results import (
     Category,
     HoldoutEval,
@@ -27,7 +27,7 @@ from stabcheck.results import (
     Termination,
     Verdict,
 )
-from stabcheck.thresholds import DEFAULT_THRESHOLDS
+from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 
 GiB = 2**30
 BETA = DEFAULT_THRESHOLDS.ema_beta

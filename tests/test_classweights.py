@@ -1,4 +1,4 @@
-"""Tests of ``stabcheck.classweights``: each strategy against hand-computed weights."""
+"""Tests of ``stabcheck.inputs.classweights``: each strategy against hand-computed weights."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from stabcheck.classweights import class_weights_for, weights_by_name
+from stabcheck.inputs.classweights import class_weights_for, weights_by_name
 from stabcheck.errors import InputError
 
 

@@ -22,11 +22,11 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120):
 
 def test_importing_the_cli_and_core_does_not_import_tensorflow():
     code = (
-        "import sys, stabcheck.cli, stabcheck.engine, stabcheck.runner, stabcheck.report, "
-        "stabcheck.plan, stabcheck.classify, stabcheck.data, stabcheck.models, "
-        "stabcheck.preflight, stabcheck.memguard, stabcheck.resultio, stabcheck.junit, "
-        "stabcheck.markdown, stabcheck.html_report, stabcheck.envinfo, stabcheck.starter, "
-        "stabcheck.policy, stabcheck.ladder\n"
+        "import sys, stabcheck.cli.app, stabcheck.run.engine, stabcheck.run.runner, stabcheck.report.terminal.report, "
+        "stabcheck.plan, stabcheck.judge.classify, stabcheck.inputs.data, stabcheck.inputs.models, "
+        "stabcheck.inputs.preflight, stabcheck.memory.cgroup, stabcheck.run.resultio, stabcheck.report.junit, "
+        "stabcheck.report.markdown, stabcheck.report.html, stabcheck.memory.environment, stabcheck.config.template, "
+        "stabcheck.judge.gate, stabcheck.run.ladder\n"
         "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -214,7 +214,7 @@ def test_an_internal_error_exits_3_with_its_traceback(tmp_path):
             "def broken(*a, **k): raise RuntimeError('planted bug')\n"
             "rich.console.Console.print = broken\n"
             "sys.argv = ['stabcheck', 'env']\n"
-            "from stabcheck.cli import main\nmain()\n")
+            "from stabcheck.cli.app import main\nmain()\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path)
     assert done.returncode == 3, done.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from stabcheck.config import _KNOWN_KEYS, build_settings
-from stabcheck.report import write_json
+from stabcheck.config.settings import _KNOWN_KEYS, build_settings
+from stabcheck.report.terminal.report import write_json
 from tests.sample_report import make_report
 
 STABCHECK = [sys.executable, "-m", "stabcheck"]
@@ -90,7 +90,7 @@ def test_init_into_a_folder_is_an_error(tmp_path: Path):
 def test_env_json_without_importing_tensorflow():
     code = (
         "import json, sys\n"
-        "from stabcheck.envinfo import collect_environment\n"
+        "from stabcheck.memory.environment import collect_environment\n"
         "info = collect_environment()\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "print(json.dumps({'info': info, 'bad': bad}))"
@@ -225,7 +225,7 @@ class _FakeNvml:
 
 
 def test_gpu_devices_reads_nvml_and_says_why_there_is_none(monkeypatch):
-    from stabcheck import envinfo
+    from stabcheck.memory import environment as envinfo
 
     fake = _FakeNvml()
     monkeypatch.setitem(sys.modules, "pynvml", fake)

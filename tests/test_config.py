@@ -1,4 +1,4 @@
-"""Tests of ``stabcheck.config``: merging a TOML config with flags, and every rule it enforces."""
+"""Tests of ``stabcheck.config.settings``: merging a TOML config with flags, and every rule it enforces."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stabcheck.config import (
+from stabcheck.config.settings import (
     Clip,
     Settings,
     build_settings,

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from stabcheck.config import build_settings
-from stabcheck.forecast import MemoryPoint, MemoryReport
-from stabcheck.html_report import render_html
-from stabcheck.markdown import render_markdown
-from stabcheck.memory_section import memory_forecast_lines
-from stabcheck.policy import parse_fail_on
-from stabcheck.quality import quality_title
+from stabcheck.config.settings import build_settings
+from stabcheck.memory.forecast import MemoryPoint, MemoryReport
+from stabcheck.report.html import render_html
+from stabcheck.report.markdown import render_markdown
+from stabcheck.report.terminal.memory import memory_forecast_lines
+from stabcheck.judge.gate import parse_fail_on
+from stabcheck.judge.quality import quality_title
 from stabcheck.results import Outcome, ProbeResult, RunReport
 from tests.sample_report import make_report as sample_report
 from tests.test_ladder import SimulatedRunner, template
@@ -152,7 +152,7 @@ def test_a_memory_report_agrees_with_the_rest_of_the_report() -> None:
 
 
 def _margin_report(margin: float | None):
-    from stabcheck.ladder import build_memory_report
+    from stabcheck.run.ladder import build_memory_report
 
     kwargs = {} if margin is None else {"margin": margin}
     return build_memory_report(SimulatedRunner(), template(), [], budget=GiB,
@@ -170,7 +170,7 @@ def test_the_ladder_plans_with_the_configured_memory_margin() -> None:
 
 def test_the_engine_hands_the_config_memory_margin_to_the_ladder(tmp_path: Path) -> None:
     """``[thresholds] memory_margin`` in a config file reaches the forecast."""
-    from stabcheck.engine import Journal, _memory
+    from stabcheck.run.engine import Journal, _memory
 
     config = tmp_path / "stabcheck.toml"
     config.write_text('model = "builtin:mlp"\ndata = "builtin:digits"\n'

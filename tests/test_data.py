@@ -1,4 +1,4 @@
-"""Tests for stabcheck.data: specs, labels, long-tailing, stratified sampling, prepared files."""
+"""Tests for stabcheck.inputs.data: specs, labels, long-tailing, stratified sampling, prepared files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stabcheck.data import Dataset, load_dataset, load_prepared, save_prepared
+from stabcheck.inputs.data import Dataset, load_dataset, load_prepared, save_prepared
 from stabcheck.errors import ConfigError, InputError
 
 
@@ -406,7 +406,7 @@ def _corrupt(path: Path, how: str) -> Path:
     ("npy", r"single \.npy array, not an \.npz archive", True),
 ])
 def test_a_truncated_or_corrupt_npz_is_an_input_error(tmp_path, how, match, listing_breaks):
-    from stabcheck.data import npz_has_sample_weight
+    from stabcheck.inputs.data import npz_has_sample_weight
 
     path = _corrupt(tmp_path / "broken.npz", how)
     loads = [lambda: load_dataset(str(path))]

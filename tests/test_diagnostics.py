@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from stabcheck.report import recommendations, render_report
+from stabcheck.report.terminal.report import recommendations, render_report
 from stabcheck.results import ProbeResult, RunReport
-from stabcheck.thresholds import DEFAULT_THRESHOLDS
+from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 from tests.conftest import FIXTURES
 
 T = DEFAULT_THRESHOLDS

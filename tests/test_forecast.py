@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.forecast import (
+from stabcheck.memory.forecast import (
     Line,
     MemoryPoint,
     accumulation_plan,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stabcheck.html_report import render_html, write_html
+from stabcheck.report.html import render_html, write_html
 from stabcheck.results import Outcome, Verdict
 from tests.sample_report import make_report
 from tests.test_report import make_report as make_grid_report

@@ -23,7 +23,7 @@ import psutil
 import pytest
 from jsonschema import Draft202012Validator
 
-from stabcheck.report import load_schema
+from stabcheck.report.terminal.report import load_schema
 
 STABCHECK = [sys.executable, "-m", "stabcheck"]
 WORKER_MODULE = "stabcheck.worker"

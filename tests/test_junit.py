@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from stabcheck.junit import junit_xml, write_junit
-from stabcheck.policy import fails, parse_fail_on
+from stabcheck.report.junit import junit_xml, write_junit
+from stabcheck.judge.gate import fails, parse_fail_on
 from stabcheck.results import Outcome, Verdict
 from tests.sample_report import make_report
 

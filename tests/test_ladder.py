@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.forecast import Line, MemoryPoint
-from stabcheck.ladder import MAX_VERIFY, Verification, verify_forecast
+from stabcheck.memory.forecast import Line, MemoryPoint
+from stabcheck.run.ladder import MAX_VERIFY, Verification, verify_forecast
 
 MiB = 1 << 20
 BUDGET = 1024 * MiB
@@ -130,7 +130,7 @@ def template(batch_size: int = 32):
 
 
 def memory_report(runner, sizes, max_batch):
-    from stabcheck.ladder import build_memory_report
+    from stabcheck.run.ladder import build_memory_report
 
     return build_memory_report(runner, template(), [], budget=BUDGET, enforcement="watchdog",
                                class_weights=None, extra_sizes=sizes, max_batch=max_batch)
@@ -151,7 +151,7 @@ def test_the_ladder_plans_and_forecasts_no_batch_beyond_the_training_sample():
     assert data["training_samples"] == 5000 and data["forecast_capped"] is True
     assert type(report).from_json(data).max_batch == 5000
 
-    from stabcheck.memory_section import memory_forecast_lines
+    from stabcheck.report.terminal.memory import memory_forecast_lines
 
     text = " ".join(memory_forecast_lines(report))
     assert "every batch size up to the 5000 training samples fits with a 5% margin: 5000" in text
@@ -163,7 +163,7 @@ def test_with_one_size_that_is_the_whole_sample_the_answer_is_that_measured_run(
     report = memory_report(runner, (16384,), max_batch=489)
     assert [p.settings.trained_batch_size for p in runner.probes] == [489]  # no ladder
     assert report.slope is None and report.forecast_batch == 489 and report.forecast_capped
-    from stabcheck.memory_section import memory_forecast_lines
+    from stabcheck.report.terminal.memory import memory_forecast_lines
 
     (line,) = memory_forecast_lines(report)
     assert line.startswith("every batch size up to the 489 training samples fits the budget: "

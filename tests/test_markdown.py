@@ -6,8 +6,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from stabcheck.markdown import render_markdown, write_markdown
-from stabcheck.policy import parse_fail_on
+from stabcheck.report.markdown import render_markdown, write_markdown
+from stabcheck.judge.gate import parse_fail_on
 from stabcheck.results import Outcome, Verdict
 from tests.sample_report import make_report
 from tests.test_report import make_report as make_grid_report

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stabcheck import gpu, memguard
+from stabcheck.memory import cgroup, nvml
 from tests.conftest import FIXTURES
 
 USER_MODELS = FIXTURES / "user_models.py"
-needs_cgroup = pytest.mark.skipif(memguard.enforcement_method() == "watchdog",
+needs_cgroup = pytest.mark.skipif(cgroup.enforcement_method() == "watchdog",
                                   reason="no memory cgroup can be created on this machine")
 
 
@@ -58,9 +58,9 @@ def test_gpu_allocator_oom_in_a_worker_is_oom_gpu(probe_run, tmp_path, monkeypat
 
 
 def test_no_gpu_here_means_no_gpu_figures():
-    if gpu.devices():
+    if nvml.devices():
         pytest.skip("this machine has a GPU")
-    assert gpu.process_memory({os.getpid()}) is None
+    assert nvml.process_memory({os.getpid()}) is None
 
 
 @needs_cgroup
@@ -69,7 +69,7 @@ def test_kernel_oom_kill_without_a_budget_is_recognised_and_stabcheck_survives(t
     """stabcheck runs inside a cgroup of 2 GiB with no --memory-budget; a worker that
     allocates 3 GB is killed by the kernel (workers have oom_score_adj 1000), not
     stabcheck, which reports oom_host with the cgroup's evidence and exits normally."""
-    own = memguard.create_cgroup(2 << 30)
+    own = cgroup.create_cgroup(2 << 30)
     assert own is not None
     out = tmp_path / "result.json"
     env = {**os.environ, "STABCHECK_TEST_TRIP_FILE": str(tmp_path / "trips"),
@@ -97,7 +97,7 @@ def test_kernel_oom_kill_without_a_budget_is_recognised_and_stabcheck_survives(t
 
 def test_worker_raises_its_own_oom_score(tmp_path):
     """The first thing a worker does is make itself the OOM killer's first choice."""
-    code = ("import runpy, sys; sys.argv=['w']; import stabcheck.worker as w; "
+    code = ("import runpy, sys; sys.argv=['w']; import stabcheck.worker.main as w; "
             "w._raise_oom_score(); print(open('/proc/self/oom_score_adj').read())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "1000", done.stderr

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
 
-from stabcheck.report import load_schema
+from stabcheck.report.terminal.report import load_schema
 
 GIB = 1 << 30
 COMMAND = ["memory", "--model", "builtin:cnn", "--data", "builtin:digits-large",
@@ -143,7 +143,7 @@ def test_a_forecast_killed_under_the_budget_is_revised_and_the_revision_verified
     verifies the revision. Only stabcheck's own check ran out, so the run passes."""
     model = f"{Path(__file__).parent / 'fixtures' / 'user_models.py'}:quadratic"
     # fit caps a batch at the data: enough rows (breast_cancer, tiled 50-fold) for 10240.
-    from stabcheck.data import load_dataset
+    from stabcheck.inputs.data import load_dataset
 
     source = load_dataset("builtin:breast_cancer", holdout=0.2)
     np.savez(tmp_path / "large.npz", x=np.tile(source.x_train, (50, 1)),

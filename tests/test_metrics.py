@@ -1,4 +1,4 @@
-"""Tests of ``stabcheck.metrics``: hand-computed tables, then scikit-learn as the oracle."""
+"""Tests of ``stabcheck.worker.metrics``: hand-computed tables, then scikit-learn as the oracle."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sklearn.metrics import (
 )
 
 from stabcheck.errors import InternalError
-from stabcheck.metrics import average_precision, classification_metrics, roc_auc
+from stabcheck.worker.metrics import average_precision, classification_metrics, roc_auc
 
 # --------------------------------------------------------------------------- hand-computed
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stabcheck.errors import InputError
-from stabcheck.models import parse_model_spec
+from stabcheck.inputs.models import parse_model_spec
 from tests.conftest import FIXTURES
 
 
@@ -133,7 +133,7 @@ def user_code(tmp_path: Path) -> Path:
 
 
 def test_find_module_looks_in_the_folders_without_importing(user_code: Path):
-    from stabcheck.models import find_module
+    from stabcheck.inputs.models import find_module
 
     assert find_module("mypkg.layers", [str(user_code)])  # __init__ would raise if it ran
     assert find_module("helpers", [str(user_code)])

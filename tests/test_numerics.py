@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.numerics import parse_check_numerics
+from stabcheck.run.numerics import parse_check_numerics
 
 FULL = (
     "Graph execution error:\n\nDetected at node sgd/Mul/CheckNumericsV2 defined at (most "

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from stabcheck.config import Clip, Settings
+from stabcheck.config.settings import Clip, Settings
 from stabcheck.plan import learning_rates, plan_probes, probe_id
 
 WEIGHTS = {

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from stabcheck.errors import ConfigError
-from stabcheck.policy import fails, parse_fail_on, unprobed_cause
+from stabcheck.judge.gate import fails, parse_fail_on, unprobed_cause
 from stabcheck.results import MEMORY_SEARCH_TAGS, Outcome, ProbeResult
 from tests.test_report import make_result
 
@@ -51,7 +51,7 @@ def test_parse_fail_on_rejects_unknown_names():
 
 
 def test_the_default_policy_fails_a_probe_that_ended_error():
-    from stabcheck.config import FAIL_ON_DEFAULT
+    from stabcheck.config.settings import FAIL_ON_DEFAULT
 
     policy = parse_fail_on(FAIL_ON_DEFAULT)
     assert "error" in FAIL_ON_DEFAULT

@@ -1,4 +1,4 @@
-"""Tests of ``stabcheck.preflight``: label / loss / output / class-weight checks."""
+"""Tests of ``stabcheck.inputs.preflight``: label / loss / output / class-weight checks."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from stabcheck.data import load_dataset, npz_has_sample_weight
+from stabcheck.inputs.data import load_dataset, npz_has_sample_weight
 from stabcheck.errors import InputError
-from stabcheck.preflight import (
+from stabcheck.inputs.preflight import (
     canonical_loss_name,
     check_class_weights,
     check_data_finite,

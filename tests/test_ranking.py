@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from stabcheck.html_report import render_html
-from stabcheck.markdown import render_markdown
-from stabcheck.policy import parse_fail_on
-from stabcheck.ranking import collapse_reason, finalists, ranked, reprobe_seeds
-from stabcheck.recommend import recommended_configuration
-from stabcheck.report import result_json
-from stabcheck.resultio import report_from_json
+from stabcheck.report.html import render_html
+from stabcheck.report.markdown import render_markdown
+from stabcheck.judge.gate import parse_fail_on
+from stabcheck.judge.ranking import collapse_reason, finalists, ranked, reprobe_seeds
+from stabcheck.judge.recommend import recommended_configuration
+from stabcheck.report.terminal.report import result_json
+from stabcheck.run.resultio import report_from_json
 from stabcheck.results import Outcome, ProbeResult, RunReport, SeedProbe
 from tests.conftest import validate_result
 from tests.test_report import make_report, make_result, render, with_holdout
@@ -179,8 +179,8 @@ def test_a_recommendation_changes_when_a_lucky_seed_is_replaced_by_the_worst_of_
     assert min(s["macro_f1"] for s in lucky_scores) < rec["macro_f1"]
     assert sum(line["type"] == "seed_probe" for line in journal) == 6
     # a resumed run takes the re-probes from the journal instead of running them again
-    from stabcheck.config import build_settings
-    from stabcheck.engine import run_probe_grid
+    from stabcheck.config.settings import build_settings
+    from stabcheck.run.engine import run_probe_grid
 
     path = tmp_path / "three.jsonl"
     before = len(path.read_text().splitlines())

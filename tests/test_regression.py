@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from stabcheck.classify import classify
-from stabcheck.config import build_settings
-from stabcheck.data import load_dataset
+from stabcheck.judge.classify import classify
+from stabcheck.config.settings import build_settings
+from stabcheck.inputs.data import load_dataset
 from stabcheck.errors import ConfigError, InputError
-from stabcheck.html_report import render_html
-from stabcheck.junit import junit_xml
-from stabcheck.markdown import render_markdown
-from stabcheck.metrics import regression_metrics
-from stabcheck.policy import parse_fail_on
-from stabcheck.report import render_report
+from stabcheck.report.html import render_html
+from stabcheck.report.junit import junit_xml
+from stabcheck.report.markdown import render_markdown
+from stabcheck.worker.metrics import regression_metrics
+from stabcheck.judge.gate import parse_fail_on
+from stabcheck.report.terminal.report import render_report
 from stabcheck.results import (
     Outcome,
     Probe,

@@ -14,8 +14,8 @@ from jsonschema import Draft202012Validator
 from rich.console import Console
 
 from stabcheck.errors import ConfigError
-from stabcheck.forecast import MemoryPoint, MemoryReport
-from stabcheck.report import (
+from stabcheck.memory.forecast import MemoryPoint, MemoryReport
+from stabcheck.report.terminal.report import (
     SPARK_WIDTH,
     load_schema,
     numerical_explanations,
@@ -976,8 +976,8 @@ def test_a_memory_search_probe_that_ran_out_is_not_named_as_exhausted() -> None:
 
 
 def test_a_batch_larger_than_the_training_sample_is_said_once(tmp_path):
-    from stabcheck.markdown import render_markdown
-    from stabcheck.policy import parse_fail_on
+    from stabcheck.report.markdown import render_markdown
+    from stabcheck.judge.gate import parse_fail_on
 
     def capped(result: ProbeResult) -> ProbeResult:
         settings = dataclasses.replace(result.probe.settings, effective_batch_size=489)
@@ -999,7 +999,7 @@ def test_a_batch_larger_than_the_training_sample_is_said_once(tmp_path):
     settings = [p["settings"] for p in data["probes"]]
     assert [s.get("effective_batch_size") for s in settings] == [None, 489, 489]
     assert "effective_batch_size" not in settings[0]
-    from stabcheck.resultio import load_report
+    from stabcheck.run.resultio import load_report
 
     write_json(report, tmp_path / "r.json")
     assert text.count(note) == render(load_report(tmp_path / "r.json")).count(note) == 1

@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 
 from stabcheck.errors import InputError
-from stabcheck.report import render_report, result_json, write_json
-from stabcheck.resultio import load_report, report_from_json
+from stabcheck.report.terminal.report import render_report, result_json, write_json
+from stabcheck.run.resultio import load_report, report_from_json
 from tests.sample_report import make_report
 
 WIDTH = 110

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stabcheck import memguard
+from stabcheck.memory import cgroup
 from tests.conftest import FIXTURES, outcomes
 
 USER_MODELS = FIXTURES / "user_models.py"
@@ -98,7 +98,7 @@ _BIG_BATCH = dict(model="builtin:cnn", data="builtin:digits-large", class_weight
                   timeout=45)
 
 
-@pytest.mark.skipif(memguard.enforcement_method() == "watchdog",
+@pytest.mark.skipif(cgroup.enforcement_method() == "watchdog",
                     reason="no memory cgroup can be created on this machine")
 def test_probe_over_budget_is_killed_by_the_kernel_in_its_cgroup(probe_run):
     report, data, _ = probe_run(**_BIG_BATCH)
@@ -144,7 +144,7 @@ def test_stabcheck_survives_a_kernel_oom_kill_of_a_worker(
     The budget here is a cgroup limit; the worker's allocation (3 GB of touched pages)
     is what an oversized batch does, only faster.
     """
-    if memguard.enforcement_method() == "watchdog":
+    if cgroup.enforcement_method() == "watchdog":
         pytest.skip("no memory cgroup can be created on this machine")
     monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
     report, _, _ = probe_run(
@@ -161,8 +161,8 @@ def test_stabcheck_survives_a_kernel_oom_kill_of_a_worker(
 
 
 def test_a_broken_factory_is_a_usage_error(tmp_path):
-    from stabcheck.config import build_settings
-    from stabcheck.engine import run_probe_grid
+    from stabcheck.config.settings import build_settings
+    from stabcheck.run.engine import run_probe_grid
     from stabcheck.errors import InputError
 
     settings = build_settings(None, {

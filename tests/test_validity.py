@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stabcheck.classify import smoothed_losses
-from stabcheck.report import recommendations
+from stabcheck.judge.classify import smoothed_losses
+from stabcheck.report.terminal.report import recommendations
 from stabcheck.results import ProbeResult
 from tests.conftest import FIXTURES
 

@@ -1,0 +1,487 @@
+"""Validated probe settings from a TOML config file and command-line flags.
+
+Flags override the config; list options accept repeated values and comma-separated
+lists; paths in the config are relative to the config file's folder. Every rule broken
+raises ``ConfigError`` (exit code 2) with one line that names the key and echoes the value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from stabcheck.errors import ConfigError
+from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from stabcheck.units import parse_size
+
+CLASS_WEIGHT_STRATEGIES = ("none", "balanced", "sqrt", "effective", "custom")
+# Remedies probed beside plain class weights: the weighted loss divided by the batch's
+# total weight (``normalized``, on balanced weights, or ``normalized-<strategy>``), and
+# focal cross-entropy with alpha from the class frequencies (``focal``).
+REMEDY_STRATEGIES = ("normalized", "focal")
+CLIP_KINDS = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
+# A gate never passes a config it could not probe: ``error`` fails the run too.
+FAIL_ON_DEFAULT = ("numerical", "memory", "crash", "error")
+DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
+# What the targets are: ``auto`` decides from the data and the loss (see
+# ``stabcheck.inputs.preflight.resolve_task``); a regression run probes no class weights.
+TASKS = ("auto", "classification", "regression")
+
+_STRESS_RE = re.compile(r"^x(\d+(?:\.\d*)?(?:e\d+)?)$")
+_MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clipping setting; ``kind`` is None for no clipping."""
+
+    kind: str | None
+    value: float | None = None
+
+    @property
+    def label(self) -> str:
+        return "none" if self.kind is None else f"{self.kind}={self.value:g}"
+
+    @property
+    def keras_kwargs(self) -> dict[str, float]:
+        """The optimizer constructor argument Keras uses for this setting."""
+        return {} if self.kind is None else {CLIP_KINDS[self.kind]: float(self.value)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one ``stabcheck probe`` run needs, validated."""
+
+    model: str
+    data: str
+    target: str | None = None
+    task: str = "auto"  # auto, classification or regression
+    loss: str | None = None
+    optimizer: str | None = None
+    lr: tuple[float, ...] | None = None  # None: the baseline rate x DEFAULT_LR_FACTORS
+    class_weight: tuple[str, ...] = ("none", "balanced")
+    # Whether class_weight was given (a flag or the config) rather than the default: a
+    # regression run replaces the default by ("none",) but refuses a given strategy.
+    class_weight_given: bool = False
+    custom_class_weight: dict[str, float] | None = None
+    effective_beta: float = 0.999
+    clip: tuple[Clip, ...] = (Clip(None),)
+    batch_size: tuple[int, ...] = (32,)
+    steps: int = 100
+    memory_budget: int | None = None
+    gpu_memory_budget: int | None = None
+    timeout: float = 300.0
+    json: Path | None = None
+    junit: Path | None = None  # JUnit XML of the probes (issue 7)
+    markdown: Path | None = None  # a Markdown summary for a PR comment (issue 7)
+    html: Path | None = None  # the self-contained HTML report (issue 7)
+    seed: int = 0
+    # Seeds behind the recommendation: the top finalists are re-probed under seeds
+    # seed+1 .. seed+seeds-1 and ranked by their worst seed (1: no re-probes).
+    seeds: int = 3
+    max_samples: int = 20000
+    holdout: float = 0.2
+    imbalance: float | None = None
+    fail_on: tuple[str, ...] = FAIL_ON_DEFAULT
+    check_numerics: bool = False  # re-run non-finite probes to name the operation
+    workers: int | None = None  # parallel probe workers; None: one per two cores
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    journal: Path | None = None
+    # Modules (``mypkg.layers``) or ``.py`` files imported in the worker before the model
+    # is loaded or built: the custom classes they register load with safe_mode=True.
+    custom_objects: tuple[str, ...] = ()
+    config_dir: Path | None = None  # the config file's folder (None: no config file)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def import_dirs(self) -> tuple[str, ...]:
+        """Folders a model factory or a custom-objects module is imported from, ahead of
+        ``sys.path``: the config file's folder (where its paths are relative to), then the
+        current folder (where a flag's are)."""
+        dirs = [str(self.config_dir)] if self.config_dir is not None else []
+        cwd = str(Path.cwd())
+        return tuple(dirs + ([cwd] if cwd not in dirs else []))
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as the JSON result records them (paths as strings)."""
+        return {
+            "model": self.model,
+            "data": self.data,
+            "target": self.target,
+            "task": self.task,
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "lr": None if self.lr is None else list(self.lr),
+            "class_weight": list(self.class_weight),
+            "custom_class_weight": self.custom_class_weight,
+            "clip": [c.label for c in self.clip],
+            "batch_size": list(self.batch_size),
+            "steps": self.steps,
+            "memory_budget": self.memory_budget,
+            "gpu_memory_budget": self.gpu_memory_budget,
+            "timeout": self.timeout,
+            "seed": self.seed,
+            "seeds": self.seeds,
+            "max_samples": self.max_samples,
+            "holdout": self.holdout,
+            "imbalance": self.imbalance,
+            "fail_on": list(self.fail_on),
+            "check_numerics": self.check_numerics,
+            "workers": self.workers,
+            "custom_objects": list(self.custom_objects),
+            "thresholds": asdict(self.thresholds),
+        }
+
+
+# Keys a config file may hold, and the parser of each (flags share the parsers).
+_LIST_KEYS = ("lr", "class_weight", "clip", "batch_size", "fail_on", "custom_objects")
+_KNOWN_KEYS = {
+    "model", "data", "target", "task", "loss", "optimizer", "lr", "class_weight",
+    "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
+    "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "seeds", "max_samples",
+    "holdout", "imbalance", "fail_on", "journal",
+    "junit", "markdown", "html", "check_numerics", "thresholds", "workers", "custom_objects",
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML config; errors name the file and the TOML parser's complaint."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}): TOML files must be UTF-8; save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {path}; known keys: {', '.join(sorted(_KNOWN_KEYS))}"
+        )
+    return data
+
+
+def build_settings(
+    config_path: Path | None, flags: Mapping[str, Any]
+) -> Settings:
+    """Merge a config file (if any) with flags (which win) and validate the result.
+
+    Args:
+        config_path: the TOML file, or None.
+        flags: option name (with ``_``) to value; ``None`` or an empty list means unset.
+    """
+    raw: dict[str, Any] = {}
+    if config_path is not None:
+        raw.update(read_config_file(config_path))
+        base_dir = config_path.resolve().parent
+        raw["config_dir"] = base_dir
+        for key in ("model", "data", "json", "journal", "junit", "markdown", "html"):
+            if isinstance(raw.get(key), str):
+                raw[key] = resolve_spec_path(raw[key], base_dir)
+        if "custom_objects" in raw:
+            raw["custom_objects"] = [
+                resolve_spec_path(v, base_dir) if isinstance(v, str) and _is_file_entry(v)
+                else v for v in _as_list("custom_objects", raw["custom_objects"])]
+    for key, value in flags.items():
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        raw[key] = value
+    return _validate(raw)
+
+
+def resolve_spec_path(spec: str, base_dir: Path) -> str:
+    """Make the file part of a model/data/output spec absolute against ``base_dir``.
+
+    ``builtin:...`` and ``package.module:function`` specs are left as they are;
+    ``file.py:function`` has its file part resolved.
+    """
+    if spec.startswith("builtin:"):
+        return spec
+    file_part, sep, func = spec.partition(":")
+    if sep and file_part.endswith(".py"):
+        path = Path(file_part)
+        return f"{path if path.is_absolute() else base_dir / path}:{func}"
+    if sep and not file_part.endswith(".py") and "/" not in file_part:
+        return spec  # package.module:function
+    path = Path(spec)
+    return str(path if path.is_absolute() else base_dir / path)
+
+
+def _is_file_entry(entry: str) -> bool:
+    """A custom-objects entry that names a file (``layers.py``, ``lib/layers.py``) rather
+    than a module (``mypkg.layers``)."""
+    return entry.endswith(".py") or "/" in entry or "\\" in entry
+
+
+def _custom_objects(value: Any) -> tuple[str, ...]:
+    """``custom_objects``: module names (``mypkg.layers``) or ``.py`` files."""
+    entries = []
+    for item in _as_list("custom_objects", value):
+        entry = _string("custom_objects", item).strip()
+        if not (_is_file_entry(entry) and entry.endswith(".py")) and not _MODULE_RE.match(entry):
+            raise ConfigError(
+                f"custom_objects entry {item!r} is neither a module name (e.g. mypkg.layers) "
+                "nor a .py file (e.g. layers.py)"
+            )
+        if entry not in entries:
+            entries.append(entry)
+    return tuple(entries)
+
+
+def _validate(raw: dict[str, Any]) -> Settings:
+    for key in ("model", "data"):
+        if not raw.get(key):
+            raise ConfigError(f"no {key} given: pass --{key} or set {key} = \"...\" in the config")
+        if not isinstance(raw[key], str):
+            raise ConfigError(f"{key} must be a string, got {raw[key]!r}")
+    kwargs: dict[str, Any] = {"model": raw["model"], "data": raw["data"]}
+    for key in ("target", "loss", "optimizer"):
+        if raw.get(key) is not None:
+            kwargs[key] = _string(key, raw[key])
+    if raw.get("task") is not None:
+        task = _string("task", raw["task"]).strip().lower()
+        if task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {raw['task']!r}")
+        kwargs["task"] = task
+    if "lr" in raw:
+        kwargs["lr"] = tuple(_positive_float("lr", v) for v in _as_list("lr", raw["lr"]))
+    if "class_weight" in raw:
+        kwargs["class_weight"] = tuple(
+            parse_class_weight_strategy(v) for v in _as_list("class_weight", raw["class_weight"])
+        )
+        kwargs["class_weight_given"] = True
+    if "custom_class_weight" in raw:
+        kwargs["custom_class_weight"] = _custom_weights(raw["custom_class_weight"])
+    if "custom" in kwargs.get("class_weight", ()) and "custom_class_weight" not in kwargs:
+        raise ConfigError(
+            "class_weight 'custom' needs a [custom_class_weight] table of label = weight "
+            "in the config"
+        )
+    if "effective_beta" in raw:
+        beta = _float("effective_beta", raw["effective_beta"])
+        if not 0.0 < beta < 1.0:
+            raise ConfigError(f"effective_beta must be in (0, 1), got {beta}")
+        kwargs["effective_beta"] = beta
+    if "clip" in raw:
+        kwargs["clip"] = tuple(parse_clip(v) for v in _as_list("clip", raw["clip"]))
+    if "batch_size" in raw:
+        kwargs["batch_size"] = tuple(
+            _positive_int("batch_size", v) for v in _as_list("batch_size", raw["batch_size"])
+        )
+    for key in ("steps", "max_samples"):
+        if key in raw:
+            kwargs[key] = _positive_int(key, raw[key])
+    for key in ("memory_budget", "gpu_memory_budget"):
+        if raw.get(key) is not None:
+            kwargs[key] = _size(key, raw[key])
+    if "timeout" in raw:
+        kwargs["timeout"] = _positive_float("timeout", raw["timeout"])
+    if "seed" in raw:
+        kwargs["seed"] = _int("seed", raw["seed"])
+    if raw.get("seeds") is not None:
+        kwargs["seeds"] = _positive_int("seeds", raw["seeds"])
+    if "holdout" in raw:
+        holdout = _float("holdout", raw["holdout"])
+        if not 0.0 < holdout < 1.0:
+            raise ConfigError(f"holdout must be a fraction in (0, 1), got {holdout}")
+        kwargs["holdout"] = holdout
+    if raw.get("imbalance") is not None:
+        ratio = _float("imbalance", raw["imbalance"])
+        if not 0.0 < ratio <= 1.0:
+            raise ConfigError(f"imbalance must be in (0, 1], got {ratio}")
+        kwargs["imbalance"] = ratio
+    if raw.get("check_numerics") is not None:
+        if not isinstance(raw["check_numerics"], bool):
+            raise ConfigError(
+                f"check_numerics must be true or false, got {raw['check_numerics']!r}")
+        kwargs["check_numerics"] = raw["check_numerics"]
+    if raw.get("workers") is not None:
+        kwargs["workers"] = _positive_int("workers", raw["workers"])
+    if raw.get("thresholds") is not None:
+        kwargs["thresholds"] = _thresholds(raw["thresholds"])
+    if "fail_on" in raw:
+        values = _as_list("fail_on", raw["fail_on"])
+        kwargs["fail_on"] = tuple(_string("fail_on", v) for v in values)
+    for key in ("json", "journal", "junit", "markdown", "html"):
+        if raw.get(key) is not None:
+            kwargs[key] = Path(_string(key, raw[key]))
+    if raw.get("custom_objects") is not None:
+        kwargs["custom_objects"] = _custom_objects(raw["custom_objects"])
+    if raw.get("config_dir") is not None:
+        kwargs["config_dir"] = Path(raw["config_dir"])
+    return Settings(**kwargs)
+
+
+def parse_class_weight_strategy(text: Any) -> str:
+    """Validate one class-weight strategy name (``none``, ``balanced``, ``x100``, ...)."""
+    name = _string("class_weight", text).strip().lower()
+    base = name.removeprefix("normalized-")
+    if name in CLASS_WEIGHT_STRATEGIES + REMEDY_STRATEGIES or (
+        base != name and base in CLASS_WEIGHT_STRATEGIES and base != "none"
+    ):
+        return name
+    match = _STRESS_RE.match(base)
+    if match and float(match.group(1)) >= 1:
+        return name
+    raise ConfigError(
+        f"unknown class_weight strategy {text!r}; expected one of "
+        f"{', '.join(CLASS_WEIGHT_STRATEGIES + REMEDY_STRATEGIES)}, xN with N >= 1 "
+        "(e.g. x100), or normalized-<strategy> (e.g. normalized-x100)"
+    )
+
+
+def base_strategy(strategy: str) -> str:
+    """The weights a strategy starts from: ``normalized-x100`` -> ``x100``,
+    ``normalized`` -> ``balanced``; others are their own base."""
+    if strategy == "normalized":
+        return "balanced"
+    return strategy.removeprefix("normalized-")
+
+
+def stress_factor(strategy: str) -> float | None:
+    """N for an ``xN`` strategy, else None."""
+    match = _STRESS_RE.match(strategy)
+    return float(match.group(1)) if match else None
+
+
+def parse_clip(text: Any) -> Clip:
+    """Parse ``none``, ``norm=V``, ``value=V`` or ``global_norm=V`` (V > 0)."""
+    spec = _string("clip", text).strip().lower()
+    if spec == "none":
+        return Clip(None)
+    kind, sep, value = (part.strip() for part in spec.partition("="))
+    if sep and kind in CLIP_KINDS:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number) and number > 0:
+            return Clip(kind, number)
+    raise ConfigError(
+        f"invalid clip setting {text!r}; expected none, norm=V, value=V or global_norm=V "
+        "with V > 0"
+    )
+
+
+def _as_list(key: str, value: Any) -> list[Any]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, str):
+            out.extend(part.strip() for part in item.split(",") if part.strip())
+        else:
+            out.append(item)
+    if not out:
+        raise ConfigError(f"{key} must not be empty")
+    return out
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _float(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{key} must be finite, got {value!r}")
+    return number
+
+
+def _positive_float(key: str, value: Any) -> float:
+    number = _float(key, value)
+    if number <= 0:
+        raise ConfigError(f"{key} must be positive, got {value!r}")
+    return number
+
+
+def _int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+    if not number.is_integer():
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return int(number)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    number = _int(key, value)
+    if number <= 0:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return number
+
+
+def _size(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a size such as 2GiB, got {value!r}")
+    try:
+        size = parse_size(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    if size <= 0:
+        raise ConfigError(f"{key} must be more than 0 bytes, got {value!r}")
+    return size
+
+
+def _thresholds(table: Any) -> Thresholds:
+    """A ``[thresholds]`` table: any field of ``stabcheck.config.thresholds.Thresholds``."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"thresholds must be a table of name = value, got {table!r}")
+    known = {f.name: f.type for f in fields(Thresholds)}
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in known:
+            raise ConfigError(
+                f"unknown threshold {name!r}; known: {', '.join(sorted(known))}")
+        if name == "stall_r2":  # may be 0 or negative: R² is at most 1
+            values[name] = _float(f"thresholds.{name}", value)
+            if values[name] >= 1:
+                raise ConfigError(f"thresholds.stall_r2 must be below 1, got {value!r}")
+            continue
+        values[name] = (_positive_int(f"thresholds.{name}", value) if known[name] == "int"
+                        else _positive_float(f"thresholds.{name}", value))
+    for name in ("ema_beta", "trend_window_fraction", "trend_floor", "bn_warmup_residual",
+                 "bn_accuracy_gap"):
+        if name in values and not 0 < values[name] < 1:
+            raise ConfigError(f"thresholds.{name} must be in (0, 1), got {values[name]}")
+    return replace(DEFAULT_THRESHOLDS, **values)
+
+
+def _custom_weights(table: Any) -> dict[str, float]:
+    if not isinstance(table, Mapping) or not table:
+        raise ConfigError(
+            f"custom_class_weight must be a table of label = weight, got {table!r}"
+        )
+    weights: dict[str, float] = {}
+    for label, weight in table.items():
+        value = _float(f"custom_class_weight.{label}", weight)
+        if value <= 0:
+            raise ConfigError(
+                f"custom_class_weight.{label} must be a positive weight, got {weight!r}"
+            )
+        weights[str(label)] = value
+    return weights

@@ -1,0 +1,871 @@
+"""Load the data a probe trains on: built-in sets, ``.npz``, ``.csv`` or an image folder.
+
+``load_dataset`` turns a data spec into a :class:`Dataset`: float32 inputs, labels in the
+form the loss will see them, one class index per row, and a stratified held-out split, all
+sampled with a seeded generator so that every probe of a run sees the same rows.
+``save_prepared`` / ``load_prepared`` hand that sample to probe worker processes.
+
+Only numpy and the standard library are needed; Pillow is imported when an image folder is
+read. The user's files are only ever read.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import zipfile
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stabcheck.errors import ConfigError, InputError
+from stabcheck.inputs.preflight import check_data_finite, label_rank_message
+from stabcheck.results import DatasetSummary
+
+BUILTIN_DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "digits-large")
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+LABEL_FORMATS: tuple[str, ...] = ("binary", "sparse", "onehot", "continuous")
+# A regression target: the loss sees it as the data holds it (float32), and it has no
+# classes (every row's class index is 0, for the sampling, which then draws at random).
+CONTINUOUS = "continuous"
+
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A sampled, split data set, ready for a probe.
+
+    ``y_*`` hold labels as the loss sees them: 1-D int64 labels for the ``"binary"`` and
+    ``"sparse"`` formats, 2-D float32 one-hot rows for ``"onehot"``. ``c_*`` always hold
+    one int64 class index per row (for statistics and class weights).
+
+    Integer labels reach the loss as the data holds them (``label_values`` lists them,
+    ascending; class ``i`` is ``label_values[i]``): the loader cannot know the loss, so it
+    does not re-encode them, and ``stabcheck.inputs.preflight.check_label_values`` refuses those
+    the loss cannot take once the loss and the model's outputs are known. Labels that the
+    loader has to encode (strings, image folders, one-hot rows) have ``label_values`` None
+    and class indices as ``y``.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    c_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    c_val: np.ndarray
+    class_names: tuple[str, ...]
+    label_format: str
+    source: str
+    n_total: int
+    label_values: tuple[int, ...] | None = None
+    # Rows the user's own training data holds, before stabcheck's sampling: what a
+    # batch of the user's fit can draw from (0: unknown, the sample's size).
+    n_train_rows: int = 0
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def task(self) -> str:
+        """``regression`` for a continuous target, else ``classification``."""
+        return "regression" if self.label_format == CONTINUOUS else "classification"
+
+    @property
+    def target_width(self) -> int:
+        """Columns of a regression target (1 for a 1-D or (n, 1) target)."""
+        return 1 if self.y_train.ndim == 1 else int(self.y_train.shape[1])
+
+    @property
+    def batch_rows(self) -> int:
+        """The most rows one batch of the user's ``fit`` can hold: their training data's
+        rows (a larger batch is capped there), not the sample stabcheck trains on."""
+        return self.n_train_rows or int(self.x_train.shape[0])
+
+    def summary(self) -> DatasetSummary:
+        regression = self.task == "regression"
+        counts = () if regression else np.bincount(self.c_train, minlength=self.n_classes)
+        return DatasetSummary(
+            source=self.source,
+            n_samples=int(self.x_train.shape[0]),
+            n_total=int(self.n_total),
+            n_holdout=int(self.x_val.shape[0]),
+            class_names=tuple(self.class_names),
+            class_counts=tuple(int(n) for n in counts),
+            input_shape=tuple(int(d) for d in self.x_train.shape[1:]),
+            label_format=self.label_format,
+            task=self.task,
+            target=target_summary(self.y_train) if regression else None,
+        )
+
+
+def target_summary(y: np.ndarray) -> dict[str, float | int]:
+    """A regression target's min, max, mean and standard deviation (training sample)."""
+    values = np.asarray(y, dtype=np.float64)
+    if values.size == 0:
+        return {"columns": 0}
+    return {"min": float(values.min()), "max": float(values.max()),
+            "mean": float(values.mean()), "std": float(values.std()),
+            "columns": 1 if values.ndim == 1 else int(values.shape[1])}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Input rows that can be taken by index: an in-memory array or image files."""
+
+    n: int
+    take: Callable[[np.ndarray], np.ndarray]  # indices -> float32 array
+
+
+@dataclass(frozen=True)
+class _Labelled:
+    """Input rows with their encoded labels (the model's ``y`` and a class index each)."""
+
+    x: _Rows
+    y: np.ndarray
+    c: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Source:
+    train: _Labelled
+    val: _Labelled | None  # a held-out split the source brings (npz x_val/y_val)
+    class_names: tuple[str, ...]
+    label_format: str
+    label_values: tuple[int, ...] | None = None  # integer labels as the data holds them
+
+
+def load_dataset(
+    spec: str,
+    *,
+    base_dir: Path | None = None,
+    target: str | None = None,
+    max_samples: int = 20000,
+    holdout: float = 0.2,
+    imbalance: float | None = None,
+    seed: int = 0,
+    task: str = "auto",
+) -> Dataset:
+    """Load ``spec``, make it long-tailed if asked, split it and sample it.
+
+    ``spec`` is ``builtin:digits``, ``builtin:breast_cancer``, a ``.npz`` file (arrays ``x``
+    and ``y``, optionally ``x_val`` and ``y_val`` as the held-out split), a ``.csv`` file
+    (``target`` names the label column, every other column must be numeric) or a folder
+    with one sub-folder of images per class. Relative paths resolve against ``base_dir``
+    (the config file's folder) when given, else the working directory.
+
+    ``imbalance`` (in (0, 1]) makes the set long-tailed as Cui et al. 2019 ("Class-Balanced
+    Loss Based on Effective Number of Samples") built CIFAR-LT: class ``c`` of ``k`` keeps
+    ``round(n_c * imbalance ** (c / (k - 1)))`` of its ``n_c`` rows (at least 2, or all it
+    has when fewer), chosen at random; class 0 keeps all, the last class keeps about
+    ``imbalance`` of its rows. It is applied before the held-out split, so the split is
+    long-tailed too; a held-out split the ``.npz`` brings is left as given.
+
+    Without ``x_val``/``y_val``, a stratified ``holdout`` fraction of each class is held
+    out (at least one row of every class that has two or more). The training part is then
+    capped at ``max_samples`` rows and the held-out part at ``max(1000, max_samples // 4)``,
+    each by a stratified sample proportional to the class counts in which every present
+    class keeps at least one row. Rows come out shuffled. Everything draws from
+    ``np.random.default_rng(seed)``, so the same arguments give the same ``Dataset``.
+
+    ``task`` (``auto``, ``classification`` or ``regression``) says what the targets are;
+    ``auto`` takes floats with non-integer values for a regression target. A regression
+    target (label format ``continuous``) is kept as the data holds it, as float32; it has
+    no classes, so the split and the caps draw rows at random (nothing to stratify by).
+
+    Raises ``InputError`` for data that cannot be probed and ``ConfigError`` for
+    out-of-range ``max_samples``, ``holdout`` or ``imbalance``.
+    """
+    _check_settings(max_samples, holdout, imbalance)
+    source = _load_source(spec, base_dir=base_dir, target=target, task=task)
+    rng = np.random.default_rng(seed)
+    regression = source.label_format == CONTINUOUS
+    k = 1 if regression else len(source.class_names)  # one "class": plain random draws
+    train = source.train
+
+    pool = np.arange(train.x.n)
+    if regression and imbalance is not None and imbalance < 1.0:
+        raise ConfigError(
+            f"imbalance {imbalance:g} makes the classes long-tailed, but '{spec}' holds a "
+            "regression target (no classes): drop --imbalance"
+        )
+    if imbalance is not None and imbalance < 1.0:
+        pool = _long_tail(train.c, k, imbalance, rng)
+    n_total = int(pool.size)
+
+    if source.val is not None:
+        val = source.val
+        train_pool, val_pool = pool, np.arange(val.x.n)
+        n_total += val.x.n
+        train_rows = int(pool.size)
+    else:
+        val = train
+        train_pool, val_pool = _stratified_split(pool, train.c, k, holdout, rng)
+        train_rows = n_total  # the user's fit trains on all of it
+
+    train_idx = _stratified_sample(train_pool, train.c, k, max_samples, rng)
+    val_idx = _stratified_sample(val_pool, val.c, k, max(1000, max_samples // 4), rng)
+
+    return Dataset(
+        x_train=train.x.take(train_idx),
+        y_train=train.y[train_idx],
+        c_train=train.c[train_idx],
+        x_val=val.x.take(val_idx),
+        y_val=val.y[val_idx],
+        c_val=val.c[val_idx],
+        class_names=source.class_names,
+        label_format=source.label_format,
+        source=spec,
+        n_total=n_total,
+        n_train_rows=train_rows,
+        label_values=source.label_values,
+    )
+
+
+def _check_settings(max_samples: int, holdout: float, imbalance: float | None) -> None:
+    if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+        raise ConfigError(f"max_samples must be a whole number >= 1 (got {max_samples!r})")
+    if not (isinstance(holdout, (int, float)) and 0.0 <= holdout < 1.0):
+        raise ConfigError(f"holdout must be a fraction in [0, 1) (got {holdout!r})")
+    if imbalance is not None and not (
+        isinstance(imbalance, (int, float)) and 0.0 < imbalance <= 1.0
+    ):
+        raise ConfigError(f"imbalance must be a ratio in (0, 1] (got {imbalance!r})")
+
+
+def _load_source(
+    spec: str, *, base_dir: Path | None, target: str | None, task: str = "auto"
+) -> _Source:
+    if spec.startswith("builtin:"):
+        if task == "regression":
+            raise InputError(
+                f"'{spec}' is a classification data set (class labels); --task regression "
+                "needs a .npz or .csv with a numeric target"
+            )
+        return _load_builtin(spec)
+    path = Path(spec).expanduser()
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    if path.is_dir():
+        if task == "regression":
+            raise InputError(
+                f"data folder '{spec}' holds one sub-folder of images per class: a "
+                "classification data set; --task regression needs a .npz or .csv"
+            )
+        return _load_image_folder(spec, path)
+    if not path.exists():
+        raise InputError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(spec, path, task)
+    if suffix == ".csv":
+        return _load_csv(spec, path, target, task)
+    raise InputError(
+        f"data '{spec}' has an unsupported type '{path.suffix or '(none)'}' (expected "
+        "builtin:NAME, a .npz or .csv file, or a folder with one sub-folder of images per class)"
+    )
+
+
+def _array_rows(x: np.ndarray) -> _Rows:
+    return _Rows(int(x.shape[0]), lambda idx: np.asarray(x[idx], dtype=np.float32))
+
+
+def _load_builtin(spec: str) -> _Source:
+    name = spec[len("builtin:") :]
+    if name not in BUILTIN_DATASETS:
+        known = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
+        raise InputError(f"unknown built-in dataset '{spec}' (known: {known})")
+    stored = "digits" if name == "digits-large" else name
+    ref = resources.files("stabcheck.inputs").joinpath("datasets").joinpath(f"{stored}.npz")
+    with ref.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
+        x = np.asarray(npz["x"], dtype=np.float32)
+        c = np.asarray(npz["y"], dtype=np.int64)
+        names = tuple(str(n) for n in npz["class_names"])
+    if name == "digits-large":
+        x, c = _augmented_digits(x, c)
+    fmt = "binary" if len(names) == 2 else "sparse"
+    return _Source(_Labelled(_array_rows(x), c, c), None, names, fmt)
+
+
+def _augmented_digits(x: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The digits, 18-fold: every 8x8 image shifted by up to one pixel each way (9
+    positions, zero-filled), each also with light noise: 32,346 images, enough rows for
+    large batch sizes (``fit`` caps a batch at the data it has)."""
+    images = x.reshape(-1, 8, 8)
+    top = float(images.max()) or 1.0
+    rng = np.random.default_rng(0)
+    out = []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            shifted = np.zeros_like(images)
+            src = images[:, max(0, -dy):8 - max(0, dy), max(0, -dx):8 - max(0, dx)]
+            shifted[:, max(0, dy):8 - max(0, -dy), max(0, dx):8 - max(0, -dx)] = src
+            out.append(shifted)
+            noise = rng.normal(0, 0.03 * top, shifted.shape)
+            out.append(np.clip(shifted + noise, 0, top))
+    xs = np.concatenate(out).reshape(-1, *x.shape[1:]).astype(np.float32)
+    return xs, np.tile(c, len(out))
+
+
+# ------------------------------------------------------------------------------- npz
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_npz(spec: str, path: Path, wanted: Sequence[str] | None) -> tuple[list[str], dict]:
+    """The ``.npz``'s array names and the ``wanted`` arrays (None: none), read in full.
+
+    A file that is not a zip archive, is truncated or corrupt (a bad CRC, a broken
+    compressed stream), or holds object arrays is an ``InputError`` naming it.
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"data '{spec}' cannot be read ({exc.strerror or exc})") from None
+    if head.startswith(_NPY_MAGIC):
+        raise InputError(
+            f"data '{spec}' is a single .npy array, not an .npz archive: save the arrays with "
+            "np.savez(path, x=..., y=...)"
+        )
+    if not head.startswith(_ZIP_MAGIC):
+        raise InputError(
+            f"data '{spec}' is not an .npz archive (a zip of arrays written by np.savez)"
+            + ("; the file is empty" if not head else "")
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.files)
+            arrays = {k: np.asarray(npz[k]) for k in (wanted or ()) if k in keys}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError(
+                f"data '{spec}' holds object (pickled) arrays; save plain numeric arrays "
+                "(stabcheck loads .npz with allow_pickle=False)"
+            ) from None
+        raise InputError(f"data '{spec}' is not a readable .npz file ({exc})") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
+        raise InputError(
+            f"data '{spec}' is truncated or corrupt: not a readable .npz archive ({exc})"
+        ) from None
+    return keys, arrays
+
+
+def npz_has_sample_weight(spec: str | Path, *, base_dir: Path | None = None) -> bool:
+    """Whether the ``.npz`` data ``spec`` holds a ``sample_weight`` array.
+
+    Keras refuses ``class_weight`` together with ``sample_weight`` (see
+    ``stabcheck.inputs.preflight.check_sample_weight_conflict``). Other specs (``builtin:``, a
+    ``.csv``, an image folder) never bring one. ``spec`` resolves as in :func:`load_dataset`.
+    """
+    spec = str(spec)
+    if spec.startswith("builtin:"):
+        return False
+    path = Path(spec).expanduser()
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    keys, _ = _read_npz(spec, path, None)
+    return "sample_weight" in keys
+
+
+def _load_npz(spec: str, path: Path, task: str = "auto") -> _Source:
+    keys, arrays = _read_npz(spec, path, ("x", "y", "x_val", "y_val"))
+    for key in ("x", "y"):
+        if key not in keys:
+            found = ", ".join(keys) if keys else "no arrays"
+            raise InputError(f"data '{spec}' has no array '{key}' (found: {found})")
+
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        have, lack = ("x_val", "y_val") if "x_val" in arrays else ("y_val", "x_val")
+        raise InputError(f"data '{spec}' has '{have}' but no '{lack}'; give both or neither")
+
+    x = _check_x(spec, arrays["x"], "x")
+    y = np.asarray(arrays["y"])
+    _check_rows(spec, x, y, "x", "y")
+    if "x_val" not in arrays:
+        ys, names, fmt, values = _encode_labels(spec, [y], task)
+        return _Source(_Labelled(_array_rows(x), ys[0][0], ys[0][1]), None, names, fmt, values)
+
+    x_val = _check_x(spec, arrays["x_val"], "x_val")
+    y_val = np.asarray(arrays["y_val"])
+    _check_rows(spec, x_val, y_val, "x_val", "y_val")
+    if x_val.shape[1:] != x.shape[1:]:
+        raise InputError(
+            f"data '{spec}': x_val rows have shape {x_val.shape[1:]} but x rows have shape "
+            f"{x.shape[1:]}; they must match"
+        )
+    if y_val.ndim != y.ndim or y_val.shape[1:] != y.shape[1:]:
+        raise InputError(
+            f"data '{spec}': y_val has shape {y_val.shape} but y has shape {y.shape}; "
+            "labels must have the same form in both"
+        )
+    ys, names, fmt, values = _encode_labels(spec, [y, y_val], task)
+    return _Source(
+        _Labelled(_array_rows(x), *ys[0]),
+        _Labelled(_array_rows(x_val), *ys[1]),
+        names,
+        fmt,
+        values,
+    )
+
+
+def _check_x(spec: str, x: np.ndarray, key: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise InputError(f"data '{spec}': '{key}' must be numeric (got dtype {x.dtype})")
+    if x.ndim == 0:
+        raise InputError(f"data '{spec}': '{key}' is a scalar; it needs one row per sample")
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    if x.shape[0] == 0:
+        raise InputError(f"data '{spec}': '{key}' has no rows")
+    check_data_finite(x, f"'{spec}': {key}")
+    return x
+
+
+def _check_rows(spec: str, x: np.ndarray, y: np.ndarray, xk: str, yk: str) -> None:
+    if y.ndim == 0 or x.shape[0] != y.shape[0]:
+        ny = "a scalar" if y.ndim == 0 else f"{y.shape[0]} rows"
+        raise InputError(
+            f"data '{spec}': {xk} and {yk} must have the same number of rows "
+            f"({xk} has {x.shape[0]}, {yk} has {ny})"
+        )
+
+
+# ---------------------------------------------------------------------------- labels
+
+
+def _encode_labels(
+    spec: str, parts: Sequence[np.ndarray], task: str = "auto"
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[str, ...], str, tuple[int, ...] | None]:
+    """Encode label arrays jointly:
+    ``([(y_model, c), ...], class_names, label_format, label_values)``.
+
+    Integer labels (and integral floats, booleans) stay as they are in ``y_model``, with
+    their sorted distinct values as ``label_values``; strings become class indices (the
+    order of their sorted names) and one-hot rows stay one-hot, both with no
+    ``label_values``. A regression target (``task`` regression, or ``auto`` and floats
+    with a non-integer value) stays as it is, as float32, label format ``continuous``,
+    no classes, every class index 0.
+    """
+    values: tuple[int, ...] | None = None
+    sizes = [int(p.shape[0]) for p in parts]
+    y = np.concatenate([np.asarray(p) for p in parts], axis=0)
+    if task == "regression" or (task == "auto" and _non_integer_floats(y)):
+        return _regression_target(spec, parts, y), (), CONTINUOUS, None
+    rule = (
+        "class_weight needs one label per sample: 1-D labels, (n, 1) labels or one-hot rows "
+        "(Keras supports class_weight only for those)"
+    )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim > 2:
+        raise InputError(f"data '{spec}': {label_rank_message(y.shape)}")
+
+    if y.dtype.kind in "US":
+        if y.dtype.kind == "S":
+            y = np.char.decode(y, "utf-8", errors="replace")
+        if y.ndim != 1:
+            raise InputError(f"data '{spec}': y holds strings in shape {y.shape}; {rule}")
+        distinct, c = np.unique(y, return_inverse=True)
+        names = tuple(str(v) for v in distinct)
+        y_model, fmt = c.astype(np.int64), None
+    elif y.dtype.kind in "biuf":
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            bad = "NaN" if np.isnan(y).any() else "infinite values"
+            raise InputError(f"data '{spec}': labels y contain {bad}; every row needs a class")
+        if y.ndim == 2:
+            if not _is_onehot(y):
+                raise InputError(
+                    f"data '{spec}': y has shape {y.shape} but its rows are not one-hot "
+                    f"(exactly one 1, the rest 0), so it looks multi-label; {rule}"
+                )
+            c = np.argmax(y, axis=1).astype(np.int64)
+            names = tuple(str(i) for i in range(y.shape[1]))
+            y_model, fmt = y.astype(np.float32), "onehot"
+        else:
+            if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+                example = y[y != np.round(y)][0]
+                raise InputError(
+                    f"data '{spec}': --task classification, but the labels y hold a "
+                    f"non-integer value ({float(example)!r}): a classifier needs class "
+                    "indices or names; for a numeric target use --task regression"
+                )
+            y = y.astype(np.int64)
+            distinct, c = np.unique(y, return_inverse=True)
+            names = tuple(str(int(v)) for v in distinct)
+            values = tuple(int(v) for v in distinct)
+            y_model, fmt = y, None
+    else:
+        raise InputError(
+            f"data '{spec}': labels y must be integers, strings or one-hot rows "
+            f"(got dtype {y.dtype})"
+        )
+
+    c = np.asarray(c, dtype=np.int64).reshape(-1)
+    present = np.unique(c)
+    if present.size < 2:
+        only = names[int(present[0])] if present.size else "none"
+        raise InputError(
+            f"data '{spec}' has {present.size} class ({only}); a classifier needs at least 2"
+        )
+    if fmt is None:
+        fmt = "binary" if len(names) == 2 else "sparse"
+        y_model = np.asarray(y_model, dtype=np.int64).reshape(-1)
+    out, start = [], 0
+    for n in sizes:
+        out.append((y_model[start : start + n], c[start : start + n]))
+        start += n
+    return out, names, fmt, values
+
+
+def _non_integer_floats(y: np.ndarray) -> bool:
+    """Floats of which at least one finite value is not a whole number."""
+    if y.dtype.kind != "f" or y.size == 0:
+        return False
+    finite = y[np.isfinite(y)]
+    return bool(finite.size) and not bool(np.all(finite == np.round(finite)))
+
+
+def _regression_target(
+    spec: str, parts: Sequence[np.ndarray], y: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The parts of a regression target as the data holds them (float32; (n,) and (n, k)
+    shapes kept), each with class index 0 for every row."""
+    if y.dtype.kind not in "biuf":
+        raise InputError(
+            f"data '{spec}': a regression target must be numeric, got dtype {y.dtype} "
+            f"(first value {y.reshape(-1)[0]!r}); for class names use --task classification"
+        )
+    if y.ndim > 2:
+        raise InputError(
+            f"data '{spec}': a regression target must be 1-D or (n, k), got shape {y.shape}"
+        )
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        bad = int(np.argmax(~np.isfinite(y).reshape(y.shape[0], -1).all(axis=1)))
+        raise InputError(
+            f"data '{spec}': the regression target holds NaN/Inf (first in row {bad}): "
+            "every row needs a finite target"
+        )
+    if y.shape[0] < 2:
+        raise InputError(f"data '{spec}' has {y.shape[0]} row; a regression probe needs 2 or more")
+    out = []
+    for part in parts:
+        target = np.asarray(part).astype(np.float32)
+        out.append((target, np.zeros(target.shape[0], dtype=np.int64)))
+    return out
+
+
+def _is_onehot(y: np.ndarray) -> bool:
+    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+
+
+# ------------------------------------------------------------------------------- csv
+
+
+def _load_csv(spec: str, path: Path, target: str | None, task: str = "auto") -> _Source:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"data '{spec}' is empty; a CSV needs a header row")
+            columns = [h.strip() for h in header]
+            if target is None:
+                raise InputError(
+                    f"data '{spec}' is a CSV, so a target column must be named "
+                    f"(columns: {', '.join(columns)})"
+                )
+            if target not in columns:
+                raise InputError(
+                    f"data '{spec}' has no target column '{target}' (columns: {', '.join(columns)})"
+                )
+            t = columns.index(target)
+            features = [i for i in range(len(columns)) if i != t]
+            if not features:
+                raise InputError(f"data '{spec}' has only the target column; no features")
+            rows: list[list[float]] = []
+            labels: list[str] = []
+            for row in reader:
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                line = reader.line_num
+                if len(row) != len(columns):
+                    raise InputError(
+                        f"data '{spec}': line {line} has {len(row)} fields but the header has "
+                        f"{len(columns)}"
+                    )
+                label = row[t].strip()
+                if not label:
+                    raise InputError(
+                        f"data '{spec}': line {line} has an empty target '{target}'; "
+                        "every row needs a label"
+                    )
+                labels.append(label)
+                values = []
+                for i in features:
+                    try:
+                        values.append(float(row[i]))
+                    except ValueError:
+                        raise InputError(
+                            f"data '{spec}': every column but the target must be numeric; "
+                            f"column '{columns[i]}' has {row[i]!r} on line {line}"
+                        ) from None
+                rows.append(values)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"data '{spec}' is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise InputError(f"data '{spec}' cannot be read ({exc.strerror or exc})") from None
+    if not rows:
+        raise InputError(f"data '{spec}' has a header but no data rows")
+
+    x = np.asarray(rows, dtype=np.float64)
+    check_data_finite(x, f"'{spec}'")
+    y = _csv_labels(labels, task)
+    if task == "regression" and y.dtype.kind in "US":
+        bad = next(s for s in labels if not _is_number(s))
+        raise InputError(
+            f"data '{spec}': --task regression, but the target '{target}' holds {bad!r}, "
+            "which is not a number"
+        )
+    ys, names, fmt, values = _encode_labels(spec, [y], task)
+    return _Source(_Labelled(_array_rows(x), *ys[0]), None, names, fmt, values)
+
+
+def _csv_labels(labels: list[str], task: str = "auto") -> np.ndarray:
+    """Integers when every label is one (``"3"`` or ``"3.0"``); else floats when every
+    label is a number (a regression target under ``auto`` and ``regression``; under
+    ``classification`` the values are class names); else the strings."""
+    try:
+        ints = np.asarray([int(s) for s in labels], dtype=np.int64)
+    except ValueError:
+        pass
+    else:
+        return ints.astype(np.float64) if task == "regression" else ints
+    try:
+        floats = [float(s) for s in labels]
+    except ValueError:
+        return np.asarray(labels, dtype=str)
+    if task == "regression":
+        return np.asarray(floats, dtype=np.float64)
+    if all(math.isfinite(f) and f == int(f) for f in floats):
+        return np.asarray([int(f) for f in floats], dtype=np.int64)
+    if task == "classification":
+        return np.asarray(labels, dtype=str)
+    return np.asarray(floats, dtype=np.float64)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def _load_image_folder(spec: str, path: Path) -> _Source:
+    class_dirs = sorted(
+        (d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        key=lambda d: d.name,
+    )
+    if not class_dirs:
+        raise InputError(
+            f"data folder '{spec}' has no class sub-folders (expected {spec}/<class>/<image>, "
+            f"images {', '.join(IMAGE_SUFFIXES)})"
+        )
+    files: list[Path] = []
+    classes: list[int] = []
+    for index, d in enumerate(class_dirs):
+        images = sorted(
+            (
+                f
+                for f in d.iterdir()
+                if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+            ),
+            key=lambda f: f.name,
+        )
+        if not images:
+            raise InputError(
+                f"data folder '{spec}': class folder '{d.name}' has no images "
+                f"({', '.join(IMAGE_SUFFIXES)})"
+            )
+        files.extend(images)
+        classes.extend([index] * len(images))
+    names = tuple(d.name for d in class_dirs)
+    c = np.asarray(classes, dtype=np.int64)
+    if len(names) < 2:
+        raise InputError(
+            f"data folder '{spec}' has 1 class folder ({names[0]}); a classifier needs at least 2"
+        )
+
+    image_module = _pil(spec)
+    size = _image_size(spec, image_module, files[0])
+
+    def take(idx: np.ndarray) -> np.ndarray:
+        return _read_images(spec, image_module, [files[i] for i in idx], size)
+
+    fmt = "binary" if len(names) == 2 else "sparse"
+    return _Source(_Labelled(_Rows(len(files), take), c, c), None, names, fmt)
+
+
+def _pil(spec: str) -> Any:
+    """The ``PIL.Image`` module, or an ``InputError`` saying Pillow is needed."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise InputError(
+            f"data folder '{spec}' holds images; reading them needs Pillow (pip install pillow)"
+        ) from None
+    return Image
+
+
+def _image_size(spec: str, image_module: Any, file: Path) -> tuple[int, int]:
+    try:
+        with image_module.open(file) as im:
+            return im.size
+    except (OSError, ValueError) as exc:
+        raise InputError(f"data folder '{spec}': cannot read image '{file}' ({exc})") from None
+
+
+def _read_images(
+    spec: str, image_module: Any, files: list[Path], size: tuple[int, int]
+) -> np.ndarray:
+    """Decode ``files`` to (n, H, W, C) float32 in [0, 1]; C is 1 if all are grayscale."""
+    arrays: list[np.ndarray] = []
+    for file in files:
+        try:
+            with image_module.open(file) as im:
+                gray = im.mode in _GRAY_MODES
+                im = im.convert("L" if gray else "RGB")
+                if im.size != size:
+                    im = im.resize(size, image_module.Resampling.BILINEAR)
+                arr = np.asarray(im, dtype=np.uint8)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"data folder '{spec}': cannot read image '{file}' ({exc})") from None
+        arrays.append(arr[:, :, None] if arr.ndim == 2 else arr)
+    width, height = size
+    channels = 3 if any(a.shape[2] == 3 for a in arrays) else 1
+    out = np.empty((len(arrays), height, width, channels), dtype=np.float32)
+    for i, arr in enumerate(arrays):
+        out[i] = arr  # a grayscale image broadcasts to all three channels
+    out /= 255.0
+    return out
+
+
+# -------------------------------------------------------------------------- sampling
+
+
+def _long_tail(c: np.ndarray, k: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """Row indices kept when class ``i`` keeps ``round(n_i * ratio ** (i / (k - 1)))``."""
+    kept = []
+    for cls in range(k):
+        idx = np.flatnonzero(c == cls)
+        if idx.size == 0:
+            continue
+        keep = int(math.floor(idx.size * ratio ** (cls / (k - 1)) + 0.5))
+        keep = min(idx.size, max(2, keep))
+        kept.append(rng.choice(idx, size=keep, replace=False))
+    return np.sort(np.concatenate(kept))
+
+
+def _stratified_split(
+    pool: np.ndarray, c: np.ndarray, k: int, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``pool`` (row indices) into (train, held out) with ``fraction`` of each class."""
+    train, held = [], []
+    pool_c = c[pool]
+    for cls in range(k):
+        idx = rng.permutation(pool[pool_c == cls])
+        n_held = 0
+        if fraction > 0 and idx.size >= 2:
+            n_held = min(idx.size - 1, max(1, int(math.floor(idx.size * fraction + 0.5))))
+        held.append(idx[:n_held])
+        train.append(idx[n_held:])
+    return np.concatenate(train), np.concatenate(held)
+
+
+def _quotas(counts: np.ndarray, cap: int) -> np.ndarray:
+    """Rows per class for a proportional sample of ``cap`` rows (largest remainders).
+
+    Every class with rows keeps at least one, even when that exceeds ``cap``.
+    """
+    total = int(counts.sum())
+    if total <= cap:
+        return counts.copy()
+    exact = counts * (cap / total)
+    quota = np.minimum(counts, np.maximum(np.floor(exact).astype(np.int64), counts > 0))
+    short = cap - int(quota.sum())
+    if short > 0:
+        for cls in np.argsort(-(exact - np.floor(exact)), kind="stable"):
+            if short == 0:
+                break
+            if quota[cls] < counts[cls]:
+                quota[cls] += 1
+                short -= 1
+    while short < 0 and quota.max() > 1:
+        quota[int(np.argmax(quota))] -= 1
+        short += 1
+    return quota
+
+
+def _stratified_sample(
+    pool: np.ndarray, c: np.ndarray, k: int, cap: int, rng: np.random.Generator
+) -> np.ndarray:
+    """A shuffled, class-proportional sample of at most ``cap`` of ``pool``'s rows."""
+    pool_c = c[pool]
+    quota = _quotas(np.bincount(pool_c, minlength=k), cap)
+    chosen = [rng.permutation(pool[pool_c == cls])[: quota[cls]] for cls in range(k) if quota[cls]]
+    if not chosen:
+        return np.zeros(0, dtype=np.int64)
+    return rng.permutation(np.concatenate(chosen)).astype(np.int64)
+
+
+# ------------------------------------------------------------------- prepared files
+
+_ARRAYS = ("x_train", "y_train", "c_train", "x_val", "y_val", "c_val")
+
+
+def save_prepared(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` to ``path`` as an uncompressed ``.npz`` (fast to load in a worker)."""
+    arrays = {name: getattr(ds, name) for name in _ARRAYS}
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a path
+        np.savez(
+            fh,
+            **arrays,
+            class_names=np.asarray(ds.class_names, dtype=str),
+            label_format=np.asarray(ds.label_format),
+            source=np.asarray(ds.source),
+            n_total=np.asarray(ds.n_total, dtype=np.int64),
+            **({} if ds.label_values is None else
+               {"label_values": np.asarray(ds.label_values, dtype=np.int64)}),
+        )
+
+
+def load_prepared(path: Path) -> Dataset:
+    """Read a ``Dataset`` written by :func:`save_prepared`."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: np.asarray(npz[name]) for name in _ARRAYS}
+        return Dataset(
+            **arrays,
+            class_names=tuple(str(n) for n in npz["class_names"]),
+            label_format=str(npz["label_format"]),
+            source=str(npz["source"]),
+            n_total=int(npz["n_total"]),
+            label_values=(tuple(int(v) for v in npz["label_values"])
+                          if "label_values" in npz.files else None),
+        )

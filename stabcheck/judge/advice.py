@@ -1,0 +1,293 @@
+""""What to do": the advice the report ends with, most urgent first, and the count line.
+
+Numerical failures come first, explained by ``stabcheck.judge.explain``; then memory
+exhaustion, crashes and timeouts, learning problems and probes that could not start.
+Pure functions returning plain sentences; the renderers add the markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from stabcheck.judge.explain import numerical_explanations
+from stabcheck.judge.gridview import RAN, unique
+from stabcheck.results import Category, Outcome, ProbeResult, RunReport
+from stabcheck.units import human_bytes
+from stabcheck.text import fmt_lr, join, plural
+
+__all__ = ["COUNT_WORDS", "is_remedy_probe", "recommendations", "summary_counts"]
+
+# The words of the count line, in its order.
+COUNT_WORDS: tuple[tuple[Category, str], ...] = (
+    (Category.OK, "stable"),
+    (Category.NUMERICAL, "numerical"),
+    (Category.MEMORY, "memory"),
+    (Category.CRASH, "crash"),
+    (Category.LEARNING, "learning"),
+    (Category.ERROR, "error"),
+)
+
+
+def summary_counts(results: Iterable[ProbeResult]) -> dict[Category, int]:
+    """How many results fall in each category; every category is present, zero or not."""
+    counts = {category: 0 for category in Category}
+    for result in results:
+        counts[result.verdict.category] += 1
+    return counts
+
+
+def is_remedy_probe(result: ProbeResult) -> bool:
+    """A memory ladder's remedy measurement (gradient accumulation, mixed precision), whose
+    batch size is not one the user's float32 training would run at."""
+    settings = result.probe.settings
+    return settings.accumulation_steps != 1 or settings.dtype_policy is not None
+
+
+def _memory_advice(report: RunReport) -> list[str]:
+    """Which of the user's batch sizes exhausted memory, and the largest that fits: the
+    memory ladder's forecast where a real run verified it, else the largest batch size that
+    ran. Remedy measurements (``is_remedy_probe``) count for neither; the ladder's own
+    rungs and checks that ran out are findings of its search, shown in the memory section."""
+    results = [r for r in report.results if not is_remedy_probe(r)]
+    failures = [r for r in results
+                if r.verdict.category is Category.MEMORY and not r.is_memory_search]
+    if not failures:
+        return []
+    building = [r for r in failures if r.verdict.evidence.get("phase") == "build"]
+    if len(building) == len(failures):  # the model itself, before any batch
+        weights = building[0].verdict.evidence.get("weight_bytes")
+        need = f" (its weights alone need {human_bytes(weights)})" if weights else ""
+        budget = building[0].verdict.evidence.get("budget_bytes")
+        within = f"the {human_bytes(budget)} budget" if budget else "the memory there is"
+        return [f"the model does not fit {within} even before training{need}: no batch "
+                "size helps; give it a larger --memory-budget, or a smaller model or dtype"]
+    exhausted = sorted(set(r.probe.settings.batch_size for r in failures))
+    kinds = {r.verdict.outcome for r in failures}
+    where = (
+        "host memory"
+        if kinds == {Outcome.OOM_HOST}
+        else "GPU memory"
+        if kinds == {Outcome.OOM_GPU}
+        else "memory (host and GPU)"
+    )
+    sizes = join([str(b) for b in exhausted])
+    text = f"batch size{'s' if len(exhausted) > 1 else ''} {sizes} exhausted {where}"
+    memory = report.memory
+    verified = memory.verified if memory is not None else None
+    ran = [r.probe.settings.batch_size for r in results if r.verdict.category in RAN]
+    if memory is not None and memory.forecast_batch is not None and verified is not None \
+            and verified.fits:
+        text += (f"; the largest batch size that fits the budget is {memory.forecast_batch} "
+                 f"(forecast, verified by a real run at {human_bytes(verified.peak_bytes)})")
+    elif ran:
+        text += f"; the largest batch size that ran was {max(ran)}"
+    else:
+        budget = "--gpu-memory-budget" if kinds == {Outcome.OOM_GPU} else "--memory-budget"
+        text += f"; no batch size ran: try smaller batch sizes or a larger {budget}"
+    return [text]
+
+
+def _why_crashed(result: ProbeResult) -> str:
+    evidence = result.verdict.evidence
+    for key in ("signal", "signal_name"):
+        if isinstance(evidence.get(key), str) and evidence[key]:
+            return evidence[key]
+    code = evidence.get("returncode", result.run.returncode)
+    return f"exit code {code}" if code is not None else "no exit status"
+
+
+def _crash_advice(results: Sequence[ProbeResult]) -> list[str]:
+    crashed = [r for r in results if r.verdict.outcome is Outcome.CRASHED]
+    timeouts = [r for r in results if r.verdict.outcome is Outcome.TIMEOUT]
+    advice = [
+        f"probe {r.probe.id} crashed ({_why_crashed(r)}): look at its stderr tail in the JSON"
+        for r in crashed[:3]
+    ]
+    if len(crashed) > 3:
+        advice.append(f"{plural(len(crashed) - 3, 'more probe')} crashed: see the JSON")
+    if len(timeouts) == 1:
+        advice.append(f"probe {timeouts[0].probe.id} timed out: raise --timeout or lower --steps")
+    elif timeouts:
+        advice.append(f"{len(timeouts)} probes timed out: raise --timeout or lower --steps")
+    return advice
+
+
+def _never_predicted_roles(result: ProbeResult) -> set[str]:
+    """``{"majority"}``, ``{"minority"}`` or both: who a collapse never predicts (old
+    results without the roles count as minority)."""
+    roles = result.verdict.evidence.get("never_predicted")
+    if not isinstance(roles, list) or not roles:
+        return {"minority"}
+    return {str(r.get("role")) for r in roles if isinstance(r, dict)} or {"minority"}
+
+
+def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
+    def strategies(chosen: Sequence[ProbeResult]) -> str:
+        return join(unique(r.probe.settings.class_weight for r in chosen))
+
+    def having(outcome: Outcome) -> list[ProbeResult]:
+        return [r for r in results if r.verdict.outcome is outcome]
+
+    advice = []
+    over = having(Outcome.OVERCORRECTED)
+    if over:
+        advice.append(
+            f"class_weight={strategies(over)} overcorrected (the rare classes "
+            "are predicted far more often than they occur, at the common classes' expense): "
+            "use a milder strategy such as sqrt or effective"
+        )
+    collapsed = having(Outcome.MINORITY_COLLAPSE)
+    majority = [r for r in collapsed if "majority" in _never_predicted_roles(r)]
+    minority = [r for r in collapsed if r not in majority]
+    if minority:
+        unweighted = all(r.probe.settings.class_weights is None for r in minority)
+        fix = ("weight the classes (balanced or sqrt)" if unweighted else
+               "weight the classes more strongly (balanced), or probe more --steps")
+        advice.append(
+            f"with class_weight={strategies(minority)} the model ignores a minority class "
+            f"(never predicted on the held-out split): {fix}"
+        )
+    if majority:
+        lrs = ", ".join(fmt_lr(v) for v in sorted({r.probe.settings.learning_rate
+                                                    for r in majority}))
+        name = majority[0].verdict.evidence.get("majority_class")
+        which = f" ({name})" if name is not None else ""
+        advice.append(
+            f"with class_weight={strategies(majority)} at lr {lrs} the model never predicts "
+            f"the majority class{which}: it predicts only rarer classes, which is not a class "
+            "weighting it lacks: probe a lower learning rate or milder weights"
+        )
+    stalled = having(Outcome.STALLED)
+    if stalled:
+        advice.append(
+            f"{plural(len(stalled), 'probe')} stalled (the loss did not move, or a regression "
+            "model predicts no better than the mean, R² <= 0): the learning rate may be too "
+            "low, or --steps too few"
+        )
+    return advice
+
+
+def _warning_advice(results: Sequence[ProbeResult]) -> list[str]:
+    """Stable probes with a warning: a loss spike they recovered from (with the calmer
+    settings of the grid beside them), a borderline overcorrection, held-out predictions
+    not judged (BatchNormalization statistics not warmed up), too few steps."""
+    stable = [r for r in results if r.verdict.outcome is Outcome.STABLE]
+    advice = []
+    spiky = [r for r in stable if "loss_spike" in r.verdict.evidence]
+    calm = [r for r in stable if not r.verdict.evidence.get("warnings")]
+    for result in spiky[:3]:
+        warning = next((w for w in result.verdict.evidence.get("warnings", [])
+                        if w.startswith("loss spiked")), "")
+        text = f"{result.probe.id} was stable, but its {warning or 'loss spiked'}"
+        settings = result.probe.settings
+        twins = [r for r in calm if r.probe.settings.class_weight == settings.class_weight
+                 and r.probe.settings.batch_size == settings.batch_size]
+        if twins:
+            text += (f": a calmer setting trained without a spike ({twins[0].probe.id}); "
+                     "prefer it if the long run must not spike")
+        else:
+            text += ": it is not a divergence, but a longer run may spike again"
+        advice.append(text)
+    if len(spiky) > 3:
+        advice.append(f"{plural(len(spiky) - 3, 'more stable probe')} spiked and recovered: "
+                      "see their warnings in the JSON")
+    early = [r for r in stable if r.verdict.evidence.get("not_judged_because") == "still_learning"]
+    if early:
+        steps = max(int(r.verdict.evidence["still_learning"]["steps_to_judge"]) for r in early)
+        aucs = [item["auc"] for r in early
+                for item in r.verdict.evidence["still_learning"]["classes"]]
+        classes = unique(item["class"] for r in early
+                         for item in r.verdict.evidence["still_learning"]["classes"])
+        span = f"{min(aucs):.2f}" if len(aucs) == 1 else f"{min(aucs):.2f}-{max(aucs):.2f}"
+        which = f"class{'es' if len(classes) > 1 else ''} {join(classes)}"
+        shown = join(r.probe.id for r in early[:3]) + (", ..." if len(early) > 3 else "")
+        advice.append(
+            f"{plural(len(early), 'probe')} ({shown}) never predicted {which} yet, but "
+            f"already rank{'s' if len(early) == 1 else ''} it above the others (ROC-AUC "
+            f"{span}) while the loss still falls: too short to tell whether the long run "
+            f"will predict it; probe --steps {steps} or more to judge"
+        )
+    not_judged = [r for r in stable
+                  if r.verdict.evidence.get("not_judged_because") == "bn_warmup"]
+    if not_judged:
+        warm = not_judged[0].verdict.evidence.get("bn_warmup") or {}
+        residual, momentum = warm.get("residual"), warm.get("momentum")
+        needed = warm.get("steps_needed")
+        text = (f"{plural(len(not_judged), 'probe')} of a BatchNormalization model "
+                f"{'was' if len(not_judged) == 1 else 'were'} not judged on "
+                "the held-out predictions: not enough steps to judge")
+        if isinstance(residual, (int, float)) and isinstance(needed, int):
+            text += (f" (the moving statistics still hold {residual:.0%} of their initial "
+                     f"values after {warm.get('steps')} steps; about {needed} steps warm them "
+                     f"up at momentum {momentum:g}): probe --steps {needed} to judge them")
+        advice.append(text)
+    borderline = [r for r in stable if "borderline_overcorrection" in r.verdict.evidence]
+    if borderline:
+        advice.append(
+            f"class_weight={join(unique(r.probe.settings.class_weight for r in borderline))} "
+            f"is close to overcorrecting ({plural(len(borderline), 'probe')} within the margin "
+            "of the rule): watch the rare classes' precision in the long run"
+        )
+    short = [r for r in stable
+             if (r.verdict.evidence.get("loss_trend") or {}).get("trend") == "too_short"]
+    if short:
+        advice.append(f"{plural(len(short), 'probe')} trained too few steps to judge the loss "
+                      "trend: raise --steps")
+    return advice
+
+
+def _error_advice(results: Sequence[ProbeResult]) -> list[str]:
+    errors = [r for r in results if r.verdict.category is Category.ERROR]
+    if not errors:
+        return []
+    first = errors[0]
+    more = f" (and {plural(len(errors) - 1, 'more probe')})" if len(errors) > 1 else ""
+    return [f"probe {first.probe.id}{more} could not start: {first.verdict.summary}"]
+
+
+def _count_line(results: Sequence[ProbeResult]) -> str:
+    counts = summary_counts(results)
+    parts = ", ".join(f"{counts[category]} {word}" for category, word in COUNT_WORDS)
+    return f"{plural(len(results), 'probe')}: {parts}"
+
+
+def recommendations(report: RunReport) -> list[str]:
+    """What to do about the results, most urgent first; the last line counts the outcomes.
+
+    Numerical failures come first, each explained by ``numerical_explanations``: where
+    (step, variable or operation), why (the class weights or the learning rate, judged by
+    the twins with milder weights) and what fixes it (what the grid shows to work).
+
+    Args:
+        report: the run to advise on.
+
+    Returns:
+        Plain sentences (no markup); the last one is always the count line
+        ``"N probes: a stable, b numerical, c memory, d crash, e learning, f error"``.
+    """
+    results = report.results
+    advice = (
+        numerical_explanations(report)
+        + _memory_advice(report)
+        + _crash_advice(results)
+        + _learning_advice(results)
+        + _warning_advice(results)
+        + _error_advice(results)
+    )
+    if not results:
+        advice.append("no probe ran")
+    elif all(r.verdict.outcome is Outcome.STABLE for r in results):
+        warned = sum(1 for r in results if r.verdict.evidence.get("warnings"))
+        if warned:
+            advice.append(
+                f"all {plural(len(results), 'probe')} were stable ({warned} with a warning "
+                "above)" if len(results) > 1 else "the probe was stable, with the warning above")
+        else:
+            advice.append(
+                f"all {plural(len(results), 'probe')} were stable: "
+                "every setting in this grid trained without trouble"
+                if len(results) > 1
+                else "the probe was stable: this setting trained without trouble"
+            )
+    advice.append(_count_line(results))
+    return advice

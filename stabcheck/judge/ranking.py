@@ -1,0 +1,261 @@
+"""The order in which the stable settings compete for the recommendation, seeds included.
+
+One seed can be lucky: a high learning rate that trains well from one initialisation and
+batch order collapses from another. The recommendation therefore ranks its candidates by
+their *worst* seed: the engine re-probes the first ``FINALISTS`` of the single-seed order
+(``finalists``) under ``--seeds`` - 1 more seeds, and ``ranked`` orders them again by the
+scores of all their seeds. A candidate whose twin (the same settings with the clip on or
+off, or at the next larger learning rate of the grid) collapsed to predicting one class
+ranks after every candidate without one.
+
+Pure: no I/O, no display; shared by the engine (which finalists to re-probe) and
+``stabcheck.judge.recommend`` (the recommendation and its reasons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stabcheck.judge.gridview import ProbeGrid, is_numerical, is_stable, settings_key
+from stabcheck.judge.quality import (
+    class_name,
+    finite_number,
+    minority_recall,
+    quality_score,
+    rarest_class,
+)
+from stabcheck.results import Category, Outcome, ProbeResult, RunReport
+from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
+
+__all__ = [
+    "FINALISTS",
+    "Ranked",
+    "SeedScore",
+    "collapse_reason",
+    "eligible",
+    "finalists",
+    "ranked",
+    "reprobe_seeds",
+    "seed_scores",
+    "tolerance",
+]
+
+# How many of the best single-seed candidates are re-probed under the other seeds: the
+# recommendation is one of them, so a few suffice and the cost stays small.
+FINALISTS = 3
+
+
+@dataclass(frozen=True)
+class SeedScore:
+    """How one seed of a candidate fared: its outcome and held-out scores."""
+
+    seed: int
+    outcome: str
+    macro_f1: float | None
+    minority_recall: float | None
+
+    @property
+    def stable(self) -> bool:
+        return self.outcome == Outcome.STABLE.value
+
+    def to_json(self) -> dict[str, object]:
+        return {"seed": self.seed, "outcome": self.outcome, "macro_f1": self.macro_f1,
+                "minority_recall": self.minority_recall}
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate with what ranks it: its seeds, its twins, its neighbour."""
+
+    result: ProbeResult
+    scores: tuple[SeedScore, ...]  # the run's seed first, then the re-probes
+    twin: ProbeResult | None  # a twin that collapsed (None: none did)
+    twin_reason: str | None
+    risk: int  # 0: the next larger lr trained; 1: it failed, this clips; 2: it failed
+    neighbour: ProbeResult | None  # the next larger learning rate
+    order: int  # grid order
+
+    @property
+    def failed_seeds(self) -> tuple[SeedScore, ...]:
+        return tuple(s for s in self.scores if not s.stable)
+
+    @property
+    def worst_f1(self) -> float | None:
+        """The lowest macro-F1 over the seeds (a seed not evaluated counts 0)."""
+        values = [s.macro_f1 if s.macro_f1 is not None else 0.0 for s in self.scores]
+        if all(s.macro_f1 is None for s in self.scores):
+            return None
+        return min(values)
+
+    @property
+    def best_f1(self) -> float | None:
+        values = [s.macro_f1 for s in self.scores if s.macro_f1 is not None]
+        return max(values) if values else None
+
+    @property
+    def worst_recall(self) -> float | None:
+        values = [s.minority_recall for s in self.scores]
+        if all(v is None for v in values):
+            return None
+        return min(v if v is not None else 0.0 for v in values)
+
+
+def tolerance(report: RunReport) -> float:
+    """``recommend_f1_tolerance`` as the run was configured (``[thresholds]``)."""
+    value = (report.config.get("thresholds") or {}).get("recommend_f1_tolerance")
+    number = finite_number(value)
+    return number if number is not None else DEFAULT_THRESHOLDS.recommend_f1_tolerance
+
+
+def base_seed(report: RunReport) -> int:
+    value = report.config.get("seed")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def reprobe_seeds(seed: int, seeds: int) -> list[int]:
+    """The seeds the finalists are re-probed under: ``seed + 1`` .. ``seed + seeds - 1``."""
+    return [seed + k for k in range(1, max(1, seeds))]
+
+
+def eligible(result: ProbeResult) -> bool:
+    """A stable training setting: not a memory measurement (a few steps, learning not
+    judged) nor a memory remedy probe (gradient accumulation, mixed precision)."""
+    s = result.probe.settings
+    return (is_stable(result) and not result.verdict.evidence.get("memory_measurement")
+            and s.accumulation_steps == 1 and s.dtype_policy is None)
+
+
+def collapse_reason(report: RunReport, result: ProbeResult | None) -> str | None:
+    """Why ``result`` counts as collapsed (a minority collapse, or one class predicted for
+    every held-out sample of a problem with several, at the end of its training); None if
+    it did not collapse or did not finish training."""
+    if result is None or result.verdict.category not in (Category.OK, Category.LEARNING):
+        return None  # a numerical failure next to it is the risk rule's, not a collapse
+    holdout = result.run.holdout
+    if holdout is not None and holdout.n:
+        predicted = [c for c, n in enumerate(holdout.pred_counts) if n > 0]
+        present = [c for c, n in enumerate(holdout.true_counts) if n > 0]
+        if len(predicted) == 1 and len(present) > 1:
+            return (f"it predicted class {class_name(report, predicted[0])} for all "
+                    f"{holdout.n} held-out samples")
+    if result.verdict.outcome is Outcome.MINORITY_COLLAPSE:
+        if holdout is not None and holdout.n:
+            never = [class_name(report, c) for c, n in enumerate(holdout.pred_counts)
+                     if n == 0 and c < len(holdout.true_counts) and holdout.true_counts[c]]
+            if never:
+                return (f"it never predicted class{'es' if len(never) > 1 else ''} "
+                        f"{', '.join(never)}")
+        return "minority collapse"
+    return None
+
+
+def _twins(grid: ProbeGrid, result: ProbeResult) -> list[ProbeResult]:
+    """The same settings with the clip switched on or off, then at the next larger
+    learning rate of the grid. (A smaller rate that collapsed learned too slowly for the
+    probe's steps: that says nothing about how close this setting is to its edge.)"""
+    cw, lr, clip, bs = settings_key(result)
+    out = []
+    clips = ["none"] if clip != "none" else [c for c in grid.clips if c != "none"]
+    for other in clips:
+        twin = grid.get(cw, lr, other, bs)
+        if twin is not None:
+            out.append(twin)
+    larger = [x for x in grid.lrs if x > lr]
+    if larger:
+        twin = grid.get(cw, larger[0], clip, bs)
+        if twin is not None:
+            out.append(twin)
+    return out
+
+
+def _risk(grid: ProbeGrid, result: ProbeResult) -> tuple[int, ProbeResult | None]:
+    neighbour = grid.next_lr(result)
+    if not is_numerical(neighbour):
+        return 0, neighbour
+    return (1 if result.probe.settings.clip != "none" else 2), neighbour
+
+
+def seed_scores(report: RunReport, result: ProbeResult) -> tuple[SeedScore, ...]:
+    """The run's seed, then every re-probe of ``result`` (``report.seed_probes``)."""
+    minority = rarest_class(report)
+
+    def score(seed: int, r: ProbeResult) -> SeedScore:
+        return SeedScore(seed, r.verdict.outcome.value, quality_score(r),
+                         minority_recall(r, minority))
+
+    out = [score(base_seed(report), result)]
+    out += [score(p.seed, p.result) for p in report.seed_probes
+            if p.probe_id == result.probe.id]
+    return tuple(out)
+
+
+def _candidates(report: RunReport) -> tuple[ProbeGrid, list[Ranked]]:
+    grid = ProbeGrid(report)
+    order = {id(r): i for i, r in enumerate(grid.results)}
+    out = []
+    for r in grid.results:
+        if not eligible(r):
+            continue
+        twin, reason = None, None
+        for other in _twins(grid, r):
+            reason = collapse_reason(report, other)
+            if reason is not None:
+                twin = other
+                break
+        risk, neighbour = _risk(grid, r)
+        out.append(Ranked(r, seed_scores(report, r), twin, reason, risk, neighbour,
+                          order[id(r)]))
+    return grid, out
+
+
+def _order(report: RunReport, candidates: list[Ranked]) -> list[Ranked]:
+    """Tiers first (no collapsed twin, every seed stable), then within a tier: those
+    within ``recommend_f1_tolerance`` of the tier's best worst-seed macro-F1 by risk,
+    minority recall and macro-F1; the rest by macro-F1; grid order breaks ties."""
+    tol = tolerance(report)
+
+    def tier(c: Ranked) -> tuple[int, int]:
+        return (c.twin is not None, bool(c.failed_seeds))
+
+    best: dict[tuple[int, int], float | None] = {}
+    for c in candidates:
+        f1 = c.worst_f1
+        key = tier(c)
+        if f1 is not None:
+            best[key] = max(f1, best.get(key) or -1.0)
+        else:
+            best.setdefault(key, None)
+
+    def key(c: Ranked) -> tuple[object, ...]:
+        f1 = c.worst_f1
+        recall = c.worst_recall
+        top = best[tier(c)]
+        neg_f1 = -(f1 if f1 is not None else -1.0)
+        neg_recall = -(recall if recall is not None else -1.0)
+        inside = top is None or (f1 is not None and f1 >= top - tol - 1e-12)
+        if inside:
+            return (*tier(c), 0, c.risk, neg_recall, neg_f1, c.order)
+        return (*tier(c), 1, 0, neg_f1, neg_recall, c.order)
+
+    return sorted(candidates, key=key)
+
+
+def ranked(report: RunReport) -> list[Ranked]:
+    """The stable training settings, the recommendation first.
+
+    Where finalists were re-probed (``report.seed_probes``), only they compete, ranked by
+    their worst seed; otherwise every stable setting, by its one seed.
+    """
+    _, candidates = _candidates(report)
+    reprobed = {p.probe_id for p in report.seed_probes}
+    if reprobed:
+        candidates = [c for c in candidates if c.result.probe.id in reprobed]
+    return _order(report, candidates)
+
+
+def finalists(report: RunReport, count: int = FINALISTS) -> list[ProbeResult]:
+    """The first ``count`` candidates of the single-seed order: those to re-probe."""
+    _, candidates = _candidates(report)
+    single = [Ranked(c.result, c.scores[:1], c.twin, c.twin_reason, c.risk, c.neighbour,
+                     c.order) for c in candidates]
+    return [c.result for c in _order(report, single)[:count]]

@@ -1,0 +1,1 @@
+"""OS facts, no framework: cgroups, NVML, OOM recognition, peaks, the forecast line."""

@@ -1,0 +1,1 @@
+"""The terminal report (rich): the only place besides ``cli`` that imports rich."""

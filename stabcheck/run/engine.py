@@ -1,0 +1,555 @@
+"""``stabcheck probe`` as a library call: settings in, ``RunReport`` out.
+
+Progress goes out through a callback; nothing here prints. Every probe result is appended
+to a JSON-lines journal (flushed and fsynced) the moment it is known, so an interrupted
+or crashed run loses nothing it had finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from stabcheck import __version__
+from stabcheck.memory import cgroup, nvml
+from stabcheck.judge.classify import classify, extension_step
+from stabcheck.inputs.classweights import class_weights_for, weights_by_name
+from stabcheck.config.settings import Settings
+from stabcheck.inputs.data import Dataset, load_dataset, npz_has_sample_weight, save_prepared
+from stabcheck.errors import InputError
+from stabcheck.run.scheduler import GridRun
+from stabcheck.run.ladder import MemoryReport, build_memory_report
+from stabcheck.inputs.models import parse_model_spec
+from stabcheck.run.numerics import parse_check_numerics
+from stabcheck.plan import learning_rates, plan_probes
+from stabcheck.inputs.preflight import (
+    check_class_weights,
+    check_input_shape,
+    check_label_values,
+    check_labels_vs_loss,
+    check_loss_weights,
+    check_model_outputs,
+    check_output_activation,
+    check_regression_class_weights,
+    check_regression_outputs,
+    check_sample_weight_conflict,
+    check_task_vs_loss,
+    is_regression_loss,
+    regression_output_warnings,
+)
+from stabcheck.judge.ranking import FINALISTS, finalists, reprobe_seeds
+from stabcheck.results import (
+    Outcome,
+    Probe,
+    ProbeResult,
+    ProbeRun,
+    RunReport,
+    SeedProbe,
+    Verdict,
+)
+from stabcheck.run.runner import ProbeRunner, WorkerInit
+from stabcheck.judge.trend import early_stop_rule
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: ``kind`` is "loading", "planned", "probe", "step", "result" or
+    "reprobe" (the finalists' re-probes under other seeds begin; ``total`` of them)."""
+
+    kind: str
+    message: str = ""
+    probe: Probe | None = None
+    step: int = 0
+    total: int = 0
+    result: ProbeResult | None = None
+    seed: int | None = None  # a finalist's re-probe under this seed (``--seeds``)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Journal:
+    """Appends one JSON line per event; each line is on disk before ``append`` returns."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def default_journal_path() -> Path:
+    """``.stabcheck/runs/<time>-<pid>.jsonl`` under the current folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(".stabcheck") / "runs" / f"{stamp}-{os.getpid()}.jsonl"
+
+
+def run_probe_grid(
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+    *,
+    memory_only: bool = False,
+    resume: Path | None = None,
+) -> RunReport:
+    """Load, check, plan and run the probe grid of ``settings``.
+
+    With a memory budget (or several batch sizes) the memory ladder follows the grid:
+    peaks per batch size, the forecast of the largest batch size that fits, its
+    verification by a real run, and the remedies for the batch sizes that do not fit.
+    A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the CLI) during the probes
+    ends every worker and returns the report of what finished, marked interrupted.
+
+    Args:
+        settings: validated settings.
+        progress: receives progress events.
+        memory_only: ``stabcheck memory``: skip the grid, run the ladder over
+            ``settings.batch_size`` with the grid's first setting.
+        resume: the journal of an interrupted run of the same grid: its probes are not
+            run again, the rest are, and the journal is continued.
+
+    Raises:
+        UsageError: bad model, data or settings (exit 2), before any probe ran.
+    """
+    emit = progress or (lambda _event: None)
+    spec = parse_model_spec(settings.model, settings.custom_objects, settings.import_dirs)
+    if settings.loss:  # --task classification with a regression loss: before any loading
+        check_task_vs_loss(settings.task, settings.loss, declared=True)
+    data_task = settings.task
+    if data_task == "auto" and is_regression_loss(settings.loss):
+        data_task = "regression"
+    emit(Progress("loading", f"loading {settings.data}"))
+    dataset = _load(settings, data_task)
+    if dataset.task == "regression":
+        settings = _regression_settings(settings)
+    check_sample_weight_conflict(npz_has_sample_weight(settings.data), settings.class_weight)
+    warnings: list[str] = []
+    if settings.loss:
+        check_task_vs_loss(dataset.task, settings.loss, declared=settings.task != "auto")
+    hint = _quantity_hint(settings, dataset)
+    if hint:
+        warnings.append(hint)
+    if settings.loss and dataset.task == "classification":
+        with _hinted(hint):
+            check_label_values(settings.loss, dataset.label_values)
+        warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
+    weights = _weights_table(settings, dataset)
+    warnings += check_class_weights(weights, dataset.class_names)
+    previous = read_journal(resume) if resume is not None else None
+    # How a budget is enforced here (a cgroup or the watchdog), found out once per run.
+    enforcement = cgroup.enforcement_method() if settings.memory_budget else None
+    journal_path = resume or settings.journal or default_journal_path()
+
+    with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp:
+        run_dir = Path(tmp)
+        prepared = run_dir / "dataset.npz"
+        save_prepared(dataset, prepared)
+        t = settings.thresholds
+        n_workers = worker_count(settings)
+        init = WorkerInit(str(prepared), spec.to_json(), settings.loss, settings.optimizer,
+                          settings.seed, settings.gpu_memory_budget,
+                          early_stop=early_stop_rule(t),
+                          extend=t.collapse_extension_factor > 1,
+                          threads=max(1, (os.cpu_count() or 1) // n_workers))
+        current: dict[str, Any] = {"total": 0}
+
+        def on_step(probe: Probe, step: int) -> None:
+            emit(Progress("step", probe=probe, step=step, total=current["total"]))
+
+        shared: dict[str, Any] = {}  # what the first worker learns, for every runner
+
+        def extend(run: ProbeRun) -> int | None:
+            return extension_step(run, dataset.class_names, t)
+
+        runners = [ProbeRunner(init, run_dir, timeout=settings.timeout,
+                               memory_budget=settings.memory_budget, on_step=on_step,
+                               name=f"w{i}", shared=shared, extend=extend)
+                   for i in range(n_workers)]
+        runner = runners[0]
+        results: list[ProbeResult] = []
+        seed_probes: list[SeedProbe] = []
+        measured: list[ProbeResult] = []
+        memory: MemoryReport | None = None
+        interrupted = False
+        try:
+            emit(Progress("loading", "starting a probe worker (imports TensorFlow)"))
+            model = runner.describe()
+            if _regression_model(settings, dataset, model):
+                # A model compiled with a regression loss on integer targets (counts,
+                # ratings): they are a regression target; the workers reload them as such.
+                emit(Progress("loading", f"{model['loss']} is a regression loss: reloading "
+                                         "the targets as a regression target"))
+                dataset = _load(settings, "regression")
+                settings = _regression_settings(settings)
+                weights = _weights_table(settings, dataset)
+                save_prepared(dataset, prepared)
+                runner.close()
+                model = runner.describe()
+            with _hinted(hint):
+                warnings += _check_model(model, dataset, declared=settings.task != "auto")
+            probes = plan_probes(
+                settings, lrs=learning_rates(settings, model["baseline_lr"]),
+                loss=model["loss"], optimizer=model["optimizer"],
+                weights_by_strategy={s: weights_by_name(w, dataset.class_names)
+                                     for s, w in weights.items()},
+                n_samples=dataset.batch_rows,
+            )
+            template = probes[0]
+            if memory_only:
+                probes = []
+            if previous is not None and (
+                previous.probe_ids != [p.id for p in probes]
+                or previous.identity != run_identity(settings)
+            ):
+                raise InputError(f"journal {resume} is of another grid: resume with the same "
+                                 "config and flags as the interrupted run")
+            current["total"] = len(probes)
+            emit(Progress("planned", f"{len(probes)} probes", total=len(probes)))
+            journal = Journal(journal_path)
+            journal.append({"type": "run" if previous is None else "resumed",
+                            "stabcheck_version": __version__, "config": settings.to_json(),
+                            "probes": [p.id for p in probes]})
+            counts = dataset.summary().class_counts
+
+            def record(count: int, result: ProbeResult, resumed: bool) -> None:
+                if not resumed:
+                    journal.append({"type": "probe", **result.to_json()})
+                emit(Progress("result", probe=result.probe, result=result, step=count,
+                              total=len(probes)))
+
+            def classifier(run: ProbeRun) -> Verdict:
+                return classify(run, dataset.class_names, t, class_counts=counts)
+
+            try:
+                GridRun(runners, weights, classifier, record).run(
+                    probes, results, previous.results if previous else {})
+                for extra in runners[1:]:  # memory probes run alone: clean peaks
+                    extra.close()
+                if settings.check_numerics:
+                    results[:] = _name_operations(runner, results, weights, journal, emit)
+                if settings.seeds > 1 and not memory_only:
+                    _reprobe_finalists(
+                        init, run_dir, settings, runners, weights, classifier, journal, emit,
+                        on_step, _provisional(settings, dataset, weights, results),
+                        previous.seed_results if previous else {}, seed_probes,
+                        extend=extend)
+                if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
+                    memory = _memory(runner, template, results, weights, settings, journal,
+                                     emit, memory_only, measured, enforcement,
+                                     dataset.batch_rows)
+            except KeyboardInterrupt:
+                interrupted = True
+                for each in runners:
+                    each.kill()
+                journal.append({"type": "interrupted", "done": len(results)})
+            finally:
+                journal.close()
+                if memory_only:  # the ladder's measurements are the results
+                    results[:] = measured
+        except BaseException:
+            for each in runners:  # an error or an interrupt before probing:
+                each.kill()  # no worker outlives stabcheck
+            raise
+        for each in runners:
+            each.close()
+    return RunReport(
+        stabcheck_version=__version__,
+        environment=_environment(runner, enforcement),
+        dataset=dataset.summary(),
+        class_weight_table={s: weights_by_name(w, dataset.class_names)
+                            for s, w in weights.items()},
+        results=tuple(results),
+        warnings=tuple(warnings),
+        config={**settings.to_json(), "journal": str(journal_path), "model_info": model},
+        interrupted=interrupted,
+        probes_planned=len(results) if memory_only else len(probes),
+        memory=memory,
+        seeds=1 if memory_only else settings.seeds,
+        seed_probes=tuple(seed_probes),
+    )
+
+
+def worker_count(settings: Settings) -> int:
+    """Parallel workers: as asked, else one per core (at most 4; each gets its share of
+    the cores as TensorFlow threads): small probes are bound by per-step dispatch, which
+    one thread does, so workers side by side beat threads inside one. A GPU gets one."""
+    if settings.workers is not None:
+        return settings.workers
+    if nvml.devices():
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+# Whole-number targets with at least this many distinct values, most of them seen at most
+# twice, look like a quantity (prices, counts) rather than classes.
+_QUANTITY_MIN_VALUES = 50
+
+
+def _quantity_hint(settings: Settings, dataset: Dataset) -> str | None:
+    """A sentence for ``auto`` taking whole-number targets of many rare values for classes."""
+    if settings.task != "auto" or dataset.task != "classification" or \
+            dataset.label_values is None or dataset.n_classes < _QUANTITY_MIN_VALUES:
+        return None
+    counts = [c for c in dataset.summary().class_counts if c]
+    if sorted(counts)[len(counts) // 2] > 2:
+        return None
+    return (f"the target has {dataset.n_classes:,} distinct whole numbers, most seen once or "
+            "twice, taken for classes: if it is a quantity (a price, a count), pass --task "
+            "regression")
+
+
+@contextlib.contextmanager
+def _hinted(hint: str | None) -> Iterator[None]:
+    """Add ``hint`` to an ``InputError`` raised inside (the cause may be the task)."""
+    try:
+        yield
+    except InputError as exc:
+        if hint is None:
+            raise
+        raise InputError(f"{exc}; {hint}") from None
+
+
+def _load(settings: Settings, task: str) -> Dataset:
+    return load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
+                        holdout=settings.holdout, imbalance=settings.imbalance,
+                        seed=settings.seed, task=task)
+
+
+def _regression_settings(settings: Settings) -> Settings:
+    """A regression run probes no class weights: a given strategy other than ``none`` is
+    refused, the default grid becomes ``none`` alone."""
+    check_regression_class_weights(settings.class_weight, settings.class_weight_given)
+    return replace(settings, class_weight=("none",))
+
+
+def _regression_model(settings: Settings, dataset: Dataset, model: dict[str, Any]) -> bool:
+    """Whether ``auto`` took integer targets for classes that the model's own (compiled)
+    regression loss takes as numbers."""
+    return (settings.task == "auto" and dataset.task == "classification"
+            and dataset.label_values is not None and is_regression_loss(model["loss"]))
+
+
+def _check_model(model: dict[str, Any], dataset: Dataset, declared: bool = False) -> list[str]:
+    """Preflight checks that need the model the first worker described.
+
+    ``input_shape`` (one sample's shape, None for a free dimension; None or absent when
+    unknown) is checked against the data's rows when the worker describes it."""
+    check_model_outputs(model["n_outputs"])
+    check_input_shape(model.get("input_shape"), dataset.x_train.shape[1:])
+    check_task_vs_loss(dataset.task, model["loss"], declared=declared)
+    if dataset.task == "regression":
+        check_regression_outputs(model["output_units"], dataset.target_width)
+        return regression_output_warnings(model["output_activation"], dataset.summary().target)
+    check_loss_weights(model.get("loss_weights"), dataset.class_names)
+    check_label_values(model["loss"], dataset.label_values, model["output_units"])
+    warnings = check_labels_vs_loss(model["loss"], dataset.label_format, dataset.n_classes,
+                                    model["output_units"])
+    warnings += check_output_activation(model["loss"], model["from_logits"],
+                                        model["output_activation"])
+    return warnings
+
+
+# Settings that do not change what a probe computes: a resumed run may differ in them.
+# (``seeds`` changes only the re-probes, which are journaled with their seed.)
+_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers", "seeds")
+
+
+def run_identity(settings: Settings) -> dict[str, Any]:
+    """The settings that decide the probes' results (model, data, steps, optimizer, ...)."""
+    return {k: v for k, v in settings.to_json().items() if k not in _NOT_IDENTITY}
+
+
+@dataclass(frozen=True)
+class JournalState:
+    """What an interrupted run's journal holds: its plan, its settings and its results."""
+
+    probe_ids: list[str]
+    identity: dict[str, Any]
+    results: dict[str, ProbeResult]
+    # The finalists' re-probes under other seeds, by (probe id, seed)
+    seed_results: dict[tuple[str, int], ProbeResult] = field(default_factory=dict)
+
+
+def read_journal(path: Path) -> JournalState:
+    """Read a journal for ``--resume``; a torn last line (a kill mid-write) is ignored."""
+    from stabcheck.run.resultio import probe_result_from_json
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read journal {path}: {exc.strerror or exc}") from None
+    probe_ids: list[str] | None = None
+    identity: dict[str, Any] = {}
+    results: dict[str, ProbeResult] = {}
+    seed_results: dict[tuple[str, int], ProbeResult] = {}
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise InputError(f"journal {path} line {number} is not JSON") from None
+        if record.get("type") in ("run", "resumed") and probe_ids is None:
+            probe_ids = list(record.get("probes") or [])
+            identity = {k: v for k, v in (record.get("config") or {}).items()
+                        if k not in _NOT_IDENTITY}
+        elif record.get("type") == "probe":
+            results[record["id"]] = probe_result_from_json(record)
+        elif record.get("type") == "seed_probe":
+            seed_results[(record["id"], int(record["seed"]))] = probe_result_from_json(record)
+    if probe_ids is None:
+        raise InputError(f"{path} is not a stabcheck journal (no run record)")
+    return JournalState(probe_ids, identity, results, seed_results)
+
+
+def _memory(
+    runner: ProbeRunner, template: Probe, results: list[ProbeResult],
+    weights: dict[str, list[float] | None], settings: Settings, journal: Journal,
+    emit: ProgressCallback, memory_only: bool, measured: list[ProbeResult],
+    enforcement: str | None, n_samples: int,
+) -> MemoryReport:
+    """Run the memory ladder; its probes' results are appended to ``measured`` as they
+    arrive (so an interrupted ladder keeps what it measured). No batch trains on more
+    than the ``n_samples`` training samples, so the ladder plans none beyond them."""
+
+    def record(result: ProbeResult) -> None:
+        journal.append({"type": "memory_probe", **result.to_json()})
+        measured.append(result)
+        emit(Progress("result", probe=result.probe, result=result, step=len(measured),
+                      total=0))
+
+    emit(Progress("loading", "measuring memory per batch size"))
+    gpu_present = any(d.get("type") == "GPU" for d in runner.environment.get("devices", []))
+    report = build_memory_report(
+        runner, template, results, budget=settings.memory_budget, enforcement=enforcement,
+        class_weights=weights[template.settings.class_weight],
+        extra_sizes=settings.batch_size if memory_only else (), on_result=record,
+        mixed_policy="mixed_float16" if gpu_present else "mixed_bfloat16",
+        max_batch=n_samples, margin=settings.thresholds.memory_margin,
+    )
+    return report
+
+
+def _provisional(settings: Settings, dataset: Dataset, weights: dict[str, list[float] | None],
+                 results: list[ProbeResult]) -> RunReport:
+    """The grid's results as a report, for ranking its stable settings (no seeds yet)."""
+    return RunReport(stabcheck_version=__version__, environment={}, dataset=dataset.summary(),
+                     class_weight_table={s: weights_by_name(w, dataset.class_names)
+                                         for s, w in weights.items()},
+                     results=tuple(results), config=settings.to_json(),
+                     seeds=settings.seeds)
+
+
+def _reprobe_finalists(
+    init: WorkerInit, run_dir: Path, settings: Settings, runners: list[ProbeRunner],
+    weights: dict[str, list[float] | None], classifier: Callable[[ProbeRun], Verdict],
+    journal: Journal, emit: ProgressCallback, on_step: Callable[[Probe, int], None],
+    grid: RunReport, done: dict[tuple[str, int], ProbeResult], out: list[SeedProbe],
+    extend: Callable[[ProbeRun], int | None] | None = None,
+) -> None:
+    """Re-probe the recommendation's finalists under the other seeds (``--seeds``).
+
+    Each seed gets a fresh worker (the seed sets the weights' initialisation and the
+    batch order); the held-out split stays the run's, so the scores compare. Each result
+    is journaled (``"seed_probe"``, with its seed) as it arrives and appended to ``out``;
+    a resumed run takes those of ``done`` instead of running them again.
+    """
+    chosen = finalists(grid, FINALISTS)
+    seeds = reprobe_seeds(settings.seed, settings.seeds)
+    if not chosen or not seeds:
+        return
+    total = len(chosen) * len(seeds)
+    emit(Progress("reprobe", f"re-probing {len(chosen)} finalist"
+                  f"{'s' if len(chosen) != 1 else ''} under {len(seeds)} more seed"
+                  f"{'s' if len(seeds) != 1 else ''}", total=total))
+    lock = threading.Lock()  # the seeds' workers run side by side, as the grid's do
+
+    def reprobe(seed: int) -> None:
+        runner = ProbeRunner(replace(init, seed=seed), run_dir, timeout=settings.timeout,
+                             memory_budget=settings.memory_budget, on_step=on_step,
+                             name=f"seed{seed}", extend=extend)
+        with lock:
+            runners.append(runner)  # ended with the others on an interrupt
+
+        def record(_count: int, result: ProbeResult, resumed: bool) -> None:
+            with lock:
+                if not resumed:
+                    journal.append({"type": "seed_probe", "seed": seed, **result.to_json()})
+                out.append(SeedProbe(seed, result))
+                emit(Progress("result", probe=result.probe, result=result, step=len(out),
+                              total=total, seed=seed))
+
+        previous = {pid: r for (pid, s), r in done.items() if s == seed}
+        try:
+            GridRun([runner], weights, classifier, record).run(
+                [r.probe for r in chosen], [], previous)
+        finally:
+            runner.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(seeds), len(runners)))) as pool:
+        for future in [pool.submit(reprobe, seed) for seed in seeds]:
+            future.result()
+    out.sort(key=lambda p: p.seed)  # journal and report in seed order, whichever ends first
+
+
+def _name_operations(
+    runner: ProbeRunner, results: list[ProbeResult], weights: dict[str, list[float] | None],
+    journal: Journal, emit: ProgressCallback, limit: int = 3,
+) -> list[ProbeResult]:
+    """Re-run the first non-finite probes with TensorFlow's check-numerics on, in a fresh
+    worker, and add the operation that produced the first Inf/NaN to their evidence."""
+    out = list(results)
+    todo = [i for i, r in enumerate(out) if r.verdict.outcome is Outcome.NON_FINITE
+            and r.ran][:limit]
+    for index in todo:
+        result = out[index]
+        emit(Progress("loading", f"re-running {result.probe.id} with check-numerics"))
+        rerun = runner.run(result.probe, weights[result.probe.settings.class_weight],
+                           check_numerics=True)
+        found = parse_check_numerics((rerun.exception or {}).get("message") or "")
+        if found is None:
+            continue
+        verdict = result.verdict
+        summary = (f"{verdict.summary}; check-numerics: first produced by {found['op_type']} "
+                   f"op {found['operation']}")
+        out[index] = ProbeResult(result.run, Verdict(verdict.outcome, {
+            **verdict.evidence, "check_numerics": found}, summary))
+        journal.append({"type": "explained", "id": result.probe.id, "check_numerics": found})
+    return out
+
+
+def _weights_table(settings: Settings, dataset: Dataset) -> dict[str, list[float] | None]:
+    counts = dataset.summary().class_counts
+    return {
+        strategy: class_weights_for(strategy, counts, class_names=dataset.class_names,
+                                    custom=settings.custom_class_weight,
+                                    effective_beta=settings.effective_beta)
+        for strategy in settings.class_weight
+    }
+
+
+def _environment(runner: ProbeRunner, enforcement: str | None) -> dict[str, Any]:
+    env = dict(runner.environment)
+    env.setdefault("backend", "tensorflow")
+    env.setdefault("devices", [])
+    env["host_memory_bytes"] = psutil.virtual_memory().total
+    env["memory_enforcement"] = enforcement or "none (no budget)"
+    return env
+

@@ -1,0 +1,614 @@
+"""Runs probes in worker processes and turns whatever happens to them into ``ProbeRun``s.
+
+The parent/child protocol (JSON lines; only JSON-safe values cross the boundary)::
+
+    stabcheck (parent, no TensorFlow)                 worker: python -m stabcheck.worker
+    ─────────────────────────────────                 ───────────────────────────────────
+    spawn in its own memory cgroup (or watched)  ───▶ oom_score_adj=1000, imports Keras
+    stdin  {"type":"init", dataset, model, ...}  ───▶ loads data, builds the model,
+                                                      resolves loss / optimizer / base lr
+                                                 ◀─── stdout {"type":"ready", model, environment}
+                                                      or {"type":"exception", phase:"build"}
+    stdin  {"type":"probe", probe, class_weights}───▶
+                                                 ◀─── {"type":"start", id}
+                                                 ◀─── {"type":"trainer_ready"} (optimizer state
+                                                      allocated: a death before it is phase
+                                                      "optimizer")
+                                                 ◀─── {"type":"step", id, step, loss, grad_norm} xN
+                                                      (grad_norm null: not measured)
+                                                 ◀─── (init.extend) {"type":"evaluated", id,
+                                                      step, holdout} after the held-out
+                                                      evaluation; it waits for
+    stdin  {"type":"extend", to} or              ───▶ more steps, then evaluates again,
+           {"type":"finish"}                          or its final message
+                                                 ◀─── one of {"type":"done", id, holdout, ...}
+                                                             {"type":"nonfinite", id, step, ...}
+                                                             {"type":"exception", id, oom, ...}
+    ... more probes of the same batch size ...
+    stdin  {"type":"exit"} (or a new batch size) ───▶ exits 0
+
+    all the while: sample the worker tree's memory every 50 ms (psutil), enforce
+    --timeout and, without a cgroup, the memory budget; stderr goes to a file.
+
+A worker that ends without its final message is a *result*: the parent owns the evidence
+(exit status, the last step received, the peak memory it sampled, the cgroup's OOM-kill
+counter, the tail of stderr) and starts a fresh worker for the remaining probes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from stabcheck.memory import cgroup, nvml
+from stabcheck.errors import InputError, InternalError
+from stabcheck.results import (
+    HoldoutEval,
+    MemoryEvidence,
+    NonFinite,
+    Probe,
+    ProbeRun,
+    RegressionEval,
+    StepRecord,
+    Termination,
+    holdout_from_json,
+    signal_name,
+)
+
+SAMPLE_INTERVAL_S = 0.05
+# Importing TensorFlow and building a model may take this long beyond --timeout before
+# a worker counts as hung at start-up (TensorFlow's import alone is ~6 s on 2 cores).
+STARTUP_ALLOWANCE_S = 120.0
+_EOF = {"type": "_eof"}
+
+
+@dataclass(frozen=True)
+class WorkerInit:
+    """What every worker is told at start."""
+
+    dataset_path: str
+    model: dict[str, Any]
+    loss: str | None
+    optimizer: str | None
+    seed: int
+    gpu_memory_budget: int | None = None
+    dtype_policy: str | None = None
+    check_numerics: bool = False
+    early_stop: dict[str, float] | None = None  # stabcheck.judge.trend.early_stop_rule
+    extend: bool = False  # ask the parent after each held-out evaluation ("evaluated")
+    threads: int | None = None  # TensorFlow intra-op threads of each worker
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "type": "init",
+            "dataset": self.dataset_path,
+            "model": self.model,
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "seed": self.seed,
+            "gpu_memory_budget": self.gpu_memory_budget,
+            "dtype_policy": self.dtype_policy,
+            "check_numerics": self.check_numerics,
+            "early_stop": self.early_stop,
+            "extend": self.extend,
+            "threads": self.threads,
+        }
+
+
+StepCallback = Callable[[Probe, int], None]
+# Asked with the run so far (its steps, its held-out evaluation) when a worker has
+# evaluated a probe: the step to train on to, or None to finish (``WorkerInit.extend``).
+ExtendCallback = Callable[[ProbeRun], "int | None"]
+
+
+class _Worker:
+    """One worker process, its reader thread, its cgroup and its stderr file."""
+
+    def __init__(self, init: WorkerInit, stderr_path: Path, memory_budget: int | None) -> None:
+        self.stderr_path = stderr_path
+        self.cgroup = cgroup.create_cgroup(memory_budget)
+        self.enforcement = (
+            None if memory_budget is None
+            else f"cgroup-v{self.cgroup.version}" if self.cgroup else "watchdog"
+        )
+        cmd = [sys.executable, "-m", "stabcheck.worker"]
+        if self.cgroup is not None:  # join the cgroup before Python starts: nothing escapes it
+            cmd = ["/bin/sh", "-c", 'echo $$ > "$1" || exit 97; shift; exec "$@"', "sh",
+                   str(self.cgroup.procs_file), *cmd]
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONUNBUFFERED": "1"}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._stderr = stderr_path.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            env=env, start_new_session=True,  # Ctrl-C reaches stabcheck, which ends workers
+        )
+        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._ps = _process(self.proc.pid)
+        self.send(init.message())
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.messages.put(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        self.messages.put(_EOF)
+
+    def send(self, message: dict[str, Any]) -> bool:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write((json.dumps(message, allow_nan=False) + "\n").encode())
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def rss_bytes(self) -> int | None:
+        """Private resident memory (anonymous pages) of the worker and its descendants.
+
+        File-backed pages (TensorFlow's shared libraries, ~300 MiB) are left out: the
+        kernel can drop and re-read them under a memory limit, so they neither count
+        against a cgroup budget in the end nor cause an OOM kill.
+        """
+        if self._ps is None:
+            return None
+        try:
+            procs = [self._ps, *self._ps.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = 0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                info = proc.memory_info()
+                total += info.rss - getattr(info, "shared", 0)
+        return total
+
+    def kill(self) -> None:
+        """End the worker and anything it started (its whole process group)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+    def stop(self) -> None:
+        """Ask the worker to exit, then make sure it did; free its cgroup."""
+        if self.proc.poll() is None:
+            self.send({"type": "exit"})
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.reap()
+
+    def reap(self) -> int:
+        """Wait for the dead worker, close its files, remove its cgroup; its exit status."""
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+        self._stderr.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        return code
+
+    def stderr_tail(self, limit: int = 3000) -> str:
+        try:
+            with self.stderr_path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - limit))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+@dataclass
+class _Watch:
+    """What the parent observes while waiting on a worker."""
+
+    started: float
+    peak: int = 0  # the largest private-memory sample of the worker tree
+    reported: int | None = None  # the worker's own high-water mark of its probe's training
+    build_peak: int = 0  # the worker's high-water mark when it was ready (import, model)
+    imported: bool = False  # the worker got past importing the backend
+    trainer_ready: bool = False  # the probe's optimizer state is allocated
+    gpu_peak: int | None = None
+    class_grads: tuple[tuple[int, dict[str, float]], ...] = ()
+    step_info: dict[str, Any] | None = None
+    cgroup_kills_before: int = 0
+    system_kills_before: int = 0
+
+
+class ProbeRunner:
+    """Runs probes one after another in worker processes, one worker per batch size.
+
+    Args:
+        init: what each worker is told at start.
+        run_dir: folder for the workers' stderr files.
+        timeout: wall-clock seconds one probe may take.
+        memory_budget: host bytes a worker may use, or None.
+        on_step: called with (probe, step) as step records arrive.
+        extend: decides whether a probe that was evaluated trains on (``ExtendCallback``);
+            without it a worker asked to wait is told to finish.
+        shared: what the runners of one run learn once for all (the same dict for each):
+            the model's description, and per dtype policy the run of a worker that ran
+            out of memory building the model (every probe under that policy would too).
+    """
+
+    def __init__(
+        self,
+        init: WorkerInit,
+        run_dir: Path,
+        *,
+        timeout: float,
+        memory_budget: int | None = None,
+        on_step: StepCallback | None = None,
+        name: str = "w0",
+        shared: dict[str, Any] | None = None,
+        extend: ExtendCallback | None = None,
+    ) -> None:
+        self._name = name
+        self._extend = extend
+        self._init = init
+        self._run_dir = run_dir
+        self._timeout = timeout
+        self._budget = memory_budget
+        self._on_step = on_step
+        self._gpu = bool(nvml.devices())
+        self._worker: _Worker | None = None
+        self._worker_batch: tuple[int, str | None, bool] | None = None
+        self._count = 0
+        self._shared = shared if shared is not None else {}
+        self._build_oom: dict[str | None, ProbeRun] = self._shared.setdefault("build_oom", {})
+        self.environment: dict[str, Any] = {}
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """The model as the first worker described it ({} before)."""
+        return self._shared.get("model_info", {})
+
+    @model_info.setter
+    def model_info(self, value: dict[str, Any]) -> None:
+        self._shared["model_info"] = value
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Start the first worker and return its model description.
+
+        Raises:
+            InputError: the user's model could not be built or loaded.
+            InternalError: the worker died before it could describe the model.
+        """
+        worker = self._spawn()
+        outcome = self._await_ready(worker, _Watch(time.monotonic()))
+        if isinstance(outcome, dict):
+            return outcome
+        self._worker = None
+        run = outcome
+        if (run.termination is Termination.EXCEPTION and run.exception is not None
+                and not run.exception.get("oom")):
+            detail = (run.exception.get("message") or "").strip().splitlines()
+            raise InputError(
+                f"cannot build the model {self._init.model['text']!r}: "
+                f"{run.exception.get('etype')}: {detail[-1] if detail else ''}"
+            )
+        memory = run.memory
+        out_of_memory = self._budget and _ran_out_of_memory(run)
+        if out_of_memory and _phase_of(run) == "build":
+            # The backend imported; the user's model or data did not fit the budget.
+            # That is the probes' finding (each is oom_host while building the model),
+            # not a usage error: describe the model from a worker without the budget.
+            model = self._describe_unbudgeted()
+            self._build_oom[self._init.dtype_policy] = replace(
+                run, exception={**(run.exception or {}), "weight_bytes": model.get("weight_bytes")})
+            return model
+        if out_of_memory:
+            raise InputError(
+                f"--memory-budget {self._budget >> 20} MiB is too small to start a probe "
+                f"worker: it ran out at {(memory.peak_host_bytes or 0) >> 20} MiB while "
+                "importing TensorFlow, before the model was loaded"
+            )
+        if run.termination is Termination.TIMEOUT:
+            raise InputError(
+                f"the probe worker did not load the model within {self._timeout:g} s plus "
+                f"{STARTUP_ALLOWANCE_S:g} s for the import: the model factory may hang"
+            )
+        raise InternalError(
+            f"the probe worker ended before it could load the model "
+            f"({signal_name(run.returncode)}); its stderr ends with: "
+            f"{run.stderr_tail.strip().splitlines()[-1:] or ['(nothing)']}"
+        )
+
+    def _describe_unbudgeted(self) -> dict[str, Any]:
+        """The model's description from a worker without ``--memory-budget``."""
+        free = ProbeRunner(self._init, self._run_dir, timeout=self._timeout,
+                           name=f"{self._name}-describe")
+        try:
+            model = free.describe()
+        finally:
+            free.close()
+        self.environment = free.environment
+        self.model_info = model
+        return model
+
+    def close(self) -> None:
+        """Stop the current worker, if any."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+    def signal_kill(self) -> None:
+        """Kill the current worker's processes without waiting (safe from another thread:
+        the thread inside ``run`` sees the worker die and cleans up)."""
+        worker = self._worker
+        if worker is not None:
+            worker.kill()
+
+    def kill(self) -> None:
+        """End the current worker at once (on interrupt)."""
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker.reap()
+            self._worker = None
+
+    # -- probes ------------------------------------------------------------------------
+
+    def run(
+        self, probe: Probe, class_weights: list[float] | None, *, check_numerics: bool = False
+    ) -> ProbeRun:
+        """Run one probe; never raises for anything the probe or its worker did.
+
+        Probes share a worker while their batch size, dtype policy and check-numerics
+        setting are the same; a change starts a fresh worker (clean memory peaks).
+        """
+        batch = (probe.settings.batch_size, probe.settings.dtype_policy, check_numerics)
+        if self._worker is not None and self._worker_batch not in (None, batch):
+            self.close()
+        policy = probe.settings.dtype_policy
+        if policy in self._build_oom:
+            first = self._build_oom[policy]
+            return replace(first, probe=probe, duration_s=0.0,
+                           exception={**(first.exception or {}), "measured_once": True})
+        watch = _Watch(time.monotonic())
+        if self._worker is None:
+            worker = self._spawn(probe.settings.dtype_policy, check_numerics)
+            watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
+            ready = self._await_ready(worker, watch, probe)
+            if not isinstance(ready, dict):
+                if _phase_of(ready) == "build" and _ran_out_of_memory(ready):
+                    self._build_oom[policy] = ready
+                return ready
+            watch = _Watch(time.monotonic(), peak=watch.peak, build_peak=watch.build_peak)
+        worker = self._worker
+        assert worker is not None
+        self._worker_batch = batch
+        watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
+        watch.system_kills_before = cgroup.system_oom_kills()
+        if not worker.send({"type": "probe", "probe": probe.to_json(),
+                            "class_weights": class_weights}):
+            return self._died(worker, probe, watch, [])
+        steps: list[StepRecord] = []
+        class_grads: list[tuple[int, dict[str, float]]] = []
+        while True:
+            message = self._next(worker, watch, probe)
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind == "trainer_ready":
+                watch.trainer_ready = True
+            if kind == "step":
+                steps.append(StepRecord(message["step"], _float(message["loss"]),
+                                        _float(message["grad_norm"])))
+                if self._on_step is not None:
+                    self._on_step(probe, message["step"])
+            if kind == "class_grads":
+                class_grads.append((message["step"], message["norms"]))
+                continue
+            if kind == "evaluated":
+                to = None
+                if self._extend is not None:
+                    so_far = ProbeRun(probe=probe, termination=Termination.COMPLETED,
+                                      steps=tuple(steps), holdout=_holdout(message["holdout"]))
+                    to = self._extend(so_far)
+                reply = {"type": "extend", "to": int(to)} if to else {"type": "finish"}
+                if not worker.send(reply):
+                    return self._died(worker, probe, watch, steps)
+                continue
+            if kind in ("done", "nonfinite", "exception"):
+                watch.reported = message.get("peak_private_bytes")
+                watch.class_grads = tuple(class_grads)
+                watch.step_info = message.get("step_info")
+            if kind == "done":
+                peak_gpu = max(message.get("peak_gpu_bytes") or 0, watch.gpu_peak or 0) or None
+                holdout = _holdout(message["holdout"]) if message.get("holdout") else None
+                return self._finished(probe, watch, worker, steps, Termination.COMPLETED,
+                                      holdout=holdout, peak_gpu_bytes=peak_gpu)
+            elif kind == "nonfinite":
+                nonfinite = NonFinite(message["step"], message["where"], message.get("variable"),
+                                      message["value"])
+                return self._finished(probe, watch, worker, steps, Termination.NON_FINITE,
+                                      nonfinite=nonfinite)
+            elif kind == "exception":
+                return self._finished(probe, watch, worker, steps, Termination.EXCEPTION,
+                                      exception=_exception(message))
+            elif kind in ("_eof", "_timeout", "_over_budget"):
+                return self._died(worker, probe, watch, steps, kind,
+                                  phase="train" if watch.trainer_ready else "optimizer")
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _spawn(self, dtype_policy: str | None = None, check_numerics: bool = False) -> _Worker:
+        self._count += 1
+        stderr = self._run_dir / f"{self._name}-worker-{self._count}.stderr"
+        init = replace(self._init, dtype_policy=dtype_policy, check_numerics=check_numerics)
+        self._worker = _Worker(init, stderr, self._budget)
+        self._worker_batch = None
+        return self._worker
+
+    def _await_ready(
+        self, worker: _Worker, watch: _Watch, probe: Probe | None = None
+    ) -> dict[str, Any] | ProbeRun:
+        limit = self._timeout + STARTUP_ALLOWANCE_S
+        placeholder = probe or _STARTUP_PROBE
+        while True:
+            message = self._next(worker, watch, placeholder, limit)
+            if message is None:
+                continue
+            if message["type"] == "imported":
+                watch.imported = True
+            if message["type"] == "ready":
+                watch.build_peak = message.get("peak_private_bytes") or 0
+                self.environment = message["environment"]
+                self.model_info = message["model"]
+                return message["model"]
+            if message["type"] == "exception":
+                return self._finished(placeholder, watch, worker, [], Termination.EXCEPTION,
+                                      exception=_exception(message), close=True)
+            if message["type"] in ("_eof", "_timeout", "_over_budget"):
+                return self._died(worker, placeholder, watch, [], message["type"],
+                                  phase="build" if watch.imported else "startup")
+
+    def _next(
+        self, worker: _Worker, watch: _Watch, probe: Probe, limit: float | None = None
+    ) -> dict[str, Any] | None:
+        """The next message, or a synthetic ``_timeout``/``_over_budget``; None: keep waiting."""
+        try:
+            return worker.messages.get(timeout=SAMPLE_INTERVAL_S)
+        except queue.Empty:
+            pass
+        gpu_bytes = nvml.process_memory({worker.proc.pid}) if self._gpu else None
+        if gpu_bytes is not None:
+            watch.gpu_peak = max(watch.gpu_peak or 0, gpu_bytes)
+        rss = worker.rss_bytes()
+        if rss is not None:
+            watch.peak = max(watch.peak, rss)
+            if worker.enforcement == "watchdog" and self._budget and rss > self._budget:
+                worker.kill()
+                return {"type": "_over_budget"}
+        if time.monotonic() - watch.started > (limit or self._timeout):
+            worker.kill()
+            return {"type": "_timeout"}
+        return None
+
+    def _memory(self, worker: _Worker, watch: _Watch, died: bool) -> MemoryEvidence:
+        kills = 0
+        if worker.cgroup is not None:
+            kills = worker.cgroup.oom_kills() - watch.cgroup_kills_before
+        system = died and cgroup.system_oom_kills() > watch.system_kills_before
+        # A worker that reported its own high-water mark measured its training exactly
+        # (its held-out evaluation, after it, is not part of the user's fit); the
+        # parent's samples stand in where it could not report (it died).
+        peak = watch.peak if watch.reported is None else max(watch.build_peak, watch.reported)
+        return MemoryEvidence(
+            peak_host_bytes=peak or None,
+            budget_bytes=self._budget,
+            enforcement=worker.enforcement,
+            oom_kills=max(0, kills),
+            system_oom=bool(system),
+        )
+
+    def _finished(
+        self, probe: Probe, watch: _Watch, worker: _Worker, steps: list[StepRecord],
+        termination: Termination, *, close: bool = False, **extra: Any,
+    ) -> ProbeRun:
+        run = ProbeRun(
+            probe=probe, termination=termination, steps=tuple(steps),
+            memory=self._memory(worker, watch, died=False),
+            duration_s=time.monotonic() - watch.started,
+            stderr_tail=worker.stderr_tail() if termination is Termination.EXCEPTION else "",
+            class_grad_norms=watch.class_grads,
+            step_info=watch.step_info,
+            **extra,
+        )
+        if close:
+            worker.stop()
+            self._worker = None
+        return run
+
+    def _died(
+        self, worker: _Worker, probe: Probe, watch: _Watch, steps: list[StepRecord],
+        reason: str = "_eof", phase: str = "train",
+    ) -> ProbeRun:
+        try:
+            code: int | None = worker.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # its stdout closed but it lingers: end it
+            worker.kill()
+            code = worker.proc.wait()
+        worker.kill()  # anything left in its process group
+        memory = self._memory(worker, watch, died=True)  # before the cgroup is removed
+        worker.reap()
+        self._worker = None
+        termination = {
+            "_timeout": Termination.TIMEOUT,
+            "_over_budget": Termination.OVER_BUDGET,
+        }.get(reason, Termination.DIED)
+        return ProbeRun(
+            probe=probe, termination=termination, steps=tuple(steps),
+            returncode=code, memory=memory,
+            stderr_tail=worker.stderr_tail(), duration_s=time.monotonic() - watch.started,
+            exception=None if phase == "train" else {
+                "phase": phase, "weight_bytes": self.model_info.get("weight_bytes")},
+        )
+
+
+_STARTUP_PROBE = Probe.from_json({
+    "id": "(start-up)",
+    "settings": {"class_weight": "none", "class_weights": None, "learning_rate": 0.0,
+                 "clip": "none", "batch_size": 0, "optimizer": "", "loss": ""},
+    "steps": 0,
+})
+
+
+def _phase_of(run: ProbeRun) -> str | None:
+    return (run.exception or {}).get("phase")
+
+
+def _ran_out_of_memory(run: ProbeRun) -> bool:
+    """Ended by the watchdog's budget, a kernel OOM kill (the cgroup's or the system's)
+    or an allocator's out-of-memory error."""
+    return (run.termination is Termination.OVER_BUDGET or run.memory.oom_kills > 0
+            or run.memory.system_oom or bool((run.exception or {}).get("oom")))
+
+
+def _float(value: Any) -> float:
+    """A protocol number: non-finite values travel as "nan", "inf" or "-inf"; a value
+    the worker could not measure (null) is NaN."""
+    return math.nan if value is None else float(value)
+
+
+def _holdout(data: dict[str, Any]) -> HoldoutEval | RegressionEval:
+    return holdout_from_json(data)
+
+
+def _exception(message: dict[str, Any]) -> dict[str, Any]:
+    return {key: message.get(key) for key in
+            ("phase", "step", "etype", "message", "oom", "user_input", "traceback")}

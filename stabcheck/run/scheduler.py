@@ -1,0 +1,130 @@
+"""Running the probe grid: in order on one worker, or on several workers at once.
+
+Each result is classified, journaled and reported the moment it arrives. Probes of a
+batch size that already ran out of memory are not run again (see ``same_footprint``).
+With several workers every worker keeps its own process (and cgroup): a crash still
+costs only the probe it was running, and results come back in plan order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from stabcheck.results import (
+    Category,
+    Probe,
+    ProbeResult,
+    ProbeRun,
+    Termination,
+    Verdict,
+)
+from stabcheck.run.runner import ProbeRunner
+
+Classifier = Callable[[ProbeRun], Verdict]
+
+
+class GridRun:
+    """Runs a list of probes and fills ``results`` (in plan order) as they finish.
+
+    Args:
+        runners: one per parallel worker; the first also serves sequential runs.
+        weights: class weights (as the runner takes them) per strategy.
+        classifier: ProbeRun -> Verdict.
+        record: called with each new result (journal, progress), under a lock.
+    """
+
+    def __init__(self, runners: list[ProbeRunner], weights: dict[str, list[float] | None],
+                 classifier: Classifier, record: Callable[[int, ProbeResult, bool], None]):
+        self._runners = runners
+        self._weights = weights
+        self._classifier = classifier
+        self._record = record
+        self._lock = threading.Lock()
+        self._exhausted: dict[tuple[int, str], ProbeResult] = {}
+        self._stop = threading.Event()
+
+    def run(self, probes: list[Probe], results: list[ProbeResult],
+            done: dict[str, ProbeResult]) -> None:
+        """Run every probe not in ``done``; on KeyboardInterrupt end all workers, keep the
+        results that finished in ``results``, and re-raise."""
+        slots: dict[int, ProbeResult] = {}
+        pending = iter(list(enumerate(probes)))
+        try:
+            if len(self._runners) == 1:
+                self._serve(self._runners[0], pending, slots, done)
+            else:
+                self._parallel(pending, slots, done)
+        finally:
+            results[:] = [slots[i] for i in sorted(slots)]
+
+    def _parallel(self, pending: Any, slots: dict[int, ProbeResult],
+                  done: dict[str, ProbeResult]) -> None:
+        errors: list[BaseException] = []
+
+        def serve(runner: ProbeRunner) -> None:
+            try:
+                self._serve(runner, pending, slots, done)
+            except BaseException as exc:  # surfaced in the main thread below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=serve, args=(r,), daemon=True)
+                   for r in self._runners]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)  # short joins keep Ctrl-C responsive
+        except KeyboardInterrupt:
+            self._stop.set()
+            for runner in self._runners:
+                runner.signal_kill()
+            for thread in threads:
+                thread.join(30)
+            raise
+        if errors:
+            raise errors[0]
+
+    def _serve(self, runner: ProbeRunner, pending: Any, slots: dict[int, ProbeResult],
+               done: dict[str, ProbeResult]) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                item = next(pending, None)
+            if item is None:
+                return
+            index, probe = item
+            footprint = (probe.settings.batch_size, probe.settings.optimizer)
+            resumed = probe.id in done
+            with self._lock:
+                source = self._exhausted.get(footprint)
+            if resumed:
+                result = done[probe.id]
+            elif source is not None:
+                result = same_footprint(probe, source)
+            else:
+                run = runner.run(probe, self._weights[probe.settings.class_weight])
+                if self._stop.is_set():
+                    return  # ended by an interrupt: not a result of the probe
+                result = ProbeResult(run, self._classifier(run))
+            with self._lock:
+                if result.verdict.category is Category.MEMORY:
+                    self._exhausted.setdefault(footprint, result)
+                slots[index] = result
+                self._record(len(slots), result, resumed)
+
+
+def same_footprint(probe: Probe, source: ProbeResult) -> ProbeResult:
+    """The verdict for a probe not run because one of the same memory footprint ran out.
+
+    A probe's memory is set by the model, the batch size and the optimizer's state; the
+    learning rate, the class weights and the clipping threshold do not change it. Running
+    the probe again would only repeat the OOM kill (and a TensorFlow import).
+    """
+    verdict = source.verdict
+    evidence = {**verdict.evidence, "inferred_from": source.probe.id, "ran": False}
+    summary = (f"not run: batch size {probe.settings.batch_size} already exhausted memory in "
+               f"{source.probe.id} ({verdict.summary})")
+    run = ProbeRun(probe, Termination.NOT_RUN, memory=source.run.memory)
+    return ProbeResult(run, Verdict(verdict.outcome, evidence, summary))

@@ -1,0 +1,194 @@
+"""The probe worker: a child process that imports Keras, builds the model and trains probes.
+
+Run as ``python -m stabcheck.worker``; it speaks the JSON-lines protocol drawn at the top
+of ``stabcheck.run.runner``. Its stdout file descriptor is reserved for that protocol:
+anything else printed (by TensorFlow, the user's model code, ...) is sent to stderr,
+which the parent keeps in a file and quotes when the worker dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from stabcheck.errors import StabcheckError
+from stabcheck.memory.oom import is_oom_exception
+from stabcheck.results import json_value
+
+
+class _Channel:
+    """Writes protocol messages as JSON lines on a private copy of stdout."""
+
+    def __init__(self) -> None:
+        fd = os.dup(1)
+        os.dup2(2, 1)  # stray prints go to stderr, never into the protocol
+        sys.stdout = sys.stderr
+        self._out: TextIO = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._out.write(json.dumps(json_value(message), allow_nan=False) + "\n")
+        self._out.flush()
+
+
+class _ProbeEmitter:
+    """Tags a probe's messages with its id and remembers the last step sent."""
+
+    def __init__(self, channel: _Channel, probe_id: str) -> None:
+        self._channel = channel
+        self._id = probe_id
+        self.last_step = 0
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "step":
+            self.last_step = message["step"]
+        self._channel.send({**message, "id": self._id})
+
+
+def _asker(emit: _ProbeEmitter) -> Any:
+    """The probe's question to the parent after a held-out evaluation: ``evaluated`` (the
+    step and the evaluation) goes out, one line comes back on stdin, ``{"type": "extend",
+    "to": N}`` (train on to step N) or ``{"type": "finish"}``."""
+
+    def ask(step: int, holdout: dict[str, Any]) -> int | None:
+        emit({"type": "evaluated", "step": step, "holdout": holdout})
+        line = sys.stdin.readline()
+        reply = json.loads(line) if line.strip() else {"type": "finish"}
+        return int(reply["to"]) if reply.get("type") == "extend" else None
+
+    return ask
+
+
+def _clip_text(text: str, head: int = 1000, tail: int = 3000) -> str:
+    """A long message's start and end: TensorFlow puts its traceback first and the
+    sentence that matters (check-numerics' "Detected ... in op ...") last."""
+    if len(text) <= head + tail:
+        return text
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters ...]\n{text[-tail:]}"
+
+
+def _exception_message(exc: BaseException, phase: str, step: int | None) -> dict[str, Any]:
+    return {
+        "type": "exception",
+        "phase": phase,
+        "step": step,
+        "etype": type(exc).__name__,
+        "message": _clip_text(str(exc)),
+        "oom": is_oom_exception(exc),
+        "user_input": isinstance(exc, StabcheckError),
+        "traceback": traceback.format_exc()[-4000:],
+    }
+
+
+def _configure_devices(gpu_memory_budget: int | None) -> list[dict[str, Any]]:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        if gpu_memory_budget:
+            # A logical device with a hard limit simulates a smaller card.
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=gpu_memory_budget >> 20)]
+            )
+        else:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    devices = [{"type": "CPU", "name": "CPU:0"}]
+    for i, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        devices.append({"type": "GPU", "name": f"GPU:{i}",
+                        "model": details.get("device_name", gpu.name)})
+    return devices
+
+
+def _raise_oom_score() -> None:
+    """Make this worker the kernel's first choice under memory pressure, not stabcheck."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text("1000")
+
+
+def main() -> int:
+    """Serve probes until told to exit or stdin closes."""
+    channel = _Channel()
+    _raise_oom_score()
+    init = json.loads(sys.stdin.readline() or "{}")
+    if init.get("type") != "init":
+        return 3
+    t0 = time.perf_counter()
+    phase = "startup"
+    try:
+        import keras
+        import tensorflow as tf
+
+        from stabcheck.inputs import data, models
+        from stabcheck.worker import probe as training
+
+        if init.get("threads"):  # parallel workers share the cores
+            tf.config.threading.set_intra_op_parallelism_threads(int(init["threads"]))
+            tf.config.threading.set_inter_op_parallelism_threads(int(init["threads"]))
+        devices = _configure_devices(init.get("gpu_memory_budget"))
+        if init.get("check_numerics"):  # the first op to output Inf/NaN raises, named
+            tf.debugging.enable_check_numerics()
+        import_s = time.perf_counter() - t0
+        # From here on, running out of memory is the user's data and model, not the
+        # backend's import: the parent tells the two apart by this message.
+        channel.send({"type": "imported", "peak_private_bytes": training.peak_private_rss(),
+                      "import_s": round(import_s, 3)})
+        phase = "build"
+        dataset = data.load_prepared(Path(init["dataset"]))
+        keras.utils.set_random_seed(int(init["seed"]))
+        if init.get("dtype_policy"):
+            keras.config.set_dtype_policy(init["dtype_policy"])
+        spec = models.ModelSpec.from_json(init["model"])
+        regression = dataset.task == "regression"
+        n_outputs = (dataset.target_width if regression
+                     else 1 if dataset.label_format == "binary" else dataset.n_classes)
+        model = models.build_model(spec, tuple(dataset.x_train.shape[1:]), n_outputs,
+                                   regression)
+        state_dir = Path(tempfile.mkdtemp(prefix=f"state-{os.getpid()}-",
+                                          dir=Path(init["dataset"]).parent))
+        setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"),
+                                       state_dir)
+    except Exception as exc:  # the user's model or data: reported, then the worker ends
+        channel.send(_exception_message(exc, phase, None))
+        return 0
+    channel.send({
+        "type": "ready",
+        "pid": os.getpid(),
+        "peak_private_bytes": training.peak_private_rss(),  # import + data + model
+        "model": setup.describe,
+        "environment": {
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "framework_version": tf.__version__,
+            "devices": devices,
+            "import_s": round(import_s, 3),
+        },
+    })
+    from stabcheck.results import Probe
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("type") == "exit":
+            break
+        probe = Probe.from_json(request["probe"])
+        channel.send({"type": "start", "id": probe.id})
+        emit = _ProbeEmitter(channel, probe.id)
+        try:
+            training.run_probe(setup, dataset, probe, request.get("class_weights"),
+                               int(init["seed"]), emit, early_stop=init.get("early_stop"),
+                               extend=_asker(emit) if init.get("extend") else None)
+        except Exception as exc:
+            channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
+    # Everything the parent needs has been sent: skip TensorFlow's teardown (about a
+    # second) by leaving at once.
+    shutil.rmtree(state_dir, ignore_errors=True)
+    sys.stderr.flush()
+    os._exit(0)
+
