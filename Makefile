@@ -28,12 +28,15 @@ demo: $(STAMP)
 test: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest -q
 
-# Skip the slow tests for a quick loop.
+# The quick loop: no test that starts a process or imports TensorFlow (tests/conftest.py
+# fails one that does under STABCHECK_TEST_FAST=1), about 10 s on two cores.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	STABCHECK_TEST_FAST=1 $(BIN)/python -m pytest -q -m "not slow and not e2e"
 
+# ruff, and the import rules between the parts (pyproject's import-linter contracts).
 lint: $(STAMP)
 	$(BIN)/ruff check stabcheck tests
+	$(BIN)/lint-imports
 
 # stabcheck vs a plain model.fit loop, KerasTuner, a process per setting and the floor
 # (about 4 minutes on two cores; BENCH_ARGS=--quick skips the slow parts). Figures: bench/results/.

@@ -85,8 +85,8 @@ def training_rows(data: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     Where stabcheck refuses the data (a float regression target), the ``.npz`` arrays as
     saved, so that ``fit`` still has a figure to show.
     """
-    from stabcheck.inputs.data import load_dataset
     from stabcheck.errors import StabcheckError
+    from stabcheck.inputs.data import load_dataset
 
     try:
         dataset = load_dataset(str(data), seed=seed)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stabcheck.config.settings import DEFAULT_LR_FACTORS, Clip, Settings
+from stabcheck.config.settings import DEFAULT_LR_FACTORS, Settings
+from stabcheck.protocol.vocabulary import Clip, is_focal
 from stabcheck.results import Probe, ProbeSettings
 
 
@@ -52,7 +53,7 @@ def plan_probes(
                         clip=_label(clip),
                         batch_size=batch_size,
                         optimizer=optimizer,
-                        loss=_focal_name(loss) if strategy == "focal" else loss,
+                        loss=_focal_name(loss) if is_focal(strategy) else loss,
                         effective_batch_size=effective_batch_size(batch_size, n_samples),
                     ), settings.steps))
     return probes

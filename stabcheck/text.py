@@ -11,15 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from rich.table import Table
-from rich.text import Text
-
 from stabcheck.results import Category, Outcome, ProbeResult
 
 __all__ = [
     "CELLS",
     "MISSING",
-    "bullet",
+    "FAILURE_SECTIONS",
     "capped_batch_notes",
     "fmt_lr",
     "fmt_number",
@@ -44,6 +41,15 @@ CELLS: dict[Outcome, tuple[str, str]] = {
     Outcome.TIMEOUT: ("timeout", "bold yellow"),
     Outcome.ERROR: ("error", "dim"),
 }
+
+# Failure sections, in the order the report shows them: category, title, title style.
+FAILURE_SECTIONS: tuple[tuple[Category, str, str], ...] = (
+    (Category.NUMERICAL, "Numerical failures", "bold red"),
+    (Category.MEMORY, "Memory exhaustion", "bold magenta"),
+    (Category.CRASH, "Crashes and timeouts", "bold yellow"),
+    (Category.LEARNING, "Learning problems", "bold yellow"),
+    (Category.ERROR, "Errors", "bold"),
+)
 
 # A grid cell whose probe did not run.
 MISSING = "·"
@@ -103,12 +109,3 @@ def capped_batch_notes(results: Sequence[ProbeResult]) -> list[str]:
             seen.setdefault(settings.batch_size, settings.effective_batch_size)
     return [f"batch {size} is larger than the {n} training samples: probed as {n}, as fit "
             "would" for size, n in seen.items()]
-
-
-def bullet(line: str, style: str = "") -> Table:
-    """A terminal bullet whose wrapped lines hang under the text, not under the bullet."""
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True)
-    grid.add_column(overflow="fold")
-    grid.add_row(Text("•", style=style), Text(line, style=style))
-    return grid

@@ -1,20 +1,58 @@
 """Shared helpers: run the real engine in-process (the test process never imports
-TensorFlow: only the probe workers do) and validate every JSON result it produces."""
+TensorFlow: only the probe workers do) and validate every JSON result it produces.
+
+Tests that start processes (stabcheck, its workers, a Python child) are marked ``e2e``
+(those that use ``probe_run`` are marked here); ``make test-fast`` deselects them and sets
+``STABCHECK_TEST_FAST=1``, under which starting a process or importing TensorFlow, Keras,
+JAX or PyTorch fails the test that does it: a test that needs one and is not marked
+cannot slip into the fast loop.
+"""
 
 from __future__ import annotations
 
+import importlib.abc
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from stabcheck.config.settings import build_settings
-from stabcheck.run.engine import run_probe_grid
-from stabcheck.report.terminal.report import load_schema, write_json
+from stabcheck.report.json import load_schema, write_json
 from stabcheck.results import RunReport
+from stabcheck.run.engine import run_probe_grid
 
-FIXTURES = Path(__file__).parent / "fixtures"
+TESTS = Path(__file__).parent
+FIXTURES = TESTS / "fixtures"
+FAST = os.environ.get("STABCHECK_TEST_FAST") == "1"
+_FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "probe_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
+class _NoFrameworks(importlib.abc.MetaPathFinder):
+    """Under ``STABCHECK_TEST_FAST=1``: importing a framework is a test that is not fast."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _FRAMEWORKS:
+            raise ImportError(f"{name} imported by a test of the fast loop: mark it e2e")
+        return None
+
+
+def _no_processes(self, *args, **kwargs):
+    raise RuntimeError("a process started by a test of the fast loop: mark it e2e")
+
+
+if FAST:
+    sys.meta_path.insert(0, _NoFrameworks())
+    subprocess.Popen.__init__ = _no_processes  # type: ignore[method-assign]
 
 
 def validate_result(report: RunReport, tmp_path: Path) -> dict:

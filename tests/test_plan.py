@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from stabcheck.config.settings import Clip, Settings
+from stabcheck.config.settings import Settings
 from stabcheck.plan import learning_rates, plan_probes, probe_id
+from stabcheck.protocol.vocabulary import Clip
 
 WEIGHTS = {
     "none": None,

@@ -182,9 +182,10 @@ def _run(config: Path | None, params: dict, *, memory_only: bool) -> None:
     """The body of `probe` and `memory`: settings, the run, the report, the exit code."""
     import signal
 
+    from stabcheck.config.settings import build_settings
+    from stabcheck.report import json as result_file
     from stabcheck.report.terminal import report
     from stabcheck.run import engine
-    from stabcheck.config.settings import build_settings
 
     flags = {key: value for key, value in params.items()
              if key not in ("config", "json_path", "junit", "markdown", "html", "journal",
@@ -214,7 +215,7 @@ def _run(config: Path | None, params: dict, *, memory_only: bool) -> None:
     view.release()
     report.render_report(result, console)
     if settings.json:
-        report.write_json(result, settings.json)
+        result_file.write_json(result, settings.json)
         console.print(f"JSON result written to {settings.json}")
     _write_outputs(result, policy, console, settings.junit, settings.markdown, settings.html)
     if result.interrupted:

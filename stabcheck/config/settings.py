@@ -16,16 +16,15 @@ from typing import Any
 
 import tomllib
 
-from stabcheck.errors import ConfigError
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from stabcheck.errors import ConfigError
+from stabcheck.protocol.vocabulary import (
+    Clip,
+    parse_class_weight_strategy,
+    parse_clip,
+)
 from stabcheck.units import parse_size
 
-CLASS_WEIGHT_STRATEGIES = ("none", "balanced", "sqrt", "effective", "custom")
-# Remedies probed beside plain class weights: the weighted loss divided by the batch's
-# total weight (``normalized``, on balanced weights, or ``normalized-<strategy>``), and
-# focal cross-entropy with alpha from the class frequencies (``focal``).
-REMEDY_STRATEGIES = ("normalized", "focal")
-CLIP_KINDS = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
 # A gate never passes a config it could not probe: ``error`` fails the run too.
 FAIL_ON_DEFAULT = ("numerical", "memory", "crash", "error")
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
@@ -33,25 +32,7 @@ DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 # ``stabcheck.inputs.preflight.resolve_task``); a regression run probes no class weights.
 TASKS = ("auto", "classification", "regression")
 
-_STRESS_RE = re.compile(r"^x(\d+(?:\.\d*)?(?:e\d+)?)$")
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One clipping setting; ``kind`` is None for no clipping."""
-
-    kind: str | None
-    value: float | None = None
-
-    @property
-    def label(self) -> str:
-        return "none" if self.kind is None else f"{self.kind}={self.value:g}"
-
-    @property
-    def keras_kwargs(self) -> dict[str, float]:
-        """The optimizer constructor argument Keras uses for this setting."""
-        return {} if self.kind is None else {CLIP_KINDS[self.kind]: float(self.value)}
 
 
 @dataclass(frozen=True)
@@ -323,57 +304,6 @@ def _validate(raw: dict[str, Any]) -> Settings:
     if raw.get("config_dir") is not None:
         kwargs["config_dir"] = Path(raw["config_dir"])
     return Settings(**kwargs)
-
-
-def parse_class_weight_strategy(text: Any) -> str:
-    """Validate one class-weight strategy name (``none``, ``balanced``, ``x100``, ...)."""
-    name = _string("class_weight", text).strip().lower()
-    base = name.removeprefix("normalized-")
-    if name in CLASS_WEIGHT_STRATEGIES + REMEDY_STRATEGIES or (
-        base != name and base in CLASS_WEIGHT_STRATEGIES and base != "none"
-    ):
-        return name
-    match = _STRESS_RE.match(base)
-    if match and float(match.group(1)) >= 1:
-        return name
-    raise ConfigError(
-        f"unknown class_weight strategy {text!r}; expected one of "
-        f"{', '.join(CLASS_WEIGHT_STRATEGIES + REMEDY_STRATEGIES)}, xN with N >= 1 "
-        "(e.g. x100), or normalized-<strategy> (e.g. normalized-x100)"
-    )
-
-
-def base_strategy(strategy: str) -> str:
-    """The weights a strategy starts from: ``normalized-x100`` -> ``x100``,
-    ``normalized`` -> ``balanced``; others are their own base."""
-    if strategy == "normalized":
-        return "balanced"
-    return strategy.removeprefix("normalized-")
-
-
-def stress_factor(strategy: str) -> float | None:
-    """N for an ``xN`` strategy, else None."""
-    match = _STRESS_RE.match(strategy)
-    return float(match.group(1)) if match else None
-
-
-def parse_clip(text: Any) -> Clip:
-    """Parse ``none``, ``norm=V``, ``value=V`` or ``global_norm=V`` (V > 0)."""
-    spec = _string("clip", text).strip().lower()
-    if spec == "none":
-        return Clip(None)
-    kind, sep, value = (part.strip() for part in spec.partition("="))
-    if sep and kind in CLIP_KINDS:
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if math.isfinite(number) and number > 0:
-            return Clip(kind, number)
-    raise ConfigError(
-        f"invalid clip setting {text!r}; expected none, norm=V, value=V or global_norm=V "
-        "with V > 0"
-    )
 
 
 def _as_list(key: str, value: Any) -> list[Any]:

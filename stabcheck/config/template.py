@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from stabcheck.errors import UsageError
-from stabcheck.run.resultio import write_text_atomic
+from stabcheck.files import write_text_atomic
 
 __all__ = ["starter_config", "write_starter"]
 

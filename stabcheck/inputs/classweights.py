@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from stabcheck.config.settings import base_strategy, stress_factor
 from stabcheck.errors import InputError
+from stabcheck.protocol.vocabulary import base_strategy, stress_factor, uses_class_weights
 
 
 def class_weights_for(
@@ -35,7 +35,7 @@ def class_weights_for(
     n = np.asarray(counts, dtype=np.float64)
     k = len(n)
     strategy = base_strategy(strategy)  # normalized-X is weighted like X
-    if strategy in ("none", "focal"):  # focal weighs through its alpha, not class weights
+    if not uses_class_weights(strategy):  # focal weighs through its alpha
         return None
     if strategy == "custom":
         return _custom(custom or {}, class_names)
@@ -57,20 +57,6 @@ def class_weights_for(
         common = n == n.max()  # every class tied for most frequent keeps its weight
         return np.where(common, balanced, balanced * factor).tolist()
     raise InputError(f"unknown class_weight strategy {strategy!r}")
-
-
-def focal_alpha(counts: Sequence[int], binary: bool) -> float | list[float]:
-    """Focal cross-entropy's alpha from the class frequencies.
-
-    Binary (``BinaryFocalCrossentropy``, alpha weighs class 1 and 1 - alpha class 0):
-    the share of class 0, so the rarer class gets the larger weight. Multi-class
-    (``CategoricalFocalCrossentropy``): the balanced weights, as Keras's docs suggest
-    ("alpha may be set by inverse class frequency").
-    """
-    n = np.asarray(counts, dtype=np.float64)
-    if binary:
-        return float(n[0] / n.sum())
-    return (n.sum() / (len(n) * np.maximum(n, 1.0))).tolist()
 
 
 def _custom(table: Mapping[str, float], class_names: Sequence[str]) -> list[float]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from stabcheck.errors import InputError
+from stabcheck.protocol.vocabulary import uses_class_weights
 
 SPARSE_LOSSES = {"sparse_categorical_crossentropy"}
 CATEGORICAL_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy"}
@@ -398,9 +399,6 @@ def label_rank_message(y_shape: tuple[int, ...]) -> str:
 
 # ---------------------------------------------------------------- weights from elsewhere
 
-# Strategies that hand Keras no class_weight: ``focal`` weighs classes through the focal
-# loss's alpha (see ``stabcheck.inputs.classweights``).
-_NO_CLASS_WEIGHT = frozenset({"none", "focal"})
 
 
 def check_sample_weight_conflict(has_sample_weight: bool, strategies: Iterable[str]) -> None:
@@ -411,7 +409,7 @@ def check_sample_weight_conflict(has_sample_weight: bool, strategies: Iterable[s
     """
     if not has_sample_weight:
         return
-    weighted = [s for s in strategies if s not in _NO_CLASS_WEIGHT]
+    weighted = [s for s in strategies if uses_class_weights(s)]
     if weighted:
         listed = ", ".join(repr(s) for s in weighted)
         raise InputError(

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from stabcheck.judge.explain import numerical_explanations
 from stabcheck.judge.gridview import RAN, unique
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
-from stabcheck.units import human_bytes
 from stabcheck.text import fmt_lr, join, plural
+from stabcheck.units import human_bytes
 
 __all__ = ["COUNT_WORDS", "is_remedy_probe", "recommendations", "summary_counts"]
 

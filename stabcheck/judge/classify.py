@@ -13,7 +13,16 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from stabcheck.judge.trend import (
+    gradient_explosion,
+    gradient_spike,
+    heavy_batches,
+    loss_trend,
+    trend_window,
+)
 from stabcheck.memory.oom import is_oom_message
+from stabcheck.protocol.vocabulary import is_focal
 from stabcheck.results import (
     HoldoutEval,
     Outcome,
@@ -23,14 +32,6 @@ from stabcheck.results import (
     Termination,
     Verdict,
     signal_name,
-)
-from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from stabcheck.judge.trend import (
-    gradient_explosion,
-    gradient_spike,
-    heavy_batches,
-    loss_trend,
-    trend_window,
 )
 from stabcheck.units import human_bytes
 
@@ -487,7 +488,7 @@ def _predictions(run: ProbeRun, names: Sequence[str], t: Thresholds) -> Verdict 
     never = [c for c in range(k) if true[c] >= t.min_class_support and pred[c] == 0]
     settings = run.probe.settings
     verdict = None
-    if settings.class_weights is not None or settings.class_weight == "focal":
+    if settings.class_weights is not None or is_focal(settings.class_weight):
         verdict = _overcorrection(holdout, never, name, t)
         if verdict is not None and verdict.outcome is not Outcome.STABLE:
             return verdict

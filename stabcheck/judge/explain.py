@@ -4,7 +4,7 @@ Each failure is judged against its twins in the grid (``gridview.ProbeGrid``): t
 learning rate, clip and batch size with milder class weights. If one of them trained, the
 class weights are the cause; if the unweighted twin failed too, or the failing strategy
 has no weights itself, the learning rate is; otherwise the grid cannot tell. The fixes
-are only what the grid itself shows to work. Pure functions; display only.
+are only what the grid itself shows to work. Pure functions.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from stabcheck.judge.gridview import (
     ProbeGrid,
     finished_training,
     is_numerical,
-    is_remedy,
     is_stable,
     settings_key,
     unique,
 )
+from stabcheck.protocol.vocabulary import is_remedy
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.text import fmt_lr, fmt_number, plural
 

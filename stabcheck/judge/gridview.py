@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from stabcheck.protocol.vocabulary import is_remedy
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.text import CELLS, fmt_lr, short_clip, step_suffix
 
@@ -28,7 +29,6 @@ __all__ = [
     "column_label",
     "grid_tables",
     "is_numerical",
-    "is_remedy",
     "is_stable",
     "settings_key",
     "finished_training",
@@ -128,11 +128,6 @@ def cell_text(result: ProbeResult) -> str:
 
 
 # --------------------------------------------------------------------------- twins
-
-
-def is_remedy(strategy: str) -> bool:
-    """``normalized``, ``normalized-<strategy>`` and ``focal``: remedies, not weightings."""
-    return strategy == "focal" or strategy.startswith("normalized")
 
 
 def weight_spread(report: RunReport, strategy: str) -> float | None:

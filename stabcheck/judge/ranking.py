@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 from stabcheck.judge.gridview import ProbeGrid, is_numerical, is_stable, settings_key
 from stabcheck.judge.quality import (
     class_name,
@@ -25,7 +26,6 @@ from stabcheck.judge.quality import (
     rarest_class,
 )
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
-from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 
 __all__ = [
     "FINALISTS",

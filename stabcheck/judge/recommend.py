@@ -4,8 +4,7 @@
 says why (its held-out scores, the margin of safety next to it in the grid) and which
 better-scoring or riskier neighbours it passed over; ``strategy_summary`` sums up each
 class-weight strategy. Both return JSON-safe dicts: the JSON result carries them as they
-are, and the renderers show them (``strategy_table`` and ``recommendation_panel`` for the
-terminal). Display only.
+are, and the renderers show them (``report.terminal.recommendation`` for the terminal).
 """
 
 from __future__ import annotations
@@ -13,12 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
-
-from rich import box
-from rich.console import Group, RenderableType
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from stabcheck.judge.explain import where_it_failed
 from stabcheck.judge.gridview import (
@@ -44,19 +37,17 @@ from stabcheck.judge.quality import (
 )
 from stabcheck.judge.ranking import Ranked, eligible, ranked, tolerance
 from stabcheck.results import ProbeResult, RunReport
-from stabcheck.text import bullet, fmt_lr, short_clip, step_suffix
+from stabcheck.text import fmt_lr, short_clip, step_suffix
 
 __all__ = [
     "NONE_STABLE",
     "no_recommendation_text",
     "configuration_words",
     "evidence_text",
-    "recommendation_panel",
     "recommended_configuration",
     "settings_text",
     "strategy_rows",
     "strategy_summary",
-    "strategy_table",
     "why_text",
 ]
 
@@ -399,42 +390,3 @@ def strategy_rows(report: RunReport) -> list[tuple[str, str, str, str | None, st
                     fmt_score(best and best["macro_f1"]),
                     fmt_score(best and best["minority_recall"])))
     return out
-
-
-def strategy_table(report: RunReport) -> Table | None:
-    """``strategy_summary`` as a terminal table; None where no strategy has a probe."""
-    rows = strategy_rows(report)
-    if not rows:
-        return None
-    table = Table(box=box.SIMPLE_HEAD)
-    table.add_column("class weight", no_wrap=True)
-    table.add_column("largest\nstable lr", justify="right", no_wrap=True)
-    table.add_column("clipping\nrescued", justify="right", no_wrap=True)
-    table.add_column("best stable setting", overflow="fold")
-    table.add_column("macro\nF1", justify="right", no_wrap=True)
-    table.add_column("minority\nrecall", justify="right", no_wrap=True)
-    for strategy, lr, rescue, setting, f1, recall in rows:
-        table.add_row(strategy, lr, rescue,
-                      Text("none stable", style="red") if setting is None else Text(setting),
-                      f1, recall)
-    return table
-
-
-def recommendation_panel(report: RunReport) -> Panel:
-    """``recommended_configuration`` as the terminal panel the report ends with."""
-    rec = recommended_configuration(report)
-    if rec is None:
-        return Panel(Text(no_recommendation_text(report), style="red"),
-                     title="Recommended configuration",
-                     title_align="left", border_style="red", box=box.ROUNDED)
-    lines: list[RenderableType] = []
-    head = Text()
-    for index, word in enumerate(configuration_words(rec)):
-        head.append(("  " if index else "") + word, style="bold")
-    lines.append(head)
-    lines.append(Text(evidence_text(rec), style="dim"))
-    lines.append(bullet(why_text(rec)))
-    for item in rec["rejected"]:
-        lines.append(bullet(f"not {item['probe_id']}: {item['reason']}", style="dim"))
-    return Panel(Group(*lines), title="Recommended configuration", title_align="left",
-                 border_style="bold green", box=box.ROUNDED)

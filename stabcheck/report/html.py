@@ -21,10 +21,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stabcheck.judge.advice import COUNT_WORDS, recommendations, summary_counts
 from stabcheck.config.settings import FAIL_ON_DEFAULT
-from stabcheck.judge.gridview import cell_text, column_label, grid_tables
+from stabcheck.files import write_text_atomic
+from stabcheck.judge.advice import COUNT_WORDS, recommendations, summary_counts
 from stabcheck.judge.gate import fails
+from stabcheck.judge.gridview import cell_text, column_label, grid_tables
 from stabcheck.judge.quality import (
     MAX_QUALITY_ROWS,
     REGRESSION_COLUMNS,
@@ -39,7 +40,6 @@ from stabcheck.judge.recommend import (
     recommended_configuration,
     why_text,
 )
-from stabcheck.run.resultio import write_text_atomic
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.units import human_bytes
 

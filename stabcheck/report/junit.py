@@ -17,8 +17,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from stabcheck.files import write_text_atomic
 from stabcheck.judge.gate import fails
-from stabcheck.run.resultio import write_text_atomic
 from stabcheck.results import Category, ProbeResult, RunReport
 
 __all__ = ["junit_xml", "write_junit"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from stabcheck.files import write_text_atomic
 from stabcheck.judge.advice import recommendations
-from stabcheck.report.terminal.failures import SECTIONS
-from stabcheck.judge.gridview import CATEGORY_ICONS, cell_text, column_label, grid_tables
 from stabcheck.judge.gate import fails
+from stabcheck.judge.gridview import CATEGORY_ICONS, cell_text, column_label, grid_tables
 from stabcheck.judge.quality import (
     MAX_QUALITY_ROWS,
     REGRESSION_COLUMNS,
@@ -31,9 +31,8 @@ from stabcheck.judge.recommend import (
     strategy_rows,
     why_text,
 )
-from stabcheck.run.resultio import write_text_atomic
 from stabcheck.results import ProbeResult, RunReport
-from stabcheck.text import capped_batch_notes
+from stabcheck.text import FAILURE_SECTIONS, capped_batch_notes
 
 __all__ = ["render_markdown", "write_markdown"]
 
@@ -110,7 +109,7 @@ def _grid(report: RunReport) -> list[str]:
 
 def _failures(report: RunReport, policy: frozenset[str]) -> list[str]:
     lines: list[str] = []
-    for category, title, _style in SECTIONS:  # the terminal report's sections
+    for category, title, _style in FAILURE_SECTIONS:  # the terminal report's sections
         found = [r for r in report.results if r.verdict.category is category]
         if not found:
             continue

@@ -22,17 +22,11 @@ from typing import Any
 import psutil
 
 from stabcheck import __version__
-from stabcheck.memory import cgroup, nvml
-from stabcheck.judge.classify import classify, extension_step
-from stabcheck.inputs.classweights import class_weights_for, weights_by_name
 from stabcheck.config.settings import Settings
-from stabcheck.inputs.data import Dataset, load_dataset, npz_has_sample_weight, save_prepared
 from stabcheck.errors import InputError
-from stabcheck.run.scheduler import GridRun
-from stabcheck.run.ladder import MemoryReport, build_memory_report
+from stabcheck.inputs.classweights import class_weights_for, weights_by_name
+from stabcheck.inputs.data import load_dataset, npz_has_sample_weight
 from stabcheck.inputs.models import parse_model_spec
-from stabcheck.run.numerics import parse_check_numerics
-from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.inputs.preflight import (
     check_class_weights,
     check_input_shape,
@@ -48,7 +42,12 @@ from stabcheck.inputs.preflight import (
     is_regression_loss,
     regression_output_warnings,
 )
+from stabcheck.judge.classify import classify, extension_step
 from stabcheck.judge.ranking import FINALISTS, finalists, reprobe_seeds
+from stabcheck.judge.trend import early_stop_rule
+from stabcheck.memory import cgroup, nvml
+from stabcheck.plan import learning_rates, plan_probes
+from stabcheck.protocol.dataset import Dataset, save_prepared
 from stabcheck.results import (
     Outcome,
     Probe,
@@ -58,8 +57,10 @@ from stabcheck.results import (
     SeedProbe,
     Verdict,
 )
+from stabcheck.run.ladder import MemoryReport, build_memory_report
+from stabcheck.run.numerics import parse_check_numerics
 from stabcheck.run.runner import ProbeRunner, WorkerInit
-from stabcheck.judge.trend import early_stop_rule
+from stabcheck.run.scheduler import GridRun
 
 
 @dataclass(frozen=True)

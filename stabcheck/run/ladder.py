@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 from stabcheck.judge.classify import classify
 from stabcheck.memory.forecast import (
     Line,
@@ -30,7 +31,6 @@ from stabcheck.memory.forecast import (
 from stabcheck.plan import effective_batch_size, probe_id
 from stabcheck.results import Category, Outcome, Probe, ProbeResult, Verdict
 from stabcheck.run.runner import ProbeRunner
-from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 
 MEASURE_STEPS = 3  # the peak is reached once the optimizer's slots exist (first step)
 MAX_APPROACH = 4  # measurements spent approaching a far extrapolated forecast

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -44,7 +42,7 @@ from stabcheck.results import (
     holdout_from_json,
 )
 
-__all__ = ["load_report", "report_from_json", "write_text_atomic"]
+__all__ = ["load_report", "report_from_json"]
 
 # How a probe whose evidence says nothing more ended, by outcome.
 _TERMINATION: dict[Outcome, Termination] = {
@@ -237,20 +235,3 @@ def _termination(outcome: Outcome, evidence: dict[str, Any]) -> Termination:
     if outcome is Outcome.OOM_GPU and "signal" in evidence:
         return Termination.DIED
     return _TERMINATION[outcome]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file moved over it.
-
-    A reader never sees half a file, as with ``report.write_json``; the folder is created.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

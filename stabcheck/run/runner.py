@@ -54,8 +54,8 @@ from typing import Any
 
 import psutil
 
-from stabcheck.memory import cgroup, nvml
 from stabcheck.errors import InputError, InternalError
+from stabcheck.memory import cgroup, nvml
 from stabcheck.results import (
     HoldoutEval,
     MemoryEvidence,

@@ -126,7 +126,9 @@ def main() -> int:
         import keras
         import tensorflow as tf
 
-        from stabcheck.inputs import data, models
+        from stabcheck.protocol import dataset as data
+        from stabcheck.protocol.model_spec import ModelSpec
+        from stabcheck.worker import models
         from stabcheck.worker import probe as training
 
         if init.get("threads"):  # parallel workers share the cores
@@ -145,7 +147,7 @@ def main() -> int:
         keras.utils.set_random_seed(int(init["seed"]))
         if init.get("dtype_policy"):
             keras.config.set_dtype_policy(init["dtype_policy"])
-        spec = models.ModelSpec.from_json(init["model"])
+        spec = ModelSpec.from_json(init["model"])
         regression = dataset.task == "regression"
         n_outputs = (dataset.target_width if regression
                      else 1 if dataset.label_format == "binary" else dataset.n_classes)

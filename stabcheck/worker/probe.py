@@ -20,8 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stabcheck.config.settings import parse_clip
-from stabcheck.inputs.data import Dataset
+from stabcheck.protocol.dataset import Dataset
+from stabcheck.protocol.vocabulary import is_focal, is_normalized, parse_clip
 from stabcheck.results import Probe
 from stabcheck.worker.step import InitialState, ProbeTrainer, overrides_train_step
 
@@ -150,7 +150,7 @@ def run_probe(
     """
     settings = probe.settings
     strategy = settings.class_weight
-    trainer, y_train = _trainer(setup, dataset, strategy == "focal", settings.accumulation_steps)
+    trainer, y_train = _trainer(setup, dataset, is_focal(strategy), settings.accumulation_steps)
     clip = parse_clip(settings.clip)
     regression = dataset.task == "regression"
     watched = _watched_classes(dataset) if trainer.grad_norm is not None and not regression \
@@ -165,7 +165,7 @@ def run_probe(
     weights = np.ones(max(1, dataset.n_classes), dtype=np.float32)
     if class_weights is not None:
         weights = np.asarray(class_weights, dtype=np.float32)
-    normalized = strategy.startswith("normalized")
+    normalized = is_normalized(strategy)
     # A batch above the user's data is capped as fit caps it (the plan says where).
     batch_size = settings.effective_batch_size or settings.batch_size
     batches = _batch_indices(len(dataset.x_train), batch_size, probe.steps, seed)
@@ -440,19 +440,31 @@ def _start_shares(
     return norms
 
 
+def _focal_alpha(counts: Any, binary: bool) -> float | list[float]:
+    """Focal cross-entropy's alpha from the class frequencies.
+
+    Binary (``BinaryFocalCrossentropy``, alpha weighs class 1 and 1 - alpha class 0):
+    the share of class 0, so the rarer class gets the larger weight. Multi-class
+    (``CategoricalFocalCrossentropy``): the balanced weights, as Keras's docs suggest
+    ("alpha may be set by inverse class frequency").
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    if binary:
+        return float(n[0] / n.sum())
+    return (n.sum() / (len(n) * np.maximum(n, 1.0))).tolist()
+
+
 def _focal_loss(setup: ModelSetup, dataset: Dataset) -> tuple[Any, np.ndarray]:
     """Focal cross-entropy (gamma 2) with alpha from the class frequencies, and the
     labels in the form it takes (one-hot for the categorical one)."""
-    from stabcheck.inputs.classweights import focal_alpha
-
     counts = np.bincount(dataset.c_train, minlength=dataset.n_classes)
     from_logits = bool(setup.describe["from_logits"])
     if setup.describe["output_units"] == 1:
-        alpha = focal_alpha(counts, binary=True)
+        alpha = _focal_alpha(counts, binary=True)
         loss = keras.losses.BinaryFocalCrossentropy(
             apply_class_balancing=True, alpha=alpha, gamma=2.0, from_logits=from_logits)
         return loss, dataset.y_train.astype(np.float32)
-    alpha = focal_alpha(counts, binary=False)
+    alpha = _focal_alpha(counts, binary=False)
     loss = keras.losses.CategoricalFocalCrossentropy(alpha=alpha, gamma=2.0,
                                                      from_logits=from_logits)
     if dataset.label_format == "onehot":

@@ -16,19 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from stabcheck.results import Category, Outcome, ProbeResult
-from stabcheck.units import human_bytes
 from stabcheck.text import CELLS
+from stabcheck.units import human_bytes
 
-__all__ = ["SECTIONS", "failure_table"]
+__all__ = ["failure_table"]
 
-# Failure sections, in the order the report shows them: category, title, title style.
-SECTIONS: tuple[tuple[Category, str, str], ...] = (
-    (Category.NUMERICAL, "Numerical failures", "bold red"),
-    (Category.MEMORY, "Memory exhaustion", "bold magenta"),
-    (Category.CRASH, "Crashes and timeouts", "bold yellow"),
-    (Category.LEARNING, "Learning problems", "bold yellow"),
-    (Category.ERROR, "Errors", "bold"),
-)
+
 
 
 def _memory_budget(result: ProbeResult) -> tuple[str, str]:

@@ -16,8 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from stabcheck.results import RunReport
-from stabcheck.units import human_bytes
 from stabcheck.text import fmt_number, join
+from stabcheck.units import human_bytes
 
 __all__ = ["class_table", "header_table"]
 

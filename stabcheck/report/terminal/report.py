@@ -1,7 +1,7 @@
-"""The terminal report and the JSON result file: display only.
+"""The terminal report: display only.
 
 The core computes and never prints; this module (and the CLI) turn a ``RunReport`` into
-what people and machines read:
+what people read:
 
 - ``render_report``: the rich terminal report (data set, the grid of verdicts per batch
   size, one section per kind of failure, per-class quality, memory, what to do, the
@@ -11,78 +11,31 @@ what people and machines read:
   quality), ``memory_section``, ``advice`` and ``explain`` ("What to do"), ``recommend``
   (the recommended configuration and the per-strategy summary); the grid's layout is in
   ``gridview``, the words all renderers share in ``wording``.
-- ``write_json``: the strict-JSON result of the contract (``result_json``), written
-  atomically.
-- ``load_schema``: the JSON Schema of that result, kept in the package.
-
-The public names of those modules that callers used to import from here are re-exported.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from collections import Counter
-from importlib import resources
-from pathlib import Path
-from typing import Any
 
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from stabcheck.judge.advice import recommendations, summary_counts
-from stabcheck.judge.explain import numerical_explanations, where_it_failed
-from stabcheck.report.terminal.failures import SECTIONS, failure_table
+from stabcheck.judge.advice import recommendations
 from stabcheck.judge.gridview import by_key, column_label, grid_tables
-from stabcheck.report.terminal.memory import memory_forecast_lines, memory_table
-from stabcheck.judge.quality import (
-    is_regression,
-    quality_note,
-    quality_results,
-    quality_table,
-    quality_title,
-)
-from stabcheck.judge.recommend import (
-    recommendation_panel,
-    recommended_configuration,
-    strategy_summary,
-    strategy_table,
-)
+from stabcheck.judge.quality import is_regression, quality_title
+from stabcheck.report.sparkline import sparkline
+from stabcheck.report.terminal.failures import failure_table
 from stabcheck.report.terminal.header import class_table, header_table
+from stabcheck.report.terminal.memory import memory_forecast_lines, memory_table
+from stabcheck.report.terminal.quality import quality_note, quality_table
+from stabcheck.report.terminal.recommendation import recommendation_panel, strategy_table
+from stabcheck.report.terminal.widgets import bullet
 from stabcheck.results import Outcome, ProbeResult, RunReport
-from stabcheck.report.sparkline import SPARK_WIDTH, sparkline
-from stabcheck.units import human_bytes
-from stabcheck.text import (
-    CELLS,
-    MISSING,
-    bullet,
-    capped_batch_notes,
-    plural,
-    step_suffix,
-)
+from stabcheck.text import CELLS, FAILURE_SECTIONS, MISSING, capped_batch_notes, plural, step_suffix
 
-__all__ = [
-    "SPARK_WIDTH",
-    "human_bytes",
-    "load_schema",
-    "memory_forecast_lines",
-    "numerical_explanations",
-    "quality_results",
-    "recommendations",
-    "recommended_configuration",
-    "render_report",
-    "result_json",
-    "sparkline",
-    "strategy_summary",
-    "summary_counts",
-    "where_it_failed",
-    "write_json",
-]
-
-SCHEMA_RESOURCE = "result_schema.json"
+__all__ = ["render_report"]
 
 # Grid words that need a key below the grid.
 _LEGEND: dict[Outcome, str] = {
@@ -190,7 +143,7 @@ def render_report(report: RunReport, console: Console) -> None:
     else:
         console.print(Text("no probe ran", style="yellow"))
 
-    for category, title_text, style in SECTIONS:
+    for category, title_text, style in FAILURE_SECTIONS:
         failing = [r for r in report.results if r.verdict.category is category]
         ran = [r for r in failing if r.ran]
         if ran:
@@ -248,67 +201,3 @@ def render_report(report: RunReport, console: Console) -> None:
             console.print(Text("Per class-weight strategy", style="bold underline"))
             console.print(strategies)
         console.print(recommendation_panel(report))
-
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def _json_default(value: Any) -> Any:
-    """Numpy scalars and arrays, should one slip into the report, as plain JSON values."""
-    for method in ("tolist", "item"):
-        if hasattr(value, method):
-            return getattr(value, method)()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def result_json(report: RunReport) -> dict[str, Any]:
-    """The contract's JSON result of ``report``, as ``write_json`` writes it.
-
-    ``RunReport.to_json()`` plus what the report concludes from it:
-    ``recommended_configuration`` (``recommend.recommended_configuration``, null where no
-    setting was stable) and ``strategy_summary`` (``recommend.strategy_summary``). Both are
-    derived from the probes alone, so a result read back (``resultio.load_report``) gives
-    the same dict again.
-    """
-    return {
-        **report.to_json(),
-        "recommended_configuration": recommended_configuration(report),
-        "strategy_summary": strategy_summary(report),
-    }
-
-
-def write_json(report: RunReport, path: Path) -> None:
-    """Write the contract's strict-JSON result (``result_json``) to ``path``, atomically.
-
-    The text is produced in full before the file is touched (``allow_nan=False``: a NaN
-    that slipped past ``RunReport.to_json`` is a bug, not a file), then written to a
-    temporary file next to ``path`` and moved over it, so a reader never sees half a file.
-
-    Args:
-        report: the run to write.
-        path: the destination; its folder is created if missing.
-    """
-    text = json.dumps(
-        result_json(report), indent=2, allow_nan=False, ensure_ascii=False,
-        default=_json_default,
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would outlive the rename; open() honours the umask.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def load_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the result ``write_json`` writes."""
-    text = resources.files("stabcheck.report").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return json.loads(text)

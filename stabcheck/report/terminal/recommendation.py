@@ -1,0 +1,61 @@
+"""The terminal's per-strategy table and the recommended-configuration panel."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from stabcheck.judge.recommend import (
+    configuration_words,
+    evidence_text,
+    no_recommendation_text,
+    recommended_configuration,
+    strategy_rows,
+    why_text,
+)
+from stabcheck.report.terminal.widgets import bullet
+from stabcheck.results import RunReport
+
+__all__ = ["recommendation_panel", "strategy_table"]
+
+
+def strategy_table(report: RunReport) -> Table | None:
+    """``strategy_summary`` as a terminal table; None where no strategy has a probe."""
+    rows = strategy_rows(report)
+    if not rows:
+        return None
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("class weight", no_wrap=True)
+    table.add_column("largest\nstable lr", justify="right", no_wrap=True)
+    table.add_column("clipping\nrescued", justify="right", no_wrap=True)
+    table.add_column("best stable setting", overflow="fold")
+    table.add_column("macro\nF1", justify="right", no_wrap=True)
+    table.add_column("minority\nrecall", justify="right", no_wrap=True)
+    for strategy, lr, rescue, setting, f1, recall in rows:
+        table.add_row(strategy, lr, rescue,
+                      Text("none stable", style="red") if setting is None else Text(setting),
+                      f1, recall)
+    return table
+
+
+def recommendation_panel(report: RunReport) -> Panel:
+    """``recommended_configuration`` as the terminal panel the report ends with."""
+    rec = recommended_configuration(report)
+    if rec is None:
+        return Panel(Text(no_recommendation_text(report), style="red"),
+                     title="Recommended configuration",
+                     title_align="left", border_style="red", box=box.ROUNDED)
+    lines: list[RenderableType] = []
+    head = Text()
+    for index, word in enumerate(configuration_words(rec)):
+        head.append(("  " if index else "") + word, style="bold")
+    lines.append(head)
+    lines.append(Text(evidence_text(rec), style="dim"))
+    lines.append(bullet(why_text(rec)))
+    for item in rec["rejected"]:
+        lines.append(bullet(f"not {item['probe_id']}: {item['reason']}", style="dim"))
+    return Panel(Group(*lines), title="Recommended configuration", title_align="left",
+                 border_style="bold green", box=box.ROUNDED)
