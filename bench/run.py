@@ -14,7 +14,7 @@ none/balanced/x100, lr 1e-3/1e-2/1e-1, clip none/global_norm=1.0, batch size 32,
 6. how the cost grows: stabcheck at 2x and 4x the grid and at 2x the steps, against the
    floor scaled the same way.
 
-Prints a table with the targets of issue 6 and writes every figure to
+Prints a table with the project's targets and writes every figure to
 ``bench/results/latest.json`` and ``bench/results/<UTC time>-<git sha>.json``.
 Options: ``--quick`` (skip 4 and 6), ``--repeat N`` (median of N runs of 1 and 2).
 """
@@ -52,7 +52,7 @@ TIMEOUT_S = 1800
 RSS_INTERVAL_S = 0.020
 MB = 1e6
 
-TARGETS = {  # issue 6, for the demo grid on two cores
+TARGETS = {  # for the demo grid on two cores
     "stabcheck_over_floor": ("<=", 1.3),
     "fit_loop_over_stabcheck": (">=", 2.0),
     "tuner_over_stabcheck": (">=", 2.5),
@@ -509,7 +509,7 @@ def main() -> int:
     log("  (CPU: its own and its children's CPU time; others: the share of the machine's CPU")
     log("   that other processes used meanwhile)")
     log("")
-    log("== Against the targets of issue 6")
+    log("== Against the targets")
     labels = {
         "stabcheck_over_floor": "stabcheck / floor",
         "fit_loop_over_stabcheck": "speed-up vs plain model.fit loop",

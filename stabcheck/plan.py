@@ -1,5 +1,5 @@
 """The probe grid: settings x class-weight strategies x learning rates x clipping x batch
-sizes, as a list of ``Probe`` with stable ids. No framework, no I/O.
+sizes, as a list of ``Probe`` with stable ids (``probe_ids.grid_id``). No framework, no I/O.
 """
 
 from __future__ import annotations
@@ -7,13 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stabcheck.config.settings import DEFAULT_LR_FACTORS, Settings
+from stabcheck.probe_ids import grid_id
 from stabcheck.protocol.vocabulary import Clip, is_focal
 from stabcheck.results import Probe, ProbeSettings
-
-
-def probe_id(class_weight: str, lr: float, clip: str, batch_size: int) -> str:
-    """The contract's id: ``cw=balanced,lr=0.01,clip=none,bs=32``."""
-    return f"cw={class_weight},lr={lr:g},clip={clip},bs={batch_size}"
 
 
 def learning_rates(settings: Settings, baseline_lr: float) -> tuple[float, ...]:
@@ -42,7 +38,7 @@ def plan_probes(
         for strategy in settings.class_weight:
             for lr in lrs:
                 for clip in settings.clip:
-                    pid = probe_id(strategy, lr, _label(clip), batch_size)
+                    pid = grid_id(strategy, lr, _label(clip), batch_size)
                     if pid in seen:
                         continue
                     seen.add(pid)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from stabcheck.probe_ids import is_memory_search
+
 
 class Category(str, Enum):
     """What kind of trouble an outcome is."""
@@ -315,12 +317,6 @@ class Verdict:
         return self.outcome.category
 
 
-# Id prefixes of the memory ladder's own probes: a rung measured on the way to a forecast,
-# a forecast's check, and the remedies measured for a batch size that does not fit. (A
-# batch size the user asked ``stabcheck memory`` for is ``memory:``: not one of these.)
-MEMORY_SEARCH_TAGS = ("ladder", "verify", "accumulate", "mixed")
-
-
 @dataclass(frozen=True)
 class ProbeResult:
     """A probe, what happened and what it means: one entry of the JSON ``probes`` list."""
@@ -340,11 +336,10 @@ class ProbeResult:
 
     @property
     def is_memory_search(self) -> bool:
-        """A probe stabcheck added to find the memory limit (its id starts with one of
-        ``MEMORY_SEARCH_TAGS``), not one of the user's grid: its running out of memory is
-        a finding of the search, not a failure of a setting the user asked for."""
-        tag, colon, _ = self.probe.id.partition(":")
-        return bool(colon) and tag in MEMORY_SEARCH_TAGS
+        """A probe stabcheck added to find the memory limit (``probe_ids.is_memory_search``),
+        not one of the user's grid: its running out of memory is a finding of the search,
+        not a failure of a setting the user asked for."""
+        return is_memory_search(self.probe.id)
 
     def to_json(self) -> dict[str, Any]:
         run = self.run

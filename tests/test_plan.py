@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from stabcheck.config.settings import Settings
-from stabcheck.plan import learning_rates, plan_probes, probe_id
+from stabcheck.plan import learning_rates, plan_probes
+from stabcheck.probe_ids import grid_id as probe_id
 from stabcheck.protocol.vocabulary import Clip
 
 WEIGHTS = {

@@ -44,7 +44,7 @@ def _root(
     """stabcheck: which training settings will survive, and why the others die."""
 
 
-# ------------------------------------------------------------ outputs (issue 7)
+# -------------------------------------------------------------------- outputs
 _JunitOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
     "--junit", help="Write JUnit XML here (one test case per probe).")]
 _MarkdownOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
@@ -227,7 +227,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-# --------------------------------------------------- report, init, env (issue 7)
+# ---------------------------------------------------------- report, init, env
 @app.command("report")
 def report_command(
     result_file: Annotated[Path, typer.Argument(

@@ -59,9 +59,9 @@ class Settings:
     gpu_memory_budget: int | None = None
     timeout: float = 300.0
     json: Path | None = None
-    junit: Path | None = None  # JUnit XML of the probes (issue 7)
-    markdown: Path | None = None  # a Markdown summary for a PR comment (issue 7)
-    html: Path | None = None  # the self-contained HTML report (issue 7)
+    junit: Path | None = None  # JUnit XML of the probes
+    markdown: Path | None = None  # a Markdown summary for a PR comment
+    html: Path | None = None  # the self-contained HTML report
     seed: int = 0
     # Seeds behind the recommendation: the top finalists are re-probed under seeds
     # seed+1 .. seed+seeds-1 and ranked by their worst seed (1: no re-probes).

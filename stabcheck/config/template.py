@@ -2,7 +2,7 @@
 
 Every key the config accepts is in the file, set to a sensible starting value or commented
 out at its default, with a comment that says what it does. The file parses as it is
-written (``tests/test_cli_extra.py`` checks that with ``config.build_settings``).
+written (``tests/cli/test_outputs.py`` checks that with ``config.settings.build_settings``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every classification threshold in one place, each with where its value comes from.
 
-Changing a value here changes the verdicts; the tests in ``tests/test_classify.py`` pin
+Changing a value here changes the verdicts; the tests in ``tests/judge/test_classify.py`` pin
 the behaviour at the boundaries.
 """
 
@@ -19,10 +19,10 @@ class Thresholds:
     ema_beta: float = 0.98
 
     # Divergence (``stabcheck.judge.trend``): "the long run would blow up", judged on medians,
-    # because per-batch losses of weighted, imbalanced data are heavy-tailed (issue 11: at
-    # batch 32 with 0.2% positives the rare batch holding a positive costs 1000x the
-    # others, and an EMA-over-its-best rule called every such probe diverged; a plain fit of
-    # the same settings was healthy). The curve is cut into windows of 20% of the probe's
+    # because per-batch losses of weighted, imbalanced data are heavy-tailed (on a
+    # fraud-style set of 50,000 rows with 0.2% positives, at batch 32 the rare batch holding
+    # a positive costs 1000x the others, and an EMA-over-its-best rule called every such
+    # probe diverged; a plain fit of the same settings was healthy). The curve is cut into windows of 20% of the probe's
     # steps (at least 5); a window's median ignores a minority of expensive batches. The
     # probe diverged when
     # - the last window's median is above 4x the first step's loss (the untrained model's:
@@ -30,13 +30,13 @@ class Thresholds:
     # - the medians of the last three windows rise, the last one to above 4x the lowest
     #   window ("it keeps growing"),
     # and in both cases the median of the last 5 steps is above that level too (a swing
-    # that fills the last window but has come back by the last step recovered: issue 11's
-    # data at batch 32, balanced: 0.02 -> 1.8 -> 0.026 over steps 74-100).
+    # that fills the last window but has come back by the last step recovered: the
+    # fraud-style data at batch 32, balanced: 0.02 -> 1.8 -> 0.026 over steps 74-100).
     # The factor 4 is the learning-rate finders' divergence threshold (Lightning
     # ``early_stop_threshold=4.0``, fastai ``lr_find``), applied here to medians rather than
     # to an average one batch can lift. Below 10% of the start (``trend_floor``) a loss
     # counts as learned: a rise from 1e-26 to 1e-2 (Adam drives the easy class to zero and
-    # the rare class's batches bring it back, issue 11's data at batch 32, lr 1e-2) is not a
+    # the rare class's batches bring it back, the fraud-style data at batch 32, lr 1e-2) is not a
     # blow-up while it stays an order of magnitude below the start.
     divergence_factor: float = 4.0
     trend_window_fraction: float = 0.2
@@ -64,7 +64,7 @@ class Thresholds:
     # Pascanu et al. 2013, "On the difficulty of training RNNs". The baseline is the median
     # over the first ``early_window`` steps, but at least 0.1x the first step's norm: on
     # imbalanced data the common class's loss falls towards zero in a few steps and its
-    # gradients vanish (1e-10 at step 5 on the fraud-style data of issue 11), and measured
+    # gradients vanish (1e-10 at step 5 on the fraud-style data), and measured
     # against that any batch holding a rare sample "explodes"; one order of magnitude below
     # the untrained model's gradient keeps a growth of two orders above it the symptom.
     explosion_ratio: float = 100.0
@@ -96,8 +96,7 @@ class Thresholds:
 
     # A regression probe that finished learned nothing when its held-out R² is at or
     # below this: R² 0 is what predicting the held-out mean scores (the definition of
-    # the coefficient of determination), below 0 is worse than that constant. The issue
-    # that asked for regression probes (issue 10) names the bound.
+    # the coefficient of determination), below 0 is worse than that constant.
     stall_r2: float = 0.0
 
     # A class counts as "never predicted" only with at least 5 held-out samples: a model
@@ -112,8 +111,8 @@ class Thresholds:
     #   ones, yet the rare ones are predicted on average at least 2x as often (the ranking
     #   of predicted shares is inverted);
     # - over-predicted (three classes or more): the rare half gets at least 2x its share
-    #   of the predictions, the effect issue 004 describes for balanced weights over
-    #   hundreds of classes. With two classes a rare class predicted at a multiple of its
+    #   of the predictions, the effect of balanced weights over hundreds of
+    #   classes (their rarest get weights in the hundreds). With two classes a rare class predicted at a multiple of its
     #   share is the ordinary price of its recall, so only the inversion counts there.
     # Comparing halves, not pairs of classes, keeps a single confusion between two of
     # many classes from tripping it; the factor 2 keeps noise from tripping it.
@@ -121,7 +120,7 @@ class Thresholds:
     # A margin before it fires (hysteresis): the measured ratio (or share) must pass the
     # factor by 25%, 2.5x; between 2x and 2.5x the probe stays ``stable`` with a
     # "borderline" warning. The predicted counts of two probes that differ only by a clip
-    # move by 10-20% (issue 11: ``overcorrected`` vs ``ok`` flipped with clipping while the
+    # move by 10-20% (measured: ``overcorrected`` vs ``ok`` flipped with clipping while the
     # counts barely changed); a margin above that keeps the verdict from flipping on them.
     overcorrection_margin: float = 0.25
 

@@ -29,8 +29,8 @@ REGRESSION_LOSSES = {
 }
 
 # A weight ratio above this is flagged: a minority gradient a thousand times the
-# majority's is the regime background article 000 describes (NaN within an epoch with
-# Adam at lr 1e-2 and no clipping).
+# majority's is where NaN comes within an epoch with Adam at lr 1e-2 and no
+# clipping.
 EXTREME_WEIGHT_RATIO = 1000.0
 
 

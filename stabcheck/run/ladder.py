@@ -28,7 +28,8 @@ from stabcheck.memory.forecast import (
     ladder_between,
     usable_budget,
 )
-from stabcheck.plan import effective_batch_size, probe_id
+from stabcheck.plan import effective_batch_size
+from stabcheck.probe_ids import REQUESTED_TAG, search_id
 from stabcheck.results import Category, Outcome, Probe, ProbeResult, Verdict
 from stabcheck.run.runner import ProbeRunner
 
@@ -88,14 +89,13 @@ def build_memory_report(
     """
     cap = max_batch if max_batch is not None and max_batch > 0 else None
 
-    def measure(batch_size: int, *, tag: str = "memory", **changes: Any) -> ProbeResult:
+    def measure(batch_size: int, *, tag: str = REQUESTED_TAG, **changes: Any) -> ProbeResult:
         settings = replace(template.settings, batch_size=batch_size,
                            effective_batch_size=effective_batch_size(batch_size, cap),
                            **changes)
         steps = max(MEASURE_STEPS, settings.accumulation_steps + 1)
-        suffix = "".join(f",{k}={v}" for k, v in sorted(changes.items()))
-        pid = f"{tag}:" + probe_id(settings.class_weight, settings.learning_rate,
-                                   settings.clip, batch_size) + suffix
+        pid = search_id(tag, settings.class_weight, settings.learning_rate, settings.clip,
+                        batch_size, changes)
         probe = Probe(pid, settings, steps, measure_only=True)
         run = runner.run(probe, class_weights)
         result = ProbeResult(run, _memory_verdict(classify(run), steps))

@@ -1,14 +1,18 @@
-"""``stabcheck memory`` from the outside: a real batch-size ladder under a 1 GiB budget.
+"""``stabcheck memory`` from the outside: a real batch-size ladder under a 640 MiB budget.
 
-Batch 32 fits, batch 16384 of the built-in CNN on the digits does not (the kernel's OOM
-killer ends it in its memory cgroup, or the watchdog where no cgroup can be made). The
+Batch 32 fits, batch 16384 of a memory-hungry model on the digits does not (the kernel's
+OOM killer ends it in its memory cgroup, or the watchdog where no cgroup can be made). The
 ladder measures in between, forecasts the largest batch size that fits with the safety
-margin, and verifies that forecast by a real run under the same budget.
+margin, verifies that forecast by a real run under the same budget, and measures the
+remedies for the smallest batch size that did not fit. The model
+(``fixtures/memory_models.py:hungry``, ~300 KiB per sample) puts the limit near batch
+1,000, where a CPU step takes a second: the whole ladder takes about 100 s on two cores.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -20,16 +24,20 @@ from stabcheck.report.json import load_schema
 from tests.conftest import FIXTURES
 
 GIB = 1 << 30
-COMMAND = ["memory", "--model", "builtin:cnn", "--data", "builtin:digits-large",
-           "--batch-size", "32,16384", "--memory-budget", "1GiB", "--timeout", "120"]
+BUDGET = 640 << 20
+COMMAND = ["memory", "--model", f"{FIXTURES / 'memory_models.py'}:hungry", "--data",
+           "builtin:digits-large", "--batch-size", "32,16384", "--memory-budget", "640MiB",
+           "--timeout", "120"]
 
 
 @pytest.fixture(scope="module")
 def ladder(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run the ladder once (about 40-50 s on two cores): (the process, its JSON)."""
+    """Run the ladder once (about 100 s on two cores): (the process, its JSON)."""
     folder = tmp_path_factory.mktemp("memory")
+    # 120 columns: the table's cells do not wrap ("fits: forecast verified" on one line).
     done = subprocess.run([sys.executable, "-m", "stabcheck", *COMMAND, "--json", "result.json"],
-                          cwd=folder, capture_output=True, text=True, timeout=280)
+                          cwd=folder, capture_output=True, text=True, timeout=280,
+                          env={**os.environ, "COLUMNS": "120"})
 
     def reject(token: str) -> None:
         raise ValueError(f"non-strict JSON token {token}")
@@ -55,7 +63,7 @@ def test_memory_ladder_exit_code_and_report_section(ladder):
     text = flat(done.stdout)
     assert "fits: forecast verified" in text
     assert "largest batch size that fits with a 5% margin" in text
-    assert "batch 16384 needs about" in text and "budget 1.0 GiB: was OOM-killed" in text
+    assert "needs about" in text and "budget 640.0 MiB: was OOM-killed" in text
     assert "JSON result written to result.json" in text
 
 
@@ -63,7 +71,7 @@ def test_memory_ladder_exit_code_and_report_section(ladder):
 def test_memory_ladder_forecast_is_verified_by_a_real_run(ladder):
     _, data = ladder
     memory = data["memory"]
-    assert memory["budget_bytes"] == GIB
+    assert memory["budget_bytes"] == BUDGET
     assert memory["enforcement"] in ("cgroup-v1", "cgroup-v2", "watchdog")
     points = {p["batch_size"]: p for p in memory["points"]}
     assert points[32]["fits"] is True
@@ -78,28 +86,35 @@ def test_memory_ladder_forecast_is_verified_by_a_real_run(ladder):
     assert verified is not None
     assert verified["batch_size"] == forecast
     assert verified["fits"] is True, verified
-    assert verified["peak_bytes"] <= GIB
+    assert verified["peak_bytes"] <= BUDGET
     assert verified["probe_id"] in {p["id"] for p in data["probes"]}
-    # The forecast peak against the peak that real run measured: within 10%.
+    # The forecast peak against the peak that real run measured: within the safety margin
+    # the ladder keeps below the budget (measured: within 1%), which is what the margin is
+    # for; a forecast off by more is caught by the verifying run and revised.
     error = memory["forecast_error"]
-    assert error is not None and abs(error) <= 0.15, error  # typically within 1%
+    assert error is not None
+    assert abs(memory["forecast_peak_bytes"] - verified["peak_bytes"]) <= memory["margin"] * BUDGET
     expected = (memory["forecast_peak_bytes"] - verified["peak_bytes"]) / verified["peak_bytes"]
     assert error == pytest.approx(expected)
     # The forecast stays inside the budget less its safety margin.
-    assert memory["forecast_peak_bytes"] <= GIB * (1 - memory["margin"]) + 1
+    assert memory["forecast_peak_bytes"] <= BUDGET * (1 - memory["margin"]) + 1
 
     # The OOM-killed probe carries its memory evidence.
     killed = [p for p in data["probes"] if p["settings"]["batch_size"] == 16384
               and p["outcome"] == "oom_host"]
     assert killed and killed[0]["category"] == "memory"
 
-    # The remedies for 16384 were measured, not only suggested.
+    # The remedies for the smallest batch size that did not fit were measured, not only
+    # suggested: gradient accumulation of that batch fits, bfloat16 saves memory.
+    smallest = min(p["batch_size"] for p in memory["points"] if not p["fits"])
     accumulation = memory["accumulation"]
-    assert accumulation and accumulation[0]["batch_size"] == 16384
+    assert accumulation and accumulation[0]["batch_size"] == smallest
+    assert accumulation[0]["fits"]
     assert (accumulation[0]["micro_batch_size"] * accumulation[0]["accumulation_steps"]
-            == 16384)
-    assert memory["mixed_precision"] is not None
-    assert memory["mixed_precision"]["batch_size"] == 16384
+            == smallest)
+    mixed = memory["mixed_precision"]
+    assert mixed is not None and mixed["batch_size"] == smallest
+    assert mixed["peak_bytes"] < fit["intercept_bytes"] + fit["bytes_per_sample"] * smallest
 
 
 @pytest.mark.slow
@@ -126,7 +141,13 @@ def test_a_far_forecast_is_approached_by_measurements_before_it_is_verified(tmp_
     assert memory["verified"]["fits"] is True
     assert len(memory["points"]) > 2  # rungs measured between 256 and the forecast
     assert memory["forecast_batch_size"] <= 4 * max(p["batch_size"] for p in memory["points"])
-    assert abs(memory["forecast_error"]) <= 0.15  # typically within 3%
+    # Within the safety margin (5% of the budget) the ladder keeps for this very error: the
+    # peaks differ by kilobytes between these batch sizes, so the error is the worker's
+    # own baseline from one process to the next (measured: 0.2%; 18.6% once on a loaded
+    # machine, which the bound relative to the measured peak mistook for a wrong forecast).
+    verified = memory["verified"]
+    assert (abs(memory["forecast_peak_bytes"] - verified["peak_bytes"])
+            <= memory["margin"] * memory["budget_bytes"])
     # Where the budget charged more than the worker's own memory and the first forecast was
     # killed, it was revised downward, and only the search's own probes ran out.
     for rejected in memory["rejected_forecasts"]:

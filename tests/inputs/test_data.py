@@ -248,7 +248,7 @@ def test_missing_or_unknown_file(tmp_path, name, match):
 
 
 def test_non_integer_float_labels_are_a_regression_target_unless_classes_are_asked(tmp_path):
-    """Issue 10: floats with non-integer values were refused ("stabcheck probes
+    """Floats with non-integer values were refused ("stabcheck probes
     classification"); they are a regression target now, and an error under
     ``task="classification"`` only."""
     path = _npz(tmp_path / "bad.npz", x=np.zeros((3, 2)), y=np.array([0.5, 1.0, 0.0]))

@@ -255,7 +255,7 @@ def test_still_rising_names_the_three_windows() -> None:
 
 
 def test_an_early_spike_that_recovers_is_stable_with_a_warning() -> None:
-    """The curve of issue 11 (balanced, lr 1e-2, batch 2048): 0.34 -> 12.6 at step 2,
+    """A fraud-style curve (balanced, lr 1e-2, batch 2048): 0.34 -> 12.6 at step 2,
     a few steps up there, then down to 0.03 by step 100."""
     losses = [0.34, 12.6, 11.0, 8.0, 4.0, 2.0] + curve(lambda i: 1.0 * 0.96 ** i + 0.027, 94)
     v = check(classify(completed(losses)), Outcome.STABLE)
@@ -294,7 +294,7 @@ def recorded(probe_id: str, ho: HoldoutEval | None = GOOD_HOLDOUT) -> ProbeRun:
 
 @pytest.mark.parametrize("probe_id", sorted(RECORDED["curves"]))
 def test_recorded_fraud_curves_are_not_numerical(probe_id: str) -> None:
-    """Every probe of the fraud-style grid of issue 11 (the EMA rule called 4 of 8
+    """Every probe of a fraud-style grid (the EMA rule called 4 of 8
     diverged; a plain fit of each was finite) is not a numerical failure."""
     v = classify(recorded(probe_id))
     assert v.category is not Category.NUMERICAL, (probe_id, v.summary)
@@ -572,7 +572,7 @@ def spread_to_rare(true: Sequence[int], factor: float) -> list[int]:
 
 @pytest.mark.parametrize("factor", [2.6, 3.0, 5.0])
 def test_many_classes_rare_half_overpredicted_is_overcorrected(factor: float) -> None:
-    """Issue 004: balanced weights over many classes over-predict the rare classes."""
+    """Balanced weights over many classes over-predict the rare classes."""
     true = long_tail()
     pred = spread_to_rare(true, factor)
     v = check(classify(many_class_run(pred, true)), Outcome.OVERCORRECTED)

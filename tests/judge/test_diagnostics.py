@@ -1,4 +1,4 @@
-"""Diagnostics from real trainings: each verdict of issue 4 provoked by a tiny real probe.
+"""Diagnostics from real trainings: each verdict provoked by a tiny real probe.
 
 Every test runs the real engine (``probe_run``: real worker processes training real Keras
 models) on a setting found by trying, with the default seed. The comment above each test
@@ -135,7 +135,7 @@ def test_normalized_and_focal_train_where_extreme_weights_fail(probe_run) -> Non
     """SGD at lr 1.0 on breast_cancer: x100 fails numerically (NaN at step 8); x1000
     spikes to 3.5e15 at step 6 and settles at 1.8x its first loss (332 -> ~600, still there
     after 400 steps, finite) predicting only the rare class: ``overcorrected``, with the
-    spike in its evidence (issue 11: a run whose loss comes back is not ``diverged``).
+    spike in its evidence (a run whose loss comes back is not ``diverged``).
     The same learning rate trains with ``normalized`` (balanced weights, loss divided by
     the batch's total weight) and ``focal`` (99% held-out accuracy each). Normalizing
     x1000 also removes its spike, though a 1000:1 weighting still overcorrects."""

@@ -8,7 +8,8 @@ import pytest
 
 from stabcheck.errors import ConfigError
 from stabcheck.judge.gate import fails, parse_fail_on, unprobed_cause
-from stabcheck.results import MEMORY_SEARCH_TAGS, Outcome, ProbeResult
+from stabcheck.probe_ids import MEMORY_SEARCH_TAGS
+from stabcheck.results import Outcome, ProbeResult
 from tests.report.terminal.test_report import make_result
 
 DEFAULT = parse_fail_on(["numerical,memory,crash"])

@@ -1,4 +1,4 @@
-"""Verdicts that predict the long run (issue 11), from real short trainings.
+"""Verdicts that predict the long run, from real short trainings.
 
 Each test runs the real engine (``probe_run``: worker processes training tiny real Keras
 models) on data built here. The comment above each says what was measured when the
@@ -77,7 +77,7 @@ def test_heavy_tailed_batches_of_a_healthy_imbalanced_run_are_stable(probe_run, 
 
 
 def test_an_early_spike_that_recovers_is_stable_with_a_warning(probe_run, tmp_path):
-    """Issue 11's batch-2048 case, smaller: 8,000 rows, 0.2% positives, balanced, Adam lr
+    """The fraud-style batch-2048 case, smaller: 8,000 rows, 0.2% positives, balanced, Adam lr
     1e-2, 60 steps. The loss goes 1.25 -> 13.5 at step 2, stays above 4x the start for a
     few steps, and ends at a median of 0.09 (the EMA rule: diverged from step 2)."""
     data = fraud_like(tmp_path / "fraud.npz", 8000, 0.002)

@@ -20,29 +20,6 @@ needs_cgroup = pytest.mark.skipif(cgroup.enforcement_method() == "watchdog",
                                   reason="no memory cgroup can be created on this machine")
 
 
-@pytest.mark.slow
-def test_forecast_of_the_largest_fitting_batch_is_verified_by_a_real_run(probe_run):
-    report, data, journal = probe_run(
-        model="builtin:cnn", data="builtin:digits-large", class_weight=["none"], lr=["0.001"],
-        batch_size=["32", "16384"], steps=3, memory_budget="1GiB",
-    )
-    memory = report.memory
-    assert memory is not None and memory.slope > 0
-    assert memory.forecast_batch is not None and 32 < memory.forecast_batch < 16384
-    assert memory.verified is not None and memory.verified.fits
-    assert memory.verified.peak_bytes <= 1 << 30
-    # Forecast vs measured peak: typically within 1% here; 15% leaves room for allocator
-    # noise on a loaded machine without letting a wrong model of memory pass.
-    assert abs(memory.forecast_error) < 0.15
-    assert data["memory"]["forecast_batch_size"] == memory.forecast_batch
-    # Remedies for the batch that does not fit were measured, not guessed.
-    (accumulate,) = memory.accumulation
-    assert accumulate["batch_size"] == 16384 and accumulate["fits"]
-    assert accumulate["micro_batch_size"] * accumulate["accumulation_steps"] == 16384
-    assert memory.mixed_precision["peak_bytes"] < memory.forecast_at(16384)
-    assert any(line["type"] == "memory_probe" for line in journal)
-
-
 def test_gpu_allocator_oom_in_a_worker_is_oom_gpu(probe_run, tmp_path, monkeypatch):
     monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
     report, _, _ = probe_run(model=f"{USER_MODELS}:gpu_oom", data="builtin:breast_cancer",

@@ -24,6 +24,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from stabcheck.report.json import load_schema
+from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.e2e  # every test here starts processes
 
@@ -35,7 +36,7 @@ LONG_GRID = ["probe", "--model", "builtin:cnn", "--data", "builtin:digits",
              "--class-weight", "none,balanced", "--lr", "0.001,0.002,0.003,0.004",
              "--steps", "400", "--timeout", "120"]
 # 4 quick probes (a stable pair, an overcorrected and a NaN one): resume equivalence.
-# (x1000 at lr 1.0 spikes to 1e15 and settles, overcorrected: since issue 11 that is no
+# (x1000 at lr 1.0 spikes to 1e15 and settles, overcorrected: since the trend rule that is no
 # longer "diverged"; x100 at lr 1.0 turns NaN at step 8.)
 SMALL_GRID = ["probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
               "--optimizer", "sgd", "--class-weight", "none,x100", "--lr", "0.01,1.0",
@@ -426,8 +427,9 @@ def test_resume_with_other_settings_but_the_same_probe_ids_is_refused(tmp_path, 
 def test_stabcheck_memory_interrupted_keeps_what_it_measured(tmp_path):
     journal = tmp_path / "journal.jsonl"
     out = tmp_path / "result.json"
-    run = Run(["memory", "--model", "builtin:cnn", "--data", "builtin:digits-large",
-               "--batch-size", "32,16384", "--memory-budget", "1GiB", "--timeout", "120",
+    run = Run(["memory", "--model", f"{FIXTURES / 'memory_models.py'}:hungry", "--data",
+               "builtin:digits-large", "--batch-size", "32,16384", "--memory-budget", "640MiB",
+               "--timeout", "120",
                "--json", str(out), "--journal", str(journal)], tmp_path)
     try:
         deadline = time.monotonic() + 180

@@ -1,4 +1,4 @@
-"""Regression targets (issue 10): float targets, from an .npz or a CSV, detected or
+"""Regression targets: float targets, from an .npz or a CSV, detected or
 declared with --task regression, are probed over learning rate x clipping x batch size
 with no class weights; held-out MAE/RMSE/R² replace the per-class metrics, and R² <= 0
 is a learning verdict. Real Keras on tiny models; the usage errors end in one line."""

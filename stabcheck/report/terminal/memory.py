@@ -16,6 +16,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from stabcheck.probe_ids import REQUESTED_TAG, tag_of
 from stabcheck.units import human_bytes
 
 __all__ = ["memory_forecast_lines", "memory_table"]
@@ -42,8 +43,8 @@ def memory_table(memory: Any) -> Table:
             verdict = Text("fits", style="green")
         else:
             verdict = Text(point.outcome.replace("_", " "), style="magenta")
-        source = point.probe_id.partition(":")[0] if ":" in point.probe_id else "grid"
-        where = {"memory": "requested", "verify": "forecast check"}.get(source, source)
+        source = tag_of(point.probe_id) or "grid"
+        where = {REQUESTED_TAG: "requested", "verify": "forecast check"}.get(source, source)
         table.add_row(str(point.batch_size), human_bytes(point.peak_bytes), budget, verdict,
                       where)
     return table

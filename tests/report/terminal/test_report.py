@@ -245,7 +245,7 @@ def test_render_shows_grid_sections_and_evidence() -> None:
     assert "builtin:digits" in text and "(8, 8, 1)" in text
     lines = [line.strip() for line in text.splitlines()]
     assert any(line.startswith("12 probes: 1 stable, 3 numerical") for line in lines)
-    # The report ends with the recommended configuration (issue 4).
+    # The report ends with the recommended configuration.
     assert "Recommended configuration" in text.rstrip().splitlines()[-7]
     assert text.rstrip().endswith("╯")
     assert "\x1b[" not in text
