@@ -22,9 +22,9 @@ class Thresholds:
     # because per-batch losses of weighted, imbalanced data are heavy-tailed (on a
     # fraud-style set of 50,000 rows with 0.2% positives, at batch 32 the rare batch holding
     # a positive costs 1000x the others, and an EMA-over-its-best rule called every such
-    # probe diverged; a plain fit of the same settings was healthy). The curve is cut into windows of 20% of the probe's
-    # steps (at least 5); a window's median ignores a minority of expensive batches. The
-    # probe diverged when
+    # probe diverged; a plain fit of the same settings was healthy). The curve is cut into
+    # windows of 20% of the probe's steps (at least 5); a window's median ignores a minority
+    # of expensive batches. The probe diverged when
     # - the last window's median is above 4x the first step's loss (the untrained model's:
     #   "it stays far above the start at the end"), or
     # - the medians of the last three windows rise, the last one to above 4x the lowest
