@@ -111,9 +111,10 @@ class Thresholds:
     #   ones, yet the rare ones are predicted on average at least 2x as often (the ranking
     #   of predicted shares is inverted);
     # - over-predicted (three classes or more): the rare half gets at least 2x its share
-    #   of the predictions, the effect of balanced weights over hundreds of
-    #   classes (their rarest get weights in the hundreds). With two classes a rare class predicted at a multiple of its
-    #   share is the ordinary price of its recall, so only the inversion counts there.
+    #   of the predictions, the effect of balanced weights over hundreds of classes
+    #   (their rarest get weights in the hundreds). With two classes a rare class
+    #   predicted at a multiple of its share is the ordinary price of its recall, so only
+    #   the inversion counts there.
     # Comparing halves, not pairs of classes, keeps a single confusion between two of
     # many classes from tripping it; the factor 2 keeps noise from tripping it.
     overcorrection_factor: float = 2.0
