@@ -97,7 +97,8 @@ def test_a_finalist_that_fails_under_a_seed_ranks_after_every_steady_one() -> No
 
 def test_never_a_setting_whose_clip_twin_collapsed() -> None:
     # The case that asked for seeds: lr 0.1 with a clip scores best, its unclipped twin
-    # predicts one class (lr 0.01 scores better than lr 1e-3, but lr 0.1 next to it collapsed as well)
+    # predicts one class (lr 0.01 scores better than lr 1e-3, but lr 0.1 next to it
+    # collapsed as well)
     report = make_report([
         _stable(0.001, 0.60),
         _stable(0.01, 0.65),
