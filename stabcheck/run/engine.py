@@ -48,6 +48,7 @@ from stabcheck.judge.trend import early_stop_rule
 from stabcheck.memory import cgroup, nvml
 from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.protocol.dataset import Dataset, save_prepared
+from stabcheck.protocol.messages import WorkerInit
 from stabcheck.results import (
     Outcome,
     Probe,
@@ -59,7 +60,7 @@ from stabcheck.results import (
 )
 from stabcheck.run.ladder import MemoryReport, build_memory_report
 from stabcheck.run.numerics import parse_check_numerics
-from stabcheck.run.runner import ProbeRunner, WorkerInit
+from stabcheck.run.runner import ProbeRunner
 from stabcheck.run.scheduler import GridRun
 
 

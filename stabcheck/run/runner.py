@@ -56,6 +56,14 @@ import psutil
 
 from stabcheck.errors import InputError, InternalError
 from stabcheck.memory import cgroup, nvml
+from stabcheck.protocol.messages import (
+    FINAL,
+    FromWorker,
+    ParentEvent,
+    ProbeMessage,
+    ToWorker,
+    WorkerInit,
+)
 from stabcheck.results import (
     HoldoutEval,
     MemoryEvidence,
@@ -73,40 +81,6 @@ SAMPLE_INTERVAL_S = 0.05
 # Importing TensorFlow and building a model may take this long beyond --timeout before
 # a worker counts as hung at start-up (TensorFlow's import alone is ~6 s on 2 cores).
 STARTUP_ALLOWANCE_S = 120.0
-_EOF = {"type": "_eof"}
-
-
-@dataclass(frozen=True)
-class WorkerInit:
-    """What every worker is told at start."""
-
-    dataset_path: str
-    model: dict[str, Any]
-    loss: str | None
-    optimizer: str | None
-    seed: int
-    gpu_memory_budget: int | None = None
-    dtype_policy: str | None = None
-    check_numerics: bool = False
-    early_stop: dict[str, float] | None = None  # stabcheck.judge.trend.early_stop_rule
-    extend: bool = False  # ask the parent after each held-out evaluation ("evaluated")
-    threads: int | None = None  # TensorFlow intra-op threads of each worker
-
-    def message(self) -> dict[str, Any]:
-        return {
-            "type": "init",
-            "dataset": self.dataset_path,
-            "model": self.model,
-            "loss": self.loss,
-            "optimizer": self.optimizer,
-            "seed": self.seed,
-            "gpu_memory_budget": self.gpu_memory_budget,
-            "dtype_policy": self.dtype_policy,
-            "check_numerics": self.check_numerics,
-            "early_stop": self.early_stop,
-            "extend": self.extend,
-            "threads": self.threads,
-        }
 
 
 StepCallback = Callable[[Probe, int], None]
@@ -136,7 +110,7 @@ class _Worker:
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             env=env, start_new_session=True,  # Ctrl-C reaches stabcheck, which ends workers
         )
-        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.messages: queue.Queue[dict[str, Any] | ParentEvent] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._ps = _process(self.proc.pid)
@@ -149,7 +123,7 @@ class _Worker:
                 self.messages.put(json.loads(line))
             except json.JSONDecodeError:
                 continue
-        self.messages.put(_EOF)
+        self.messages.put(ParentEvent.EOF)
 
     def send(self, message: dict[str, Any]) -> bool:
         try:
@@ -190,7 +164,7 @@ class _Worker:
     def stop(self) -> None:
         """Ask the worker to exit, then make sure it did; free its cgroup."""
         if self.proc.poll() is None:
-            self.send({"type": "exit"})
+            self.send({"type": ToWorker.EXIT.value})
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -413,8 +387,9 @@ class ProbeRunner:
         self._worker_batch = batch
         watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
         watch.system_kills_before = cgroup.system_oom_kills()
-        if not worker.send({"type": "probe", "probe": probe.to_json(),
-                            "class_weights": class_weights}):
+        request: ProbeMessage = {"type": ToWorker.PROBE.value, "probe": probe.to_json(),
+                                 "class_weights": class_weights}
+        if not worker.send(request):
             return self._died(worker, probe, watch, [])
         steps: list[StepRecord] = []
         class_grads: list[tuple[int, dict[str, float]]] = []
@@ -422,47 +397,48 @@ class ProbeRunner:
             message = self._next(worker, watch, probe)
             if message is None:
                 continue
+            if isinstance(message, ParentEvent):
+                return self._died(worker, probe, watch, steps, message,
+                                  phase="train" if watch.trainer_ready else "optimizer")
             kind = message["type"]
-            if kind == "trainer_ready":
+            if kind == FromWorker.TRAINER_READY:
                 watch.trainer_ready = True
-            if kind == "step":
+            if kind == FromWorker.STEP:
                 steps.append(StepRecord(message["step"], _float(message["loss"]),
                                         _float(message["grad_norm"])))
                 if self._on_step is not None:
                     self._on_step(probe, message["step"])
-            if kind == "class_grads":
+            if kind == FromWorker.CLASS_GRADS:
                 class_grads.append((message["step"], message["norms"]))
                 continue
-            if kind == "evaluated":
+            if kind == FromWorker.EVALUATED:
                 to = None
                 if self._extend is not None:
                     so_far = ProbeRun(probe=probe, termination=Termination.COMPLETED,
                                       steps=tuple(steps), holdout=_holdout(message["holdout"]))
                     to = self._extend(so_far)
-                reply = {"type": "extend", "to": int(to)} if to else {"type": "finish"}
+                reply = ({"type": ToWorker.EXTEND.value, "to": int(to)} if to
+                         else {"type": ToWorker.FINISH.value})
                 if not worker.send(reply):
                     return self._died(worker, probe, watch, steps)
                 continue
-            if kind in ("done", "nonfinite", "exception"):
+            if kind in FINAL:
                 watch.reported = message.get("peak_private_bytes")
                 watch.class_grads = tuple(class_grads)
                 watch.step_info = message.get("step_info")
-            if kind == "done":
+            if kind == FromWorker.DONE:
                 peak_gpu = max(message.get("peak_gpu_bytes") or 0, watch.gpu_peak or 0) or None
                 holdout = _holdout(message["holdout"]) if message.get("holdout") else None
                 return self._finished(probe, watch, worker, steps, Termination.COMPLETED,
                                       holdout=holdout, peak_gpu_bytes=peak_gpu)
-            elif kind == "nonfinite":
+            elif kind == FromWorker.NONFINITE:
                 nonfinite = NonFinite(message["step"], message["where"], message.get("variable"),
                                       message["value"])
                 return self._finished(probe, watch, worker, steps, Termination.NON_FINITE,
                                       nonfinite=nonfinite)
-            elif kind == "exception":
+            elif kind == FromWorker.EXCEPTION:
                 return self._finished(probe, watch, worker, steps, Termination.EXCEPTION,
                                       exception=_exception(message))
-            elif kind in ("_eof", "_timeout", "_over_budget"):
-                return self._died(worker, probe, watch, steps, kind,
-                                  phase="train" if watch.trainer_ready else "optimizer")
 
     # -- internals ---------------------------------------------------------------------
 
@@ -483,24 +459,25 @@ class ProbeRunner:
             message = self._next(worker, watch, placeholder, limit)
             if message is None:
                 continue
-            if message["type"] == "imported":
+            if isinstance(message, ParentEvent):
+                return self._died(worker, placeholder, watch, [], message,
+                                  phase="build" if watch.imported else "startup")
+            if message["type"] == FromWorker.IMPORTED:
                 watch.imported = True
-            if message["type"] == "ready":
+            if message["type"] == FromWorker.READY:
                 watch.build_peak = message.get("peak_private_bytes") or 0
                 self.environment = message["environment"]
                 self.model_info = message["model"]
                 return message["model"]
-            if message["type"] == "exception":
+            if message["type"] == FromWorker.EXCEPTION:
                 return self._finished(placeholder, watch, worker, [], Termination.EXCEPTION,
                                       exception=_exception(message), close=True)
-            if message["type"] in ("_eof", "_timeout", "_over_budget"):
-                return self._died(worker, placeholder, watch, [], message["type"],
-                                  phase="build" if watch.imported else "startup")
 
     def _next(
         self, worker: _Worker, watch: _Watch, probe: Probe, limit: float | None = None
-    ) -> dict[str, Any] | None:
-        """The next message, or a synthetic ``_timeout``/``_over_budget``; None: keep waiting."""
+    ) -> dict[str, Any] | ParentEvent | None:
+        """The next message or parent event (``EOF``, ``TIMEOUT``, ``OVER_BUDGET``); None:
+        keep waiting."""
         try:
             return worker.messages.get(timeout=SAMPLE_INTERVAL_S)
         except queue.Empty:
@@ -513,10 +490,10 @@ class ProbeRunner:
             watch.peak = max(watch.peak, rss)
             if worker.enforcement == "watchdog" and self._budget and rss > self._budget:
                 worker.kill()
-                return {"type": "_over_budget"}
+                return ParentEvent.OVER_BUDGET
         if time.monotonic() - watch.started > (limit or self._timeout):
             worker.kill()
-            return {"type": "_timeout"}
+            return ParentEvent.TIMEOUT
         return None
 
     def _memory(self, worker: _Worker, watch: _Watch, died: bool) -> MemoryEvidence:
@@ -556,7 +533,7 @@ class ProbeRunner:
 
     def _died(
         self, worker: _Worker, probe: Probe, watch: _Watch, steps: list[StepRecord],
-        reason: str = "_eof", phase: str = "train",
+        reason: ParentEvent = ParentEvent.EOF, phase: str = "train",
     ) -> ProbeRun:
         try:
             code: int | None = worker.proc.wait(timeout=5)
@@ -568,8 +545,8 @@ class ProbeRunner:
         worker.reap()
         self._worker = None
         termination = {
-            "_timeout": Termination.TIMEOUT,
-            "_over_budget": Termination.OVER_BUDGET,
+            ParentEvent.TIMEOUT: Termination.TIMEOUT,
+            ParentEvent.OVER_BUDGET: Termination.OVER_BUDGET,
         }.get(reason, Termination.DIED)
         return ProbeRun(
             probe=probe, termination=termination, steps=tuple(steps),

@@ -1,7 +1,7 @@
 """The probe worker: a child process that imports Keras, builds the model and trains probes.
 
-Run as ``python -m stabcheck.worker``; it speaks the JSON-lines protocol drawn at the top
-of ``stabcheck.run.runner``. Its stdout file descriptor is reserved for that protocol:
+Run as ``python -m stabcheck.worker``; it speaks the JSON-lines protocol drawn and typed
+in ``stabcheck.protocol.messages``. Its stdout file descriptor is reserved for that protocol:
 anything else printed (by TensorFlow, the user's model code, ...) is sent to stderr,
 which the parent keeps in a file and quotes when the worker dies.
 """
@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from stabcheck.errors import StabcheckError
 from stabcheck.memory.oom import is_oom_exception
+from stabcheck.protocol.messages import FromWorker, ToWorker
 from stabcheck.results import json_value
 
 
@@ -47,7 +48,7 @@ class _ProbeEmitter:
         self.last_step = 0
 
     def __call__(self, message: dict[str, Any]) -> None:
-        if message["type"] == "step":
+        if message["type"] == FromWorker.STEP:
             self.last_step = message["step"]
         self._channel.send({**message, "id": self._id})
 
@@ -58,10 +59,10 @@ def _asker(emit: _ProbeEmitter) -> Any:
     "to": N}`` (train on to step N) or ``{"type": "finish"}``."""
 
     def ask(step: int, holdout: dict[str, Any]) -> int | None:
-        emit({"type": "evaluated", "step": step, "holdout": holdout})
+        emit({"type": FromWorker.EVALUATED.value, "step": step, "holdout": holdout})
         line = sys.stdin.readline()
-        reply = json.loads(line) if line.strip() else {"type": "finish"}
-        return int(reply["to"]) if reply.get("type") == "extend" else None
+        reply = json.loads(line) if line.strip() else {"type": ToWorker.FINISH.value}
+        return int(reply["to"]) if reply.get("type") == ToWorker.EXTEND else None
 
     return ask
 
@@ -76,7 +77,7 @@ def _clip_text(text: str, head: int = 1000, tail: int = 3000) -> str:
 
 def _exception_message(exc: BaseException, phase: str, step: int | None) -> dict[str, Any]:
     return {
-        "type": "exception",
+        "type": FromWorker.EXCEPTION.value,
         "phase": phase,
         "step": step,
         "etype": type(exc).__name__,
@@ -118,7 +119,7 @@ def main() -> int:
     channel = _Channel()
     _raise_oom_score()
     init = json.loads(sys.stdin.readline() or "{}")
-    if init.get("type") != "init":
+    if init.get("type") != ToWorker.INIT:
         return 3
     t0 = time.perf_counter()
     phase = "startup"
@@ -140,7 +141,8 @@ def main() -> int:
         import_s = time.perf_counter() - t0
         # From here on, running out of memory is the user's data and model, not the
         # backend's import: the parent tells the two apart by this message.
-        channel.send({"type": "imported", "peak_private_bytes": training.peak_private_rss(),
+        channel.send({"type": FromWorker.IMPORTED.value,
+                      "peak_private_bytes": training.peak_private_rss(),
                       "import_s": round(import_s, 3)})
         phase = "build"
         dataset = data.load_prepared(Path(init["dataset"]))
@@ -161,7 +163,7 @@ def main() -> int:
         channel.send(_exception_message(exc, phase, None))
         return 0
     channel.send({
-        "type": "ready",
+        "type": FromWorker.READY.value,
         "pid": os.getpid(),
         "peak_private_bytes": training.peak_private_rss(),  # import + data + model
         "model": setup.describe,
@@ -177,10 +179,10 @@ def main() -> int:
 
     for line in sys.stdin:
         request = json.loads(line)
-        if request.get("type") == "exit":
+        if request.get("type") == ToWorker.EXIT:
             break
         probe = Probe.from_json(request["probe"])
-        channel.send({"type": "start", "id": probe.id})
+        channel.send({"type": FromWorker.START.value, "id": probe.id})
         emit = _ProbeEmitter(channel, probe.id)
         try:
             training.run_probe(setup, dataset, probe, request.get("class_weights"),

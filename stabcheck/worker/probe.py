@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from stabcheck.protocol.dataset import Dataset
+from stabcheck.protocol.messages import FromWorker
 from stabcheck.protocol.vocabulary import is_focal, is_normalized, parse_clip
 from stabcheck.results import Probe
 from stabcheck.worker.step import InitialState, ProbeTrainer, overrides_train_step
@@ -159,7 +160,7 @@ def run_probe(
     # its own after measuring): one restore of the initial state fewer.
     trainer.activate(setup.initial, 0.0 if watched else settings.learning_rate,
                      clip.kind, clip.value)
-    emit({"type": "trainer_ready"})  # the optimizer's state is allocated
+    emit({"type": FromWorker.TRAINER_READY.value})  # the optimizer's state is allocated
 
     # A regression target has no classes: every row's class index is 0, weight 1.
     weights = np.ones(max(1, dataset.n_classes), dtype=np.float32)
@@ -185,15 +186,16 @@ def run_probe(
             if normalized:  # the weighted loss divided by the batch's total weight
                 sw = sw * (len(sw) / sw.sum())
             if step == 1 and watched:
-                emit({"type": "class_grads", "step": step,
+                emit({"type": FromWorker.CLASS_GRADS.value, "step": step,
                       "norms": _start_shares(trainer, setup, probe, x, y, sw, classes,
                                              watched)})
             loss, gnorm, recorded, grad_state, weight_state = trainer.step(x, y, sw)
             loss_v = float(loss)
             gnorm_v = float(gnorm) if int(recorded) else None
-            emit({"type": "step", "step": step, "loss": loss_v, "grad_norm": gnorm_v})
+            emit({"type": FromWorker.STEP.value, "step": step, "loss": loss_v,
+                  "grad_norm": gnorm_v})
             if early_stop and watch_divergence(loss_v, step, early_stop, seen):
-                emit({"type": "done", "holdout": None, "stopped_early": True,
+                emit({"type": FromWorker.DONE.value, "holdout": None, "stopped_early": True,
                       "peak_gpu_bytes": _peak_gpu_bytes(),
                       "peak_private_bytes": peak_private_rss(),
                       "step_info": _step_info(trainer, batch_size, regression)})
@@ -202,13 +204,14 @@ def run_probe(
                                     weight_state.numpy(), trainer.tvars)
             if bad is not None:
                 where, variable, value = bad
-                emit({"type": "nonfinite", "step": step, "where": where, "variable": variable,
+                emit({"type": FromWorker.NONFINITE.value, "step": step, "where": where,
+                      "variable": variable,
                       "value": value, "peak_private_bytes": peak_private_rss(),
                       "step_info": _step_info(trainer, batch_size, regression)})
                 return False
             if step == probe.steps > 1 and watched:  # after the planned last step: the
                 # separate gradient function's memory fits in what the step freed (measured)
-                emit({"type": "class_grads", "step": step,
+                emit({"type": FromWorker.CLASS_GRADS.value, "step": step,
                       "norms": _class_grad_norms(trainer.grad_norm, x, y, sw, classes,
                                                  watched)})
         return True
@@ -244,7 +247,7 @@ def run_probe(
     after = peak_private_rss()
     if peak is not None and after is not None:  # what held-out evaluation added (evidence)
         info["evaluation_extra_bytes"] = max(0, after - peak)
-    emit({"type": "done", "holdout": holdout, "peak_gpu_bytes": gpu_peak,
+    emit({"type": FromWorker.DONE.value, "holdout": holdout, "peak_gpu_bytes": gpu_peak,
           "peak_private_bytes": peak, "step_info": info})
 
 
