@@ -38,6 +38,19 @@ def _root(
     """stabcheck: which training settings will survive, and why the others die."""
 
 
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """Click's usage-error class as typer raises it: typer's vendored copy
+    (``typer._click``) in newer typer, click's own in older; with click installed beside
+    a vendoring typer (import-linter brings it), both exist and only typer's is raised."""
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def main() -> None:
     """Console-script entry point: expected errors become one line and an exit code."""
     # The command modules register their commands on ``app``, in --help's order.
@@ -55,12 +68,7 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click's own usage errors arrive here too
-        try:
-            from click import ClickException
-        except ImportError:  # newer typer vendors click as typer._click
-            from typer._click.exceptions import ClickException
-
-        if isinstance(exc, ClickException):
+        if isinstance(exc, _click_exceptions()):
             print(f"stabcheck: error: {exc.format_message()}", file=sys.stderr)
             sys.exit(2)
         # A bug in stabcheck: the traceback is for the report, exit code 3 for the caller.
