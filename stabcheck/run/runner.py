@@ -1,34 +1,9 @@
 """Runs probes in worker processes and turns whatever happens to them into ``ProbeRun``s.
 
-The parent/child protocol (JSON lines; only JSON-safe values cross the boundary)::
-
-    stabcheck (parent, no TensorFlow)                 worker: python -m stabcheck.worker
-    ─────────────────────────────────                 ───────────────────────────────────
-    spawn in its own memory cgroup (or watched)  ───▶ oom_score_adj=1000, imports Keras
-    stdin  {"type":"init", dataset, model, ...}  ───▶ loads data, builds the model,
-                                                      resolves loss / optimizer / base lr
-                                                 ◀─── stdout {"type":"ready", model, environment}
-                                                      or {"type":"exception", phase:"build"}
-    stdin  {"type":"probe", probe, class_weights}───▶
-                                                 ◀─── {"type":"start", id}
-                                                 ◀─── {"type":"trainer_ready"} (optimizer state
-                                                      allocated: a death before it is phase
-                                                      "optimizer")
-                                                 ◀─── {"type":"step", id, step, loss, grad_norm} xN
-                                                      (grad_norm null: not measured)
-                                                 ◀─── (init.extend) {"type":"evaluated", id,
-                                                      step, holdout} after the held-out
-                                                      evaluation; it waits for
-    stdin  {"type":"extend", to} or              ───▶ more steps, then evaluates again,
-           {"type":"finish"}                          or its final message
-                                                 ◀─── one of {"type":"done", id, holdout, ...}
-                                                             {"type":"nonfinite", id, step, ...}
-                                                             {"type":"exception", id, oom, ...}
-    ... more probes of the same batch size ...
-    stdin  {"type":"exit"} (or a new batch size) ───▶ exits 0
-
-    all the while: sample the worker tree's memory every 50 ms (psutil), enforce
-    --timeout and, without a cgroup, the memory budget; stderr goes to a file.
+The parent/child protocol (JSON lines; only JSON-safe values cross the boundary) is
+drawn and typed in one place, ``stabcheck.protocol.messages``. All the while a probe runs,
+the parent samples the worker tree's memory every 50 ms (psutil), enforces --timeout and,
+without a cgroup, the memory budget; the worker's stderr goes to a file.
 
 A worker that ends without its final message is a *result*: the parent owns the evidence
 (exit status, the last step received, the peak memory it sampled, the cgroup's OOM-kill
