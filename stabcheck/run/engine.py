@@ -7,13 +7,12 @@ or crashed run loses nothing it had finished.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,30 +23,13 @@ import psutil
 from stabcheck import __version__
 from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
-from stabcheck.inputs.classweights import class_weights_for, weights_by_name
-from stabcheck.inputs.data import load_dataset, npz_has_sample_weight
-from stabcheck.inputs.models import parse_model_spec
-from stabcheck.inputs.preflight import (
-    check_class_weights,
-    check_input_shape,
-    check_label_values,
-    check_labels_vs_loss,
-    check_loss_weights,
-    check_model_outputs,
-    check_output_activation,
-    check_regression_class_weights,
-    check_regression_outputs,
-    check_sample_weight_conflict,
-    check_task_vs_loss,
-    is_regression_loss,
-    regression_output_warnings,
-)
+from stabcheck.inputs.prepare import Inputs, load_inputs
 from stabcheck.judge.classify import classify, extension_step
 from stabcheck.judge.ranking import FINALISTS, finalists, reprobe_seeds
 from stabcheck.judge.trend import early_stop_rule
 from stabcheck.memory import cgroup, nvml
 from stabcheck.plan import learning_rates, plan_probes
-from stabcheck.protocol.dataset import Dataset, save_prepared
+from stabcheck.protocol.dataset import save_prepared
 from stabcheck.protocol.messages import WorkerInit
 from stabcheck.results import (
     Outcome,
@@ -131,29 +113,8 @@ def run_probe_grid(
         UsageError: bad model, data or settings (exit 2), before any probe ran.
     """
     emit = progress or (lambda _event: None)
-    spec = parse_model_spec(settings.model, settings.custom_objects, settings.import_dirs)
-    if settings.loss:  # --task classification with a regression loss: before any loading
-        check_task_vs_loss(settings.task, settings.loss, declared=True)
-    data_task = settings.task
-    if data_task == "auto" and is_regression_loss(settings.loss):
-        data_task = "regression"
-    emit(Progress("loading", f"loading {settings.data}"))
-    dataset = _load(settings, data_task)
-    if dataset.task == "regression":
-        settings = _regression_settings(settings)
-    check_sample_weight_conflict(npz_has_sample_weight(settings.data), settings.class_weight)
-    warnings: list[str] = []
-    if settings.loss:
-        check_task_vs_loss(dataset.task, settings.loss, declared=settings.task != "auto")
-    hint = _quantity_hint(settings, dataset)
-    if hint:
-        warnings.append(hint)
-    if settings.loss and dataset.task == "classification":
-        with _hinted(hint):
-            check_label_values(settings.loss, dataset.label_values)
-        warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
-    weights = _weights_table(settings, dataset)
-    warnings += check_class_weights(weights, dataset.class_names)
+    inputs = load_inputs(settings, lambda message: emit(Progress("loading", message)))
+    settings = inputs.settings
     previous = read_journal(resume) if resume is not None else None
     # How a budget is enforced here (a cgroup or the watchdog), found out once per run.
     enforcement = cgroup.enforcement_method() if settings.memory_budget else None
@@ -162,10 +123,10 @@ def run_probe_grid(
     with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp:
         run_dir = Path(tmp)
         prepared = run_dir / "dataset.npz"
-        save_prepared(dataset, prepared)
+        save_prepared(inputs.dataset, prepared)
         t = settings.thresholds
         n_workers = worker_count(settings)
-        init = WorkerInit(str(prepared), spec.to_json(), settings.loss, settings.optimizer,
+        init = WorkerInit(str(prepared), inputs.spec.to_json(), settings.loss, settings.optimizer,
                           settings.seed, settings.gpu_memory_budget,
                           early_stop=early_stop_rule(t),
                           extend=t.collapse_extension_factor > 1,
@@ -178,7 +139,7 @@ def run_probe_grid(
         shared: dict[str, Any] = {}  # what the first worker learns, for every runner
 
         def extend(run: ProbeRun) -> int | None:
-            return extension_step(run, dataset.class_names, t)
+            return extension_step(run, inputs.dataset.class_names, t)
 
         runners = [ProbeRunner(init, run_dir, timeout=settings.timeout,
                                memory_budget=settings.memory_budget, on_step=on_step,
@@ -193,25 +154,23 @@ def run_probe_grid(
         try:
             emit(Progress("loading", "starting a probe worker (imports TensorFlow)"))
             model = runner.describe()
-            if _regression_model(settings, dataset, model):
+            if inputs.is_regression_model(model):
                 # A model compiled with a regression loss on integer targets (counts,
                 # ratings): they are a regression target; the workers reload them as such.
                 emit(Progress("loading", f"{model['loss']} is a regression loss: reloading "
                                          "the targets as a regression target"))
-                dataset = _load(settings, "regression")
-                settings = _regression_settings(settings)
-                weights = _weights_table(settings, dataset)
-                save_prepared(dataset, prepared)
+                inputs = inputs.as_regression()
+                settings = inputs.settings
+                save_prepared(inputs.dataset, prepared)
                 runner.close()
                 model = runner.describe()
-            with _hinted(hint):
-                warnings += _check_model(model, dataset, declared=settings.task != "auto")
+            inputs = inputs.checked_against(model)
+            weights = inputs.weights
             probes = plan_probes(
                 settings, lrs=learning_rates(settings, model["baseline_lr"]),
                 loss=model["loss"], optimizer=model["optimizer"],
-                weights_by_strategy={s: weights_by_name(w, dataset.class_names)
-                                     for s, w in weights.items()},
-                n_samples=dataset.batch_rows,
+                weights_by_strategy=inputs.weights_by_name,
+                n_samples=inputs.dataset.batch_rows,
             )
             template = probes[0]
             if memory_only:
@@ -228,7 +187,8 @@ def run_probe_grid(
             journal.append({"type": "run" if previous is None else "resumed",
                             "stabcheck_version": __version__, "config": settings.to_json(),
                             "probes": [p.id for p in probes]})
-            counts = dataset.summary().class_counts
+            class_names = inputs.dataset.class_names
+            counts = inputs.dataset.summary().class_counts
 
             def record(count: int, result: ProbeResult, resumed: bool) -> None:
                 if not resumed:
@@ -237,7 +197,7 @@ def run_probe_grid(
                               total=len(probes)))
 
             def classifier(run: ProbeRun) -> Verdict:
-                return classify(run, dataset.class_names, t, class_counts=counts)
+                return classify(run, class_names, t, class_counts=counts)
 
             try:
                 GridRun(runners, weights, classifier, record).run(
@@ -249,13 +209,13 @@ def run_probe_grid(
                 if settings.seeds > 1 and not memory_only:
                     _reprobe_finalists(
                         init, run_dir, settings, runners, weights, classifier, journal, emit,
-                        on_step, _provisional(settings, dataset, weights, results),
+                        on_step, _provisional(inputs, results),
                         previous.seed_results if previous else {}, seed_probes,
                         extend=extend)
                 if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
                     memory = _memory(runner, template, results, weights, settings, journal,
                                      emit, memory_only, measured, enforcement,
-                                     dataset.batch_rows)
+                                     inputs.dataset.batch_rows)
             except KeyboardInterrupt:
                 interrupted = True
                 for each in runners:
@@ -274,11 +234,10 @@ def run_probe_grid(
     return RunReport(
         stabcheck_version=__version__,
         environment=_environment(runner, enforcement),
-        dataset=dataset.summary(),
-        class_weight_table={s: weights_by_name(w, dataset.class_names)
-                            for s, w in weights.items()},
+        dataset=inputs.dataset.summary(),
+        class_weight_table=inputs.weights_by_name,
         results=tuple(results),
-        warnings=tuple(warnings),
+        warnings=inputs.warnings,
         config={**settings.to_json(), "journal": str(journal_path), "model_info": model},
         interrupted=interrupted,
         probes_planned=len(results) if memory_only else len(probes),
@@ -297,75 +256,6 @@ def worker_count(settings: Settings) -> int:
     if nvml.devices():
         return 1
     return max(1, min(4, os.cpu_count() or 1))
-
-
-# Whole-number targets with at least this many distinct values, most of them seen at most
-# twice, look like a quantity (prices, counts) rather than classes.
-_QUANTITY_MIN_VALUES = 50
-
-
-def _quantity_hint(settings: Settings, dataset: Dataset) -> str | None:
-    """A sentence for ``auto`` taking whole-number targets of many rare values for classes."""
-    if settings.task != "auto" or dataset.task != "classification" or \
-            dataset.label_values is None or dataset.n_classes < _QUANTITY_MIN_VALUES:
-        return None
-    counts = [c for c in dataset.summary().class_counts if c]
-    if sorted(counts)[len(counts) // 2] > 2:
-        return None
-    return (f"the target has {dataset.n_classes:,} distinct whole numbers, most seen once or "
-            "twice, taken for classes: if it is a quantity (a price, a count), pass --task "
-            "regression")
-
-
-@contextlib.contextmanager
-def _hinted(hint: str | None) -> Iterator[None]:
-    """Add ``hint`` to an ``InputError`` raised inside (the cause may be the task)."""
-    try:
-        yield
-    except InputError as exc:
-        if hint is None:
-            raise
-        raise InputError(f"{exc}; {hint}") from None
-
-
-def _load(settings: Settings, task: str) -> Dataset:
-    return load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
-                        holdout=settings.holdout, imbalance=settings.imbalance,
-                        seed=settings.seed, task=task)
-
-
-def _regression_settings(settings: Settings) -> Settings:
-    """A regression run probes no class weights: a given strategy other than ``none`` is
-    refused, the default grid becomes ``none`` alone."""
-    check_regression_class_weights(settings.class_weight, settings.class_weight_given)
-    return replace(settings, class_weight=("none",))
-
-
-def _regression_model(settings: Settings, dataset: Dataset, model: dict[str, Any]) -> bool:
-    """Whether ``auto`` took integer targets for classes that the model's own (compiled)
-    regression loss takes as numbers."""
-    return (settings.task == "auto" and dataset.task == "classification"
-            and dataset.label_values is not None and is_regression_loss(model["loss"]))
-
-
-def _check_model(model: dict[str, Any], dataset: Dataset, declared: bool = False) -> list[str]:
-    """Preflight checks that need the model the first worker described.
-
-    ``input_shape`` (one sample's shape, None for a free dimension; None or absent when
-    unknown) is checked against the data's rows when the worker describes it."""
-    check_model_outputs(model["n_outputs"])
-    check_input_shape(model.get("input_shape"), dataset.x_train.shape[1:])
-    check_task_vs_loss(dataset.task, model["loss"], declared=declared)
-    if dataset.task == "regression":
-        check_regression_outputs(model["output_units"], dataset.target_width)
-        return regression_output_warnings(model["output_activation"], dataset.summary().target)
-    check_loss_weights(model.get("loss_weights"), dataset.class_names)
-    check_label_values(model["loss"], dataset.label_values, model["output_units"])
-    warnings = check_labels_vs_loss(model["loss"], dataset.label_format, dataset.n_classes,
-                                    model["output_units"])
-    warnings += check_output_activation(model["loss"], model["from_logits"],
-                                        model["output_activation"])
-    return warnings
 
 
 # Settings that do not change what a probe computes: a resumed run may differ in them.
@@ -449,14 +339,12 @@ def _memory(
     return report
 
 
-def _provisional(settings: Settings, dataset: Dataset, weights: dict[str, list[float] | None],
-                 results: list[ProbeResult]) -> RunReport:
+def _provisional(inputs: Inputs, results: list[ProbeResult]) -> RunReport:
     """The grid's results as a report, for ranking its stable settings (no seeds yet)."""
-    return RunReport(stabcheck_version=__version__, environment={}, dataset=dataset.summary(),
-                     class_weight_table={s: weights_by_name(w, dataset.class_names)
-                                         for s, w in weights.items()},
-                     results=tuple(results), config=settings.to_json(),
-                     seeds=settings.seeds)
+    return RunReport(stabcheck_version=__version__, environment={},
+                     dataset=inputs.dataset.summary(),
+                     class_weight_table=inputs.weights_by_name, results=tuple(results),
+                     config=inputs.settings.to_json(), seeds=inputs.settings.seeds)
 
 
 def _reprobe_finalists(
@@ -535,16 +423,6 @@ def _name_operations(
             **verdict.evidence, "check_numerics": found}, summary))
         journal.append({"type": "explained", "id": result.probe.id, "check_numerics": found})
     return out
-
-
-def _weights_table(settings: Settings, dataset: Dataset) -> dict[str, list[float] | None]:
-    counts = dataset.summary().class_counts
-    return {
-        strategy: class_weights_for(strategy, counts, class_names=dataset.class_names,
-                                    custom=settings.custom_class_weight,
-                                    effective_beta=settings.effective_beta)
-        for strategy in settings.class_weight
-    }
 
 
 def _environment(runner: ProbeRunner, enforcement: str | None) -> dict[str, Any]:
