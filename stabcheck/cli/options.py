@@ -25,9 +25,9 @@ _Model = Annotated[Optional[str], typer.Option(  # noqa: UP045
     help="A .keras or .h5 file, file.py:function, package.module:function, or "
     "builtin:mlp / builtin:cnn.")]
 _Data = Annotated[Optional[str], typer.Option(  # noqa: UP045
-    help="An .npz (x, y[, x_val, y_val]), a .csv with --target, an image folder, or "
-    "builtin:digits / builtin:breast_cancer.")]
-_Target = Annotated[Optional[str], typer.Option(help="Label column of a CSV.")]  # noqa: UP045
+    help="An .npz (x, y[, x_val, y_val]), a .csv or .parquet with --target, an image "
+    "folder, or builtin:digits / builtin:breast_cancer.")]
+_Target = Annotated[Optional[str], typer.Option(help="Label column of a CSV or Parquet file.")]  # noqa: UP045
 _Task = Annotated[Optional[str], typer.Option(  # noqa: UP045
     help="auto (default), classification or regression. auto: float targets with "
     "non-integer values, or a regression loss (mse, mae, huber, msle, log_cosh, poisson), "

@@ -1,17 +1,18 @@
-"""Load the data a probe trains on: built-in sets, ``.npz``, ``.csv`` or an image folder.
+"""Load the data a probe trains on: built-in sets, ``.npz``, ``.csv``/``.parquet`` or an image
+folder.
 
 ``load_dataset`` turns a data spec into a :class:`Dataset`: float32 inputs, labels in the
 form the loss will see them, one class index per row, and a stratified held-out split, all
 sampled with a seeded generator so that every probe of a run sees the same rows.
 ``protocol.dataset.save_prepared`` hands that sample to probe worker processes.
 
-Only numpy and the standard library are needed; Pillow is imported when an image folder is
-read. The user's files are only ever read.
+numpy and the standard library read the rest; ``inputs.tables`` (pyarrow) reads the CSV and
+Parquet files, and Pillow is imported when an image folder is read. The user's files are
+only ever read.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import zipfile
 import zlib
@@ -25,6 +26,7 @@ import numpy as np
 
 from stabcheck.errors import ConfigError, InputError
 from stabcheck.inputs.preflight import check_data_finite, label_rank_message
+from stabcheck.inputs.tables import TABLE_SUFFIXES, read_table
 from stabcheck.protocol.dataset import CONTINUOUS, Dataset
 
 BUILTIN_DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "digits-large")
@@ -75,8 +77,9 @@ def load_dataset(
     """Load ``spec``, make it long-tailed if asked, split it and sample it.
 
     ``spec`` is ``builtin:digits``, ``builtin:breast_cancer``, a ``.npz`` file (arrays ``x``
-    and ``y``, optionally ``x_val`` and ``y_val`` as the held-out split), a ``.csv`` file
-    (``target`` names the label column, every other column must be numeric) or a folder
+    and ``y``, optionally ``x_val`` and ``y_val`` as the held-out split), a ``.csv`` or
+    ``.parquet`` file (``target`` names the label column, every other column must be
+    numeric) or a folder
     with one sub-folder of images per class. Relative paths resolve against ``base_dir``
     (the config file's folder) when given, else the working directory.
 
@@ -184,11 +187,12 @@ def _load_source(
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return _load_npz(spec, path, task)
-    if suffix == ".csv":
-        return _load_csv(spec, path, target, task)
+    if suffix in TABLE_SUFFIXES:
+        return _load_table(spec, path, target, task)
     raise InputError(
         f"data '{spec}' has an unsupported type '{path.suffix or '(none)'}' (expected "
-        "builtin:NAME, a .npz or .csv file, or a folder with one sub-folder of images per class)"
+        "builtin:NAME, a .npz, .csv or .parquet file, or a folder with one sub-folder of "
+        "images per class)"
     )
 
 
@@ -489,76 +493,42 @@ def _is_onehot(y: np.ndarray) -> bool:
     return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
 
-# ------------------------------------------------------------------------------- csv
+# ------------------------------------------------------------------------ csv, parquet
 
 
-def _load_csv(spec: str, path: Path, target: str | None, task: str = "auto") -> _Source:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise InputError(f"data '{spec}' is empty; a CSV needs a header row")
-            columns = [h.strip() for h in header]
-            if target is None:
-                raise InputError(
-                    f"data '{spec}' is a CSV, so a target column must be named "
-                    f"(columns: {', '.join(columns)})"
-                )
-            if target not in columns:
-                raise InputError(
-                    f"data '{spec}' has no target column '{target}' (columns: {', '.join(columns)})"
-                )
-            t = columns.index(target)
-            features = [i for i in range(len(columns)) if i != t]
-            if not features:
-                raise InputError(f"data '{spec}' has only the target column; no features")
-            rows: list[list[float]] = []
-            labels: list[str] = []
-            for row in reader:
-                if not row or all(not cell.strip() for cell in row):
-                    continue
-                line = reader.line_num
-                if len(row) != len(columns):
-                    raise InputError(
-                        f"data '{spec}': line {line} has {len(row)} fields but the header has "
-                        f"{len(columns)}"
-                    )
-                label = row[t].strip()
-                if not label:
-                    raise InputError(
-                        f"data '{spec}': line {line} has an empty target '{target}'; "
-                        "every row needs a label"
-                    )
-                labels.append(label)
-                values = []
-                for i in features:
-                    try:
-                        values.append(float(row[i]))
-                    except ValueError:
-                        raise InputError(
-                            f"data '{spec}': every column but the target must be numeric; "
-                            f"column '{columns[i]}' has {row[i]!r} on line {line}"
-                        ) from None
-                rows.append(values)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"data '{spec}' is not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise InputError(f"data '{spec}' cannot be read ({exc.strerror or exc})") from None
-    if not rows:
-        raise InputError(f"data '{spec}' has a header but no data rows")
-
-    x = np.asarray(rows, dtype=np.float64)
-    check_data_finite(x, f"'{spec}'")
-    y = _csv_labels(labels, task)
+def _load_table(spec: str, path: Path, target: str | None, task: str = "auto") -> _Source:
+    """A ``.csv`` or ``.parquet`` file (read by ``inputs.tables``): its target column's
+    values become the labels, every other column a numeric feature."""
+    table = read_table(spec, path, target)
+    check_data_finite(table.x, f"'{spec}'")
+    y = _table_labels(table.labels, task)
     if task == "regression" and y.dtype.kind in "US":
-        bad = next(s for s in labels if not _is_number(s))
+        bad = next(str(s) for s in table.labels if not _is_number(str(s)))
         raise InputError(
             f"data '{spec}': --task regression, but the target '{target}' holds {bad!r}, "
             "which is not a number"
         )
     ys, names, fmt, values = _encode_labels(spec, [y], task)
-    return _Source(_Labelled(_array_rows(x), *ys[0]), None, names, fmt, values)
+    return _Source(_Labelled(_array_rows(table.x), *ys[0]), None, names, fmt, values)
+
+
+def _table_labels(labels: np.ndarray, task: str = "auto") -> np.ndarray:
+    """A target column as ``_encode_labels`` takes it: text (a CSV's cells, a Parquet
+    string column) read as ``_csv_labels`` reads it; numbers (Parquet) by the same rules."""
+    if labels.dtype.kind in "USO":
+        return _csv_labels([str(v) for v in labels], task)
+    if labels.dtype.kind in "biu":
+        ints = labels.astype(np.int64)
+        return ints.astype(np.float64) if task == "regression" else ints
+    floats = labels.astype(np.float64)
+    finite = np.isfinite(floats)
+    if task == "regression" or not finite.all():
+        return floats
+    if np.all(floats == np.round(floats)):
+        return floats.astype(np.int64)
+    if task == "classification":
+        return np.asarray([repr(float(v)) for v in floats], dtype=str)
+    return floats
 
 
 def _csv_labels(labels: list[str], task: str = "auto") -> np.ndarray:
