@@ -19,6 +19,7 @@ from stabcheck.errors import StabcheckError
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # plain help: wraps at any width, never cuts a word short
     no_args_is_help=True,
     help="Probe Keras training settings before a long job: which survive, which die "
     "numerically (NaN, divergence) and which die of memory exhaustion.",

@@ -14,7 +14,7 @@ from stabcheck.cli.outputs import write_outputs
 from stabcheck.judge.gate import fails, parse_fail_on
 
 
-@app.command("report")
+@app.command("report", short_help="Re-render a saved JSON result without re-running.")
 def report_command(
     result_file: Annotated[Path, typer.Argument(
         metavar="RESULT.json", help="A result written by `stabcheck probe --json`.",
@@ -40,24 +40,46 @@ def report_command(
     raise typer.Exit(1 if any(fails(r, policy) for r in result.results) else 0)
 
 
-@app.command()
+@app.command(short_help="Write a commented starter stabcheck.toml.")
 def init(
     model: Annotated[Optional[str], typer.Option(  # noqa: UP045
         help="Your model (a .keras/.h5 file or a factory); default: a built-in demo.")] = None,
     data: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        help="Your data (.npz, .csv, an image folder); default: a built-in demo.")] = None,
+        help="Your data (.npz, .csv, .parquet, an image folder); default: a built-in "
+        "demo.")] = None,
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Where to write the config.")] = Path("stabcheck.toml"),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented starter stabcheck.toml."""
+    """Write a commented starter stabcheck.toml.
+
+    For a CSV or Parquet file, the label column is the one named like labels (label,
+    target, class, y, ...), else the last column; init says which it chose.
+    """
     from stabcheck.config.template import write_starter
 
-    write_starter(output, model, data, force)
+    target = _guess_target(data)
+    write_starter(output, model, data, force, target)
     typer.echo(f"wrote {output}: run it with `stabcheck probe {output}`")
+    if target is not None:
+        typer.echo(f"label column: '{target[0]}' ({target[1]}); change target in {output} "
+                   "if it is another")
 
 
-@app.command()
+def _guess_target(data: str | None) -> tuple[str, str] | None:
+    """The label column of a ``.csv``/``.parquet`` data file and why it was chosen; None
+    for other data, or a file not there yet."""
+    from stabcheck.inputs.tables import TABLE_SUFFIXES, guess_target, table_columns
+
+    if data is None or Path(data).suffix.lower() not in TABLE_SUFFIXES:
+        return None
+    path = Path(data).expanduser()
+    if not path.is_file():
+        return None
+    return guess_target(table_columns(data, path))
+
+
+@app.command(short_help="Backend, GPUs, host memory, how budgets are enforced.")
 def env(
     as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
 ) -> None:

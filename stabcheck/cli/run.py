@@ -93,7 +93,7 @@ class RunArguments:
                 for key, value in flags.items()}
 
 
-@app.command()
+@app.command(short_help="Probe a grid of training settings: what survives, what dies.")
 def probe(
     config: _Config = None, model: _Model = None, data: _Data = None, target: _Target = None,
     task: _Task = None, loss: _Loss = None, optimizer: _Optimizer = None, lr: _Lr = None,
@@ -118,7 +118,7 @@ def probe(
         junit=junit, markdown=markdown, html=html), memory_only=False)
 
 
-@app.command()
+@app.command(short_help="Peak memory per batch size, and the largest that fits.")
 def memory(
     config: _Config = None, model: _Model = None, data: _Data = None, target: _Target = None,
     task: _Task = None, loss: _Loss = None, optimizer: _Optimizer = None, lr: _Lr = None,

@@ -34,11 +34,11 @@ model = {model}
 # ("mypkg.layers") or .py files ("layers.py"), found beside this file or on sys.path.
 # custom_objects = ["layers.py"]
 
-# The data: an .npz holding arrays x and y (optionally x_val, y_val), a .csv file
-# (then set target), a folder of class sub-folders of images, or a built-in data set:
+# The data: an .npz holding arrays x and y (optionally x_val, y_val), a .csv or .parquet
+# file (then set target), a folder of class sub-folders of images, or a built-in data set:
 # "builtin:digits", "builtin:breast_cancer".{data_note}
 data = {data}
-# target = "label"                 # the label column of a CSV file
+{target_line}
 # What the target is: "auto" (floats with non-integer values, or a regression loss such
 # as mse, make a regression probe: no class weights, held-out MAE/RMSE/R²),
 # "classification" or "regression".
@@ -134,8 +134,18 @@ def _relative_spec(spec: str, config_dir: Path) -> str:
     return f"{rel}:{func}" if sep else rel
 
 
-def starter_config(model: str | None, data: str | None, config_path: Path) -> str:
-    """The starter file's text for ``model`` and ``data`` (None: a built-in demo)."""
+def _target_line(target: tuple[str, str] | None) -> str:
+    if target is None:
+        return '# target = "label"                 # the label column of a CSV or Parquet file'
+    name, why = target
+    return (f"# The label column: {why}, chosen by `stabcheck init`; check it.\n"
+            f"target = {_toml_string(name)}")
+
+
+def starter_config(model: str | None, data: str | None, config_path: Path,
+                   target: tuple[str, str] | None = None) -> str:
+    """The starter file's text for ``model`` and ``data`` (None: a built-in demo), and the
+    label column of a table file with why it was chosen (``inputs.tables.guess_target``)."""
     folder = config_path.parent
     note = "\n# The built-in {} below lets this file run as it is: replace it with yours."
     return _TEMPLATE.format(
@@ -144,11 +154,13 @@ def starter_config(model: str | None, data: str | None, config_path: Path) -> st
         model_note="" if model else note.format("model"),
         data=_toml_string(_relative_spec(data, folder) if data else DEMO_DATA),
         data_note="" if data else note.format("data set"),
+        target_line=_target_line(target),
     )
 
 
-def write_starter(path: Path, model: str | None, data: str | None, force: bool) -> None:
-    """Write the starter config to ``path``.
+def write_starter(path: Path, model: str | None, data: str | None, force: bool,
+                  target: tuple[str, str] | None = None) -> None:
+    """Write the starter config to ``path`` (``target``: as ``starter_config`` takes it).
 
     Raises:
         UsageError: ``path`` exists and ``force`` is false, or is a folder.
@@ -158,6 +170,6 @@ def write_starter(path: Path, model: str | None, data: str | None, force: bool) 
     if path.exists() and not force:
         raise UsageError(f"{path} already exists: pass --force to overwrite it")
     try:
-        write_text_atomic(path, starter_config(model, data, path))
+        write_text_atomic(path, starter_config(model, data, path, target))
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -75,6 +75,26 @@ def test_init_makes_paths_relative_to_the_config(tmp_path: Path):
 
 
 @pytest.mark.e2e
+def test_init_chooses_the_label_column_of_a_table_and_says_which(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"target": [0, 1], "f1": [0.5, 1.5], "f2": [1.0, 2.0]}),
+                   tmp_path / "d.parquet")
+    (tmp_path / "d.csv").write_text("f1,f2,price\n1,2,3.5\n")
+    for data, column, why in (("d.parquet", "target", "a column named 'target'"),
+                              ("d.csv", "price", "the last column")):
+        done = run_cli("init", "--data", data, "--output", f"{data}.toml", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"label column: '{column}' ({why})" in done.stdout
+        config = tmp_path / f"{data}.toml"
+        assert build_settings(config, {}).target == column
+    done = run_cli("init", "--data", "later.csv", cwd=tmp_path)  # not there yet: no guess
+    assert done.returncode == 0 and "label column" not in done.stdout
+    assert build_settings(tmp_path / "stabcheck.toml", {}).target is None
+
+
+@pytest.mark.e2e
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path):
     path = tmp_path / "stabcheck.toml"
     path.write_text("mine = true\n")
