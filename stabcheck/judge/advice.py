@@ -15,7 +15,10 @@ from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.text import fmt_lr, join, plural
 from stabcheck.units import human_bytes
 
-__all__ = ["COUNT_WORDS", "is_remedy_probe", "recommendations", "summary_counts"]
+__all__ = [
+    "COUNT_WORDS", "is_remedy_probe", "memory_failures", "memory_statement", "recommendations",
+    "summary_counts", "warning_advice", "why_crashed",
+]
 
 # The words of the count line, in its order.
 COUNT_WORDS: tuple[tuple[Category, str], ...] = (
@@ -43,24 +46,31 @@ def is_remedy_probe(result: ProbeResult) -> bool:
     return settings.accumulation_steps != 1 or settings.dtype_policy is not None
 
 
-def _memory_advice(report: RunReport) -> list[str]:
-    """Which of the user's batch sizes exhausted memory, and the largest that fits: the
-    memory ladder's forecast where a real run verified it, else the largest batch size that
-    ran. Remedy measurements (``is_remedy_probe``) count for neither; the ladder's own
-    rungs and checks that ran out are findings of its search, shown in the memory section."""
+def memory_failures(report: RunReport) -> list[ProbeResult]:
+    """The user's probes that exhausted memory: not a remedy measurement
+    (``is_remedy_probe``), not a memory ladder's rung or check (findings of its search,
+    shown in the memory section)."""
+    return [r for r in report.results if not is_remedy_probe(r)
+            and r.verdict.category is Category.MEMORY and not r.is_memory_search]
+
+
+def memory_statement(report: RunReport) -> tuple[str, str | None] | None:
+    """Which of the user's batch sizes exhausted memory, and the largest that fits (None
+    where it is the model itself that does not fit); None without memory failures. The
+    largest that fits is the memory ladder's forecast where a real run verified it, else
+    the largest batch size that ran; remedy measurements count for neither."""
     results = [r for r in report.results if not is_remedy_probe(r)]
-    failures = [r for r in results
-                if r.verdict.category is Category.MEMORY and not r.is_memory_search]
+    failures = memory_failures(report)
     if not failures:
-        return []
+        return None
     building = [r for r in failures if r.verdict.evidence.get("phase") == "build"]
     if len(building) == len(failures):  # the model itself, before any batch
         weights = building[0].verdict.evidence.get("weight_bytes")
         need = f" (its weights alone need {human_bytes(weights)})" if weights else ""
         budget = building[0].verdict.evidence.get("budget_bytes")
         within = f"the {human_bytes(budget)} budget" if budget else "the memory there is"
-        return [f"the model does not fit {within} even before training{need}: no batch "
-                "size helps; give it a larger --memory-budget, or a smaller model or dtype"]
+        return (f"the model does not fit {within} even before training{need}: no batch "
+                "size helps; give it a larger --memory-budget, or a smaller model or dtype", None)
     exhausted = sorted(set(r.probe.settings.batch_size for r in failures))
     kinds = {r.verdict.outcome for r in failures}
     where = (
@@ -77,17 +87,26 @@ def _memory_advice(report: RunReport) -> list[str]:
     ran = [r.probe.settings.batch_size for r in results if r.verdict.category in RAN]
     if memory is not None and memory.forecast_batch is not None and verified is not None \
             and verified.fits:
-        text += (f"; the largest batch size that fits the budget is {memory.forecast_batch} "
-                 f"(forecast, verified by a real run at {human_bytes(verified.peak_bytes)})")
+        fits = (f"the largest batch size that fits the budget is {memory.forecast_batch} "
+                f"(forecast, verified by a real run at {human_bytes(verified.peak_bytes)})")
     elif ran:
-        text += f"; the largest batch size that ran was {max(ran)}"
+        fits = f"the largest batch size that ran was {max(ran)}"
     else:
         budget = "--gpu-memory-budget" if kinds == {Outcome.OOM_GPU} else "--memory-budget"
-        text += f"; no batch size ran: try smaller batch sizes or a larger {budget}"
-    return [text]
+        fits = f"no batch size ran: try smaller batch sizes or a larger {budget}"
+    return text, fits
 
 
-def _why_crashed(result: ProbeResult) -> str:
+def _memory_advice(report: RunReport) -> list[str]:
+    """``memory_statement`` in one sentence."""
+    found = memory_statement(report)
+    if found is None:
+        return []
+    text, fits = found
+    return [text if fits is None else f"{text}; {fits}"]
+
+
+def why_crashed(result: ProbeResult) -> str:
     evidence = result.verdict.evidence
     for key in ("signal", "signal_name"):
         if isinstance(evidence.get(key), str) and evidence[key]:
@@ -100,7 +119,7 @@ def _crash_advice(results: Sequence[ProbeResult]) -> list[str]:
     crashed = [r for r in results if r.verdict.outcome is Outcome.CRASHED]
     timeouts = [r for r in results if r.verdict.outcome is Outcome.TIMEOUT]
     advice = [
-        f"probe {r.probe.id} crashed ({_why_crashed(r)}): look at its stderr tail in the JSON"
+        f"probe {r.probe.id} crashed ({why_crashed(r)}): look at its stderr tail in the JSON"
         for r in crashed[:3]
     ]
     if len(crashed) > 3:
@@ -167,7 +186,7 @@ def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
     return advice
 
 
-def _warning_advice(results: Sequence[ProbeResult]) -> list[str]:
+def warning_advice(results: Sequence[ProbeResult]) -> list[str]:
     """Stable probes with a warning: a loss spike they recovered from (with the calmer
     settings of the grid beside them), a borderline overcorrection, held-out predictions
     not judged (BatchNormalization statistics not warmed up), too few steps."""
@@ -271,7 +290,7 @@ def recommendations(report: RunReport) -> list[str]:
         + _memory_advice(report)
         + _crash_advice(results)
         + _learning_advice(results)
-        + _warning_advice(results)
+        + warning_advice(results)
         + _error_advice(results)
     )
     if not results:

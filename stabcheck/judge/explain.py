@@ -10,6 +10,7 @@ are only what the grid itself shows to work. Pure functions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from stabcheck.judge.gridview import (
@@ -22,9 +23,26 @@ from stabcheck.judge.gridview import (
 )
 from stabcheck.protocol.vocabulary import is_remedy
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
-from stabcheck.text import fmt_lr, fmt_number, plural
+from stabcheck.text import fmt_lr, fmt_number, join, plural
 
-__all__ = ["numerical_explanations", "where_it_failed"]
+__all__ = ["NumericalCause", "numerical_causes", "numerical_explanations", "where_it_failed"]
+
+
+@dataclass(frozen=True)
+class NumericalCause:
+    """The numerical failures one cause explains, in sentences: ``statement`` says what
+    failed and where it is to be blamed (``kind``: ``lr``, ``weights`` or ``unknown``);
+    ``details`` the where, why and fix that follow it."""
+
+    kind: str
+    failures: tuple[ProbeResult, ...]
+    statement: str
+    details: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The statement and its details as one paragraph."""
+        return " ".join((self.statement, *self.details))
 
 
 def _lrs(values: Iterable[float]) -> str:
@@ -222,7 +240,7 @@ def _fix_sentence(fixes: Sequence[str], notes: Sequence[str], remedies_probed: b
 
 
 def _lr_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], regression: bool = False
-               ) -> str:
+               ) -> NumericalCause:
     """One sentence for the failures that happened whatever the class weighting (for a
     regression target, which has no class weights: the failures at each learning rate)."""
     lrs = sorted(set(r.probe.settings.learning_rate for r in failures))
@@ -235,33 +253,37 @@ def _lr_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], regression: boo
            f"whatever the class weighting: class_weight={_names_and(strategies)} failed "
            "numerically there")
     text = (f"lr {_lrs(lrs)} {'is' if len(lrs) == 1 else 'are'} too high for this model and "
-            f"optimizer{':' if regression else ','} {why}{with_clip}{count}. Where: "
-            f"{first.probe.id}: {where_it_failed(first)}.")
+            f"optimizer{':' if regression else ','} {why}{with_clip}{count}.")
+    details = [f"Where: {first.probe.id}: {where_it_failed(first)}."]
     pull = None if regression else _pull(failures, under=True)
     if pull and _large_pull(failures, 2.0):
-        text += f" The class weights add to it: {pull}."
+        details.append(f"The class weights add to it: {pull}.")
     fixes: list[str] = []
     notes: list[str] = []
     stable_at: dict[str, list[str]] = {}
+    clipped_at: dict[str, list[str]] = {}  # a clip fix, and the strategies it rescued
     for cw in strategies:
         mine = [r for r in failures if r.probe.settings.class_weight == cw]
         lower = _lower_lr(grid, mine)
         if lower is not None:
             stable_at.setdefault(_lr_and_clip(lower), []).append(cw)
         clip_fixes, clip_notes = _clip_fixes(grid, mine)
-        fixes += [f if regression else f"{f} ({cw})" for f in clip_fixes]
+        for fix in clip_fixes:
+            clipped_at.setdefault(fix, []).append(cw)
         notes += clip_notes
+    fixes += [f if regression else f"{f} ({join(names)})" for f, names in clipped_at.items()]
     if stable_at and regression:
         fixes.insert(0, "a lower learning rate: stable at " + "; ".join(stable_at))
     elif stable_at:
         fixes.insert(0, "a lower learning rate: " + "; ".join(
             f"{_names_and(names)} {_was(names)} stable at {where}"
             for where, names in stable_at.items()))
-    return f"{text} {_fix_sentence(fixes, unique(notes), True)}"
+    details.append(_fix_sentence(fixes, unique(notes), True))
+    return NumericalCause("lr", tuple(failures), text, tuple(details))
 
 
 def _weights_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], cause: str,
-                    twins: Sequence[str]) -> str:
+                    twins: Sequence[str]) -> NumericalCause:
     """One sentence for a strategy's failures that its milder twins did not have
     (``cause`` "weights", ``twins``: those that trained) or that no twin can judge
     ("unknown", ``twins``: the milder ones that failed too)."""
@@ -273,28 +295,34 @@ def _weights_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], cause: str
             f"{where_it_failed(first)}.")
     pull = _pull(failures)
     if cause == "weights":
-        text += (f" Why: the class weights: class_weight={_names_and(list(twins))} trained "
-                 "without numerical trouble at the same learning rate, clip and batch size")
-        text += f", and {pull}." if pull else "."
+        why = (f"Why: the class weights: class_weight={_names_and(list(twins))} trained "
+               "without numerical trouble at the same learning rate, clip and batch size")
+        why += f", and {pull}." if pull else "."
     elif pull and _large_pull(failures):
-        text += (f" Why: most likely the class weights: {pull}; probe class_weight=none at "
-                 "the same learning rate to confirm.")
+        why = (f"Why: most likely the class weights: {pull}; probe class_weight=none at "
+               "the same learning rate to confirm.")
     else:
         also = (f" (the milder class_weight={_names_and(list(twins))} failed there too)"
                 if twins else "")
-        text += (f" Why: unclear from this grid{also}: probe class_weight=none at the same "
-                 "learning rate to tell the learning rate and the class weights apart.")
+        why = (f"Why: unclear from this grid{also}: probe class_weight=none at the same "
+               "learning rate to tell the learning rate and the class weights apart.")
     fixes, notes = _clip_fixes(grid, failures)
     for fix in (_remedy_fix(grid, failures), _lower_lr_fix(grid, failures),
                 _milder_fix(grid, failures)):
         if fix is not None:
             fixes.append(fix)
     remedies_probed = any(is_remedy(s) for s in grid.strategies)
-    return f"{text} {_fix_sentence(fixes, notes, remedies_probed)}"
+    return NumericalCause("weights" if cause == "weights" else "unknown", tuple(failures), text,
+                          (why, _fix_sentence(fixes, notes, remedies_probed)))
 
 
 def numerical_explanations(report: RunReport) -> list[str]:
-    """Where, why and what fixes it, for the run's numerical failures.
+    """``numerical_causes`` as sentences: each cause's statement and details, joined."""
+    return [cause.text for cause in numerical_causes(report)]
+
+
+def numerical_causes(report: RunReport) -> list[NumericalCause]:
+    """Where, why and what fixes it, for the run's numerical failures, one entry per cause.
 
     Each failure is judged against its twins (the same learning rate, clip and batch size)
     with milder class weights: if one of them trained, the class weights are the cause;
@@ -304,8 +332,8 @@ def numerical_explanations(report: RunReport) -> list[str]:
     learning rate, milder weights; and what was tried and did not work is said too.
 
     Returns:
-        One sentence for the failures the learning rate explains (all strategies
-        together), then one per strategy whose failures its weights explain.
+        One cause for the failures the learning rate explains (all strategies together),
+        then one per strategy whose failures its weights explain (or that no twin judges).
     """
     grid = ProbeGrid(report)
     failures = [r for r in grid.results if r.verdict.category is Category.NUMERICAL]

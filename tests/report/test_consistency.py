@@ -50,9 +50,12 @@ def assert_agrees(report: RunReport) -> None:
             assert "No setting in this grid was stable" not in text
         assert not re.search(r"saves -\d", text)
         assert not re.search(r"-\d+(\.\d+)?% (margin|to spare)", text)
-    terminal = flat(render(report, width=140))
+    terminal = flat(render(report, width=140, verbose=True))
     if "Per-class quality of the stable settings" in terminal:
-        section = terminal[terminal.index("Per-class quality"):terminal.index("What to do")]
+        start = terminal.index("Per-class quality")
+        ends = [terminal.find(t, start) for t in ("Memory per batch size", "Warnings",
+                                                  "Per class-weight strategy")]
+        section = terminal[start:min([e for e in ends if e > 0], default=len(terminal))]
         rows = re.findall(r"cw=\S+", section)
         outcomes = {r.probe.id: r.verdict.outcome for r in report.results}
         assert rows and all(outcomes.get(pid) in (Outcome.STABLE, None) for pid in rows)
@@ -74,7 +77,7 @@ def test_quality_title_never_calls_failed_probes_stable() -> None:
     assert quality_title(only_failed) == (
         "Per-class quality of the settings that trained (none of them stable)")
     assert "Per-class quality of the settings that trained (none of them stable)" in flat(
-        render(only_failed, width=140))
+        render(only_failed, width=140, verbose=True))
     assert_agrees(only_failed)
     mixed = make_report([with_holdout(make_result(Outcome.STABLE, lr=0.001), f1=0.7),
                          _learning(Outcome.OVERCORRECTED, 0.01)])

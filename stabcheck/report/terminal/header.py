@@ -19,7 +19,7 @@ from stabcheck.results import RunReport
 from stabcheck.text import fmt_number, join
 from stabcheck.units import human_bytes
 
-__all__ = ["class_table", "header_table"]
+__all__ = ["class_table", "header_table", "title_line"]
 
 # More classes than this and the class table shows only its head, its tail and min/max.
 _MAX_CLASS_ROWS = 12
@@ -37,6 +37,20 @@ def _describe_devices(devices: Any) -> str:
         else:
             names.append(str(device))
     return join(names)
+
+
+def title_line(report: RunReport) -> Text:
+    """What was probed, in one line: ``stabcheck 0.1.0 · builtin:cnn on builtin:digits: 8,814
+    samples probed, 2,204 held out, 10 classes``."""
+    data = report.dataset
+    text = Text(f"stabcheck {report.stabcheck_version}", style="bold")
+    model = report.config.get("model")
+    what = f"{model} on {data.source}" if model else data.source
+    kind = ("a regression target" if data.task == "regression"
+            else f"{len(data.class_names)} classes")
+    text.append(f" · {what}: {data.n_samples:,} samples probed, {data.n_holdout:,} held out, "
+                f"{kind}", style="default")
+    return text
 
 
 def header_table(report: RunReport) -> Table:

@@ -21,12 +21,15 @@ from stabcheck.units import human_bytes
 
 __all__ = ["memory_forecast_lines", "memory_table"]
 
-def memory_table(memory: Any) -> Table:
-    """Peak, budget and verdict per measured batch size (fresh process each)."""
-    table = Table(box=box.SIMPLE_HEAD)
+def memory_table(memory: Any, *, budget_column: bool = True) -> Table:
+    """Peak, budget and verdict per measured batch size (fresh process each); without
+    ``budget_column`` the budget is left to the section's title (it is the same in every
+    row) and the table has no blank edge lines."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=budget_column)
     table.add_column("batch size", justify="right")
     table.add_column("peak host", justify="right")
-    table.add_column("budget", justify="right")
+    if budget_column:
+        table.add_column("budget", justify="right")
     table.add_column("verdict")
     table.add_column("measured in", style="dim")
     budget = human_bytes(memory.budget_bytes) if memory.budget_bytes else "none"
@@ -45,8 +48,8 @@ def memory_table(memory: Any) -> Table:
             verdict = Text(point.outcome.replace("_", " "), style="magenta")
         source = tag_of(point.probe_id) or "grid"
         where = {REQUESTED_TAG: "requested", "verify": "forecast check"}.get(source, source)
-        table.add_row(str(point.batch_size), human_bytes(point.peak_bytes), budget, verdict,
-                      where)
+        table.add_row(str(point.batch_size), human_bytes(point.peak_bytes),
+                      *([budget] if budget_column else []), verdict, where)
     return table
 
 

@@ -41,8 +41,9 @@ def strategy_table(report: RunReport) -> Table | None:
     return table
 
 
-def recommendation_panel(report: RunReport) -> Panel:
-    """``recommended_configuration`` as the terminal panel the report ends with."""
+def recommendation_panel(report: RunReport, *, rejected: bool = True) -> Panel:
+    """``recommended_configuration`` as a terminal panel: the settings, the probe and scores
+    behind them, why, and (with ``rejected``) the candidates it passed over."""
     rec = recommended_configuration(report)
     if rec is None:
         return Panel(Text(no_recommendation_text(report), style="red"),
@@ -55,7 +56,7 @@ def recommendation_panel(report: RunReport) -> Panel:
     lines.append(head)
     lines.append(Text(evidence_text(rec), style="dim"))
     lines.append(bullet(why_text(rec)))
-    for item in rec["rejected"]:
+    for item in rec["rejected"] if rejected else ():
         lines.append(bullet(f"not {item['probe_id']}: {item['reason']}", style="dim"))
     return Panel(Group(*lines), title="Recommended configuration", title_align="left",
                  border_style="bold green", box=box.ROUNDED)

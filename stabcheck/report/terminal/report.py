@@ -3,14 +3,16 @@
 The core computes and never prints; this module (and the CLI) turn a ``RunReport`` into
 what people read:
 
-- ``render_report``: the rich terminal report (data set, the grid of verdicts per batch
-  size, one section per kind of failure, per-class quality, memory, what to do, the
-  recommended configuration). It reads as well in a CI log (no colours, no terminal) as
-  in a terminal. Its parts live in modules of their own: ``report_header`` (data set,
-  environment, classes), ``failures`` (the failure sections), ``quality`` (per-class
-  quality), ``memory_section``, ``advice`` and ``explain`` ("What to do"), ``recommend``
-  (the recommended configuration and the per-strategy summary); the grid's layout is in
-  ``gridview``, the words all renderers share in ``wording``.
+- ``render_report``: the rich terminal report, the answer first: the verdict in one line,
+  the grid of verdicts per batch size, the recommended configuration with its evidence,
+  the failures grouped by cause (one entry per cause, not per probe), memory, notes and
+  warnings; ``verbose`` adds the details (classes, every probe's evidence, per-class
+  quality, the per-strategy summary). It reads as well in a CI log (no colours, no
+  terminal) as in a terminal. The judgement is ``judge.summary``'s (verdict line, causes)
+  and ``judge.recommend``'s; the sections' rendering lives in modules of their own:
+  ``header`` (title, data set, environment, classes), ``failures`` (the per-probe tables),
+  ``quality``, ``memory``, ``recommendation``; the grid's layout is in ``judge.gridview``,
+  the words all renderers share in ``stabcheck.text``.
 """
 
 from __future__ import annotations
@@ -18,22 +20,23 @@ from __future__ import annotations
 from collections import Counter
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from stabcheck.judge.advice import recommendations
-from stabcheck.judge.gridview import by_key, column_label, grid_tables
+from stabcheck.judge.gridview import GridTable, by_key, column_label, grid_tables
 from stabcheck.judge.quality import is_regression, quality_title
+from stabcheck.judge.summary import summarize
 from stabcheck.report.sparkline import sparkline
 from stabcheck.report.terminal.failures import failure_table
-from stabcheck.report.terminal.header import class_table, header_table
+from stabcheck.report.terminal.header import class_table, header_table, title_line
 from stabcheck.report.terminal.memory import memory_forecast_lines, memory_table
 from stabcheck.report.terminal.quality import quality_note, quality_table
 from stabcheck.report.terminal.recommendation import recommendation_panel, strategy_table
-from stabcheck.report.terminal.widgets import bullet
+from stabcheck.report.terminal.widgets import bullet, cause_lines
 from stabcheck.results import Outcome, ProbeResult, RunReport
 from stabcheck.text import CELLS, FAILURE_SECTIONS, MISSING, capped_batch_notes, plural, step_suffix
+from stabcheck.units import human_bytes
 
 __all__ = ["render_report"]
 
@@ -41,8 +44,8 @@ __all__ = ["render_report"]
 _LEGEND: dict[Outcome, str] = {
     Outcome.NON_FINITE: "NaN = a non-finite loss, gradient or weight",
     Outcome.EXPLODING_GRADIENTS: "explodes = exploding gradients",
-    Outcome.MINORITY_COLLAPSE: "collapse = minority class ignored",
-    Outcome.OVERCORRECTED: "overcorr = overcorrected by the class weights",
+    Outcome.MINORITY_COLLAPSE: "collapse = a class never predicted",
+    Outcome.OVERCORRECTED: "overcorr = overcorrected",
 }
 
 
@@ -54,28 +57,54 @@ def _spark(result: ProbeResult) -> str:
     return sparkline(losses, broken=result.verdict.outcome is Outcome.NON_FINITE and bool(losses))
 
 
-def _cell(result: ProbeResult | None) -> Text:
-    """The verdict word (and the step of a failure) over the probe's loss sparkline."""
+def _cell(result: ProbeResult | None, spark: bool) -> Text:
+    """The verdict word (and the step of a failure), over the probe's loss sparkline with
+    ``spark``."""
     if result is None:
         return Text(MISSING, style="dim")
     word, style = CELLS[result.verdict.outcome]
     suffix = step_suffix(result)
     text = Text(f"{word} {suffix}" if suffix else word, style=style)
-    spark = _spark(result)
-    if spark:
-        text.append("\n" + spark, style=style.replace("bold ", ""))
+    line = _spark(result) if spark else ""
+    if line:
+        text.append("\n" + line, style=style.replace("bold ", ""))
     return text
 
 
-def _grid_tables(report: RunReport) -> list[Table]:
-    """One rich table per batch size, laid out by ``gridview.grid_tables``."""
-    tables = []
+def _uniform(grid: GridTable) -> Text | None:
+    """One line for a batch size whose every cell ended the same way (all out of memory,
+    typically): ``batch size 16384: all 18 probes OOM host (17 not run)``; else None."""
+    cells = [cell for _, row in grid.rows for cell in row]
+    if len(cells) < 2 or any(c is None for c in cells):
+        return None
+    outcomes = {c.verdict.outcome for c in cells if c is not None}
+    if len(outcomes) != 1:
+        return None
+    word, style = CELLS[outcomes.pop()]
+    skipped = sum(not c.ran for c in cells if c is not None)
+    text = Text(f"batch size {grid.batch_size}: ", style="bold")
+    text.append(f"all {len(cells)} probes {word}", style=style)
+    if skipped:
+        text.append(f" ({skipped} not run)", style="dim")
+    return text
+
+
+def _grid_tables(report: RunReport, verbose: bool) -> list[RenderableType]:
+    """One rich table per batch size, laid out by ``gridview.grid_tables`` (loss
+    sparklines under the words with ``verbose``; a batch size whose cells all ended the
+    same way in one line without)."""
+    tables: list[RenderableType] = []
     for grid in grid_tables(report):
+        line = None if verbose else _uniform(grid)
+        if line is not None:
+            tables.append(line)
+            continue
         table = Table(
             title=f"batch size {grid.batch_size}",
             title_justify="left",
             title_style="bold",
             box=box.SIMPLE_HEAD,
+            show_edge=verbose,
         )
         regression = is_regression(report)
         table.add_column("target" if regression else "class weight", overflow="fold")
@@ -84,7 +113,7 @@ def _grid_tables(report: RunReport) -> list[Table]:
                              overflow="fold")
         for strategy, row in grid.rows:
             table.add_row(Text("regression" if regression else strategy),
-                          *(_cell(result) for result in row))
+                          *(_cell(result, verbose) for result in row))
         tables.append(table)
     return tables
 
@@ -108,32 +137,35 @@ def _legend(report: RunReport) -> Text | None:
 # --------------------------------------------------------------------------- render
 
 
-def render_report(report: RunReport, console: Console) -> None:
-    """Print the whole report: data set, grid, failure sections, what to do, warnings.
+def render_report(report: RunReport, console: Console, *, verbose: bool = False) -> None:
+    """Print the report, the answer first: the verdict line, the grid, the recommended
+    configuration with its evidence, the failures grouped by cause, memory, notes and
+    warnings. ``verbose`` adds the details: the data set and environment, the classes and
+    their weights, loss sparklines in the grid, every probe's evidence, the per-class
+    quality, the per-strategy summary and the settings the recommendation passed over.
 
     Args:
         report: the run to show.
         console: where to print; colours and width are the console's business.
+        verbose: show the details too.
     """
-    title = Text(f"stabcheck {report.stabcheck_version}", style="bold")
-    title.append(" · probe report", style="default")
-    console.print(title)
-    console.print(header_table(report))
-    classes = class_table(report)
-    if classes is not None:
+    summary = summarize(report)
+    console.print(title_line(report))
+    console.print(Text(summary.verdict, style="bold"))
+    if verbose:
         console.print()
-        console.print(
-            Text(
-                "Classes and the weight each class-weight strategy gives them",
-                style="bold underline",
-            )
-        )
-        console.print(classes)
+        console.print(header_table(report))
+        classes = class_table(report)
+        if classes is not None:
+            console.print()
+            console.print(Text("Classes and the weight each class-weight strategy gives them",
+                               style="bold underline"))
+            console.print(classes)
 
     console.print()
     console.print(Text("Verdicts", style="bold underline"))
     if report.results:
-        for table in _grid_tables(report):
+        for table in _grid_tables(report, verbose):
             console.print(table)
         legend = _legend(report)
         if legend is not None:
@@ -143,6 +175,58 @@ def render_report(report: RunReport, console: Console) -> None:
     else:
         console.print(Text("no probe ran", style="yellow"))
 
+    if report.results:
+        console.print(recommendation_panel(report, rejected=verbose))
+
+    if summary.causes:
+        console.print()
+        console.print(Text("Failures by cause", style="bold underline"))
+        for cause in summary.causes:
+            console.print(cause_lines(cause))
+    if verbose:
+        _probe_sections(report, console)
+
+    if report.memory is not None:
+        console.print()
+        budget = report.memory.budget_bytes
+        title = Text("Memory per batch size", style="bold underline")
+        if budget:
+            title.append(f"  budget {human_bytes(budget)}"
+                         + (f", {report.memory.enforcement}" if report.memory.enforcement
+                            else ""), style="dim")
+        console.print(title)
+        console.print(memory_table(report.memory, budget_column=False))
+        for line in memory_forecast_lines(report.memory):
+            console.print(bullet(line))
+
+    if summary.notes or report.warnings or report.interrupted:
+        console.print()
+    for note in summary.notes:
+        console.print(bullet(note))
+    if report.warnings:
+        console.print(Text("Warnings", style="bold yellow"))
+    for warning in report.warnings:
+        console.print(bullet(warning, style="yellow"))
+    if report.interrupted:
+        planned = report.probes_planned
+        of = f" of {planned}" if planned else ""
+        console.print(Text(f"interrupted: {len(report.results)}{of} probes ran",
+                           style="bold yellow"))
+
+    if verbose and report.results:
+        strategies = None if is_regression(report) else strategy_table(report)
+        if strategies is not None:
+            console.print()
+            console.print(Text("Per class-weight strategy", style="bold underline"))
+            console.print(strategies)
+    elif report.results:
+        console.print(Text("--verbose: every probe's evidence, per-class tables; --html: charts",
+                           style="dim"))
+
+
+def _probe_sections(report: RunReport, console: Console) -> None:
+    """The details: one table per kind of failure (a row per probe, with its evidence),
+    and the per-class quality of the probes that trained."""
     for category, title_text, style in FAILURE_SECTIONS:
         failing = [r for r in report.results if r.verdict.category is category]
         ran = [r for r in failing if r.ran]
@@ -168,36 +252,3 @@ def render_report(report: RunReport, console: Console) -> None:
         note = quality_note(report)
         if note is not None:
             console.print(note)
-
-    if report.memory is not None:
-        console.print()
-        console.print(Text("Memory per batch size", style="bold underline"))
-        console.print(memory_table(report.memory))
-        for line in memory_forecast_lines(report.memory):
-            console.print(bullet(line))
-
-    advice = recommendations(report)
-    console.print()
-    console.print(Text("What to do", style="bold underline"))
-    bullets = [bullet(line) for line in advice[:-1]]
-    console.print(Group(*bullets, Text(advice[-1], style="bold")))
-
-    if report.warnings or report.interrupted:
-        console.print()
-    if report.warnings:
-        console.print(Text("Warnings", style="bold yellow"))
-        for warning in report.warnings:
-            console.print(bullet(warning, style="yellow"))
-    if report.interrupted:
-        planned = report.probes_planned
-        ran = len(report.results)
-        of = f" of {planned}" if planned else ""
-        console.print(Text(f"interrupted: {ran}{of} probes ran", style="bold yellow"))
-
-    if report.results:
-        strategies = None if is_regression(report) else strategy_table(report)
-        if strategies is not None:
-            console.print()
-            console.print(Text("Per class-weight strategy", style="bold underline"))
-            console.print(strategies)
-        console.print(recommendation_panel(report))

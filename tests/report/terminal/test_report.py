@@ -185,9 +185,9 @@ def every_outcome() -> list[ProbeResult]:
     ]
 
 
-def render(report: RunReport, width: int = 120) -> str:
+def render(report: RunReport, width: int = 120, *, verbose: bool = False) -> str:
     console = Console(record=True, width=width, force_terminal=False)
-    render_report(report, console)
+    render_report(report, console, verbose=verbose)
     return console.export_text()
 
 
@@ -209,7 +209,7 @@ def validator() -> Draft202012Validator:
 
 
 def test_render_shows_grid_sections_and_evidence() -> None:
-    text = render(make_report(every_outcome()))
+    text = render(make_report(every_outcome()), verbose=True)
     for word in (
         "ok",
         "NaN @37",
@@ -234,20 +234,17 @@ def test_render_shows_grid_sections_and_evidence() -> None:
         "Crashes and timeouts",
         "Learning problems",
         "Errors",
-        "What to do",
+        "Failures by cause",
     ):
         assert title in text, title
-    wide = render(make_report(every_outcome()), width=250)  # no sentence wraps
+    wide = render(make_report(every_outcome()), width=250, verbose=True)  # nothing wraps
     for outcome in Outcome:
         if outcome is not Outcome.STABLE:
             assert _SUMMARY[outcome] in wide, outcome
     assert "cgroup-v1" in text and "2.0 GiB" in text and "7.9 GiB" in text
     assert "builtin:digits" in text and "(8, 8, 1)" in text
-    lines = [line.strip() for line in text.splitlines()]
-    assert any(line.startswith("12 probes: 1 stable, 3 numerical") for line in lines)
-    # The report ends with the recommended configuration.
-    assert "Recommended configuration" in text.rstrip().splitlines()[-7]
-    assert text.rstrip().endswith("╯")
+    # The verdict comes second, after the title line.
+    assert wide.splitlines()[1].startswith("12 probes: 1 stable, 1 NaN/Inf, 1 diverged")
     assert "\x1b[" not in text
 
 
@@ -256,7 +253,7 @@ def test_sections_absent_when_empty() -> None:
         make_result(Outcome.STABLE, lr=0.01),
         make_result(Outcome.NON_FINITE, lr=0.1),
     ]
-    text = render(make_report(results))
+    text = render(make_report(results), verbose=True)
     assert "Numerical failures" in text
     for title in ("Memory exhaustion", "Crashes and timeouts", "Learning problems", "Errors"):
         assert title not in text, title
@@ -264,9 +261,10 @@ def test_sections_absent_when_empty() -> None:
 
 
 def test_all_stable_report_has_no_failure_sections() -> None:
-    text = render(make_report([make_result(Outcome.STABLE, lr=lr) for lr in (0.1, 0.01)]))
+    text = render(make_report([make_result(Outcome.STABLE, lr=lr) for lr in (0.1, 0.01)]),
+                  verbose=True)
     assert "failures" not in text and "Errors" not in text
-    assert "were stable" in text
+    assert "every setting in this grid trained without trouble" in text
 
 
 def test_grid_orders_rows_and_columns_by_first_appearance() -> None:
@@ -277,7 +275,7 @@ def test_grid_orders_rows_and_columns_by_first_appearance() -> None:
     ]
     text = render(make_report(results))
     assert text.index("lr 0.1") < text.index("lr 0.001")
-    grid = text[text.index("batch size 32") : text.index("What to do")].splitlines()
+    grid = text[text.index("batch size 32") : text.index("Recommended")].splitlines()
     rows = [line.split()[0] for line in grid if line.split()[:1] in (["x100"], ["none"])]
     assert rows == ["x100", "none"]
 
@@ -295,7 +293,7 @@ def test_warnings_and_interruption_are_shown() -> None:
 
 
 def test_many_classes_show_head_tail_and_range() -> None:
-    text = render(make_report([make_result(Outcome.STABLE)], n_classes=20))
+    text = render(make_report([make_result(Outcome.STABLE)], n_classes=20), verbose=True)
     assert "…" in text
     lines = {line.split()[0] for line in text.splitlines() if line.split()}
     assert {"0", "4", "15", "19", "min", "max", "max/min"} <= lines
@@ -306,7 +304,7 @@ def test_render_with_no_results() -> None:
     text = render(make_report([], interrupted=True, probes_planned=4))
     assert "no probe ran" in text
     assert "interrupted: 0 of 4 probes ran" in text
-    assert "0 probes: 0 stable" in text
+    assert "no probe ran (interrupted: 0 of 4 ran)" in text
 
 
 # --------------------------------------------------------------------------- advice
@@ -439,7 +437,7 @@ def test_numerical_failure_with_nothing_stable_says_so() -> None:
 
 
 def test_narrow_console_puts_evidence_under_the_probe_id() -> None:
-    text = render(make_report(every_outcome()), width=100)
+    text = render(make_report(every_outcome()), width=100, verbose=True)
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "probe / evidence" in text
     memory = text[text.index("Memory exhaustion") : text.index("Crashes and timeouts")]
@@ -670,7 +668,7 @@ def test_sparkline_is_log_scaled() -> None:
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_grid_cells_carry_sparklines_and_fit_the_console(width: int) -> None:
-    text = render(make_report(every_outcome()), width=width)
+    text = render(make_report(every_outcome()), width=width, verbose=True)
     assert max(len(line) for line in text.splitlines()) <= width
     grid = text[text.index("batch size 32"): text.index("Numerical failures")]
     lines = grid.splitlines()
@@ -728,10 +726,10 @@ def quality_grid() -> list[ProbeResult]:
 
 
 def test_quality_section_lists_the_settings_that_trained_best_first() -> None:
-    text = render(make_report(quality_grid()), width=120)
+    text = render(make_report(quality_grid()), width=120, verbose=True)
     # x100 overcorrected: the title does not call every row stable
     section = text[text.index("Per-class quality of the settings that trained (4 of 5 stable)"):
-                   text.index("What to do")]
+                   text.index("Per class-weight strategy")]
     rows = [line.split() for line in section.splitlines() if line.strip().startswith("cw=")]
     assert [r[0] for r in rows] == [
         "cw=balanced,lr=0.01,clip=none,bs=32",
@@ -753,8 +751,8 @@ def test_quality_section_has_no_pr_auc_beyond_two_classes_and_caps_its_rows() ->
                      recall=(0.9, 0.8, 0.4), true=(60, 30, 10), pred=(60, 30, 10), pr_auc=None)
         for i in range(15)
     ]
-    text = render(make_report(results, n_classes=3), width=120)
-    section = text[text.index("Per-class quality"): text.index("What to do")]
+    text = render(make_report(results, n_classes=3), width=120, verbose=True)
+    section = text[text.index("Per-class quality"): text.index("Per class-weight strategy")]
     assert "PR-AUC" not in section
     assert sum(line.strip().startswith("cw=") for line in section.splitlines()) == 12
     assert "+ 3 more probes" in section
@@ -762,9 +760,9 @@ def test_quality_section_has_no_pr_auc_beyond_two_classes_and_caps_its_rows() ->
 
 
 def test_quality_ids_break_at_commas_on_a_narrow_console() -> None:
-    text = render(make_report(quality_grid()), width=80)
+    text = render(make_report(quality_grid()), width=80, verbose=True)
     assert max(len(line) for line in text.splitlines()) <= 80
-    section = text[text.index("Per-class quality"): text.index("What to do")]
+    section = text[text.index("Per-class quality"): text.index("Per class-weight strategy")]
     lines = [line.split() for line in section.splitlines()]
     assert ["cw=balanced,lr=0.01,", "ok", "90.0%", "0.80", "0.80", "0.70", "16%/10%"] in lines
     assert ["clip=none,bs=32"] in lines  # the rest of the id, on the next line
@@ -816,13 +814,15 @@ def test_recommended_configuration_is_none_without_a_stable_setting() -> None:
     assert "No setting in this grid was stable" in text
 
 
-def test_report_ends_with_the_recommended_configuration_panel() -> None:
+def test_the_recommended_configuration_panel_follows_the_grid() -> None:
     text = render(make_report(quality_grid()), width=120)
-    tail = text[text.rindex("Recommended configuration"):]
-    assert "class_weight=balanced  lr=0.01  clip=global_norm=1  batch_size=32" in tail
-    assert "macro-F1 0.79, minority recall 0.80 (class 1), PR-AUC 0.70" in tail
-    assert "not cw=balanced,lr=0.01,clip=none,bs=32" in tail
-    assert text.rstrip().endswith("╯")
+    panel = text[text.index("Recommended configuration"):text.index("╯")]
+    assert text.index("Verdicts") < text.index("Recommended configuration")
+    assert "class_weight=balanced  lr=0.01  clip=global_norm=1  batch_size=32" in panel
+    assert "macro-F1 0.79, minority recall 0.80 (class 1), PR-AUC 0.70" in panel
+    assert "not cw=balanced,lr=0.01,clip=none,bs=32" not in panel  # passed over: --verbose
+    verbose = render(make_report(quality_grid()), width=120, verbose=True)
+    assert "not cw=balanced,lr=0.01,clip=none,bs=32" in verbose
     assert max(len(line) for line in text.splitlines()) <= 120
 
 
@@ -836,7 +836,7 @@ def test_strategy_summary() -> None:
     assert rows["none"]["largest_stable_lr"] == 0.01
     assert (rows["none"]["clip_rescued"], rows["none"]["clip_tried"]) == (0, 0)
     assert rows["x100"]["largest_stable_lr"] is None and rows["x100"]["best"] is None
-    text = render(make_report(quality_grid()), width=100)
+    text = render(make_report(quality_grid()), width=100, verbose=True)
     assert "Per class-weight strategy" in text
 
 
@@ -950,8 +950,9 @@ def test_memory_section_shows_a_revised_forecast_beside_the_one_that_was_verifie
                                  fit_method="top_segment")
     text = " ".join(render(dataclasses.replace(make_report(MEMORY_GRID), memory=memory),
                            width=200).split())
-    assert "2560 1.9 GiB 2.0 GiB forecast revised: oom_host forecast check" in text
-    assert "2048 1.8 GiB 2.0 GiB fits: forecast verified forecast check" in text
+    assert "budget 2.0 GiB, cgroup-v2" in text  # once, in the title: not in every row
+    assert "2560 1.9 GiB forecast revised: oom_host forecast check" in text
+    assert "2048 1.8 GiB fits: forecast verified forecast check" in text
     assert ("an earlier forecast, batch 2560, was checked and did not fit (oom_host at "
             "1.9 GiB): it was revised downward") in text
     assert "grows faster than linearly: 819.2 KiB per sample between the two largest" in text

@@ -1,0 +1,285 @@
+"""The answer first: the run's verdict in one line, and its failures grouped by cause.
+
+``summarize`` judges a run once for every renderer (terminal, Markdown, HTML):
+
+- ``verdict``: ``"36 probes: 9 stable, 6 diverged, 18 out of host memory (17 not run) -
+  recommended: balanced, lr 0.001, global_norm=1.0, batch 32"``;
+- ``causes``: one entry per cause, not per probe (``"lr 0.1 diverged for every weighting
+  (6 probes)"``), each with the sentences that say where, why and what fixes it (the
+  numerical ones judged by ``judge.explain``);
+- ``notes``: what the stable probes still ask for (a spike, too few steps...).
+
+Pure: plain strings and frozen dataclasses; the views add the markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stabcheck.judge.advice import memory_failures, memory_statement, warning_advice, why_crashed
+from stabcheck.judge.explain import NumericalCause, numerical_causes, where_it_failed
+from stabcheck.judge.gridview import ProbeGrid, unique
+from stabcheck.judge.quality import is_regression
+from stabcheck.judge.recommend import recommended_configuration
+from stabcheck.results import Category, Outcome, ProbeResult, RunReport
+from stabcheck.text import fmt_lr, join, plural
+
+__all__ = ["OUTCOME_WORDS", "Cause", "RunSummary", "failure_causes", "summarize",
+           "verdict_line"]
+
+# How the verdict line counts each outcome, in its order.
+OUTCOME_WORDS: dict[Outcome, str] = {
+    Outcome.STABLE: "stable",
+    Outcome.NON_FINITE: "NaN/Inf",
+    Outcome.DIVERGED: "diverged",
+    Outcome.EXPLODING_GRADIENTS: "exploding gradients",
+    Outcome.OOM_HOST: "out of host memory",
+    Outcome.OOM_GPU: "out of GPU memory",
+    Outcome.CRASHED: "crashed",
+    Outcome.TIMEOUT: "timed out",
+    Outcome.OVERCORRECTED: "overcorrected",
+    Outcome.MINORITY_COLLAPSE: "minority collapse",
+    Outcome.STALLED: "stalled",
+    Outcome.ERROR: "could not start",
+}
+
+# What a group of numerical failures did, where they all did the same.
+_NUMERICAL_VERBS = {
+    Outcome.NON_FINITE: "turned NaN/Inf",
+    Outcome.DIVERGED: "diverged",
+    Outcome.EXPLODING_GRADIENTS: "had exploding gradients",
+}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Failures one cause explains: a headline, the probes, and where / why / the fix."""
+
+    category: Category
+    headline: str
+    probe_ids: tuple[str, ...]
+    not_run: int = 0
+    details: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        """The headline with its count: ``"lr 0.1 diverged for every weighting (6
+        probes)"``."""
+        count = plural(len(self.probe_ids), "probe")
+        if self.not_run:
+            count += f", {self.not_run} not run"
+        return f"{self.headline} ({count})"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The verdict line, the failures by cause and the notes on the stable probes."""
+
+    verdict: str
+    causes: tuple[Cause, ...]
+    notes: tuple[str, ...]
+
+
+def summarize(report: RunReport) -> RunSummary:
+    """The run judged once, for every view."""
+    return RunSummary(verdict_line(report), tuple(failure_causes(report)),
+                      tuple(_notes(report)))
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+def verdict_line(report: RunReport) -> str:
+    """``"12 probes: 7 stable, 3 diverged, 2 out of host memory (1 not run) - recommended:
+    balanced, lr 0.001, global_norm=1.0, batch 64"``; the stable count is always there."""
+    results = report.results
+    if not results:
+        head = "no probe ran"
+    else:
+        parts = []
+        for outcome, word in OUTCOME_WORDS.items():
+            mine = [r for r in results if r.verdict.outcome is outcome]
+            if not mine and outcome is not Outcome.STABLE:
+                continue
+            skipped = sum(not r.ran for r in mine)
+            parts.append(f"{len(mine)} {word}" + (f" ({skipped} not run)" if skipped else ""))
+        head = f"{plural(len(results), 'probe')}: {', '.join(parts)}"
+    if report.interrupted:
+        planned = f" of {report.probes_planned}" if report.probes_planned else ""
+        head += f" (interrupted: {len(results)}{planned} ran)"
+    if not results:
+        return head
+    return f"{head} - {_recommended(report)}"
+
+
+def _recommended(report: RunReport) -> str:
+    rec = recommended_configuration(report)
+    if rec is None:
+        stable = any(r.verdict.outcome is Outcome.STABLE for r in report.results)
+        return "nothing to recommend (memory measurements only)" if stable else \
+            "no setting was stable"
+    clip = "no clip" if rec["clip"] == "none" else rec["clip"]
+    words = [f"lr {fmt_lr(rec['learning_rate'])}", clip, f"batch {rec['batch_size']}"]
+    if not is_regression(report):
+        cw = str(rec["class_weight"])
+        words.insert(0, "no class weights" if cw == "none" else cw)
+    return "recommended: " + ", ".join(words)
+
+
+# ---------------------------------------------------------------------------- causes
+
+
+def failure_causes(report: RunReport) -> list[Cause]:
+    """The run's failures, one entry per cause: numerical (by ``judge.explain``), memory,
+    crashes and timeouts, learning problems, probes that could not start."""
+    return (_numerical(report) + _memory(report) + _crashes(report.results)
+            + _learning(report.results) + _errors(report.results))
+
+
+def _ids(results: Sequence[ProbeResult]) -> tuple[str, ...]:
+    return tuple(r.probe.id for r in results)
+
+
+def _lrs(results: Sequence[ProbeResult]) -> str:
+    return ", ".join(fmt_lr(v) for v in sorted({r.probe.settings.learning_rate for r in results}))
+
+
+def _verb(results: Sequence[ProbeResult]) -> str:
+    outcomes = {r.verdict.outcome for r in results}
+    return _NUMERICAL_VERBS[outcomes.pop()] if len(outcomes) == 1 else "failed numerically"
+
+
+def _numerical(report: RunReport) -> list[Cause]:
+    grid = ProbeGrid(report)
+    return [_numerical_cause(report, grid, cause) for cause in numerical_causes(report)]
+
+
+def _numerical_cause(report: RunReport, grid: ProbeGrid, cause: NumericalCause) -> Cause:
+    failures = cause.failures
+    verb = _verb(failures)
+    lrs = _lrs(failures)
+    if cause.kind == "lr":
+        headline = f"lr {lrs} {verb}"
+        if not is_regression(report):
+            strategies = unique(r.probe.settings.class_weight for r in failures)
+            every = set(strategies) >= set(grid.strategies) and len(grid.strategies) > 1
+            headline += (" for every weighting" if every
+                         else f" for class_weight={join(strategies)}")
+        clips = {r.probe.settings.clip for r in failures}
+        if len(clips) > 1:
+            headline += ", with and without clipping"
+        elif clips == {"none"} and len(grid.clips) > 1:
+            headline += " without clipping"
+        elif clips != {"none"}:
+            headline += f" with clip={clips.pop()}"
+        return Cause(Category.NUMERICAL, headline, _ids(failures), details=cause.details)
+    strategy = failures[0].probe.settings.class_weight
+    headline = f"class_weight={strategy} {verb} at lr {lrs}"
+    if cause.kind == "weights":
+        headline += ", where milder weights trained"
+    first = min(failures, key=lambda r: r.probe.settings.learning_rate)
+    where = f"Where: {first.probe.id}: {where_it_failed(first)}."
+    return Cause(Category.NUMERICAL, headline, _ids(failures), details=(where, *cause.details))
+
+
+def _memory(report: RunReport) -> list[Cause]:
+    found = memory_statement(report)
+    if found is None:
+        return []
+    statement, fits = found
+    failures = memory_failures(report)
+    ran = [r for r in failures if r.ran]
+    details = [f"Where: {r.probe.id}: {r.verdict.summary}." for r in ran[:1]]
+    not_run = len(failures) - len(ran)
+    if not_run:
+        details.append(f"{plural(not_run, 'probe')} of the same batch size and optimizer "
+                       f"{'was' if not_run == 1 else 'were'} not run: "
+                       f"{'it' if not_run == 1 else 'they'} would run out the same way.")
+    if fits is not None and report.memory is None:  # else the memory section says it
+        details.append(f"Fix: {fits}.")
+    return [Cause(Category.MEMORY, statement, _ids(failures), not_run, tuple(details))]
+
+
+def _crashes(results: Sequence[ProbeResult]) -> list[Cause]:
+    causes = []
+    crashed = [r for r in results if r.verdict.outcome is Outcome.CRASHED]
+    for why in unique(why_crashed(r) for r in crashed):
+        mine = [r for r in crashed if why_crashed(r) == why]
+        causes.append(Cause(Category.CRASH, f"the worker died ({why})", _ids(mine), details=(
+            f"Where: {mine[0].probe.id}: {mine[0].verdict.summary}.",
+            "Its stderr tail is in the JSON result (probes[].evidence.stderr_tail).")))
+    timeouts = [r for r in results if r.verdict.outcome is Outcome.TIMEOUT]
+    if timeouts:
+        causes.append(Cause(Category.CRASH, "timed out", _ids(timeouts), details=(
+            f"Where: {timeouts[0].probe.id}: {timeouts[0].verdict.summary}.",
+            "Fix: raise --timeout or lower --steps.")))
+    return causes
+
+
+def _never_predicted(result: ProbeResult) -> set[str]:
+    roles = result.verdict.evidence.get("never_predicted")
+    if not isinstance(roles, list) or not roles:
+        return {"minority"}
+    return {str(r.get("role")) for r in roles if isinstance(r, dict)} or {"minority"}
+
+
+def _learning(results: Sequence[ProbeResult]) -> list[Cause]:
+    def having(outcome: Outcome) -> list[ProbeResult]:
+        return [r for r in results if r.verdict.outcome is outcome]
+
+    def strategies(chosen: Sequence[ProbeResult]) -> str:
+        return join(unique(r.probe.settings.class_weight for r in chosen))
+
+    causes = []
+    over = having(Outcome.OVERCORRECTED)
+    if over:
+        causes.append(Cause(Category.LEARNING, f"class_weight={strategies(over)} overcorrected",
+                            _ids(over), details=(
+            "The rare classes are predicted far more often than they occur, at the common "
+            "classes' expense.", "Fix: a milder strategy such as sqrt or effective.")))
+    collapsed = having(Outcome.MINORITY_COLLAPSE)
+    majority = [r for r in collapsed if "majority" in _never_predicted(r)]
+    minority = [r for r in collapsed if r not in majority]
+    if minority:
+        unweighted = all(r.probe.settings.class_weights is None for r in minority)
+        fix = ("weight the classes (balanced or sqrt)" if unweighted else
+               "weight the classes more strongly (balanced), or probe more --steps")
+        causes.append(Cause(Category.LEARNING, f"with class_weight={strategies(minority)} a "
+                            "minority class is never predicted", _ids(minority),
+                            details=(f"Fix: {fix}.",)))
+    if majority:
+        name = majority[0].verdict.evidence.get("majority_class")
+        which = f" ({name})" if name is not None else ""
+        causes.append(Cause(Category.LEARNING, f"with class_weight={strategies(majority)} at lr "
+                            f"{_lrs(majority)} the majority class{which} is never predicted",
+                            _ids(majority), details=(
+            "It predicts only rarer classes, which is not a class weighting it lacks.",
+            "Fix: a lower learning rate or milder weights.")))
+    stalled = having(Outcome.STALLED)
+    if stalled:
+        causes.append(Cause(Category.LEARNING, "the loss did not move (or R² <= 0)",
+                            _ids(stalled), details=(
+            "Fix: the learning rate may be too low, or --steps too few.",)))
+    return causes
+
+
+def _errors(results: Sequence[ProbeResult]) -> list[Cause]:
+    errors = [r for r in results if r.verdict.category is Category.ERROR]
+    causes = []
+    for summary in unique(r.verdict.summary for r in errors):
+        mine = [r for r in errors if r.verdict.summary == summary]
+        causes.append(Cause(Category.ERROR, f"could not start: {summary}", _ids(mine)))
+    return causes
+
+
+# ----------------------------------------------------------------------------- notes
+
+
+def _notes(report: RunReport) -> list[str]:
+    """What the stable probes still ask for, and the word where all were stable."""
+    results = report.results
+    notes = warning_advice(results)
+    if results and all(r.verdict.outcome is Outcome.STABLE for r in results) and not notes:
+        notes.append("every setting in this grid trained without trouble")
+    return notes
