@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from stabcheck.cli.app import app
-from stabcheck.cli.options import _LIST, _HtmlOpt, _JunitOpt, _MarkdownOpt
+from stabcheck.cli.options import _LIST, _HtmlOpt, _JunitOpt, _MarkdownOpt, _Verbose
 from stabcheck.cli.outputs import write_outputs
 from stabcheck.judge.gate import fails, parse_fail_on
 
@@ -25,6 +25,7 @@ def report_command(
     fail_on: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
         "--fail-on", help="Categories or outcomes that fail (exit 1); default: the saved "
         f"run's own policy. {_LIST}")] = None,
+    verbose: _Verbose = False,
 ) -> None:
     """Re-render a saved result (terminal report, JUnit, Markdown, HTML) without re-running."""
     from stabcheck.config.settings import FAIL_ON_DEFAULT
@@ -35,7 +36,7 @@ def report_command(
     saved = result.config.get("fail_on")
     policy = parse_fail_on(fail_on or (saved if isinstance(saved, list) else FAIL_ON_DEFAULT))
     console = Console()
-    render_report(result, console)
+    render_report(result, console, verbose=verbose)
     write_outputs(result, policy, console, junit, markdown, html)
     raise typer.Exit(1 if any(fails(r, policy) for r in result.results) else 0)
 
@@ -54,7 +55,7 @@ def init(
     """Write a commented starter stabcheck.toml.
 
     For a CSV or Parquet file, the label column is the one named like labels (label,
-    target, class, y, ...), else the last column; init says which it chose.
+    target, class or y), else the last column; init says which it chose.
     """
     from stabcheck.config.template import write_starter
 

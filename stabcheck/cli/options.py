@@ -16,6 +16,9 @@ _MarkdownOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
     "--markdown", help="Write a Markdown summary here (for a pull-request comment).")]
 _HtmlOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
     "--html", help="Write a self-contained HTML report with charts here.")]
+_Verbose = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Show the details in the terminal report too: the classes and "
+    "their weights, every probe's evidence, the per-class quality, the per-strategy summary.")]
 
 
 # Options shared by `probe` and `memory` (`# noqa: UP045`: typer needs Optional).

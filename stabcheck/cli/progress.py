@@ -9,16 +9,21 @@ from stabcheck.results import Category
 
 
 class ProgressView:
-    """A progress bar over probes on stderr; shows the probe and step running now.
+    """A progress bar over probes on stderr; shows the probe and step running now, and how
+    many probes failed so far.
 
-    A probe that did not end ``ok`` gets a line on stderr as it ends; ``error`` lines are
-    held back until some probe ends otherwise (or ``release``), so that a run in which
-    every probe ended ``error`` leaves only its one-line usage error on stderr.
+    With ``echo_failures`` (stderr is the only output the user sees: the report went to a
+    file), a probe that did not end ``ok`` also gets a line on stderr as it ends; ``error``
+    lines are held back until some probe ends otherwise (or ``release``), so that a run in
+    which every probe ended ``error`` leaves only its one-line usage error on stderr.
+    Without it, the failures are left to the report (stdout): no line says them twice.
     """
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, echo_failures: bool = False) -> None:
         self._held: list[str] = []
         self._hold = True
+        self._echo = echo_failures
+        self._failed = 0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("{task.fields[detail]}"),
@@ -63,8 +68,12 @@ class ProgressView:
                            "predicted yet)")
             self._progress.update(self._task, detail=detail)
         elif event.kind == "result" and event.result is not None:
-            self._progress.update(self._task, completed=event.step)
             verdict = event.result.verdict
+            self._failed += verdict.category is not Category.OK
+            self._progress.update(self._task, completed=event.step,
+                                  detail=f"{self._failed} not ok so far" if self._failed else "")
+            if not self._echo:
+                return
             if verdict.category is not Category.ERROR:
                 self.release()
             if verdict.category is not Category.OK:

@@ -39,6 +39,7 @@ from stabcheck.cli.options import (
     _Target,
     _Task,
     _Timeout,
+    _Verbose,
     _Workers,
 )
 from stabcheck.cli.outputs import output_flags, write_outputs
@@ -106,6 +107,7 @@ def probe(
     check_numerics: _CheckNumerics = None, workers: _Workers = None,
     custom_objects: _CustomObjects = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
+    verbose: _Verbose = False,
 ) -> None:
     """Run short probe trainings over a grid of settings and report what survives."""
     run(config, RunArguments(
@@ -115,7 +117,7 @@ def probe(
         json_path=json_path, journal=journal, resume=resume, seed=seed, seeds=seeds,
         max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
         check_numerics=check_numerics, workers=workers, custom_objects=custom_objects,
-        junit=junit, markdown=markdown, html=html), memory_only=False)
+        junit=junit, markdown=markdown, html=html), memory_only=False, verbose=verbose)
 
 
 @app.command(short_help="Peak memory per batch size, and the largest that fits.")
@@ -128,6 +130,7 @@ def memory(
     seed: _Seed = None, max_samples: _MaxSamples = None, fail_on: _FailOn = None,
     custom_objects: _CustomObjects = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
+    verbose: _Verbose = False,
 ) -> None:
     """Measure peak memory per batch size (each in a fresh process), forecast the largest
     batch size that fits --memory-budget, verify it by a real run, and measure remedies."""
@@ -137,11 +140,17 @@ def memory(
         memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, timeout=timeout,
         json_path=json_path, journal=journal, seed=seed, max_samples=max_samples,
         fail_on=fail_on, custom_objects=custom_objects, junit=junit, markdown=markdown,
-        html=html), memory_only=True)
+        html=html), memory_only=True, verbose=verbose)
 
 
-def run(config: Path | None, args: RunArguments, *, memory_only: bool) -> None:
-    """The body of `probe` and `memory`: settings, the run, the report, the exit code."""
+def run(config: Path | None, args: RunArguments, *, memory_only: bool,
+        verbose: bool = False) -> None:
+    """The body of `probe` and `memory`: settings, the run, the report, the exit code.
+
+    The report goes to stdout. stderr carries the progress bar (a terminal only) and, where
+    it is all the user sees (stdout redirected, stderr a terminal), a line per failing
+    probe as it ends; otherwise those failures would only repeat the report.
+    """
     import signal
 
     from stabcheck.config.settings import build_settings
@@ -155,8 +164,9 @@ def run(config: Path | None, args: RunArguments, *, memory_only: bool) -> None:
     # ended, the partial report is printed and written, exit code 130.
     signal.signal(signal.SIGTERM, _terminate)
     console = Console(stderr=False)
+    echo = not sys.stdout.isatty() and sys.stderr.isatty()
     try:
-        with ProgressView(Console(stderr=True)) as view:
+        with ProgressView(Console(stderr=True), echo_failures=echo) as view:
             result = engine.run_probe_grid(settings, view.update, memory_only=memory_only,
                                            resume=args.resume)
     except KeyboardInterrupt:  # before the first probe: nothing to report
@@ -167,7 +177,7 @@ def run(config: Path | None, args: RunArguments, *, memory_only: bool) -> None:
     if cause is not None:
         raise InputError(cause)
     view.release()
-    report.render_report(result, console)
+    report.render_report(result, console, verbose=verbose)
     if settings.json:
         result_file.write_json(result, settings.json)
         console.print(f"JSON result written to {settings.json}")

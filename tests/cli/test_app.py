@@ -111,7 +111,9 @@ def test_probe_end_to_end_exit_code_json_and_report(tmp_path):
     data = json.loads(out.read_text())
     assert data["schema_version"] == 1
     assert len(data["probes"]) == 4
-    assert "Numerical failures" in done.stdout
+    # the verdict comes right after the title, before the grid and the causes
+    assert 0 < done.stdout.index("\n4 probes: ") < done.stdout.index("Verdicts") \
+        < done.stdout.index("Failures by cause")
     assert "cw=x100,lr=1,clip=none,bs=32" in done.stdout
     # The journal was written under .stabcheck/runs of the working folder.
     journals = list((tmp_path / ".stabcheck" / "runs").glob("*.jsonl"))
@@ -136,6 +138,29 @@ def test_version_and_help():
                  "--seed", "--custom-objects"):
         assert flag in help_text
     assert "default:numerical,memory,crash,error;" in "".join(help_text.replace("│", "").split())
+
+
+@pytest.mark.parametrize("command", ["", "probe", "memory", "report", "init", "env"])
+def test_help_reads_whole_at_80_columns(command):
+    """Every line fits 80 columns and nothing is cut short (no "..." or "…" in a choice
+    list or a command's summary)."""
+    import os
+
+    env = {**os.environ, "COLUMNS": "80", "TERM": "xterm-256color"}
+    args = [*STABCHECK, *([command] if command else []), "--help"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines), max(lines, key=len)
+    cut = [line for line in lines if not line.startswith("Usage:")
+           and (line.rstrip().endswith(("...", "…")) or "…" in line)]
+    assert not cut, cut
+    if command == "probe":
+        flat = " ".join(done.stdout.split())
+        for choice in ("package.module:function", "normalized-<strategy>",
+                       "builtin:breast_cancer", "global_norm=V", "--no-check-numerics",
+                       "--verbose"):
+            assert choice in flat, choice
 
 
 REFUSING = FIXTURES / "refusing_models.py"
@@ -164,7 +189,9 @@ def test_an_error_beside_stable_probes_fails_the_default_gate(tmp_path):
                 ["probes"]}
     assert outcomes == {"cw=none,lr=0.01,clip=none,bs=8": "stable",
                         "cw=none,lr=0.01,clip=none,bs=7": "error"}
-    assert "bs=7: error - " in done.stderr  # the error's line is shown, not held back
+    # stdout (the report) and stderr go to the same log here: the error is said once, in
+    # the report, not also on stderr
+    assert "could not start" in done.stdout and "bs=7" not in done.stderr
     relaxed = run_cli(*args, "--fail-on", "numerical,memory,crash", cwd=tmp_path)
     assert relaxed.returncode == 0, relaxed.stderr
 
