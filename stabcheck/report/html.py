@@ -7,10 +7,13 @@ travels as a JSON blob in a ``<script type="application/json">`` element, with e
 written as ``\\u003c`` so that no value can close the element. Nothing is fetched when the
 file is opened; it can be mailed, archived as a CI artifact or opened offline.
 
-The text (header, grid, advice, the recommended configuration, one card per probe) is
-HTML written here, readable even with scripts off; ``assets/report.js`` draws the charts
-into the cards: loss and gradient norm per step on log scales (small multiples, a failure
-marked at its step) and the peak host (and GPU) memory per batch size against the budget.
+The text is HTML written here, readable even with scripts off, in the terminal report's
+order, the answer first: the verdict line (``judge.summary``), the grid, the recommended
+configuration, the failures grouped by cause, memory, then one card per probe.
+``assets/report.js`` draws the charts into the cards: loss and gradient norm per step on
+log scales (small multiples, a failure marked at its step) and the peak host (and GPU)
+memory per batch size against the budget, with its value and batch-size labels laid out so
+that none overlaps another, and a legend in the bars' own colours.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from stabcheck.config.settings import FAIL_ON_DEFAULT
 from stabcheck.files import write_text_atomic
-from stabcheck.judge.advice import COUNT_WORDS, recommendations, summary_counts
+from stabcheck.judge.advice import COUNT_WORDS, summary_counts
 from stabcheck.judge.gate import fails
 from stabcheck.judge.gridview import cell_text, column_label, grid_tables
 from stabcheck.judge.quality import (
@@ -40,16 +43,19 @@ from stabcheck.judge.recommend import (
     recommended_configuration,
     why_text,
 )
+from stabcheck.judge.summary import RunSummary, summarize
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.units import human_bytes
 
-__all__ = ["UPLOT_VERSION", "render_html", "write_html"]
+__all__ = ["UPLOT_VERSION", "page_title", "render_html", "write_html"]
 
 UPLOT_VERSION = "1.6.32"  # stabcheck/assets/README.md says where it comes from
 
 # Chart colours per category (the stylesheet's --ok, --numerical...).
 _COLORS = {"ok": "#16a34a", "numerical": "#dc2626", "memory": "#9333ea", "crash": "#b45309",
            "learning": "#d97706", "error": "#6b7280"}
+# The memory chart's colours: one for the legend (written here) and the chart (report.js).
+_MEMORY_COLORS = {"fits": "#60a5fa", "oom": _COLORS["memory"], "budget": "#dc2626"}
 
 
 def _asset(name: str) -> str:
@@ -105,6 +111,8 @@ def _memory_data(report: RunReport) -> dict[str, Any]:
         if kind == "gpu" and not any(p is not None for p in peaks):
             continue
         budget = report.config.get(budget_key)
+        if kind == "host" and report.memory is not None and report.memory.budget_bytes:
+            budget = report.memory.budget_bytes  # the ladder's, in bytes
         charts[kind] = {
             "title": title,
             "batch_sizes": sizes,
@@ -123,7 +131,15 @@ def _memory_data(report: RunReport) -> dict[str, Any]:
     return charts
 
 
-def _header(report: RunReport, policy: frozenset[str]) -> str:
+def page_title(report: RunReport) -> str:
+    """What the page is: ``stabcheck probe report: builtin:cnn on builtin:digits, 36
+    probes``."""
+    model = report.config.get("model")
+    what = f"{model} on {report.dataset.source}" if model else report.dataset.source
+    return f"stabcheck probe report: {what}, {len(report.results)} probes"
+
+
+def _header(report: RunReport, policy: frozenset[str], summary: RunSummary) -> str:
     failing = sum(fails(r, policy) for r in report.results)
     if not report.results:
         badge = '<span class="badge none">NO PROBES</span>'
@@ -164,7 +180,8 @@ def _header(report: RunReport, policy: frozenset[str]) -> str:
         '<p class="badge fail">interrupted: the run did not finish</p>'
         if report.interrupted else ""
     )
-    return (f"<header><h1>stabcheck probe report {badge}</h1>{interrupted}"
+    return (f"<header><h1>{escape(page_title(report))} {badge}</h1>{interrupted}"
+            f"<p class='verdict'><b>{escape(summary.verdict)}</b></p>"
             f'<dl class="meta">{meta}</dl><div class="counts">{chips}</div></header>')
 
 
@@ -210,12 +227,25 @@ def _regression_errors(report: RunReport, index: dict[str, int]) -> str:
             f"<p class='legend'>{escape(REGRESSION_NOTE)}</p></section>")
 
 
-def _advice(report: RunReport) -> str:
-    lines = recommendations(report)
-    items = "".join(f"<li>{escape(line)}</li>" for line in lines[:-1])
+def _causes(summary: RunSummary, report: RunReport, index: dict[str, int]) -> str:
+    """The failures grouped by cause (each with where, why and the fix), then the notes on
+    the stable probes and the warnings."""
+    items = []
+    for cause in summary.causes:
+        first = next((pid for pid in cause.probe_ids if pid in index), None)
+        link = f" <a href='#p-{index[first]}'>curves</a>" if first is not None and any(
+            r.probe.id == first and r.ran for r in report.results) else ""
+        details = "".join(f"<li>{escape(d)}</li>" for d in cause.details)
+        items.append(f"<li><b class='cat-{cause.category.value}'>{escape(cause.title)}</b>"
+                     f"{link}" + (f"<ul>{details}</ul>" if details else "") + "</li>")
+    notes = "".join(f"<li>{escape(n)}</li>" for n in summary.notes)
     warnings = "".join(f"<li>{escape(w)}</li>" for w in report.warnings)
-    return (f'<section id="advice"><h2>What to do</h2><div class="panel">'
-            f'<ul class="advice">{items}</ul><p><b>{escape(lines[-1])}</b></p></div>'
+    if not (items or notes or warnings):
+        return ""
+    return ('<section id="causes"><h2>Failures by cause</h2>'
+            + (f'<div class="panel"><ul class="advice">{"".join(items)}</ul></div>'
+               if items else "<p>No probe failed.</p>")
+            + (f'<h3>Notes</h3><ul class="advice">{notes}</ul>' if notes else "")
             + (f'<h3>Warnings</h3><ul class="warnings">{warnings}</ul>' if warnings else "")
             + "</section>")
 
@@ -248,12 +278,24 @@ def _recommendation(report: RunReport, index: dict[str, int]) -> str:
 
 
 def _memory(charts: dict[str, Any]) -> str:
+    """A chart per memory kind: its title says what it shows, the legend (in the bars' own
+    colours) what the colours and the dashed line mean."""
     parts = ['<section id="memory"><h2>Memory by batch size</h2>']
     for kind, chart in charts.items():
-        budget = human_bytes(chart["budget"]) if chart["budget"] else "no budget set"
-        parts.append(f"<h3>{escape(chart['title'])} <span class='muted'>(budget: {budget}; "
-                     f"red bars ran out of memory)</span></h3>"
-                     f"<div class='panel'><div class='chart' data-memory='{kind}'></div></div>")
+        budget = human_bytes(chart["budget"]) if chart["budget"] else None
+        swatch = "<span class='swatch' style='background:{}'></span>"
+        legend = [f"<span data-legend='fits'>{swatch.format(_MEMORY_COLORS['fits'])}fits</span>"]
+        if any(chart["oom"]):
+            legend.append(f"<span data-legend='oom'>{swatch.format(_MEMORY_COLORS['oom'])}"
+                          "ran out of memory</span>")
+        if budget:
+            legend.append(f"<span data-legend='budget'><span class='dash' style='border-color:"
+                          f"{_MEMORY_COLORS['budget']}'></span>budget {budget}</span>")
+        title = (f"Peak {'host' if kind == 'host' else 'GPU'} memory per batch size"
+                 + (f" against the {budget} budget" if budget else " (no budget set)"))
+        parts.append(f"<h3>{escape(title)}</h3><div class='panel'>"
+                     f"<div class='chart-legend'>{''.join(legend)}</div>"
+                     f"<div class='chart memory-chart' data-memory='{kind}'></div></div>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -318,18 +360,21 @@ def render_html(report: RunReport, policy: frozenset[str] | None = None) -> str:
     index = {r.probe.id: i for i, r in enumerate(report.results)}
     blob = {
         "colors": _COLORS,
+        "memory_colors": _MEMORY_COLORS,
         "probes": [_probe_data(r) for r in report.results],
         "memory": _memory_data(report),
     }
-    body = _header(report, policy)
+    summary = summarize(report)
+    body = _header(report, policy, summary)
     if report.results:
-        body += _grid(report, index) + _advice(report) + _recommendation(report, index)
+        body += _grid(report, index) + _recommendation(report, index)
+        body += _causes(summary, report, index)
         body += _regression_errors(report, index) if is_regression(report) else ""
         body += _memory(blob["memory"])
         body += _curves(report, index)
     else:
-        body += _advice(report)
-    title = f"stabcheck report: {report.dataset.source}"
+        body += _causes(summary, report, index)
+    title = page_title(report)
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -1,10 +1,11 @@
 """The run as a compact Markdown summary, for a pull-request comment or a CI job summary.
 
-A title that says whether the ``--fail-on`` gate passed, the verdict grid per batch size
-(one emoji and the terminal grid's word per cell), the failures by category, what to do,
-and, as the terminal report does, it ends with the recommended configuration (one line and
-its evidence) and the per-strategy summary. GitHub-flavoured Markdown: tables, ``<br>``
-inside table cells.
+In the terminal report's order, the answer first: a title that says whether the
+``--fail-on`` gate passed, the verdict line (``judge.summary``), the verdict grid per batch
+size (one emoji and the terminal grid's word per cell), the recommended configuration with
+its evidence, the failures grouped by cause (one entry per cause, with where, why and the
+fix), notes and warnings; then the details: every failing probe's evidence (folded) and
+the per-strategy summary. GitHub-flavoured Markdown: tables, ``<br>`` inside table cells.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections import Counter
 from pathlib import Path
 
 from stabcheck.files import write_text_atomic
-from stabcheck.judge.advice import recommendations
 from stabcheck.judge.gate import fails
 from stabcheck.judge.gridview import CATEGORY_ICONS, cell_text, column_label, grid_tables
 from stabcheck.judge.quality import (
@@ -31,6 +31,7 @@ from stabcheck.judge.recommend import (
     strategy_rows,
     why_text,
 )
+from stabcheck.judge.summary import Cause, summarize
 from stabcheck.results import ProbeResult, RunReport
 from stabcheck.text import FAILURE_SECTIONS, capped_batch_notes
 
@@ -181,6 +182,23 @@ def _strategies(report: RunReport) -> list[str]:
     return lines
 
 
+def _causes(report: RunReport, causes: tuple[Cause, ...], policy: frozenset[str]) -> list[str]:
+    """One entry per cause: its title in bold (marked where ``--fail-on`` does not count
+    it), its where / why / fix as a list under it."""
+    if not causes:
+        return []
+    by_id = {r.probe.id: r for r in report.results}
+    lines = ["", "### Failures by cause"]
+    for cause in causes:
+        gate = any(fails(by_id[pid], policy) for pid in cause.probe_ids if pid in by_id)
+        note = "" if gate else " (not counted by --fail-on)"
+        lines += ["", f"**{CATEGORY_ICONS[cause.category]} {_escape(cause.title)}**{note}"]
+        if cause.details:
+            lines.append("")
+            lines += [f"- {_escape(detail)}" for detail in cause.details]
+    return lines
+
+
 def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
     """The Markdown summary of ``report``, judged by the ``--fail-on`` ``policy``.
 
@@ -191,29 +209,30 @@ def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
     Returns:
         The document, ending in a newline.
     """
+    summary = summarize(report)
     lines = [_title(report, policy), ""]
     lines += _header(report, policy)
+    lines += ["", f"**{_escape(summary.verdict)}**"]
     if report.results:
         lines += _grid(report)
         notes = capped_batch_notes(report.results)
         if notes:
             lines += [""] + [f"_{_escape(note)}_" for note in notes]
-    failures = _failures(report, policy)
-    if failures:
-        lines += ["", "### Failures"]
-        lines += failures
-    advice = recommendations(report)
-    lines += ["", "### What to do", ""]
-    lines += [f"- {_escape(line)}" for line in advice[:-1]]
-    if len(advice) > 1:
-        lines.append("")
-    lines.append(f"_{_escape(advice[-1])}_")
+        lines += _recommendation(report)
+    lines += _causes(report, summary.causes, policy)
+    if summary.notes:
+        lines += ["", "### Notes", ""]
+        lines += [f"- {_escape(note)}" for note in summary.notes]
     if report.warnings:
         lines += ["", "<details><summary>Warnings</summary>", ""]
         lines += [f"- {_escape(w)}" for w in report.warnings]
         lines += ["", "</details>"]
+    failures = _failures(report, policy)
+    if failures:
+        lines += ["", "<details><summary>Every failing probe's evidence</summary>"]
+        lines += failures
+        lines += ["", "</details>"]
     if report.results:
-        lines += _recommendation(report)
         lines += _strategies(report)
     legend = " · ".join(f"{icon} {category.value}" for category, icon in CATEGORY_ICONS.items())
     lines += ["", f"<sub>{legend} · @N = at step N · stabcheck {report.stabcheck_version}</sub>"]

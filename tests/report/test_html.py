@@ -130,10 +130,10 @@ def test_chromium_screenshot_is_not_blank(tmp_path: Path):
     path = tmp_path / "report.html"
     write_html(make_report(), path)
     shot = tmp_path / "shot.png"
-    done = _open(path, tmp_path, f"--screenshot={shot}", "--window-size=1400,1600")
+    done = _open(path, tmp_path, f"--screenshot={shot}", "--window-size=1400,2600")
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
     image = Image.open(shot).convert("RGB")
-    assert image.size == (1400, 1600)
+    assert image.size == (1400, 2600)
     colours = image.getcolors(maxcolors=1_000_000) or []
     assert len(colours) > 200  # text, grid cells and charts, not an empty page
     # The red of a failure marker and the purple of an exhausted batch size are drawn.
@@ -166,8 +166,9 @@ def test_shows_the_recommended_configuration_panel():
     assert f"probe <a href='#p-{chosen}'>" in panel
     assert ": macro-F1 0.79, minority recall 0.80 (class 1), PR-AUC 0.70, accuracy 90.0%" in panel
     assert "not <a href='#p-2'>" in panel and "but lr 0.1 next to it failed" in panel
-    assert html.index('id="advice"') < html.index('id="recommendation"') < html.index(
-        'id="memory"')
+    # the answer first: the verdict, the grid, the recommendation, the causes, memory
+    assert html.index("class='verdict'") < html.index('id="grid"') < html.index(
+        'id="recommendation"') < html.index('id="causes"') < html.index('id="memory"')
 
 
 def test_recommendation_panel_says_so_when_nothing_was_stable():
@@ -176,3 +177,117 @@ def test_recommendation_panel_says_so_when_nothing_was_stable():
     html = render_html(dataclasses.replace(report, results=unstable))
     assert ('<section id="recommendation"><h2>Recommended configuration</h2><div class="panel">'
             "<p><b>No setting in this grid was stable") in html
+
+
+# ---------------------------------------------------------------- the memory chart
+
+_MEASURE = """<script>setTimeout(function () {
+  var out = [];
+  document.querySelectorAll("[data-memory]").forEach(function (el) {
+    function box(node) {
+      var r = node.getBoundingClientRect();
+      return {left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+    }
+    var canvas = el.querySelector("canvas");
+    var ctx = canvas.getContext("2d");
+    var ratio = canvas.width / canvas.getBoundingClientRect().width;
+    var bars = JSON.parse(el.getAttribute("data-bars")).map(function (b) {
+      var p = ctx.getImageData(Math.round(b.x * ratio), Math.round(b.y * ratio), 1, 1).data;
+      return {fill: b.fill, pixel: [p[0], p[1], p[2]]};
+    });
+    var panel = el.parentElement;
+    out.push({
+      title: panel.previousElementSibling.textContent,
+      chart: box(el),
+      labels: Array.prototype.map.call(el.querySelectorAll(".chart-label"), function (l) {
+        return Object.assign({text: l.textContent, cls: l.className}, box(l));
+      }),
+      legend: Array.prototype.map.call(panel.querySelectorAll(".chart-legend > span"),
+        function (s) {
+          var mark = s.querySelector(".swatch, .dash");
+          var style = getComputedStyle(mark);
+          return {kind: s.getAttribute("data-legend"), text: s.textContent,
+                  color: mark.classList.contains("dash") ? style.borderTopColor
+                                                          : style.backgroundColor};
+        }),
+      bars: bars,
+    });
+  });
+  var pre = document.createElement("pre");
+  pre.id = "measured";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+}, 200);</script>"""
+
+
+def crowded_memory_report():
+    """The 36-probe grid with a memory ladder of 16 batch sizes close together, peaks near
+    each other and near the budget, the last four out of memory."""
+    from stabcheck.memory.forecast import MemoryPoint, MemoryReport
+    from tests.report.terminal.test_compact import grid_36
+
+    report = grid_36()
+    mib = 1 << 20
+    points = tuple(
+        MemoryPoint(1000 + 10 * i, (1900 + 9 * i) * mib, i < 12,
+                    "stable" if i < 12 else "oom_host", f"ladder:bs={1000 + 10 * i}")
+        for i in range(16))
+    memory = dataclasses.replace(report.memory, points=points, verified=None, rejected=())
+    return dataclasses.replace(report, memory=memory)
+
+
+def _rgb(hex_color: str) -> tuple[int, int, int]:
+    return tuple(int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return min(a["right"], b["right"]) - max(a["left"], b["left"]) > 0.5 and \
+        min(a["bottom"], b["bottom"]) - max(a["top"], b["top"]) > 0.5
+
+
+@needs_browser
+@pytest.mark.e2e
+@pytest.mark.parametrize("window", ["1400,1600", "760,1400"])
+def test_memory_chart_labels_do_not_overlap_and_the_legend_matches(tmp_path: Path, window):
+    """Chromium lays the page out; the boxes of the chart's labels come from the browser,
+    and the bars' colours from the canvas's own pixels."""
+    import html as html_lib
+
+    report = crowded_memory_report()
+    page = render_html(report).replace("\n</body>", _MEASURE + "\n</body>")
+    path = tmp_path / "report.html"
+    path.write_text(page, encoding="utf-8")
+    done = _open(path, tmp_path, "--dump-dom", f"--window-size={window}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    # the page writes nothing to the console (the measuring script's readback notice aside)
+    assert [line for line in _console_lines(done.stderr)
+            if "readback operations" not in line] == []
+    found = re.search(r'<pre id="measured">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert found, done.stdout[-2000:]
+    (chart,) = json.loads(html_lib.unescape(found.group(1)))
+
+    assert chart["title"] == "Peak host memory per batch size against the 2.0 GiB budget"
+    labels = chart["labels"]
+    assert len(labels) == 2 * 16  # a value and a batch size per bar
+    assert [lab["text"] for lab in labels if "batch" in lab["cls"]] == [
+        str(1000 + 10 * i) for i in range(16)]
+    clashes = [(a["text"], b["text"]) for i, a in enumerate(labels) for b in labels[i + 1:]
+               if _overlap(a, b)]
+    assert not clashes, clashes
+    box = chart["chart"]
+    for lab in labels:  # inside the chart's own box: nothing spills onto the page
+        assert box["left"] - 1 <= lab["left"] and lab["right"] <= box["right"] + 1, lab
+        assert box["top"] - 1 <= lab["top"] and lab["bottom"] <= box["bottom"] + 1, lab
+
+    legend = {item["kind"]: item for item in chart["legend"]}
+    assert set(legend) == {"fits", "oom", "budget"}
+    assert legend["budget"]["text"] == "budget 2.0 GiB"
+    fills = {bar["fill"] for bar in chart["bars"]}
+    assert {f"rgb{_rgb(fill)}".replace(" ", "") for fill in fills} == {
+        legend[k]["color"].replace(" ", "") for k in ("fits", "oom")}
+    for bar in chart["bars"]:  # the bar drawn is the colour its legend says
+        assert all(abs(p - q) <= 3 for p, q in zip(bar["pixel"], _rgb(bar["fill"]),
+                                                   strict=True)), bar
+
+    title = re.search(r"<title>(.*?)</title>", done.stdout).group(1)
+    assert title == "stabcheck probe report: builtin:cnn on builtin:digits, 36 probes"

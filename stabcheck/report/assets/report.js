@@ -6,7 +6,7 @@
   "use strict";
   var data = JSON.parse(document.getElementById("stabcheck-data").textContent);
   var COLORS = data.colors;
-  var LOSS = "#2563eb", GRAD = "#0d9488", BAR = "#60a5fa";
+  var LOSS = "#2563eb", GRAD = "#0d9488";
   var FONT = "11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
   var ratio = uPlot.pxRatio;
   /* Byte-axis steps that read well in binary units: 1, 2, 4 ... 512 B, KiB, MiB, GiB, TiB. */
@@ -122,71 +122,121 @@
     }, columns, el);
   }
 
-  /* Bars of peak memory per batch size, red where memory ran out, and the budget line. */
+  /* Place label elements so that no two overlap: each goes to its anchor (centred on x,
+   * its edge at y, growing up or down) or, where a label already placed is in the way,
+   * one row further up (or down), as many rows as it takes. Returns the boxes, in the
+   * container's coordinates before any padding is added. */
+  function layoutLabels(items, width) {
+    var placed = [], GAP = 2;
+    function clash(box) {
+      return placed.some(function (p) {
+        return box.left < p.right + GAP && p.left < box.right + GAP &&
+               box.top < p.bottom + GAP && p.top < box.bottom + GAP;
+      });
+    }
+    items.forEach(function (item) {
+      var w = item.el.offsetWidth, h = item.el.offsetHeight;
+      var left = Math.min(Math.max(0, item.x - w / 2), Math.max(0, width - w));
+      for (var row = 0; row < 200; row++) {
+        var shift = row * (h + GAP);
+        var top = item.up ? item.y - h - shift : item.y + shift;
+        var box = { left: left, right: left + w, top: top, bottom: top + h, el: item.el };
+        if (!clash(box)) { placed.push(box); break; }
+      }
+    });
+    return placed;
+  }
+
+  /* Bars of peak memory per batch size (blue where it fit, purple where memory ran out),
+   * the budget as a dashed line; the values above the bars and the batch sizes under them
+   * are HTML labels laid out by layoutLabels, and the legend beside the chart uses the
+   * same colours (data.memory_colors). */
   function memoryChart(el, chart) {
-    var peaks = chart.peak;
+    var peaks = chart.peak, C = data.memory_colors;
     if (!hasData(peaks)) {
       el.classList.add("empty");
       el.textContent = "no peak memory was recorded";
       return;
     }
     var xs = chart.batch_sizes.map(function (_, i) { return i; });
-    var fills = chart.oom.map(function (oom) { return oom ? COLORS.memory : BAR; });
+    var fills = chart.oom.map(function (oom) { return oom ? C.oom : C.fits; });
     var top = Math.max.apply(null, peaks.concat([chart.budget || 0]).map(function (v) {
       return v || 0;
-    })) * 1.18;
-    var overlay = { hooks: { draw: function (u) {
+    })) * 1.08;
+    var budgetLine = { hooks: { draw: function (u) {
+      if (!chart.budget) return;
       var ctx = u.ctx, box = u.bbox;
+      var y = Math.round(u.valToPos(chart.budget, "y", true));
       ctx.save();
-      ctx.font = "bold " + (11 * ratio) + "px system-ui, sans-serif";
-      ctx.textAlign = "center";
-      peaks.forEach(function (v, i) {
-        var x = u.valToPos(i, "x", true);
-        var label = v == null ? "not measured" : humanBytes(v);
-        if (chart.oom[i]) label += " · out of memory";
-        var y = u.valToPos(v || 0, "y", true) - 6 * ratio;
-        ctx.fillStyle = chart.oom[i] ? COLORS.memory : "#374151";
-        ctx.fillText(label, x, y);
-      });
-      if (chart.budget) {
-        var y = Math.round(u.valToPos(chart.budget, "y", true));
-        ctx.strokeStyle = "#dc2626";
-        ctx.lineWidth = 2 * ratio;
-        ctx.setLineDash([8 * ratio, 4 * ratio]);
-        ctx.beginPath();
-        ctx.moveTo(box.left, y);
-        ctx.lineTo(box.left + box.width, y);
-        ctx.stroke();
-        ctx.fillStyle = "#dc2626";
-        ctx.textAlign = "right";
-        ctx.textBaseline = "top";
-        ctx.fillText("budget " + humanBytes(chart.budget), box.left + box.width - 4 * ratio,
-                     y + 5 * ratio);
-      }
+      ctx.strokeStyle = C.budget;
+      ctx.lineWidth = 2 * ratio;
+      ctx.setLineDash([8 * ratio, 4 * ratio]);
+      ctx.beginPath();
+      ctx.moveTo(box.left, y);
+      ctx.lineTo(box.left + box.width, y);
+      ctx.stroke();
       ctx.restore();
     } } };
+    /* uPlot lays its scales out after the constructor returns: label once it is ready. */
+    var labels = { hooks: { ready: function (u) { labelBars(el, u, chart, fills); } } };
     new uPlot({
-      width: Math.max(300, el.clientWidth), height: 260, plugins: [overlay],
+      width: Math.max(300, el.clientWidth), height: 240, plugins: [budgetLine, labels],
       legend: { show: false }, cursor: { show: false },
       scales: { x: { time: false, range: [-0.5, xs.length - 0.5] }, y: { range: [0, top] } },
       axes: [{
-        font: FONT, stroke: "#374151", grid: { show: false }, ticks: { show: false },
+        size: 6, grid: { show: false }, ticks: { show: false },
         splits: function () { return xs; },
-        values: function (u, splits) {
-          return splits.map(function (i) { return "batch " + chart.batch_sizes[i]; });
-        },
+        values: function (u, splits) { return splits.map(function () { return ""; }); },
       }, {
         font: FONT, stroke: "#6b7280", size: 70, grid: { stroke: "#e5e7eb", width: 1 },
         incrs: BYTE_STEPS,
         values: function (u, splits) { return splits.map(humanBytes); },
       }],
       series: [{}, {
-        label: chart.title, width: 0, fill: BAR, points: { show: false },
+        label: chart.title, width: 0, fill: C.fits, points: { show: false },
         paths: uPlot.paths.bars({
           size: [0.55, 90], disp: { fill: { unit: 3, values: function () { return fills; } } },
         }),
       }],
     }, [xs, peaks], el);
+  }
+
+  /* The value above each bar and the batch size under it, as HTML labels that
+   * layoutLabels keeps apart; the chart's box grows to hold them. */
+  function labelBars(el, u, chart, fills) {
+    var peaks = chart.peak, C = data.memory_colors;
+    var host = el.getBoundingClientRect(), over = u.over.getBoundingClientRect();
+    var ox = over.left - host.left, oy = over.top - host.top;
+    var items = [], bars = [];
+    peaks.forEach(function (v, i) {
+      var x = ox + u.valToPos(i, "x");
+      var value = document.createElement("span");
+      value.className = "chart-label value" + (chart.oom[i] ? " oom" : "");
+      value.textContent = v == null ? "not measured" : humanBytes(v);
+      value.setAttribute("data-bar", String(i));
+      value.style.color = chart.oom[i] ? C.oom : "#374151";
+      var size = document.createElement("span");
+      size.className = "chart-label batch";
+      size.textContent = String(chart.batch_sizes[i]);
+      el.appendChild(value);
+      el.appendChild(size);
+      items.push({ el: value, x: x, y: oy + u.valToPos(v || 0, "y") - 3, up: true });
+      items.push({ el: size, x: x, y: oy + over.height + 4, up: false });
+      bars.push({ x: u.valToPos(i, "x") + u.bbox.left / ratio,
+                  y: u.valToPos((v || 0) / 2, "y") + u.bbox.top / ratio, fill: fills[i] });
+    });
+    var boxes = layoutLabels(items, host.width);
+    var lowest = Math.min.apply(null, boxes.map(function (b) { return b.top; }));
+    var highest = Math.max.apply(null, boxes.map(function (b) { return b.bottom; }));
+    var padTop = Math.max(0, Math.ceil(-lowest) + 2);
+    el.style.paddingTop = padTop + "px";
+    el.style.paddingBottom = Math.max(0, Math.ceil(highest - host.height) + 4) + "px";
+    boxes.forEach(function (b) {
+      b.el.style.left = b.left + "px";
+      b.el.style.top = (b.top + padTop) + "px";
+    });
+    el.setAttribute("data-bars", JSON.stringify(bars));
+    el.setAttribute("data-labelled", "yes");
   }
 
   document.querySelectorAll("[data-probe]").forEach(function (el) {
