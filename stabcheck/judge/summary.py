@@ -206,7 +206,7 @@ def _crashes(results: Sequence[ProbeResult]) -> list[Cause]:
     crashed = [r for r in results if r.verdict.outcome is Outcome.CRASHED]
     for why in unique(why_crashed(r) for r in crashed):
         mine = [r for r in crashed if why_crashed(r) == why]
-        causes.append(Cause(Category.CRASH, f"the worker died ({why})", _ids(mine), details=(
+        causes.append(Cause(Category.CRASH, f"the worker died of {why}", _ids(mine), details=(
             f"Where: {mine[0].probe.id}: {mine[0].verdict.summary}.",
             "Its stderr tail is in the JSON result (probes[].evidence.stderr_tail).")))
     timeouts = [r for r in results if r.verdict.outcome is Outcome.TIMEOUT]
