@@ -258,7 +258,8 @@ def _learning(results: Sequence[ProbeResult]) -> list[Cause]:
             "Fix: a lower learning rate or milder weights.")))
     stalled = having(Outcome.STALLED)
     if stalled:
-        causes.append(Cause(Category.LEARNING, "the loss did not move (or R² <= 0)",
+        causes.append(Cause(Category.LEARNING, "stalled: the loss did not move, or a "
+                            "regression model predicts no better than the mean (R² <= 0)",
                             _ids(stalled), details=(
             "Fix: the learning rate may be too low, or --steps too few.",)))
     return causes

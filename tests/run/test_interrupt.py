@@ -274,7 +274,7 @@ def test_a_signal_mid_grid_ends_every_worker_and_writes_the_partial_report(tmp_p
 
     # The report of the probes done so far, marked interrupted.
     stdout = " ".join(run.stdout.split())  # rich wraps long lines at the terminal width
-    assert "Verdicts" in stdout and "What to do" in stdout
+    assert "Verdicts" in stdout and "Recommended configuration" in stdout
     assert f"interrupted: {len(probes)} of 8 probes ran" in stdout
     assert f"{len(probes)} probe{'s' if len(probes) > 1 else ''}: " in stdout
     assert f"JSON result written to {out}" in stdout

@@ -71,7 +71,7 @@ def outcomes_of(data: dict) -> list[str]:
 
 def _text(report) -> str:
     console = Console(record=True, width=140, force_terminal=False)
-    render_report(report, console)
+    render_report(report, console, verbose=True)
     return console.export_text()
 
 
