@@ -196,10 +196,10 @@ def _read_csv(spec: str, path: Path, target: str | None) -> Table:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             row = _first_non_number(column)
             line = _line_of(path, int(keep[row]), skipped)
-            raw = table.column(i)[int(keep[row])].as_py()
+            cell = table.column(i)[int(keep[row])].as_py()
             raise InputError(
                 f"data '{spec}': every column but the target must be numeric; column "
-                f"'{columns[i]}' has {raw!r} on line {line}"
+                f"'{columns[i]}' has {cell!r} on line {line}"
             ) from None
     return Table(x, labels, columns)
 

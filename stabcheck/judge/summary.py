@@ -61,6 +61,13 @@ class Cause:
     probe_ids: tuple[str, ...]
     not_run: int = 0
     details: tuple[str, ...] = ()
+    # The last detail is the largest batch size that fits, as the memory ladder forecast
+    # it: a view that shows the ladder's forecast beside the causes leaves it out.
+    ends_with_forecast: bool = False
+
+    def details_beside_memory(self) -> tuple[str, ...]:
+        """The details where the memory ladder's forecast is shown too."""
+        return self.details[:-1] if self.ends_with_forecast else self.details
 
     @property
     def title(self) -> str:
@@ -196,9 +203,12 @@ def _memory(report: RunReport) -> list[Cause]:
         details.append(f"{plural(not_run, 'probe')} of the same batch size and optimizer "
                        f"{'was' if not_run == 1 else 'were'} not run: "
                        f"{'it' if not_run == 1 else 'they'} would run out the same way.")
-    if fits is not None and report.memory is None:  # else the memory section says it
+    if fits is not None:
         details.append(f"Fix: {fits}.")
-    return [Cause(Category.MEMORY, statement, _ids(failures), not_run, tuple(details))]
+    forecast = fits is not None and report.memory is not None \
+        and report.memory.forecast_batch is not None
+    return [Cause(Category.MEMORY, statement, _ids(failures), not_run, tuple(details),
+                  ends_with_forecast=forecast)]
 
 
 def _crashes(results: Sequence[ProbeResult]) -> list[Cause]:

@@ -182,7 +182,7 @@ def render_report(report: RunReport, console: Console, *, verbose: bool = False)
         console.print()
         console.print(Text("Failures by cause", style="bold underline"))
         for cause in summary.causes:
-            console.print(cause_lines(cause))
+            console.print(cause_lines(cause, beside_memory=report.memory is not None))
     if verbose:
         _probe_sections(report, console)
 

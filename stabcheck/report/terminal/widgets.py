@@ -29,12 +29,14 @@ def bullet(line: str, style: str = "") -> Table:
     return grid
 
 
-def cause_lines(cause: Cause) -> Group:
-    """A cause of failures: its title on one line, its sentences indented under it."""
+def cause_lines(cause: Cause, *, beside_memory: bool = False) -> Group:
+    """A cause of failures: its title on one line, its sentences indented under it (less
+    the memory forecast where the memory section, ``beside_memory``, states it)."""
     mark, style = _CAUSE_STYLES.get(cause.category, ("•", "bold"))
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     grid.add_row(Text(mark, style=style), Text(cause.title, style=style))
-    details = [Padding(Text(line), (0, 0, 0, 2)) for line in cause.details]
+    lines = cause.details_beside_memory() if beside_memory else cause.details
+    details = [Padding(Text(line), (0, 0, 0, 2)) for line in lines]
     return Group(grid, *details)
