@@ -38,5 +38,5 @@ def cause_lines(cause: Cause, *, beside_memory: bool = False) -> Group:
     grid.add_column(overflow="fold")
     grid.add_row(Text(mark, style=style), Text(cause.title, style=style))
     lines = cause.details_beside_memory() if beside_memory else cause.details
-    details = [Padding(Text(line), (0, 0, 0, 2)) for line in lines]
+    details = [Padding(Text(line), (0, 0, 0, 2), expand=False) for line in lines]
     return Group(grid, *details)
