@@ -26,10 +26,10 @@ class ProgressView:
         self._failed = 0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[detail]}"),
-            console=console, transient=True,
+            TimeElapsedColumn(), TextColumn("{task.fields[failed]}"),
+            TextColumn("{task.fields[detail]}"), console=console, transient=True,
         )
-        self._task = self._progress.add_task("starting", total=None, detail="")
+        self._task = self._progress.add_task("starting", total=None, detail="", failed="")
 
     def __enter__(self) -> ProgressView:
         # Only a terminal gets the live bar: in a CI log (or a pipe) it draws nothing, and
@@ -71,7 +71,7 @@ class ProgressView:
             verdict = event.result.verdict
             self._failed += verdict.category is not Category.OK
             self._progress.update(self._task, completed=event.step,
-                                  detail=f"{self._failed} not ok so far" if self._failed else "")
+                                  failed=f"{self._failed} not ok" if self._failed else "")
             if not self._echo:
                 return
             if verdict.category is not Category.ERROR:
