@@ -40,7 +40,7 @@ LONG_GRID = ["probe", "--model", "builtin:cnn", "--data", "builtin:digits",
 # longer "diverged"; x100 at lr 1.0 turns NaN at step 8.)
 SMALL_GRID = ["probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
               "--optimizer", "sgd", "--class-weight", "none,x100", "--lr", "0.01,1.0",
-              "--steps", "20", "--timeout", "120"]
+              "--steps", "20", "--timeout", "120", "--seeds", "1"]  # no re-probes
 SMALL_IDS = ["cw=none,lr=0.01,clip=none,bs=32", "cw=none,lr=1,clip=none,bs=32",
              "cw=x100,lr=0.01,clip=none,bs=32", "cw=x100,lr=1,clip=none,bs=32"]
 # Per-run measurements: they differ between two runs of the same probe.
