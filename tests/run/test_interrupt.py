@@ -251,7 +251,9 @@ def without_sizes(text: str) -> str:
 
 
 # ------------------------------------------------------------ SIGINT / SIGTERM
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+    ids=["SIGINT", "SIGTERM"])
 def test_a_signal_mid_grid_ends_every_worker_and_writes_the_partial_report(tmp_path, signum):
     journal = tmp_path / "journal.jsonl"
     out = tmp_path / "result.json"
@@ -424,6 +426,7 @@ def test_resume_with_other_settings_but_the_same_probe_ids_is_refused(tmp_path, 
     assert "another grid" in done.stderr
 
 
+@pytest.mark.slow  # the memory ladder
 def test_stabcheck_memory_interrupted_keeps_what_it_measured(tmp_path):
     journal = tmp_path / "journal.jsonl"
     out = tmp_path / "result.json"

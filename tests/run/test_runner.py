@@ -50,7 +50,8 @@ def test_nan_stops_early_and_names_the_first_bad_variable(probe_run):
 
 @pytest.mark.parametrize(
     ("factory", "signal_text"),
-    [("sigkill", "SIGKILL(-9)"), ("exit3", "exit(3)"), ("segv", "SIGSEGV(-11)")],
+    [("sigkill", "SIGKILL(-9)"), pytest.param("exit3", "exit(3)", marks=pytest.mark.slow),
+     ("segv", "SIGSEGV(-11)")],
 )
 def test_worker_killed_mid_grid_costs_only_its_probe(probe_run, tmp_path, monkeypatch,
                                                      factory, signal_text):
@@ -134,6 +135,7 @@ def test_probe_over_budget_is_killed_by_the_kernel_in_its_cgroup(probe_run, grid
     assert inferred.run.steps_completed == 0
 
 
+@pytest.mark.slow  # the kernel's kill above is the default tier's
 def test_probe_over_budget_is_ended_by_the_watchdog_without_cgroups(probe_run, monkeypatch,
                                                                     grid_only):
     monkeypatch.setenv("STABCHECK_NO_CGROUP", "1")
@@ -185,6 +187,7 @@ def test_a_broken_factory_is_a_usage_error(tmp_path):
     assert not Path(tmp_path / "j.jsonl").exists() or True
 
 
+@pytest.mark.slow
 def test_check_numerics_names_the_operation_that_made_the_first_nan(probe_run):
     report, data, journal = probe_run(
         model="builtin:mlp", data="builtin:breast_cancer", optimizer="sgd",
