@@ -157,7 +157,7 @@ class Result(RunReport):
 
         from stabcheck.report.terminal.report import render_report
 
-        buffer = Console(file=io.StringIO(), width=options.max_width, record=True,
+        buffer = Console(file=io.StringIO(), width=options.max_width, force_jupyter=False,
                          force_terminal=console.is_terminal, color_system=console.color_system)
         render_report(self.as_run_report(), buffer)
         yield Text.from_ansi(buffer.file.getvalue())
@@ -168,7 +168,7 @@ class Result(RunReport):
 
         from stabcheck.report.terminal.report import render_report
 
-        buffer = Console(file=io.StringIO(), width=110, color_system=None)
+        buffer = Console(file=io.StringIO(), width=110, color_system=None, force_jupyter=False)
         render_report(self.as_run_report(), buffer)
         return buffer.file.getvalue()
 
