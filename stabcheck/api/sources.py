@@ -177,26 +177,35 @@ def _source(obj: Any) -> str:
 
 def _class_source_from_methods(cls: type) -> str | None:
     """A class of ``__main__`` that ``inspect`` cannot place (a notebook has no file):
-    the cell's source, found through a method's code, parsed for the class statement."""
+    the cell's source, found through a method's code, parsed for the class statement; for a
+    class without methods, the latest cell in ``linecache`` that defines the name."""
     for value in vars(cls).values():
         func = getattr(value, "__func__", value)
         func = getattr(func, "fget", func)
         code = getattr(func, "__code__", None)
-        if code is None:
-            continue
-        lines = linecache.getlines(code.co_filename)
-        if not lines:
-            continue
-        text = "".join(lines)
-        try:
-            tree = ast.parse(text)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if (isinstance(node, ast.ClassDef) and node.name == cls.__name__
-                    and node.lineno <= code.co_firstlineno <= (node.end_lineno or 0)):
-                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-                return "".join(lines[start - 1:node.end_lineno])
+        if code is not None:
+            found = _class_in(linecache.getlines(code.co_filename), cls.__name__,
+                              code.co_firstlineno)
+            if found:
+                return found
+    for filename in reversed(list(linecache.cache)):
+        found = _class_in(linecache.getlines(filename), cls.__name__, None)
+        if found:
+            return found
+    return None
+
+
+def _class_in(lines: list[str], name: str, line: int | None) -> str | None:
+    """The top-level ``class name`` statement of ``lines`` (the one spanning ``line``)."""
+    try:
+        tree = ast.parse("".join(lines))
+    except (SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if (isinstance(node, ast.ClassDef) and node.name == name
+                and (line is None or node.lineno <= line <= (node.end_lineno or 0))):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            return "".join(lines[start - 1:node.end_lineno])
     return None
 
 
