@@ -18,7 +18,11 @@ __all__ = ["__version__", "memory", "probe"]
 def __getattr__(name: str) -> Any:
     """``stabcheck.probe`` and ``stabcheck.memory``, imported on first use. By name: the
     package's root is imported by every part (``__version__``), and the API sits on top of
-    them all (a static import here would make each part import it, for import-linter)."""
-    if name in ("probe", "memory"):
-        return getattr(importlib.import_module("stabcheck.api"), name)
+    them all (a static import here would make each part import it, for import-linter).
+    ``stabcheck.memory`` is the ``memory/`` package, which calls ``stabcheck.api.memory``
+    when called (the package's name is taken by it whatever the root says)."""
+    if name == "probe":
+        return importlib.import_module("stabcheck.api").probe
+    if name == "memory":
+        return importlib.import_module("stabcheck.memory")
     raise AttributeError(f"module 'stabcheck' has no attribute {name!r}")
