@@ -71,7 +71,10 @@ def load_function_dataset(
         except InputError as exc:  # name the function, not the temporary file
             message = str(exc).replace(f"data '{out}'", f"data function {spec}")
             raise InputError(message.replace(str(out), spec)) from None
-    return replace(dataset, source=spec)
+    # A dataset read up to the cap says so where the report names the data.
+    source = (f"{spec} (its first {status['n_samples']} samples: --max-samples)"
+              if status.get("truncated") else spec)
+    return replace(dataset, source=source)
 
 
 def _request(spec: str, search_dirs: tuple[str, ...]) -> dict[str, Any]:
