@@ -25,7 +25,7 @@ from stabcheck.api.data import data_spec
 from stabcheck.api.model import export_model
 from stabcheck.api.progress import progress_bar
 from stabcheck.api.result import Recommendation, Result
-from stabcheck.config.settings import Settings, build_settings
+from stabcheck.config.settings import build_settings
 from stabcheck.errors import ConfigError, InputError
 from stabcheck.judge.gate import unprobed_cause
 from stabcheck.run.engine import Progress, run_probe_grid
@@ -116,10 +116,12 @@ def _run(model: Any, x: Any, y: Any, validation_data: Any, flags: dict[str, Any]
          ladder: bool | None) -> Result:
     flags = {k: _listed(v) if k in _LISTS else v for k, v in flags.items()}
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
-    max_samples = flags.get("max_samples") or Settings.max_samples
+    objects = list(_listed(custom_objects) or [])
+    # Every setting checked before the model is saved or the data read.
+    checked = build_settings(None, {**flags, "model": "-", "data": "-",
+                                    "custom_objects": objects or None})
     with tempfile.TemporaryDirectory(prefix="stabcheck-api-") as tmp:
         folder = Path(tmp)
-        objects = list(_listed(custom_objects) or [])
         generated: str | None = None  # the in-memory model's custom-objects module
         if isinstance(model, (str, Path)):
             spec = model_text = str(model)
@@ -129,7 +131,7 @@ def _run(model: Any, x: Any, y: Any, validation_data: Any, flags: dict[str, Any]
             if module is not None:
                 generated = str(module)
                 objects.insert(0, generated)
-        data, data_text = data_spec(x, y, validation_data, int(max_samples), folder)
+        data, data_text = data_spec(x, y, validation_data, checked.max_samples, folder)
         settings = build_settings(None, {**flags, "model": spec, "data": data,
                                          "custom_objects": objects or None})
         with _progress(progress) as callback:

@@ -220,6 +220,7 @@ Y = np.arange(10) % 2
     ("builtin:mlp", X, [object()] * 10, {}, "x, y: y holds object values"),
     ("builtin:mlp", X, Y, {"class_weight": [{0: 1}, {1: 2}]}, "one dict of label -> weight"),
     ("builtin:mlp", X, Y, {"lr": -1}, "lr must be positive"),
+    (object(), iter([]), None, {"max_samples": 0}, "max_samples must be a positive integer"),
 ])
 def test_bad_input_raises_one_line_before_any_process(model, x, y, kwargs, message):
     with pytest.raises(StabcheckError) as caught:
