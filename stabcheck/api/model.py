@@ -52,6 +52,12 @@ def export_model(model: Any, folder: Path) -> tuple[Path, Path | None]:
                          ) from None
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
+    wrapped = _python_lambda(config)
+    if wrapped is not None:
+        raise InputError(f"the model's layer {wrapped!r} wraps a Python lambda, which Keras "
+                         "loads only with safe_mode=False and stabcheck's workers load with "
+                         "safe_mode=True: write it as a def function or a custom layer (stabcheck "
+                         "hands those to the workers from their source)")
     module = ObjectsModule()
     candidates = _candidates(model)
     for registered, name in _custom_references(config):
@@ -93,6 +99,22 @@ def _custom_references(config: Any) -> Iterator[tuple[str, str]]:
         if registered not in seen:
             seen.add(registered)
             yield registered, name
+
+
+def _python_lambda(config: Any) -> str | None:
+    """The name of a ``Lambda`` layer of the saved config that wraps a Python lambda."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            inner = node.get("config")
+            function = inner.get("function") if isinstance(inner, dict) else None
+            if isinstance(function, dict) and function.get("class_name") == "__lambda__":
+                return str(inner.get("name"))
+            stack.extend(node.values())
+    return None
 
 
 def _candidates(model: Any) -> dict[str, Any]:

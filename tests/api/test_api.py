@@ -1,5 +1,5 @@
 """``stabcheck.probe`` from a script: arrays, a ``tf.data.Dataset``, a ``PyDataset``, and a
-model with a custom layer defined in the script itself.
+model with a custom layer, loss and Lambda function defined in the script itself.
 
 Each run is a fresh interpreter (the test process never imports TensorFlow): one probes
 arrays with a model spec and checks that neither ``import stabcheck`` nor the probe
@@ -83,6 +83,9 @@ class Shift(layers.Layer):
 def weighted_bce(y_true, y_pred):
     return keras.losses.binary_crossentropy(y_true, y_pred) * 1.0
 
+def halve(t):
+    return t * 0.5
+
 rng = np.random.default_rng(0)
 def arrays(n):
     y = (rng.random(n) < 0.25).astype("int64")
@@ -90,7 +93,8 @@ def arrays(n):
 
 x, y = arrays(600)
 xv, yv = arrays(200)
-model = keras.Sequential([keras.Input((8,)), Shift(), layers.Dense(16, activation="relu"),
+model = keras.Sequential([keras.Input((8,)), Shift(), layers.Lambda(halve),
+                          layers.Dense(16, activation="relu"),
                           layers.Dense(1, activation="sigmoid")], name="shifted")
 model.compile(optimizer="adam", loss=weighted_bce)
 weights = [w.copy() for w in model.get_weights()]
@@ -112,7 +116,14 @@ class Batches(keras.utils.PyDataset):
 second = stabcheck.probe(model, Batches(), class_weight="none", lr=1e-3, steps=5, seeds=1,
                          workers=1, progress=False)
 second.write_json("py_dataset.json")
+lambda_model = keras.Sequential([keras.Input((8,)), layers.Lambda(lambda t: t * 2, name="doubled"),
+                                 layers.Dense(1, activation="sigmoid")])
+try:
+    stabcheck.probe(lambda_model, x, y)
+except stabcheck.errors.InputError as exc:
+    refused = str(exc)
 json.dump({
+    "refused": refused,
     "weights_unchanged": all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights())),
     "loss_unchanged": model.loss is weighted_bce,
     "sources": [first.dataset.source, second.dataset.source],
@@ -202,6 +213,8 @@ def test_probe_of_a_model_with_a_custom_layer_on_tf_data_and_a_py_dataset(keras_
                                 "Batches (600 samples)"]
     assert facts["models"] == ["in-memory model 'shifted'"] * 2
     assert facts["weights_unchanged"] and facts["loss_unchanged"]
+    assert facts["refused"].startswith("the model's layer 'doubled' wraps a Python lambda, "
+                                       "which Keras loads only with safe_mode=False")
 
 
 # ----------------------------------------------------------------- bad input, no process
