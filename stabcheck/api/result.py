@@ -28,6 +28,9 @@ class Recommendation:
     """The recommended setting, as ``compile`` and ``fit`` take it.
 
     ``model.compile(loss=..., **rec.compile)`` and ``model.fit(x, y, **rec.fit)``.
+    ``compile`` builds the optimizer class with the probed learning rate and clipping and
+    Keras's defaults otherwise: where your optimizer has arguments of its own, build it
+    yourself with ``learning_rate=rec.learning_rate, **rec.clip``.
 
     Attributes:
         probe_id: the probe it comes from.
