@@ -44,7 +44,14 @@ rec = result.recommended
 result.write_json("result.json")
 stabcheck.memory("builtin:mlp", x, y, batch_size=[16, 64], lr=1e-3, progress=False).write_json(
     "memory.json")
+try:  # a model the worker cannot build: the call raises the cause, in one line
+    stabcheck.probe({str(Path(__file__).parent.parent / "fixtures" / "user_models.py")!r}
+                    + ":raises", x, y, class_weight="none", lr=1e-3, steps=5, seeds=1,
+                    workers=1, progress=False)
+except stabcheck.errors.InputError as exc:
+    broken = str(exc)
 json.dump({{
+    "broken": broken,
     "before": before, "imported": imported,
     "after": [m for m in frameworks if m in sys.modules],
     "unchanged": hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest() == digest,
@@ -195,6 +202,15 @@ def test_the_result_answers_in_compile_and_fit_arguments(arrays_run):
                              "recommended cw=x100,lr=1,clip=global_norm=1,bs=32>")
     assert "probe report" in facts["text"] and "Verdicts" in facts["text"]
     assert facts["html"].startswith("<iframe srcdoc=")
+
+
+@pytest.mark.e2e
+def test_a_model_the_worker_cannot_build_raises_its_cause_in_one_line(arrays_run):
+    facts, _ = arrays_run  # and the script's stderr held no traceback (_run_script)
+    assert facts["broken"].startswith("cannot build the model '")
+    assert facts["broken"].endswith("user_models.py:raises': RuntimeError: this factory is "
+                                    "broken on purpose")
+    assert "\n" not in facts["broken"]
 
 
 @pytest.mark.e2e
