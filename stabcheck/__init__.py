@@ -2,6 +2,27 @@
 
 The package's importable surface is deliberately small and never imports TensorFlow
 or any Keras backend; only ``stabcheck.worker`` (run in child processes) does.
+``stabcheck.probe`` and ``stabcheck.memory`` (``stabcheck.api``) are imported on first use,
+so ``import stabcheck`` stays light.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["__version__", "memory", "probe"]
+
+
+def __getattr__(name: str) -> Any:
+    """``stabcheck.probe`` and ``stabcheck.memory``, imported on first use. By name: the
+    package's root is imported by every part (``__version__``), and the API sits on top of
+    them all (a static import here would make each part import it, for import-linter).
+    ``stabcheck.memory`` is the ``memory/`` package, which calls ``stabcheck.api.memory``
+    when called (the package's name is taken by it whatever the root says)."""
+    if name == "probe":
+        return importlib.import_module("stabcheck.api").probe
+    if name == "memory":
+        return importlib.import_module("stabcheck.memory")
+    raise AttributeError(f"module 'stabcheck' has no attribute {name!r}")

@@ -29,8 +29,11 @@ _Model = Annotated[Optional[str], typer.Option(  # noqa: UP045
     "builtin:mlp / builtin:cnn.")]
 _Data = Annotated[Optional[str], typer.Option(  # noqa: UP045
     help="An .npz (x, y[, x_val, y_val]), a .csv or .parquet with --target, an image "
-    "folder, or builtin:digits / builtin:breast_cancer.")]
-_Target = Annotated[Optional[str], typer.Option(help="Label column of a CSV or Parquet file.")]  # noqa: UP045
+    "folder, builtin:digits / builtin:breast_cancer, or file.py:function / "
+    "package.module:function returning (x, y), (x, y, x_val, y_val), a dict, a "
+    "tf.data.Dataset or a PyDataset (called in a process of its own).")]
+_Target = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    help="Label column of a CSV or Parquet file.")]
 _Task = Annotated[Optional[str], typer.Option(  # noqa: UP045
     help="auto (default), classification or regression. auto: float targets with "
     "non-integer values, or a regression loss (mse, mae, huber, msle, log_cosh, poisson), "
@@ -65,7 +68,8 @@ _Seeds = Annotated[Optional[int], typer.Option(  # noqa: UP045
     help="Seeds behind the recommendation: the top 3 finalists are re-probed under "
     "N-1 more seeds and ranked by their worst seed (default 3; 1: no re-probes).")]
 _MaxSamples = Annotated[Optional[int], typer.Option(  # noqa: UP045
-    "--max-samples", help="Cap on the stratified training sample (default 20000).")]
+    "--max-samples", help="Cap on the stratified training sample (default 20000); a "
+    "dataset from a data function is read for at most this many samples.")]
 _Imbalance = Annotated[Optional[float], typer.Option(  # noqa: UP045
     help="Make the data long-tailed for a demonstration: the rarest class keeps this "
     "fraction.")]

@@ -20,6 +20,7 @@ from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
 from stabcheck.inputs.classweights import class_weights_for, weights_by_name
 from stabcheck.inputs.data import load_dataset, npz_has_sample_weight
+from stabcheck.inputs.datafn import is_data_function, load_function_dataset
 from stabcheck.inputs.models import parse_model_spec
 from stabcheck.inputs.preflight import (
     check_class_weights,
@@ -169,9 +170,13 @@ def _hinted(hint: str | None) -> Iterator[None]:
 
 
 def _load(settings: Settings, task: str) -> Dataset:
-    return load_dataset(settings.data, target=settings.target, max_samples=settings.max_samples,
-                        holdout=settings.holdout, imbalance=settings.imbalance,
-                        seed=settings.seed, task=task)
+    sampling = dict(target=settings.target, max_samples=settings.max_samples,
+                    holdout=settings.holdout, imbalance=settings.imbalance, seed=settings.seed,
+                    task=task)
+    if is_data_function(settings.data):  # called in a child process (it may import TF)
+        return load_function_dataset(settings.data, search_dirs=settings.import_dirs,
+                                     timeout=settings.timeout, **sampling)
+    return load_dataset(settings.data, **sampling)
 
 
 def _regression_settings(settings: Settings) -> Settings:

@@ -92,6 +92,7 @@ def run_probe_grid(
     *,
     memory_only: bool = False,
     resume: Path | None = None,
+    ladder: bool | None = None,
 ) -> RunReport:
     """Load, check, plan and run the probe grid of ``settings``.
 
@@ -108,6 +109,8 @@ def run_probe_grid(
             ``settings.batch_size`` with the grid's first setting.
         resume: the journal of an interrupted run of the same grid: its probes are not
             run again, the rest are, and the journal is continued.
+        ladder: whether the memory ladder follows the grid; None: when there is a memory
+            budget or several batch sizes (``memory_only`` always runs it).
 
     Raises:
         UsageError: bad model, data or settings (exit 2), before any probe ran.
@@ -212,7 +215,9 @@ def run_probe_grid(
                         on_step, _provisional(inputs, results),
                         previous.seed_results if previous else {}, seed_probes,
                         extend=extend)
-                if memory_only or settings.memory_budget or len(settings.batch_size) > 1:
+                if ladder is None:
+                    ladder = bool(settings.memory_budget) or len(settings.batch_size) > 1
+                if memory_only or ladder:
                     memory = _memory(runner, template, results, weights, settings, journal,
                                      emit, memory_only, measured, enforcement,
                                      inputs.dataset.batch_rows)

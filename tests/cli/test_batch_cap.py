@@ -45,7 +45,8 @@ def test_a_batch_above_the_sample_is_probed_as_the_sample_and_capped_in_the_ladd
 def test_the_cli_says_so_once(tmp_path):
     done = subprocess.run([sys.executable, "-m", "stabcheck", "probe", "--model", "builtin:mlp",
                            "--data", "builtin:breast_cancer", "--class-weight", "none",
-                           "--lr", "0.01,0.1", "--steps", "3", "--batch-size", "16384"],
+                           "--lr", "0.01,0.1", "--steps", "3", "--seeds", "1",
+                           "--batch-size", "16384"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " ".join(done.stdout.split()).count(NOTE) == 1  # two probes, one sentence

@@ -212,7 +212,7 @@ def test_output_paths_in_the_config_are_relative_to_it(tmp_path: Path):
 @pytest.mark.e2e
 def test_probe_writes_junit_markdown_and_html(tmp_path: Path):
     done = run_cli("probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
-                   "--class-weight", "none", "--lr", "0.01", "--steps", "5",
+                   "--class-weight", "none", "--lr", "0.01", "--steps", "5", "--seeds", "1",
                    "--journal", str(tmp_path / "j.jsonl"), "--junit", "out/j.xml",
                    "--markdown", "out/s.md", "--html", "out/r.html", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr

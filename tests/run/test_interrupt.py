@@ -40,7 +40,7 @@ LONG_GRID = ["probe", "--model", "builtin:cnn", "--data", "builtin:digits",
 # longer "diverged"; x100 at lr 1.0 turns NaN at step 8.)
 SMALL_GRID = ["probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
               "--optimizer", "sgd", "--class-weight", "none,x100", "--lr", "0.01,1.0",
-              "--steps", "20", "--timeout", "120"]
+              "--steps", "20", "--timeout", "120", "--seeds", "1"]  # no re-probes
 SMALL_IDS = ["cw=none,lr=0.01,clip=none,bs=32", "cw=none,lr=1,clip=none,bs=32",
              "cw=x100,lr=0.01,clip=none,bs=32", "cw=x100,lr=1,clip=none,bs=32"]
 # Per-run measurements: they differ between two runs of the same probe.
@@ -251,7 +251,9 @@ def without_sizes(text: str) -> str:
 
 
 # ------------------------------------------------------------ SIGINT / SIGTERM
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+    ids=["SIGINT", "SIGTERM"])
 def test_a_signal_mid_grid_ends_every_worker_and_writes_the_partial_report(tmp_path, signum):
     journal = tmp_path / "journal.jsonl"
     out = tmp_path / "result.json"
@@ -424,6 +426,7 @@ def test_resume_with_other_settings_but_the_same_probe_ids_is_refused(tmp_path, 
     assert "another grid" in done.stderr
 
 
+@pytest.mark.slow  # the memory ladder
 def test_stabcheck_memory_interrupted_keeps_what_it_measured(tmp_path):
     journal = tmp_path / "journal.jsonl"
     out = tmp_path / "result.json"

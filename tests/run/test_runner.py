@@ -50,7 +50,8 @@ def test_nan_stops_early_and_names_the_first_bad_variable(probe_run):
 
 @pytest.mark.parametrize(
     ("factory", "signal_text"),
-    [("sigkill", "SIGKILL(-9)"), ("exit3", "exit(3)"), ("segv", "SIGSEGV(-11)")],
+    [("sigkill", "SIGKILL(-9)"), pytest.param("exit3", "exit(3)", marks=pytest.mark.slow),
+     ("segv", "SIGSEGV(-11)")],
 )
 def test_worker_killed_mid_grid_costs_only_its_probe(probe_run, tmp_path, monkeypatch,
                                                      factory, signal_text):
@@ -91,16 +92,25 @@ def test_hung_probe_is_a_timeout_and_the_grid_goes_on(probe_run, tmp_path, monke
     assert second.verdict.outcome.value == "stable"
 
 
-# Batch 16 fits 640 MiB, 16384 does not (~300 KiB per sample): the memory ladder that
-# follows the grid then finds the limit near batch 1,000 in about 100 s on two cores.
+# Batch 16 fits 640 MiB, 16384 does not (~300 KiB per sample).
 _BIG_BATCH = dict(model=f"{FIXTURES / 'memory_models.py'}:hungry",
                   data="builtin:digits-large", class_weight=["none"], lr=["0.001"],
                   batch_size=["16", "16384"], steps=3, memory_budget="640MiB", timeout=45)
 
 
+@pytest.fixture
+def grid_only(monkeypatch):
+    """The grid's own handling of a probe over its budget, without the memory ladder a
+    budget starts after the grid (``tests/cli/test_memory.py`` runs that one, on the same
+    model and budget): the ladder's nine workers near batch 1,000 take about 90 s here."""
+    from stabcheck.run import engine
+
+    monkeypatch.setattr(engine, "_memory", lambda *args, **kwargs: None)
+
+
 @pytest.mark.skipif(cgroup.enforcement_method() == "watchdog",
                     reason="no memory cgroup can be created on this machine")
-def test_probe_over_budget_is_killed_by_the_kernel_in_its_cgroup(probe_run):
+def test_probe_over_budget_is_killed_by_the_kernel_in_its_cgroup(probe_run, grid_only):
     """The kernel's OOM killer ends the first probe of batch 16384 in its cgroup; the
     other probe of that batch size is not rerun but inferred from it."""
     report, data, _ = probe_run(**{**_BIG_BATCH, "lr": ["0.001", "0.01"]})
@@ -125,7 +135,9 @@ def test_probe_over_budget_is_killed_by_the_kernel_in_its_cgroup(probe_run):
     assert inferred.run.steps_completed == 0
 
 
-def test_probe_over_budget_is_ended_by_the_watchdog_without_cgroups(probe_run, monkeypatch):
+@pytest.mark.slow  # the kernel's kill above is the default tier's
+def test_probe_over_budget_is_ended_by_the_watchdog_without_cgroups(probe_run, monkeypatch,
+                                                                    grid_only):
     monkeypatch.setenv("STABCHECK_NO_CGROUP", "1")
     report, _, _ = probe_run(**_BIG_BATCH)
     fits, too_big = report.results
@@ -137,7 +149,7 @@ def test_probe_over_budget_is_ended_by_the_watchdog_without_cgroups(probe_run, m
 
 
 def test_stabcheck_survives_a_kernel_oom_kill_of_a_worker(
-    probe_run, tmp_path, monkeypatch
+    probe_run, tmp_path, monkeypatch, grid_only
 ):
     """A worker that allocates far past its cgroup's limit dies; stabcheck writes its report.
 
@@ -175,6 +187,7 @@ def test_a_broken_factory_is_a_usage_error(tmp_path):
     assert not Path(tmp_path / "j.jsonl").exists() or True
 
 
+@pytest.mark.slow
 def test_check_numerics_names_the_operation_that_made_the_first_nan(probe_run):
     report, data, journal = probe_run(
         model="builtin:mlp", data="builtin:breast_cancer", optimizer="sgd",

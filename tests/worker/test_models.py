@@ -16,7 +16,8 @@ import pytest
 pytestmark = pytest.mark.e2e  # every test here starts processes
 
 STABCHECK = [sys.executable, "-m", "stabcheck"]
-QUICK = ["--class-weight", "none", "--lr", "0.01", "--steps", "3"]
+# One probe, no re-probes of it under more seeds (each seed is a worker more).
+QUICK = ["--class-weight", "none", "--lr", "0.01", "--steps", "3", "--seeds", "1"]
 
 _LAYERS = textwrap.dedent("""
     import keras
@@ -99,7 +100,7 @@ def test_custom_objects_in_a_config_are_modules_beside_it(project: Path):
     config = project / "lib" / "stabcheck.toml"
     config.write_text('model = "../models/scaled.keras"\ndata = "../data.npz"\n'
                       'custom_objects = ["mylayers"]\nclass_weight = ["none"]\nlr = [0.01]\n'
-                      "steps = 3\n")
+                      "steps = 3\nseeds = 1\n")
     done = run([*STABCHECK, "probe", str(config)], cwd=project / "elsewhere")
     assert done.returncode == 0, done.stdout + done.stderr
     missing = run([*STABCHECK, "probe", str(config), "--custom-objects", "nosuch.layers"],
@@ -142,7 +143,7 @@ def test_factories_import_their_neighbours_from_another_folder(factories: Path):
     assert by_file.returncode == 0, by_file.stdout + by_file.stderr
     config = proj / "stabcheck.toml"
     config.write_text('model = "mypkg.nets:build"\ndata = "data.npz"\nclass_weight = ["none"]\n'
-                      "lr = [0.01]\nsteps = 3\n")
+                      "lr = [0.01]\nsteps = 3\nseeds = 1\n")
     by_module = run([*STABCHECK, "probe", str(config)], cwd=factories / "elsewhere")
     assert by_module.returncode == 0, by_module.stdout + by_module.stderr
 

@@ -40,16 +40,16 @@ def _describe_devices(devices: Any) -> str:
 
 
 def title_line(report: RunReport) -> Text:
-    """What was probed, in one line: ``stabcheck 0.1.0 · builtin:cnn on builtin:digits: 8,814
-    samples probed, 2,204 held out, 10 classes``."""
+    """What was probed, in one line: ``stabcheck 0.1.0 probe report: builtin:cnn on
+    builtin:digits (8,814 samples, 2,204 held out, 10 classes)``."""
     data = report.dataset
-    text = Text(f"stabcheck {report.stabcheck_version}", style="bold")
+    text = Text(f"stabcheck {report.stabcheck_version} probe report", style="bold")
     model = report.config.get("model")
     what = f"{model} on {data.source}" if model else data.source
     kind = ("a regression target" if data.task == "regression"
             else f"{len(data.class_names)} classes")
-    text.append(f" · {what}: {data.n_samples:,} samples probed, {data.n_holdout:,} held out, "
-                f"{kind}", style="default")
+    text.append(f": {what} ({data.n_samples:,} samples, {data.n_holdout:,} held out, {kind})",
+                style="default")
     return text
 
 
