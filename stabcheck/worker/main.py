@@ -88,26 +88,6 @@ def _exception_message(exc: BaseException, phase: str, step: int | None) -> dict
     }
 
 
-def _configure_devices(gpu_memory_budget: int | None) -> list[dict[str, Any]]:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        if gpu_memory_budget:
-            # A logical device with a hard limit simulates a smaller card.
-            tf.config.set_logical_device_configuration(
-                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=gpu_memory_budget >> 20)]
-            )
-        else:
-            tf.config.experimental.set_memory_growth(gpu, True)
-    devices = [{"type": "CPU", "name": "CPU:0"}]
-    for i, gpu in enumerate(gpus):
-        details = tf.config.experimental.get_device_details(gpu)
-        devices.append({"type": "GPU", "name": f"GPU:{i}",
-                        "model": details.get("device_name", gpu.name)})
-    return devices
-
-
 def _raise_oom_score() -> None:
     """Make this worker the kernel's first choice under memory pressure, not stabcheck."""
     with contextlib.suppress(OSError):
@@ -124,20 +104,23 @@ def main() -> int:
     t0 = time.perf_counter()
     phase = "startup"
     try:
+        from stabcheck.worker import backends
+
+        # The parent chose the backend in KERAS_BACKEND; what it reads at import first.
+        backend_name = os.environ.get("KERAS_BACKEND", "tensorflow")
+        backends.prepare_environment(backend_name, init.get("gpu_memory_budget"))
         import keras
-        import tensorflow as tf
 
         from stabcheck.protocol import dataset as data
         from stabcheck.protocol.model_spec import ModelSpec
         from stabcheck.worker import models
         from stabcheck.worker import probe as training
 
-        if init.get("threads"):  # parallel workers share the cores
-            tf.config.threading.set_intra_op_parallelism_threads(int(init["threads"]))
-            tf.config.threading.set_inter_op_parallelism_threads(int(init["threads"]))
-        devices = _configure_devices(init.get("gpu_memory_budget"))
+        backend = backends.current()
+        # parallel workers share the cores; a budget caps the GPU as a smaller card would
+        devices = backend.configure(init.get("threads"), init.get("gpu_memory_budget"))
         if init.get("check_numerics"):  # the first op to output Inf/NaN raises, named
-            tf.debugging.enable_check_numerics()
+            backend.enable_check_numerics()
         import_s = time.perf_counter() - t0
         # From here on, running out of memory is the user's data and model, not the
         # backend's import: the parent tells the two apart by this message.
@@ -170,7 +153,7 @@ def main() -> int:
         "environment": {
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
-            "framework_version": tf.__version__,
+            "framework_version": backend.framework_version(),
             "devices": devices,
             "import_s": round(import_s, 3),
         },
@@ -190,8 +173,8 @@ def main() -> int:
                                extend=_asker(emit) if init.get("extend") else None)
         except Exception as exc:
             channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
-    # Everything the parent needs has been sent: skip TensorFlow's teardown (about a
-    # second) by leaving at once.
+    # Everything the parent needs has been sent: skip the framework's teardown (about a
+    # second for TensorFlow) by leaving at once.
     shutil.rmtree(state_dir, ignore_errors=True)
     sys.stderr.flush()
     os._exit(0)

@@ -1,0 +1,267 @@
+"""The JAX backend: Keras's stateless JAX ``train_step`` inside ``jax.jit``, watched.
+
+A probe runs what ``model.fit`` runs under JAX for one batch: ``model.train_step(state,
+data)`` (``jax.value_and_grad`` of ``compute_loss_and_updates``, then
+``optimizer.stateless_apply``) in one ``jax.jit`` that donates the state, as Keras's
+``make_train_function`` does. stabcheck adds nothing to the mathematics; it hooks
+``apply`` of the optimizer instance (which ``stateless_apply`` calls inside its
+stateless scope): the hook measures the gradients' global norm and the finiteness of
+each, and the traced function returns them as outputs beside the loss and the
+finiteness of the new weights.
+
+The probe's clipping is Keras's own: ``clipnorm`` / ``clipvalue`` / ``global_clipnorm``
+are set on the optimizer instance, so ``_clip_gradients`` clips as ``compile`` would; they
+are constants of the trace, so one trace serves all the probes of one clip setting
+(``traces`` counts them). The learning rate is the optimizer's variable, part of the
+state: no new trace per learning rate.
+
+The state lives in the Keras variables between steps (each step reads their values and
+assigns the new ones), so evaluation, the initial-state restore and the next probe see
+what a synced ``fit`` leaves. Not supported here: a model's own ``train_step`` (under JAX
+it is a stateless function of the user's own making; run it with the TensorFlow or
+PyTorch backend). Under ``--gpu-memory-budget`` XLA's allocator is capped before the
+import (``backends.prepare_environment``); its peak (``peak_bytes_in_use``) cannot be
+reset, so it is the worker's since start. Worker only: imports JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from stabcheck.errors import InputError
+from stabcheck.worker.backends.base import InitialState, StepResult, overrides_train_step
+
+_CLIP_ATTRIBUTES = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
+
+
+def check_model(model: Any) -> None:
+    """Refuse what this backend cannot probe as ``fit`` would train it."""
+    if overrides_train_step(model):
+        raise InputError(
+            f"the model {type(model).__name__} overrides train_step: stabcheck's jax "
+            "backend runs Keras's own stateless train_step only; probe this model with "
+            "--backend tensorflow or --backend torch")
+
+
+class Trainer:
+    """One compiled model with its optimizer, jitted training steps and reset.
+
+    Args:
+        model: the built Keras model (shared by all trainers of a worker).
+        loss: the loss to compile with, or None to keep the model's compiled loss.
+        optimizer: a fresh optimizer without clipping arguments.
+        state_dir: where the initial state of the optimizer is kept.
+        jit_compile: as ``compile`` takes it (``"auto"``: jitted, as under ``fit``).
+    """
+
+    def __init__(self, model: Any, loss: Any, optimizer: Any, state_dir: Path,
+                 jit_compile: Any = "auto") -> None:
+        check_model(model)
+        self.model = model
+        self.custom_step = False
+        if model.dtype_policy.name == "mixed_float16" and not isinstance(
+                optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # as compile does
+        self.optimizer = optimizer
+        self._loss = loss
+        self._jit_compile = jit_compile
+        self.compile()
+        self.tvars = list(model.trainable_variables)
+        optimizer.build(self.tvars)
+        self._opt_initial = InitialState(optimizer.variables, state_dir)
+        self._inner = getattr(optimizer, "inner_optimizer", optimizer)
+        self._captured: tuple[Any, Any] | None = None
+        self._key: tuple[str | None, float | None] = (None, None)
+        self.per_mode = False  # dense gradients under JAX: the trace is per clip setting
+        self._hook(self._inner)
+        self._steps: dict[tuple[str | None, float | None], Callable[..., Any]] = {}
+        self._recorded = False  # whether the last trace reached optimizer.apply
+        self._records: dict[tuple[str | None, float | None], bool] = {}
+        self._grad_norm_fn: Callable[..., Any] | None = None
+        self.grad_norm = self._grad_norm
+
+    # -- per probe ---------------------------------------------------------------------
+
+    def compile(self) -> None:
+        """Make the shared model this trainer's (its loss and optimizer)."""
+        if self._loss is None:
+            self.model.optimizer = self.optimizer
+            return
+        self.model.compile(optimizer=self.optimizer, loss=self._loss,
+                           jit_compile=self._jit_compile)
+
+    def activate(self, initial: InitialState, learning_rate: float,
+                 clip_kind: str | None, clip_value: float | None) -> None:
+        """Start a probe from scratch: initial model and optimizer state, lr and clip."""
+        initial.restore()
+        self._opt_initial.restore()
+        self.optimizer.learning_rate = learning_rate
+        for kind, attribute in _CLIP_ATTRIBUTES.items():
+            setattr(self._inner, attribute, clip_value if kind == clip_kind else None)
+        self._key = (clip_kind, None if clip_kind is None else float(clip_value or 0.0))
+
+    def step(self, x: Any, y: Any, sw: Any) -> StepResult:
+        """One step of Keras's JAX ``train_step`` (jitted once per clip setting)."""
+        key = self._key
+        fn = self._steps.get(key)
+        if fn is None:
+            fn = self._steps[key] = self._make_step()
+        for metric in self.model.metrics:  # fit's running means, reset: this step's values
+            metric.reset_state()
+        (loss, norm, grad_state, weight_state), state = fn(self._state(), (x, y, sw))
+        recorded = self._records.setdefault(key, self._recorded)  # known once traced
+        self._assign(state)
+        return StepResult(float(loss), float(norm) if recorded else None,
+                          np.asarray(grad_state) if recorded else None,
+                          np.asarray(weight_state))
+
+    @property
+    def traces(self) -> int:
+        """How many training-step traces this trainer made (one per clip setting)."""
+        return len(self._steps)
+
+    # -- the step ----------------------------------------------------------------------
+
+    def _jit(self) -> bool:
+        return bool(getattr(self.model, "jit_compile", True))
+
+    def _state(self) -> tuple[list[Any], ...]:
+        model = self.model
+        return ([v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                [v.value for v in self.optimizer.variables],
+                [v.value for v in model.metrics_variables])
+
+    def _assign(self, state: tuple[list[Any], ...]) -> None:
+        model = self.model
+        groups = (model.trainable_variables, model.non_trainable_variables,
+                  self.optimizer.variables, model.metrics_variables)
+        for variables, values in zip(groups, state, strict=True):
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+
+    def _make_step(self) -> Callable[..., Any]:
+        model = self.model
+        n = len(self.tvars)
+
+        def train_step(state: Any, data: Any) -> Any:
+            self._captured = None
+            logs, state = model.train_step(state, data)
+            loss = logs.get("loss") if isinstance(logs, dict) else None
+            if loss is None:
+                raise ValueError("the model's train_step must return a dict with a 'loss' "
+                                 "entry (as Keras's does)")
+            captured, self._captured = self._captured, None
+            self._recorded = captured is not None
+            norm, grad_state = captured if captured is not None else (
+                jnp.zeros([], jnp.float32), jnp.zeros([n], jnp.int32))
+            weight_state = norm_and_states(list(state[0]))[1]
+            return (jnp.asarray(loss, jnp.float32), norm, grad_state, weight_state), state
+
+        return jax.jit(train_step, donate_argnums=0) if self._jit() else train_step
+
+    def _hook(self, optimizer: Any) -> None:
+        """Put the measuring ``apply`` on the optimizer instance."""
+        original_apply = optimizer.apply
+
+        def apply(grads: Any, trainable_variables: Any = None) -> Any:
+            grads = list(grads)
+            present = [g for g in grads if g is not None]
+            if present:
+                self._captured = norm_and_states(present)
+            return original_apply(grads, trainable_variables)
+
+        optimizer.apply = apply
+
+    # -- per-class gradient norms ------------------------------------------------------
+
+    def _grad_norm(self, x: Any, y: Any, sw: Any) -> float:
+        """Global gradient norm of the loss under given sample weights; stateless, so
+        nothing (BatchNorm statistics, seed states) changes."""
+        if self._grad_norm_fn is None:
+            model = self.model
+
+            def grad_norm(trainable: Any, non_trainable: Any, metrics: Any, optimizer: Any,
+                          x: Any, y: Any, sw: Any) -> Any:
+                def loss(values: Any) -> Any:
+                    return model.compute_loss_and_updates(
+                        values, non_trainable, metrics, x, y, sw, training=True,
+                        optimizer_variables=optimizer)[0]
+
+                return norm_and_states(jax.grad(loss)(trainable))[0]
+
+            self._grad_norm_fn = jax.jit(grad_norm) if self._jit() else grad_norm
+        trainable, non_trainable, optimizer, metrics = self._state()
+        return float(self._grad_norm_fn(trainable, non_trainable, metrics, optimizer,
+                                        x, y, sw))
+
+
+def norm_and_states(tensors: list[Any]) -> tuple[Any, Any]:
+    """(global norm, finiteness per tensor) of ``tensors``, traced: the plain norm when
+    every sum of squares is finite, else one scaled by the largest magnitude (finite
+    gradients whose squares overflow float32 still get their norm)."""
+    values = [jnp.asarray(t, jnp.float32) for t in tensors]
+    sums = jnp.stack([jnp.sum(jnp.square(v)) for v in values])
+    plain = jnp.sqrt(jnp.sum(sums))
+    scale = jnp.max(jnp.stack([jnp.max(jnp.abs(v)) for v in values]))
+    safe = jnp.where(scale > 0, scale, 1.0)
+    scaled = safe * jnp.sqrt(sum(jnp.sum(jnp.square(v / safe)) for v in values))
+    norm = jnp.where(jnp.all(jnp.isfinite(sums)), plain, scaled)
+    return norm, jnp.stack([finiteness(v) for v in values])
+
+
+def finiteness(tensor: Any) -> Any:
+    """0 when all values are finite, else 1 for a NaN, 2 for +inf, 3 for -inf (first wins)."""
+    inf = jnp.isinf(tensor)
+    return jnp.where(jnp.any(jnp.isnan(tensor)), 1,
+                     jnp.where(jnp.any(inf & (tensor > 0)), 2,
+                               jnp.where(jnp.any(inf & (tensor < 0)), 3, 0))).astype(jnp.int32)
+
+
+# -- around the step ---------------------------------------------------------------------
+
+
+def framework_version() -> str:
+    return str(jax.__version__)
+
+
+def configure(threads: int | None, gpu_memory_budget: int | None) -> list[dict[str, Any]]:
+    """The devices JAX sees. The memory cap is set before the import
+    (``prepare_environment``); XLA's CPU threads cannot be set after it."""
+    del threads, gpu_memory_budget
+    devices = [{"type": "CPU", "name": "CPU:0"}]
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    for i, gpu in enumerate(gpus):
+        devices.append({"type": "GPU", "name": f"GPU:{i}", "model": gpu.device_kind})
+    return devices
+
+
+def enable_check_numerics() -> None:
+    """JAX re-runs a jitted function whose output holds a NaN/Inf op by op and raises
+    ``FloatingPointError`` at the first operation that produced it."""
+    jax.config.update("jax_debug_nans", True)
+    jax.config.update("jax_debug_infs", True)
+
+
+def _gpu() -> Any | None:
+    gpus = [d for d in jax.local_devices() if d.platform == "gpu"]
+    return gpus[0] if gpus else None
+
+
+def reset_peak_gpu() -> None:
+    """XLA's allocator keeps no resettable peak: ``peak_gpu_bytes`` is the worker's."""
+
+
+def peak_gpu_bytes() -> int | None:
+    gpu = _gpu()
+    stats = gpu.memory_stats() if gpu is not None else None
+    if not stats:
+        return None
+    return int(stats.get("peak_bytes_in_use", stats.get("bytes_in_use", 0)))
