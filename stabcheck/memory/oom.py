@@ -6,8 +6,8 @@ alias ``torch.cuda.OutOfMemoryError``, Python's ``MemoryError``; JAX's
 ``JaxRuntimeError``, formerly ``jaxlib.xla_extension.XlaRuntimeError``, carries XLA's
 status code at the start of its message, and ``RESOURCE_EXHAUSTED`` is the allocator's)
 and by its message second, for the frameworks that raise generic types (XLA and CUDA
-report through ``InternalError``/``RuntimeError`` with a recognisable text). The same texts identify an
-allocator abort in the stderr of a worker that died without raising.
+report through ``InternalError``/``RuntimeError`` with a recognisable text). The same
+texts identify an allocator abort in the stderr of a worker that died without raising.
 """
 
 from __future__ import annotations

@@ -106,8 +106,10 @@ def main() -> int:
     try:
         from stabcheck.worker import backends
 
-        # The parent chose the backend in KERAS_BACKEND; what it reads at import first.
-        backend_name = os.environ.get("KERAS_BACKEND", "tensorflow")
+        # The parent chose the backend (also in KERAS_BACKEND); set what it reads at its
+        # import before Keras imports it.
+        backend_name = init.get("backend") or os.environ.get("KERAS_BACKEND", "tensorflow")
+        os.environ["KERAS_BACKEND"] = backend_name
         backends.prepare_environment(backend_name, init.get("gpu_memory_budget"))
         import keras
 

@@ -24,7 +24,14 @@ import keras
 import numpy as np
 import torch
 
-from stabcheck.worker.backends.base import InitialState, StepResult, overrides_train_step
+from stabcheck.worker.backends.base import (
+    InitialState,
+    StepResult,
+    keep_tensorflow_out,
+    overrides_train_step,
+)
+
+keep_tensorflow_out()
 
 _CLIP_ATTRIBUTES = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
 
