@@ -332,12 +332,17 @@ def _backend(value: Any) -> str:
         raise ConfigError(
             f"{source} must be one of {', '.join(BACKENDS)}, got {value!r}")
     module = _BACKEND_MODULES[name]
-    # sys.path only, no import hooks: finds the package without importing anything
-    if importlib.machinery.PathFinder.find_spec(module) is None:
+    if not _installed(module):
         raise ConfigError(
             f"{source} is {name!r} but {module} is not installed here; install it "
             f"(pip install {module}) or choose another of {', '.join(BACKENDS)}")
     return name
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` is on ``sys.path``: found by the path finder alone, without
+    import hooks, so nothing is imported."""
+    return importlib.machinery.PathFinder.find_spec(module) is not None
 
 
 def _as_list(key: str, value: Any) -> list[Any]:
