@@ -161,6 +161,7 @@ class ExceptionMessage(TypedDict, total=False):
     exception_type: str
     message: str
     oom: bool
+    oom_device: str | None  # "GPU" where the exception's type says so (JAX, PyTorch)
     step: int | None
     peak_private_bytes: int | None
 

@@ -573,4 +573,5 @@ def _holdout(data: dict[str, Any]) -> HoldoutEval | RegressionEval:
 
 def _exception(message: dict[str, Any]) -> dict[str, Any]:
     return {key: message.get(key) for key in
-            ("phase", "step", "etype", "message", "oom", "user_input", "traceback")}
+            ("phase", "step", "etype", "message", "oom", "oom_device", "user_input",
+             "traceback")}

@@ -75,14 +75,18 @@ def _clip_text(text: str, head: int = 1000, tail: int = 3000) -> str:
     return f"{text[:head]}\n[... {len(text) - head - tail} characters ...]\n{text[-tail:]}"
 
 
-def _exception_message(exc: BaseException, phase: str, step: int | None) -> dict[str, Any]:
+def _exception_message(exc: BaseException, phase: str, step: int | None,
+                       backend: Any = None) -> dict[str, Any]:
+    oom = is_oom_exception(exc)
     return {
         "type": FromWorker.EXCEPTION.value,
         "phase": phase,
         "step": step,
         "etype": type(exc).__name__,
         "message": _clip_text(str(exc)),
-        "oom": is_oom_exception(exc),
+        "oom": oom,
+        # where the allocation failed, when the type says more than the message
+        "oom_device": backend.oom_device(exc) if oom and backend is not None else None,
         "user_input": isinstance(exc, StabcheckError),
         "traceback": traceback.format_exc()[-4000:],
     }
@@ -103,6 +107,7 @@ def main() -> int:
         return 3
     t0 = time.perf_counter()
     phase = "startup"
+    backend = None
     try:
         from stabcheck.worker import backends
 
@@ -145,7 +150,7 @@ def main() -> int:
         setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"),
                                        state_dir)
     except Exception as exc:  # the user's model or data: reported, then the worker ends
-        channel.send(_exception_message(exc, phase, None))
+        channel.send(_exception_message(exc, phase, None, backend))
         return 0
     channel.send({
         "type": FromWorker.READY.value,
@@ -174,7 +179,8 @@ def main() -> int:
                                int(init["seed"]), emit, early_stop=init.get("early_stop"),
                                extend=_asker(emit) if init.get("extend") else None)
         except Exception as exc:
-            channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
+            channel.send({**_exception_message(exc, "train", emit.last_step, backend),
+                          "id": probe.id})
     # Everything the parent needs has been sent: skip the framework's teardown (about a
     # second for TensorFlow) by leaving at once.
     shutil.rmtree(state_dir, ignore_errors=True)

@@ -250,6 +250,12 @@ def configure(threads: int | None, gpu_memory_budget: int | None) -> list[dict[s
     return devices
 
 
+def oom_device(exc: BaseException) -> str | None:
+    """XLA's RESOURCE_EXHAUSTED names no device: it is the GPU's when JAX computes there."""
+    del exc
+    return "GPU" if jax.default_backend() == "gpu" else None
+
+
 def enable_check_numerics() -> None:
     """JAX re-runs a jitted function whose output holds a NaN/Inf op by op and raises
     ``FloatingPointError`` at the first operation that produced it."""

@@ -359,6 +359,12 @@ def configure(threads: int | None, gpu_memory_budget: int | None) -> list[dict[s
     return devices
 
 
+def oom_device(exc: BaseException) -> str | None:
+    """TensorFlow's allocator names the device in its message ("... on /device:GPU:0")."""
+    del exc
+    return None
+
+
 def enable_check_numerics() -> None:
     """The first op to output an Inf/NaN raises, named (``run.numerics`` reads it)."""
     tf.debugging.enable_check_numerics()

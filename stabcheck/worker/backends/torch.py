@@ -224,6 +224,12 @@ def configure(threads: int | None, gpu_memory_budget: int | None) -> list[dict[s
     return devices
 
 
+def oom_device(exc: BaseException) -> str | None:
+    """``torch.OutOfMemoryError`` is the CUDA caching allocator's (a failed host
+    allocation raises a plain ``RuntimeError``)."""
+    return "GPU" if isinstance(exc, torch.OutOfMemoryError) else None
+
+
 def enable_check_numerics() -> None:
     """Autograd's anomaly mode: the backward function that returned a NaN raises,
     named (forward NaNs surface in the loss as before)."""
