@@ -64,6 +64,18 @@ StepCallback = Callable[[Probe, int], None]
 ExtendCallback = Callable[[ProbeRun], "int | None"]
 
 
+def worker_environment(init: WorkerInit, gpu: str | None = None) -> dict[str, str]:
+    """A worker's environment: stabcheck's, with its Keras backend and, when it is given
+    one GPU (``gpu``: an NVML index or a UUID), only that GPU, numbered as NVML numbers
+    them unless the user chose an order."""
+    env = {**os.environ, "KERAS_BACKEND": init.backend, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if gpu is not None:
+        env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    return env
+
+
 class _Worker:
     """One worker process, its reader thread, its cgroup and its stderr file.
 
@@ -83,11 +95,7 @@ class _Worker:
         if self.cgroup is not None:  # join the cgroup before Python starts: nothing escapes it
             cmd = ["/bin/sh", "-c", 'echo $$ > "$1" || exit 97; shift; exec "$@"', "sh",
                    str(self.cgroup.procs_file), *cmd]
-        env = {**os.environ, "KERAS_BACKEND": init.backend, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        if gpu is not None:  # one GPU per worker, numbered as NVML numbers them
-            env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-            env["CUDA_VISIBLE_DEVICES"] = gpu
+        env = worker_environment(init, gpu)
         self._stderr = stderr_path.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
