@@ -312,6 +312,10 @@ def _validate(raw: dict[str, Any]) -> Settings:
     if raw.get("config_dir") is not None:
         kwargs["config_dir"] = Path(raw["config_dir"])
     kwargs["backend"] = _backend(raw.get("backend"))
+    if kwargs.get("check_numerics") and kwargs["backend"] != "tensorflow":
+        raise ConfigError(
+            f"check_numerics names the operation with TensorFlow's check-numerics: it needs "
+            f"backend 'tensorflow', got {kwargs['backend']!r}")
     return Settings(**kwargs)
 
 

@@ -554,6 +554,16 @@ def test_a_backend_that_is_not_installed_is_a_config_error(
                         "pip install jax")
 
 
+def test_check_numerics_needs_the_tensorflow_backend(
+        no_keras_backend: pytest.MonkeyPatch) -> None:
+    no_keras_backend.setattr("stabcheck.config.settings._installed", lambda module: True)
+    flags = {**FLAGS_BASE, "check_numerics": True}
+    assert build_settings(None, {**flags, "backend": "tensorflow"}).check_numerics
+    with pytest.raises(ConfigError) as excinfo:
+        build_settings(None, {**flags, "backend": "jax"})
+    assert_config_error(excinfo, "check_numerics", "needs backend 'tensorflow'", "'jax'")
+
+
 def test_the_backend_is_found_without_importing_it(no_keras_backend: pytest.MonkeyPatch) -> None:
     import sys
 

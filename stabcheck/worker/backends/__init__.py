@@ -8,7 +8,9 @@ between the frameworks, and nothing else:
   where the optimizer receives them, and the probe's clipping;
 - ``configure(threads, gpu_memory_budget)``: threads and the GPU memory cap, after the
   import; the devices it sees;
-- ``enable_check_numerics()``: the first operation to produce an Inf/NaN raises;
+- ``oom_device(exc)``: "GPU" when an OOM exception's type says the GPU ran out;
+- ``enable_check_numerics()`` (TensorFlow only: ``--check-numerics`` is refused under the
+  others): the first operation to produce an Inf/NaN raises, named;
 - ``reset_peak_gpu()`` / ``peak_gpu_bytes()``: the allocator's peak on the first GPU;
 - ``framework_version()``.
 

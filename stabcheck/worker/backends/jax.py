@@ -256,13 +256,6 @@ def oom_device(exc: BaseException) -> str | None:
     return "GPU" if jax.default_backend() == "gpu" else None
 
 
-def enable_check_numerics() -> None:
-    """JAX re-runs a jitted function whose output holds a NaN/Inf op by op and raises
-    ``FloatingPointError`` at the first operation that produced it."""
-    jax.config.update("jax_debug_nans", True)
-    jax.config.update("jax_debug_infs", True)
-
-
 def _gpu() -> Any | None:
     gpus = [d for d in jax.local_devices() if d.platform == "gpu"]
     return gpus[0] if gpus else None

@@ -230,12 +230,6 @@ def oom_device(exc: BaseException) -> str | None:
     return "GPU" if isinstance(exc, torch.OutOfMemoryError) else None
 
 
-def enable_check_numerics() -> None:
-    """Autograd's anomaly mode: the backward function that returned a NaN raises,
-    named (forward NaNs surface in the loss as before)."""
-    torch.autograd.set_detect_anomaly(True)
-
-
 def reset_peak_gpu() -> None:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
