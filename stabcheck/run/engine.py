@@ -307,6 +307,8 @@ def read_journal(path: Path) -> JournalState:
             probe_ids = list(record.get("probes") or [])
             identity = {k: v for k, v in (record.get("config") or {}).items()
                         if k not in _NOT_IDENTITY}
+            # a journal from before the backend was a setting: its probes ran TensorFlow
+            identity.setdefault("backend", "tensorflow")
         elif record.get("type") == "probe":
             results[record["id"]] = probe_result_from_json(record)
         elif record.get("type") == "seed_probe":
