@@ -26,7 +26,8 @@ if [ "${1:-}" = "--cpu" ] || [ "${SMOKE_CPU:-0}" = 1 ]; then GPU=0; fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-smoke.XXXXXX")
 LOG=${OUT:+$OUT/gpu-smoke.log}
 LOG=${LOG:-$WORK/gpu-smoke.log}
-exec > >(tee "$LOG") 2>&1
+
+main() {
 START=$(date +%s)
 echo "gpu-smoke: $(date -u +%FT%TZ) in $ROOT, python $($PY -c 'import sys; print(sys.version.split()[0])'), gpu mode $GPU, work $WORK"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -39,15 +40,15 @@ if ! $PY -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('kera
   $PY -c "import typing_extensions" 2>/dev/null || wheels="$wheels $(ls "$WHEELS"/typing_extensions-*.whl 2>/dev/null)"
   if [ -z "$wheels" ]; then
     echo "FAIL: keras is not installed and $WHEELS/ holds no wheels (run scripts/make-gpu-wheels.sh)"
-    exit 1
+    return 1
   fi
   echo "installing into $site: $(echo $wheels | xargs -n1 basename | tr '\n' ' ')"
   $PY -m pip install -q --no-index --no-deps --no-compile --target "$site" $wheels || {
-    echo "FAIL: could not install the carried wheels"; exit 1; }
+    echo "FAIL: could not install the carried wheels"; return 1; }
   export PYTHONPATH=$site:$PYTHONPATH
 fi
 $PY -c "import stabcheck; print('stabcheck', stabcheck.__version__)" || {
-  echo "FAIL: stabcheck does not import from $ROOT"; exit 1; }
+  echo "FAIL: stabcheck does not import from $ROOT"; return 1; }
 
 # -- the data of the memory check: 20 000 rows of 1024 features ------------------------
 if [ "$GPU" = 1 ]; then
@@ -100,8 +101,13 @@ for backend in ${BACKENDS:-jax torch tensorflow}; do
   fi
 done
 
+if [ -n "${OUT:-}" ]; then cp "$WORK"/*.json "$OUT"/ 2>/dev/null; fi
 echo
 echo "gpu-smoke: ran$RAN in $(($(date +%s) - START)) s; log $LOG"
-if [ -z "$RAN" ]; then echo "FAIL: no backend installed"; exit 1; fi
-if [ -n "$FAILED" ]; then echo "FAIL:$FAILED"; exit 1; fi
+if [ -z "$RAN" ]; then echo "FAIL: no backend installed"; return 1; fi
+if [ -n "$FAILED" ]; then echo "FAIL:$FAILED"; return 1; fi
 echo "PASS"
+}
+
+main 2>&1 | tee "$LOG"
+exit "${PIPESTATUS[0]}"
