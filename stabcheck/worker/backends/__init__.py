@@ -3,9 +3,11 @@
 A backend module (``tensorflow``, ``jax``, ``torch``) holds everything that differs
 between the frameworks, and nothing else:
 
-- ``Trainer``: the probe's training step (``base.Trainer`` says what it offers): the
+- ``Trainer``: the probe's training step (``base`` says what it offers): the
   backend's own Keras ``train_step``, the gradients' global norm and finiteness measured
   where the optimizer receives them, and the probe's clipping;
+- ``check_model(model)``: refuses, as a usage error, a model the backend cannot probe
+  as its ``fit`` trains it (JAX: a model's own ``train_step``);
 - ``configure(threads, gpu_memory_budget)``: threads and the GPU memory cap, after the
   import; the devices it sees;
 - ``oom_device(exc)``: "GPU" when an OOM exception's type says the GPU ran out;

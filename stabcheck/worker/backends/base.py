@@ -1,6 +1,7 @@
 """What every backend's trainer offers the probe loop, and what they share (Keras only).
 
-A ``Trainer`` (one per backend module) wraps one compiled model with its optimizer:
+A ``Trainer`` (one per backend module, a ``TrainerBase``) wraps one compiled model with
+its optimizer:
 
 - ``Trainer(model, loss, optimizer, state_dir, jit_compile)``;
 - ``compile()``: make the shared model this trainer's (loss and optimizer);
@@ -21,6 +22,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from stabcheck.protocol.vocabulary import CLIP_KINDS
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,55 @@ class InitialState:
                 variable.assign(np.load(value, allow_pickle=False))
             else:
                 variable.assign(keras.ops.full(variable.shape, value, dtype=variable.dtype))
+
+
+class TrainerBase:
+    """What the backends' trainers share: the optimizer (wrapped for mixed float16 as
+    ``compile`` wraps it), the model compiled for it, the optimizer built on the model's
+    trainable variables with its starting state kept, and the per-probe reset.
+
+    Args:
+        model: the built Keras model (shared by all trainers of a worker).
+        loss: the loss to compile with, or None to keep the model's compiled loss (a
+            model that overrides ``train_step`` may also override ``compile``).
+        optimizer: a fresh optimizer without clipping arguments.
+        state_dir: where the initial state of the optimizer is kept.
+        jit_compile: as ``compile`` takes it.
+    """
+
+    def __init__(self, model: Any, loss: Any, optimizer: Any, state_dir: Path,
+                 jit_compile: Any = "auto") -> None:
+        self.model = model
+        self.custom_step = overrides_train_step(model)
+        if model.dtype_policy.name == "mixed_float16" and not isinstance(
+                optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # as compile does
+        self.optimizer = optimizer
+        self._loss = loss
+        self._jit_compile = jit_compile
+        self.compile()
+        self.tvars = list(model.trainable_variables)
+        optimizer.build(self.tvars)
+        self._opt_initial = InitialState(optimizer.variables, state_dir)
+        # where the gradients arrive unscaled (behind a LossScaleOptimizer: its inner one)
+        self._inner = getattr(optimizer, "inner_optimizer", optimizer)
+
+    def compile(self) -> None:
+        """Make the shared model this trainer's (its loss and optimizer)."""
+        if self._loss is None:
+            self.model.optimizer = self.optimizer
+            return
+        self.model.compile(optimizer=self.optimizer, loss=self._loss,
+                           jit_compile=self._jit_compile)
+
+    def _restart(self, initial: InitialState, learning_rate: float) -> None:
+        """The initial model and optimizer state, and the probe's learning rate."""
+        initial.restore()
+        self._opt_initial.restore()
+        self.optimizer.learning_rate = learning_rate
+
+    def _set_keras_clipping(self, kind: str | None, value: float | None) -> None:
+        """Clip as ``compile`` with ``clipnorm``/``clipvalue``/``global_clipnorm`` would:
+        the attribute of ``kind`` on the optimizer instance, the others unset."""
+        for name, attribute in CLIP_KINDS.items():
+            setattr(self._inner, attribute, value if name == kind else None)

@@ -32,21 +32,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import keras
 import numpy as np
 
 from stabcheck.errors import InputError
 from stabcheck.worker.backends.base import (
     InitialState,
     StepResult,
+    TrainerBase,
     keep_tensorflow_out,
     overrides_train_step,
 )
 
 keep_tensorflow_out()
-
-_CLIP_ATTRIBUTES = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
-
 
 def check_model(model: Any) -> None:
     """Refuse what this backend cannot probe as ``fit`` would train it."""
@@ -57,33 +54,14 @@ def check_model(model: Any) -> None:
             "--backend tensorflow or --backend torch")
 
 
-class Trainer:
-    """One compiled model with its optimizer, jitted training steps and reset.
-
-    Args:
-        model: the built Keras model (shared by all trainers of a worker).
-        loss: the loss to compile with, or None to keep the model's compiled loss.
-        optimizer: a fresh optimizer without clipping arguments.
-        state_dir: where the initial state of the optimizer is kept.
-        jit_compile: as ``compile`` takes it (``"auto"``: jitted, as under ``fit``).
-    """
+class Trainer(TrainerBase):
+    """One compiled model with its optimizer, jitted training steps and reset (the
+    arguments are ``TrainerBase``'s; ``jit_compile="auto"``: jitted, as under ``fit``)."""
 
     def __init__(self, model: Any, loss: Any, optimizer: Any, state_dir: Path,
                  jit_compile: Any = "auto") -> None:
         check_model(model)
-        self.model = model
-        self.custom_step = False
-        if model.dtype_policy.name == "mixed_float16" and not isinstance(
-                optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # as compile does
-        self.optimizer = optimizer
-        self._loss = loss
-        self._jit_compile = jit_compile
-        self.compile()
-        self.tvars = list(model.trainable_variables)
-        optimizer.build(self.tvars)
-        self._opt_initial = InitialState(optimizer.variables, state_dir)
-        self._inner = getattr(optimizer, "inner_optimizer", optimizer)
+        super().__init__(model, loss, optimizer, state_dir, jit_compile)
         self._captured: tuple[Any, Any] | None = None
         self._key: tuple[str | None, float | None] = (None, None)
         self.per_mode = False  # dense gradients under JAX: the trace is per clip setting
@@ -96,22 +74,11 @@ class Trainer:
 
     # -- per probe ---------------------------------------------------------------------
 
-    def compile(self) -> None:
-        """Make the shared model this trainer's (its loss and optimizer)."""
-        if self._loss is None:
-            self.model.optimizer = self.optimizer
-            return
-        self.model.compile(optimizer=self.optimizer, loss=self._loss,
-                           jit_compile=self._jit_compile)
-
     def activate(self, initial: InitialState, learning_rate: float,
                  clip_kind: str | None, clip_value: float | None) -> None:
         """Start a probe from scratch: initial model and optimizer state, lr and clip."""
-        initial.restore()
-        self._opt_initial.restore()
-        self.optimizer.learning_rate = learning_rate
-        for kind, attribute in _CLIP_ATTRIBUTES.items():
-            setattr(self._inner, attribute, clip_value if kind == clip_kind else None)
+        self._restart(initial, learning_rate)
+        self._set_keras_clipping(clip_kind, clip_value)
         self._key = (clip_kind, None if clip_kind is None else float(clip_value or 0.0))
 
     def step(self, x: Any, y: Any, sw: Any) -> StepResult:

@@ -40,7 +40,7 @@ import tensorflow as tf
 from keras.src.optimizers.base_optimizer import clip_by_global_norm
 from keras.src.optimizers.base_optimizer import global_norm as keras_global_norm
 
-from stabcheck.worker.backends.base import InitialState, StepResult, overrides_train_step
+from stabcheck.worker.backends.base import InitialState, StepResult, TrainerBase
 
 CLIP_MODES = {None: 0, "norm": 1, "value": 2, "global_norm": 3}
 
@@ -49,33 +49,13 @@ def check_model(model: Any) -> None:
     """Every Keras model trains under TensorFlow as ``fit`` trains it: nothing to refuse."""
 
 
-class Trainer:
-    """One compiled model with its optimizer, training step and reset.
-
-    Args:
-        model: the built Keras model (shared by all trainers of a worker).
-        loss: the loss to compile with, or None to keep the model's compiled loss (a
-            model that overrides ``train_step`` may also override ``compile``).
-        optimizer: a fresh optimizer without clipping arguments.
-        state_dir: where the initial state of the optimizer is kept.
-        jit_compile: as ``compile`` takes it.
-    """
+class Trainer(TrainerBase):
+    """One compiled model with its optimizer, traced training step and reset (the
+    arguments are ``TrainerBase``'s)."""
 
     def __init__(self, model: Any, loss: Any, optimizer: Any, state_dir: Path,
                  jit_compile: Any = "auto") -> None:
-        self.model = model
-        self.custom_step = overrides_train_step(model)
-        if model.dtype_policy.name == "mixed_float16" and not isinstance(
-                optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # as compile does
-        self.optimizer = optimizer
-        self._loss = loss
-        self._jit_compile = jit_compile
-        self.compile()
-        self.tvars = list(model.trainable_variables)
-        optimizer.build(self.tvars)
-        self._opt_initial = InitialState(optimizer.variables, state_dir)
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        super().__init__(model, loss, optimizer, state_dir, jit_compile)
         self._clip_mode = tf.Variable(0, dtype=tf.int32, trainable=False)
         self._clip_value = tf.Variable(1.0, dtype=tf.float32, trainable=False)
         self._gnorm = tf.Variable(0.0, dtype=tf.float32, trainable=False)
@@ -83,26 +63,16 @@ class Trainer:
         self._recorded = tf.Variable(0, dtype=tf.int32, trainable=False)
         self._kind: str | None = None  # the clip mode of the probe being trained
         self.per_mode = False  # sparse gradients: one trace per clip mode
-        self._hook(inner)
+        self._hook(self._inner)
         self._steps: dict[str, Callable[..., Any]] = {}
         self.grad_norm = None if self.custom_step else self._make_grad_norm()
 
     # -- per probe ---------------------------------------------------------------------
 
-    def compile(self) -> None:
-        """Make the shared model this trainer's (its loss and optimizer)."""
-        if self._loss is None:
-            self.model.optimizer = self.optimizer
-            return
-        self.model.compile(optimizer=self.optimizer, loss=self._loss,
-                           jit_compile=self._jit_compile)
-
     def activate(self, initial: InitialState, learning_rate: float,
                  clip_kind: str | None, clip_value: float | None) -> None:
         """Start a probe from scratch: initial model and optimizer state, lr and clip."""
-        initial.restore()
-        self._opt_initial.restore()
-        self.optimizer.learning_rate = learning_rate
+        self._restart(initial, learning_rate)
         self._kind = clip_kind
         self._clip_mode.assign(CLIP_MODES[clip_kind])
         self._clip_value.assign(1.0 if clip_value is None else clip_value)

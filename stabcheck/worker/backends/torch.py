@@ -27,45 +27,23 @@ import torch
 from stabcheck.worker.backends.base import (
     InitialState,
     StepResult,
+    TrainerBase,
     keep_tensorflow_out,
-    overrides_train_step,
 )
 
 keep_tensorflow_out()
-
-_CLIP_ATTRIBUTES = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
-
 
 def check_model(model: Any) -> None:
     """Every Keras model trains under PyTorch as ``fit`` trains it: nothing to refuse."""
 
 
-class Trainer:
-    """One compiled model with its optimizer, eager training step and reset.
-
-    Args:
-        model: the built Keras model (shared by all trainers of a worker).
-        loss: the loss to compile with, or None to keep the model's compiled loss.
-        optimizer: a fresh optimizer without clipping arguments.
-        state_dir: where the initial state of the optimizer is kept.
-        jit_compile: as ``compile`` takes it; the step itself runs eagerly.
-    """
+class Trainer(TrainerBase):
+    """One compiled model with its optimizer, eager training step and reset (the
+    arguments are ``TrainerBase``'s; the step runs eagerly whatever ``jit_compile``)."""
 
     def __init__(self, model: Any, loss: Any, optimizer: Any, state_dir: Path,
                  jit_compile: Any = "auto") -> None:
-        self.model = model
-        self.custom_step = overrides_train_step(model)
-        if model.dtype_policy.name == "mixed_float16" and not isinstance(
-                optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # as compile does
-        self.optimizer = optimizer
-        self._loss = loss
-        self._jit_compile = jit_compile
-        self.compile()
-        self.tvars = list(model.trainable_variables)
-        optimizer.build(self.tvars)
-        self._opt_initial = InitialState(optimizer.variables, state_dir)
-        self._inner = getattr(optimizer, "inner_optimizer", optimizer)
+        super().__init__(model, loss, optimizer, state_dir, jit_compile)
         self._captured: tuple[float, np.ndarray] | None = None
         self.per_mode = False
         self.traces = 0
@@ -78,23 +56,13 @@ class Trainer:
 
     # -- per probe ---------------------------------------------------------------------
 
-    def compile(self) -> None:
-        """Make the shared model this trainer's (its loss and optimizer)."""
-        if self._loss is None:
-            self.model.optimizer = self.optimizer
-            return
-        self.model.compile(optimizer=self.optimizer, loss=self._loss,
-                           jit_compile=self._jit_compile)
-
     def activate(self, initial: InitialState, learning_rate: float,
                  clip_kind: str | None, clip_value: float | None) -> None:
-        """Start a probe from scratch: initial model and optimizer state, lr and clip."""
-        initial.restore()
-        self._opt_initial.restore()
+        """Start a probe from scratch: initial model and optimizer state, the global
+        generator's state, lr and clip."""
+        self._restart(initial, learning_rate)
         _set_rng_state(self._rng)
-        self.optimizer.learning_rate = learning_rate
-        for kind, attribute in _CLIP_ATTRIBUTES.items():
-            setattr(self._inner, attribute, clip_value if kind == clip_kind else None)
+        self._set_keras_clipping(clip_kind, clip_value)
 
     def step(self, x: Any, y: Any, sw: Any) -> StepResult:
         """One step of the model's ``train_step`` (Keras's, or the model's own)."""
