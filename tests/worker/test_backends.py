@@ -21,9 +21,10 @@ BACKENDS = ["tensorflow", "jax", "torch"]
 # unseeded Dropout, whose masks Keras draws from torch's global generator: they depend
 # on everything drawn before, in fit as in a probe (seeded_dropout is compared instead).
 CASES = {
-    "jax": ["mlp", "embedding", "batchnorm", "regularized", "dropout", "seeded_dropout"],
+    "jax": ["mlp", "embedding", "batchnorm", "regularized", "dropout", "seeded_dropout",
+            "mixed_float16"],
     "torch": ["mlp", "embedding", "batchnorm", "regularized", "seeded_dropout",
-              "custom_step"],
+              "mixed_float16", "custom_step"],
 }
 
 

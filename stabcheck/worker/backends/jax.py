@@ -4,10 +4,12 @@ A probe runs what ``model.fit`` runs under JAX for one batch: ``model.train_step
 data)`` (``jax.value_and_grad`` of ``compute_loss_and_updates``, then
 ``optimizer.stateless_apply``) in one ``jax.jit`` that donates the state, as Keras's
 ``make_train_function`` does. stabcheck adds nothing to the mathematics; it hooks
-``apply`` of the optimizer instance (which ``stateless_apply`` calls inside its
-stateless scope): the hook measures the gradients' global norm and the finiteness of
-each, and the traced function returns them as outputs beside the loss and the
-finiteness of the new weights.
+``stateless_apply`` of the optimizer instance, which ``train_step`` hands the gradients
+at the top of the trace: the hook measures the gradients' global norm and the finiteness
+of each, and the traced function returns them as outputs beside the loss and the
+finiteness of the new weights. Behind a ``LossScaleOptimizer`` (mixed float16) the
+gradients are measured unscaled, and an overflowing step, which Keras skips, is not
+measured (as under TensorFlow, where the hook sits on the inner optimizer).
 
 The probe's clipping is Keras's own: ``clipnorm`` / ``clipvalue`` / ``global_clipnorm``
 are set on the optimizer instance, so ``_clip_gradients`` clips as ``compile`` would; they
@@ -65,7 +67,7 @@ class Trainer(TrainerBase):
         self._captured: tuple[Any, Any] | None = None
         self._key: tuple[str | None, float | None] = (None, None)
         self.per_mode = False  # dense gradients under JAX: the trace is per clip setting
-        self._hook(self._inner)
+        self._hook(self.optimizer)
         self._steps: dict[tuple[str | None, float | None], Callable[..., Any]] = {}
         self._recorded = False  # whether the last trace reached optimizer.apply
         self._records: dict[tuple[str | None, float | None], bool] = {}
@@ -89,8 +91,9 @@ class Trainer(TrainerBase):
             fn = self._steps[key] = self._make_step()
         for metric in self.model.metrics:  # fit's running means, reset: this step's values
             metric.reset_state()
-        (loss, norm, grad_state, weight_state), state = fn(self._state(), (x, y, sw))
-        recorded = self._records.setdefault(key, self._recorded)  # known once traced
+        (loss, norm, grad_state, weight_state, applied), state = fn(self._state(), (x, y, sw))
+        # reached stateless_apply (known once traced), and did not skip the step
+        recorded = self._records.setdefault(key, self._recorded) and bool(applied)
         self._assign(state)
         return StepResult(float(loss), float(norm) if recorded else None,
                           np.asarray(grad_state) if recorded else None,
@@ -134,25 +137,44 @@ class Trainer(TrainerBase):
                                  "entry (as Keras's does)")
             captured, self._captured = self._captured, None
             self._recorded = captured is not None
-            norm, grad_state = captured if captured is not None else (
-                jnp.zeros([], jnp.float32), jnp.zeros([n], jnp.int32))
+            norm, grad_state, applied = captured if captured is not None else (
+                jnp.zeros([], jnp.float32), jnp.zeros([n], jnp.int32), jnp.asarray(False))
             weight_state = norm_and_states(list(state[0]))[1]
-            return (jnp.asarray(loss, jnp.float32), norm, grad_state, weight_state), state
+            return (jnp.asarray(loss, jnp.float32), norm, grad_state, weight_state,
+                    applied), state
 
         return jax.jit(train_step, donate_argnums=0) if self._jit() else train_step
 
     def _hook(self, optimizer: Any) -> None:
-        """Put the measuring ``apply`` on the optimizer instance."""
-        original_apply = optimizer.apply
+        """Put the measuring ``stateless_apply`` on the optimizer instance (the outer
+        one: a ``LossScaleOptimizer`` applies inside ``ops.cond``, out of which no traced
+        value can be carried)."""
+        original = optimizer.stateless_apply
+        scale_at = self._scale_index()
 
-        def apply(grads: Any, trainable_variables: Any = None) -> Any:
+        def stateless_apply(optimizer_variables: Any, grads: Any,
+                            trainable_variables: Any) -> Any:
             grads = list(grads)
-            present = [g for g in grads if g is not None]
-            if present:
-                self._captured = norm_and_states(present)
-            return original_apply(grads, trainable_variables)
+            if grads and all(g is not None for g in grads):
+                applied = jnp.asarray(True)
+                if scale_at is None:
+                    norm, states = norm_and_states(grads)
+                else:  # unscaled, as the inner optimizer receives them
+                    scale = jnp.asarray(optimizer_variables[scale_at], jnp.float32)
+                    norm, states = norm_and_states(grads, scale)
+                    applied = jnp.all(states == 0)  # else Keras skips the step
+                    states = jnp.zeros_like(states)
+                self._captured = (norm, states, applied)
+            return original(optimizer_variables, grads, trainable_variables)
 
-        optimizer.apply = apply
+        optimizer.stateless_apply = stateless_apply
+
+    def _scale_index(self) -> int | None:
+        """Where a ``LossScaleOptimizer``'s dynamic scale is among its variables."""
+        scale = getattr(self.optimizer, "dynamic_scale", None)
+        if scale is None:
+            return None
+        return next(i for i, v in enumerate(self.optimizer.variables) if v is scale)
 
     # -- per-class gradient norms ------------------------------------------------------
 
@@ -160,7 +182,7 @@ class Trainer(TrainerBase):
         """Global gradient norm of the loss under given sample weights; stateless, so
         nothing (BatchNorm statistics, seed states) changes."""
         if self._grad_norm_fn is None:
-            model = self.model
+            model, scale_at = self.model, self._scale_index()
 
             def grad_norm(trainable: Any, non_trainable: Any, metrics: Any, optimizer: Any,
                           x: Any, y: Any, sw: Any) -> Any:
@@ -169,7 +191,9 @@ class Trainer(TrainerBase):
                         values, non_trainable, metrics, x, y, sw, training=True,
                         optimizer_variables=optimizer)[0]
 
-                return norm_and_states(jax.grad(loss)(trainable))[0]
+                scale = (None if scale_at is None  # the loss is scaled for float16
+                         else jnp.asarray(optimizer[scale_at], jnp.float32))
+                return norm_and_states(jax.grad(loss)(trainable), scale)[0]
 
             self._grad_norm_fn = jax.jit(grad_norm) if self._jit() else grad_norm
         trainable, non_trainable, optimizer, metrics = self._state()
@@ -177,11 +201,14 @@ class Trainer(TrainerBase):
                                         x, y, sw))
 
 
-def norm_and_states(tensors: list[Any]) -> tuple[Any, Any]:
-    """(global norm, finiteness per tensor) of ``tensors``, traced: the plain norm when
-    every sum of squares is finite, else one scaled by the largest magnitude (finite
-    gradients whose squares overflow float32 still get their norm)."""
+def norm_and_states(tensors: list[Any], divisor: Any = None) -> tuple[Any, Any]:
+    """(global norm, finiteness per tensor) of ``tensors`` (in float32, each divided by
+    ``divisor`` when given: a loss scale), traced: the plain norm when every sum of
+    squares is finite, else one scaled by the largest magnitude (finite gradients whose
+    squares overflow float32 still get their norm)."""
     values = [jnp.asarray(t, jnp.float32) for t in tensors]
+    if divisor is not None:
+        values = [v / divisor for v in values]
     sums = jnp.stack([jnp.sum(jnp.square(v)) for v in values])
     plain = jnp.sqrt(jnp.sum(sums))
     scale = jnp.max(jnp.stack([jnp.max(jnp.abs(v)) for v in values]))
