@@ -47,6 +47,7 @@ from stabcheck.worker.backends.base import (
 
 keep_tensorflow_out()
 
+
 def check_model(model: Any) -> None:
     """Refuse what this backend cannot probe as ``fit`` would train it."""
     if overrides_train_step(model):
@@ -64,12 +65,12 @@ class Trainer(TrainerBase):
                  jit_compile: Any = "auto") -> None:
         check_model(model)
         super().__init__(model, loss, optimizer, state_dir, jit_compile)
-        self._captured: tuple[Any, Any] | None = None
+        self._captured: tuple[Any, Any, Any] | None = None  # norm, states, applied
         self._key: tuple[str | None, float | None] = (None, None)
         self.per_mode = False  # dense gradients under JAX: the trace is per clip setting
         self._hook(self.optimizer)
         self._steps: dict[tuple[str | None, float | None], Callable[..., Any]] = {}
-        self._recorded = False  # whether the last trace reached optimizer.apply
+        self._recorded = False  # whether the last trace reached stateless_apply
         self._records: dict[tuple[str | None, float | None], bool] = {}
         self._grad_norm_fn: Callable[..., Any] | None = None
         self.grad_norm = self._grad_norm

@@ -33,6 +33,7 @@ from stabcheck.worker.backends.base import (
 
 keep_tensorflow_out()
 
+
 def check_model(model: Any) -> None:
     """Every Keras model trains under PyTorch as ``fit`` trains it: nothing to refuse."""
 
