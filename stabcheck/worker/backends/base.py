@@ -46,6 +46,25 @@ class StepResult:
     weight_state: np.ndarray
 
 
+def received(optimizer: Any, grads: list[Any], trainable_variables: Any) -> list[tuple[Any, Any]]:
+    """The (gradient, variable) pairs ``optimizer.apply`` received, None gradients left
+    out (a variable the loss does not reach)."""
+    variables = list(trainable_variables if trainable_variables is not None
+                     else optimizer._trainable_variables)
+    return [(g, v) for g, v in zip(grads, variables, strict=False) if g is not None]
+
+
+def per_variable(pairs: list[tuple[Any, Any]], states: Any, index: dict[int, int],
+                 zero: Any) -> list[Any]:
+    """``states`` (one per pair) in the order of ``index`` (variable id -> position),
+    ``zero`` where a variable received no gradient."""
+    full = [zero] * len(index)
+    for (_, variable), state in zip(pairs, states, strict=True):
+        if id(variable) in index:
+            full[index[id(variable)]] = state
+    return full
+
+
 def keep_tensorflow_out() -> None:
     """Under JAX or PyTorch, stop Keras importing TensorFlow where it is installed too.
 

@@ -40,7 +40,13 @@ import tensorflow as tf
 from keras.src.optimizers.base_optimizer import clip_by_global_norm
 from keras.src.optimizers.base_optimizer import global_norm as keras_global_norm
 
-from stabcheck.worker.backends.base import InitialState, StepResult, TrainerBase
+from stabcheck.worker.backends.base import (
+    InitialState,
+    StepResult,
+    TrainerBase,
+    per_variable,
+    received,
+)
 
 CLIP_MODES = {None: 0, "norm": 1, "value": 2, "global_norm": 3}
 
@@ -129,15 +135,10 @@ class Trainer(TrainerBase):
 
         def apply(grads: Any, trainable_variables: Any = None) -> Any:
             grads = list(grads)
-            variables = list(trainable_variables if trainable_variables is not None
-                             else optimizer._trainable_variables)
-            present = [(g, v) for g, v in zip(grads, variables, strict=False) if g is not None]
+            present = received(optimizer, grads, trainable_variables)
             if present:
                 norm, per_tensor = norm_and_states([g for g, _ in present])
-                full = [tf.constant(0, tf.int32)] * len(self.tvars)  # in tvars' order
-                for (_, variable), state in zip(present, per_tensor, strict=True):
-                    if id(variable) in index:
-                        full[index[id(variable)]] = state
+                full = per_variable(present, per_tensor, index, tf.constant(0, tf.int32))
                 self._gnorm.assign(norm)
                 if full:
                     self._gstate.assign(tf.stack(full))

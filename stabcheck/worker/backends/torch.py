@@ -29,6 +29,8 @@ from stabcheck.worker.backends.base import (
     StepResult,
     TrainerBase,
     keep_tensorflow_out,
+    per_variable,
+    received,
 )
 
 keep_tensorflow_out()
@@ -95,16 +97,11 @@ class Trainer(TrainerBase):
 
         def apply(grads: Any, trainable_variables: Any = None) -> Any:
             grads = list(grads)
-            variables = list(trainable_variables if trainable_variables is not None
-                             else optimizer._trainable_variables)
-            present = [(g, v) for g, v in zip(grads, variables, strict=False) if g is not None]
+            present = received(optimizer, grads, trainable_variables)
             if present:
                 with torch.no_grad():
                     norm, per_tensor = norm_and_states([g for g, _ in present])
-                full = np.zeros(len(self.tvars), np.int32)  # in tvars' order
-                for (_, variable), state in zip(present, per_tensor, strict=True):
-                    if id(variable) in index:
-                        full[index[id(variable)]] = state
+                full = np.array(per_variable(present, per_tensor, index, 0), np.int32)
                 self._captured = (norm, full)
             return original_apply(grads, trainable_variables)
 
