@@ -286,7 +286,8 @@ class ProbeRun:
     steps: tuple[StepRecord, ...] = ()
     nonfinite: NonFinite | None = None
     holdout: HoldoutEval | RegressionEval | None = None
-    exception: dict[str, Any] | None = None  # {"etype", "message", "oom", "phase", "step"}
+    # {"etype", "message", "oom", "oom_device", "phase", "step"}
+    exception: dict[str, Any] | None = None
     returncode: int | None = None
     memory: MemoryEvidence = field(
         default_factory=lambda: MemoryEvidence(None, None, None)

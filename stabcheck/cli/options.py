@@ -84,7 +84,10 @@ _CustomObjects = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
     "@keras.saving.register_keras_serializable load with safe_mode=True. "
     f"{_LIST}")]
 _Workers = Annotated[Optional[int], typer.Option(  # noqa: UP045
-    help="Probe workers in parallel (default: one per core, at most 4; 1 with a GPU).")]
+    help="Probe workers in parallel (default: one per core, at most 4; one per GPU).")]
+_Backend = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    help="Keras backend of the probes: tensorflow, jax or torch (default: KERAS_BACKEND, "
+         "else tensorflow).")]
 _CheckNumerics = Annotated[Optional[bool], typer.Option(  # noqa: UP045
     "--check-numerics/--no-check-numerics",
     help="Re-run non-finite probes with TensorFlow's check-numerics to name the operation "

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from stabcheck.cli.app import app
 from stabcheck.cli.options import (
+    _Backend,
     _BatchSize,
     _CheckNumerics,
     _ClassWeight,
@@ -78,6 +79,7 @@ class RunArguments:
     fail_on: list[str] | None = None
     check_numerics: bool | None = None
     workers: int | None = None
+    backend: str | None = None
     custom_objects: list[str] | None = None
     junit: Path | None = None
     markdown: Path | None = None
@@ -105,7 +107,7 @@ def probe(
     seeds: _Seeds = None,
     max_samples: _MaxSamples = None, imbalance: _Imbalance = None, fail_on: _FailOn = None,
     check_numerics: _CheckNumerics = None, workers: _Workers = None,
-    custom_objects: _CustomObjects = None,
+    custom_objects: _CustomObjects = None, backend: _Backend = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
     verbose: _Verbose = False,
 ) -> None:
@@ -117,7 +119,8 @@ def probe(
         json_path=json_path, journal=journal, resume=resume, seed=seed, seeds=seeds,
         max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
         check_numerics=check_numerics, workers=workers, custom_objects=custom_objects,
-        junit=junit, markdown=markdown, html=html), memory_only=False, verbose=verbose)
+        backend=backend, junit=junit, markdown=markdown, html=html), memory_only=False,
+        verbose=verbose)
 
 
 @app.command(short_help="Peak memory per batch size, and the largest that fits.")
@@ -128,7 +131,7 @@ def memory(
     memory_budget: _MemoryBudget = None, gpu_memory_budget: _GpuBudget = None,
     timeout: _Timeout = None, json_path: _Json = None, journal: _Journal = None,
     seed: _Seed = None, max_samples: _MaxSamples = None, fail_on: _FailOn = None,
-    custom_objects: _CustomObjects = None,
+    custom_objects: _CustomObjects = None, backend: _Backend = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
     verbose: _Verbose = False,
 ) -> None:
@@ -139,8 +142,8 @@ def memory(
         lr=lr, class_weight=class_weight, clip=clip, batch_size=batch_size,
         memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, timeout=timeout,
         json_path=json_path, journal=journal, seed=seed, max_samples=max_samples,
-        fail_on=fail_on, custom_objects=custom_objects, junit=junit, markdown=markdown,
-        html=html), memory_only=True, verbose=verbose)
+        fail_on=fail_on, custom_objects=custom_objects, backend=backend, junit=junit,
+        markdown=markdown, html=html), memory_only=True, verbose=verbose)
 
 
 def run(config: Path | None, args: RunArguments, *, memory_only: bool,

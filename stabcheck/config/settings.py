@@ -7,7 +7,9 @@ raises ``ConfigError`` (exit code 2) with one line that names the key and echoes
 
 from __future__ import annotations
 
+import importlib.machinery
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -19,6 +21,7 @@ import tomllib
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from stabcheck.errors import ConfigError
 from stabcheck.protocol.vocabulary import (
+    BACKENDS,
     Clip,
     parse_class_weight_strategy,
     parse_clip,
@@ -77,6 +80,9 @@ class Settings:
     # Modules (``mypkg.layers``) or ``.py`` files imported in the worker before the model
     # is loaded or built: the custom classes they register load with safe_mode=True.
     custom_objects: tuple[str, ...] = ()
+    # The Keras backend the workers train with: --backend, the config's ``backend``, the
+    # environment's KERAS_BACKEND, else TensorFlow.
+    backend: str = BACKENDS[0]
     config_dir: Path | None = None  # the config file's folder (None: no config file)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -116,6 +122,7 @@ class Settings:
             "check_numerics": self.check_numerics,
             "workers": self.workers,
             "custom_objects": list(self.custom_objects),
+            "backend": self.backend,
             "thresholds": asdict(self.thresholds),
         }
 
@@ -128,6 +135,7 @@ _KNOWN_KEYS = {
     "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "seeds", "max_samples",
     "holdout", "imbalance", "fail_on", "journal",
     "junit", "markdown", "html", "check_numerics", "thresholds", "workers", "custom_objects",
+    "backend",
 }
 
 
@@ -303,7 +311,42 @@ def _validate(raw: dict[str, Any]) -> Settings:
         kwargs["custom_objects"] = _custom_objects(raw["custom_objects"])
     if raw.get("config_dir") is not None:
         kwargs["config_dir"] = Path(raw["config_dir"])
+    kwargs["backend"] = _backend(raw.get("backend"))
+    if kwargs.get("check_numerics") and kwargs["backend"] != "tensorflow":
+        raise ConfigError(
+            f"check_numerics names the operation with TensorFlow's check-numerics: it needs "
+            f"backend 'tensorflow', got {kwargs['backend']!r}")
     return Settings(**kwargs)
+
+
+# The module each backend is imported as (looked up, never imported, by the parent).
+_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def _backend(value: Any) -> str:
+    """The Keras backend: the flag or config value, else KERAS_BACKEND, else the default;
+    known and installed (found without importing it: the parent never imports one)."""
+    source = "backend"
+    if value is None:
+        value, source = os.environ.get("KERAS_BACKEND"), "KERAS_BACKEND"
+        if not value:
+            value, source = BACKENDS[0], "backend"
+    name = _string(source, value).strip().lower()
+    if name not in BACKENDS:
+        raise ConfigError(
+            f"{source} must be one of {', '.join(BACKENDS)}, got {value!r}")
+    module = _BACKEND_MODULES[name]
+    if not _installed(module):
+        raise ConfigError(
+            f"{source} is {name!r} but {module} is not installed here; install it "
+            f"(pip install {module}) or choose another of {', '.join(BACKENDS)}")
+    return name
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` is on ``sys.path``: found by the path finder alone, without
+    import hooks, so nothing is imported."""
+    return importlib.machinery.PathFinder.find_spec(module) is not None
 
 
 def _as_list(key: str, value: Any) -> list[Any]:

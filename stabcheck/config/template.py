@@ -76,6 +76,10 @@ steps = 100
 # The same for GPU memory (simulates a smaller card). Unset: the whole GPU.
 # gpu_memory_budget = "8GiB"
 
+# The Keras backend the probes train with, as your fit does: tensorflow, jax or torch.
+# Unset: KERAS_BACKEND from the environment, else tensorflow.
+# backend = "jax"
+
 # Wall-clock seconds one probe may take before it is ended (a "timeout" verdict).
 timeout = 300
 

@@ -701,7 +701,8 @@ def _exception(run: ProbeRun) -> Verdict:
     evidence = {"step": step, "exception_type": exc.get("etype"), "message": exc.get("message"),
                 "phase": exc.get("phase")}
     if exc.get("oom"):
-        outcome = Outcome.OOM_GPU if "GPU" in (exc.get("message") or "") else Outcome.OOM_HOST
+        on_gpu = exc.get("oom_device") == "GPU" or "GPU" in (exc.get("message") or "")
+        outcome = Outcome.OOM_GPU if on_gpu else Outcome.OOM_HOST
         return _verdict(outcome, evidence,
                         f"{exc.get('etype')} {_when(run, step)}: the allocator ran out of "
                         "memory")

@@ -19,14 +19,18 @@ from stabcheck.memory import cgroup, nvml
 
 __all__ = ["collect_environment", "gpu_devices"]
 
-# The backend the probe workers run (runner.py sets KERAS_BACKEND for them).
-WORKER_BACKEND = "tensorflow"
+# The backend the probe workers run without --backend or a config's ``backend``
+# (config.settings resolves it the same way; runner.py sets KERAS_BACKEND for them).
+DEFAULT_BACKEND = "tensorflow"
 
 # Distribution names a package may be installed under; the first one found is reported.
 _PACKAGES: dict[str, tuple[str, ...]] = {
     "keras": ("keras", "keras-nightly"),
     "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel",
                    "tensorflow-macos", "tf-nightly", "tf-nightly-cpu"),
+    "jax": ("jax",),
+    "jaxlib": ("jaxlib",),
+    "torch": ("torch",),
     "numpy": ("numpy",),
     "nvidia-ml-py": ("nvidia-ml-py", "pynvml"),
     "psutil": ("psutil",),
@@ -79,7 +83,7 @@ def collect_environment() -> dict[str, Any]:
         "stabcheck_version": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "backend": WORKER_BACKEND,
+        "backend": os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND,
         "keras_backend_env": os.environ.get("KERAS_BACKEND"),
         "packages": {key: _version_of(names) for key, names in _PACKAGES.items()},
         "gpus": gpus,

@@ -7,6 +7,7 @@ same on a laptop without a GPU, and says so.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 _state: dict[str, Any] = {"initialised": None}
@@ -57,6 +58,19 @@ def devices() -> list[dict[str, Any]]:
     with contextlib.suppress(Exception):
         return list_devices(nvml)
     return []
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs a worker may be given, as ``CUDA_VISIBLE_DEVICES`` names them: that
+    variable's entries where it is set (the user's choice stands), else NVML's indices;
+    [] without a GPU. An empty ``CUDA_VISIBLE_DEVICES`` hides every GPU."""
+    found = devices()
+    if not found:
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+    return [str(d["index"]) for d in found]
 
 
 def process_memory(pids: set[int]) -> int | None:

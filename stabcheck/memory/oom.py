@@ -1,10 +1,13 @@
 """Recognising memory exhaustion: small pure checks, testable without a GPU.
 
 Like Lightning's ``is_oom_error``: an exception is an out-of-memory error by its *type*
-first (TensorFlow's ``ResourceExhaustedError``, Python's ``MemoryError``) and by its
-message second, for the frameworks that raise generic types (XLA and CUDA report through
-``InternalError``/``RuntimeError`` with a recognisable text). The same texts identify an
-allocator abort in the stderr of a worker that died without raising.
+first (TensorFlow's ``ResourceExhaustedError``, PyTorch's ``torch.OutOfMemoryError``
+alias ``torch.cuda.OutOfMemoryError``, Python's ``MemoryError``; JAX's
+``JaxRuntimeError``, formerly ``jaxlib.xla_extension.XlaRuntimeError``, carries XLA's
+status code at the start of its message, and ``RESOURCE_EXHAUSTED`` is the allocator's)
+and by its message second, for the frameworks that raise generic types (XLA and CUDA
+report through ``InternalError``/``RuntimeError`` with a recognisable text). The same
+texts identify an allocator abort in the stderr of a worker that died without raising.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import re
 
 # Exception class names that always mean memory exhaustion.
 _OOM_TYPES = frozenset({"ResourceExhaustedError", "MemoryError", "OutOfMemoryError"})
+# XLA's status errors as JAX raises them: the status code leads the message.
+_XLA_STATUS_TYPES = frozenset({"JaxRuntimeError", "XlaRuntimeError"})
 
 # Messages of allocator failures, as TensorFlow, XLA and CUDA print them.
 _OOM_PATTERNS = tuple(
@@ -56,6 +61,10 @@ def is_oom_error(exc_type_name: str, message: str) -> bool:
         # TensorFlow's memory ones say "OOM" or "allocat" in their message.
         if exc_type_name == "ResourceExhaustedError":
             return is_oom_message(message) or bool(re.search(r"\bOOM\b|alloc", message))
+        return True
+    if exc_type_name in _XLA_STATUS_TYPES and message.lstrip().startswith("RESOURCE_EXHAUSTED"):
+        # the status of an allocation that failed ("Out of memory while trying to
+        # allocate ..."); other statuses (INTERNAL, ...) are judged by their text below
         return True
     if any(p.search(message) for p in _NEAR_MISSES) and not is_oom_message(message):
         return False

@@ -161,6 +161,7 @@ class ExceptionMessage(TypedDict, total=False):
     exception_type: str
     message: str
     oom: bool
+    oom_device: str | None  # "GPU" where the exception's type says so (JAX, PyTorch)
     step: int | None
     peak_private_bytes: int | None
 
@@ -179,7 +180,8 @@ class WorkerInit:
     check_numerics: bool = False
     early_stop: dict[str, float] | None = None  # stabcheck.judge.trend.early_stop_rule
     extend: bool = False  # ask the parent after each held-out evaluation ("evaluated")
-    threads: int | None = None  # TensorFlow intra-op threads of each worker
+    threads: int | None = None  # the framework's intra-op threads of each worker
+    backend: str = "tensorflow"  # the Keras backend (KERAS_BACKEND of the worker)
 
     def message(self) -> dict[str, Any]:
         return {
@@ -195,4 +197,5 @@ class WorkerInit:
             "early_stop": self.early_stop,
             "extend": self.extend,
             "threads": self.threads,
+            "backend": self.backend,
         }

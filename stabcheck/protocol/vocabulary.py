@@ -1,4 +1,4 @@
-"""The clip and class-weight strategy vocabularies: what the names mean, in one place.
+"""The clip, class-weight strategy and backend vocabularies: what the names mean, in one place.
 
 A probe's settings cross the process boundary as these names (``balanced``, ``x100``,
 ``normalized-sqrt``, ``global_norm=1``); the parent validates them here
@@ -21,6 +21,9 @@ CLASS_WEIGHT_STRATEGIES = ("none", "balanced", "sqrt", "effective", "custom")
 # focal cross-entropy with alpha from the class frequencies (``focal``).
 REMEDY_STRATEGIES = ("normalized", "focal")
 CLIP_KINDS = {"norm": "clipnorm", "value": "clipvalue", "global_norm": "global_clipnorm"}
+# The Keras backends a probe worker can train with (``KERAS_BACKEND``); the first is the
+# default. Each has its module in ``stabcheck.worker.backends``.
+BACKENDS = ("tensorflow", "jax", "torch")
 
 _STRESS_RE = re.compile(r"^x(\d+(?:\.\d*)?(?:e\d+)?)$")
 

@@ -133,7 +133,9 @@ def run_probe_grid(
                           settings.seed, settings.gpu_memory_budget,
                           early_stop=early_stop_rule(t),
                           extend=t.collapse_extension_factor > 1,
-                          threads=max(1, (os.cpu_count() or 1) // n_workers))
+                          threads=max(1, (os.cpu_count() or 1) // n_workers),
+                          backend=settings.backend)
+        gpus = nvml.visible_gpus()  # several: one worker per GPU, round robin
         current: dict[str, Any] = {"total": 0}
 
         def on_step(probe: Probe, step: int) -> None:
@@ -146,7 +148,8 @@ def run_probe_grid(
 
         runners = [ProbeRunner(init, run_dir, timeout=settings.timeout,
                                memory_budget=settings.memory_budget, on_step=on_step,
-                               name=f"w{i}", shared=shared, extend=extend)
+                               name=f"w{i}", shared=shared, extend=extend,
+                               gpu=gpus[i % len(gpus)] if len(gpus) > 1 else None)
                    for i in range(n_workers)]
         runner = runners[0]
         results: list[ProbeResult] = []
@@ -155,7 +158,7 @@ def run_probe_grid(
         memory: MemoryReport | None = None
         interrupted = False
         try:
-            emit(Progress("loading", "starting a probe worker (imports TensorFlow)"))
+            emit(Progress("loading", f"starting a probe worker (imports {settings.backend})"))
             model = runner.describe()
             if inputs.is_regression_model(model):
                 # A model compiled with a regression loss on integer targets (counts,
@@ -238,7 +241,7 @@ def run_probe_grid(
             each.close()
     return RunReport(
         stabcheck_version=__version__,
-        environment=_environment(runner, enforcement),
+        environment=_environment(runner, enforcement, settings.backend),
         dataset=inputs.dataset.summary(),
         class_weight_table=inputs.weights_by_name,
         results=tuple(results),
@@ -254,12 +257,14 @@ def run_probe_grid(
 
 def worker_count(settings: Settings) -> int:
     """Parallel workers: as asked, else one per core (at most 4; each gets its share of
-    the cores as TensorFlow threads): small probes are bound by per-step dispatch, which
-    one thread does, so workers side by side beat threads inside one. A GPU gets one."""
+    the cores as the framework's threads): small probes are bound by per-step dispatch,
+    which one thread does, so workers side by side beat threads inside one. Each GPU gets
+    one (``CUDA_VISIBLE_DEVICES``: its own card)."""
     if settings.workers is not None:
         return settings.workers
-    if nvml.devices():
-        return 1
+    gpus = nvml.visible_gpus()
+    if gpus:
+        return len(gpus)
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -307,6 +312,8 @@ def read_journal(path: Path) -> JournalState:
             probe_ids = list(record.get("probes") or [])
             identity = {k: v for k, v in (record.get("config") or {}).items()
                         if k not in _NOT_IDENTITY}
+            # a journal from before the backend was a setting: its probes ran TensorFlow
+            identity.setdefault("backend", "tensorflow")
         elif record.get("type") == "probe":
             results[record["id"]] = probe_result_from_json(record)
         elif record.get("type") == "seed_probe":
@@ -430,9 +437,10 @@ def _name_operations(
     return out
 
 
-def _environment(runner: ProbeRunner, enforcement: str | None) -> dict[str, Any]:
+def _environment(runner: ProbeRunner, enforcement: str | None,
+                 backend: str) -> dict[str, Any]:
     env = dict(runner.environment)
-    env.setdefault("backend", "tensorflow")
+    env.setdefault("backend", backend)  # the worker's own word, when one started
     env.setdefault("devices", [])
     env["host_memory_bytes"] = psutil.virtual_memory().total
     env["memory_enforcement"] = enforcement or "none (no budget)"

@@ -64,10 +64,27 @@ StepCallback = Callable[[Probe, int], None]
 ExtendCallback = Callable[[ProbeRun], "int | None"]
 
 
-class _Worker:
-    """One worker process, its reader thread, its cgroup and its stderr file."""
+def worker_environment(init: WorkerInit, gpu: str | None = None) -> dict[str, str]:
+    """A worker's environment: stabcheck's, with its Keras backend and, when it is given
+    one GPU (``gpu``: an NVML index or a UUID), only that GPU, numbered as NVML numbers
+    them unless the user chose an order."""
+    env = {**os.environ, "KERAS_BACKEND": init.backend, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if gpu is not None:
+        env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    return env
 
-    def __init__(self, init: WorkerInit, stderr_path: Path, memory_budget: int | None) -> None:
+
+class _Worker:
+    """One worker process, its reader thread, its cgroup and its stderr file.
+
+    ``gpu``: the GPU it may see (its NVML index or UUID), or None for all that stabcheck
+    sees; its Keras backend is ``init.backend``.
+    """
+
+    def __init__(self, init: WorkerInit, stderr_path: Path, memory_budget: int | None,
+                 gpu: str | None = None) -> None:
         self.stderr_path = stderr_path
         self.cgroup = cgroup.create_cgroup(memory_budget)
         self.enforcement = (
@@ -78,8 +95,7 @@ class _Worker:
         if self.cgroup is not None:  # join the cgroup before Python starts: nothing escapes it
             cmd = ["/bin/sh", "-c", 'echo $$ > "$1" || exit 97; shift; exec "$@"', "sh",
                    str(self.cgroup.procs_file), *cmd]
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONUNBUFFERED": "1"}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env = worker_environment(init, gpu)
         self._stderr = stderr_path.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -223,8 +239,10 @@ class ProbeRunner:
         name: str = "w0",
         shared: dict[str, Any] | None = None,
         extend: ExtendCallback | None = None,
+        gpu: str | None = None,
     ) -> None:
         self._name = name
+        self._gpu_id = gpu
         self._extend = extend
         self._init = init
         self._run_dir = run_dir
@@ -284,7 +302,7 @@ class ProbeRunner:
             raise InputError(
                 f"--memory-budget {self._budget >> 20} MiB is too small to start a probe "
                 f"worker: it ran out at {(memory.peak_host_bytes or 0) >> 20} MiB while "
-                "importing TensorFlow, before the model was loaded"
+                f"importing {self._init.backend}, before the model was loaded"
             )
         if run.termination is Termination.TIMEOUT:
             raise InputError(
@@ -300,7 +318,7 @@ class ProbeRunner:
     def _describe_unbudgeted(self) -> dict[str, Any]:
         """The model's description from a worker without ``--memory-budget``."""
         free = ProbeRunner(self._init, self._run_dir, timeout=self._timeout,
-                           name=f"{self._name}-describe")
+                           name=f"{self._name}-describe", gpu=self._gpu_id)
         try:
             model = free.describe()
         finally:
@@ -421,7 +439,7 @@ class ProbeRunner:
         self._count += 1
         stderr = self._run_dir / f"{self._name}-worker-{self._count}.stderr"
         init = replace(self._init, dtype_policy=dtype_policy, check_numerics=check_numerics)
-        self._worker = _Worker(init, stderr, self._budget)
+        self._worker = _Worker(init, stderr, self._budget, self._gpu_id)
         self._worker_batch = None
         return self._worker
 
@@ -563,4 +581,5 @@ def _holdout(data: dict[str, Any]) -> HoldoutEval | RegressionEval:
 
 def _exception(message: dict[str, Any]) -> dict[str, Any]:
     return {key: message.get(key) for key in
-            ("phase", "step", "etype", "message", "oom", "user_input", "traceback")}
+            ("phase", "step", "etype", "message", "oom", "oom_device", "user_input",
+             "traceback")}

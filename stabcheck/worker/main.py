@@ -75,37 +75,21 @@ def _clip_text(text: str, head: int = 1000, tail: int = 3000) -> str:
     return f"{text[:head]}\n[... {len(text) - head - tail} characters ...]\n{text[-tail:]}"
 
 
-def _exception_message(exc: BaseException, phase: str, step: int | None) -> dict[str, Any]:
+def _exception_message(exc: BaseException, phase: str, step: int | None,
+                       backend: Any = None) -> dict[str, Any]:
+    oom = is_oom_exception(exc)
     return {
         "type": FromWorker.EXCEPTION.value,
         "phase": phase,
         "step": step,
         "etype": type(exc).__name__,
         "message": _clip_text(str(exc)),
-        "oom": is_oom_exception(exc),
+        "oom": oom,
+        # where the allocation failed, when the type says more than the message
+        "oom_device": backend.oom_device(exc) if oom and backend is not None else None,
         "user_input": isinstance(exc, StabcheckError),
         "traceback": traceback.format_exc()[-4000:],
     }
-
-
-def _configure_devices(gpu_memory_budget: int | None) -> list[dict[str, Any]]:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        if gpu_memory_budget:
-            # A logical device with a hard limit simulates a smaller card.
-            tf.config.set_logical_device_configuration(
-                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=gpu_memory_budget >> 20)]
-            )
-        else:
-            tf.config.experimental.set_memory_growth(gpu, True)
-    devices = [{"type": "CPU", "name": "CPU:0"}]
-    for i, gpu in enumerate(gpus):
-        details = tf.config.experimental.get_device_details(gpu)
-        devices.append({"type": "GPU", "name": f"GPU:{i}",
-                        "model": details.get("device_name", gpu.name)})
-    return devices
 
 
 def _raise_oom_score() -> None:
@@ -123,21 +107,27 @@ def main() -> int:
         return 3
     t0 = time.perf_counter()
     phase = "startup"
+    backend = None
     try:
+        from stabcheck.worker import backends
+
+        # The parent chose the backend (also in KERAS_BACKEND); set what it reads at its
+        # import before Keras imports it.
+        backend_name = init.get("backend") or os.environ.get("KERAS_BACKEND", "tensorflow")
+        os.environ["KERAS_BACKEND"] = backend_name
+        backends.prepare_environment(backend_name, init.get("gpu_memory_budget"))
         import keras
-        import tensorflow as tf
 
         from stabcheck.protocol import dataset as data
         from stabcheck.protocol.model_spec import ModelSpec
         from stabcheck.worker import models
         from stabcheck.worker import probe as training
 
-        if init.get("threads"):  # parallel workers share the cores
-            tf.config.threading.set_intra_op_parallelism_threads(int(init["threads"]))
-            tf.config.threading.set_inter_op_parallelism_threads(int(init["threads"]))
-        devices = _configure_devices(init.get("gpu_memory_budget"))
+        backend = backends.current()
+        # parallel workers share the cores; a budget caps the GPU as a smaller card would
+        devices = backend.configure(init.get("threads"), init.get("gpu_memory_budget"))
         if init.get("check_numerics"):  # the first op to output Inf/NaN raises, named
-            tf.debugging.enable_check_numerics()
+            backend.enable_check_numerics()
         import_s = time.perf_counter() - t0
         # From here on, running out of memory is the user's data and model, not the
         # backend's import: the parent tells the two apart by this message.
@@ -160,7 +150,7 @@ def main() -> int:
         setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"),
                                        state_dir)
     except Exception as exc:  # the user's model or data: reported, then the worker ends
-        channel.send(_exception_message(exc, phase, None))
+        channel.send(_exception_message(exc, phase, None, backend))
         return 0
     channel.send({
         "type": FromWorker.READY.value,
@@ -170,7 +160,7 @@ def main() -> int:
         "environment": {
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
-            "framework_version": tf.__version__,
+            "framework_version": backend.framework_version(),
             "devices": devices,
             "import_s": round(import_s, 3),
         },
@@ -189,9 +179,10 @@ def main() -> int:
                                int(init["seed"]), emit, early_stop=init.get("early_stop"),
                                extend=_asker(emit) if init.get("extend") else None)
         except Exception as exc:
-            channel.send({**_exception_message(exc, "train", emit.last_step), "id": probe.id})
-    # Everything the parent needs has been sent: skip TensorFlow's teardown (about a
-    # second) by leaving at once.
+            channel.send({**_exception_message(exc, "train", emit.last_step, backend),
+                          "id": probe.id})
+    # Everything the parent needs has been sent: skip the framework's teardown (about a
+    # second for TensorFlow) by leaving at once.
     shutil.rmtree(state_dir, ignore_errors=True)
     sys.stderr.flush()
     os._exit(0)

@@ -1,6 +1,7 @@
-"""One probe's training, inside a worker (imports Keras and TensorFlow).
+"""One probe's training, inside a worker (imports Keras and its backend).
 
-The step mirrors Keras's own TensorFlow ``train_step``: forward pass, ``compute_loss``
+The step is Keras's own ``train_step`` of the backend (``stabcheck.worker.backends``,
+the one Keras was imported with): forward pass, ``compute_loss``
 with the sample weights that ``fit(class_weight=...)`` would derive, gradients, then
 ``optimizer.apply`` (which applies ``clipnorm``/``clipvalue``/``global_clipnorm`` the way
 Keras does). Around it, it measures what ``fit`` does not show: the pre-clip global
@@ -18,13 +19,15 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from stabcheck.protocol.dataset import Dataset
 from stabcheck.protocol.messages import FromWorker
 from stabcheck.protocol.vocabulary import is_focal, is_normalized, parse_clip
 from stabcheck.results import Probe
-from stabcheck.worker.step import InitialState, ProbeTrainer, overrides_train_step
+from stabcheck.worker import backends
+from stabcheck.worker.backends.base import InitialState, overrides_train_step
+
+_backend = backends.current()
 
 _DEFAULT_LOSS = {
     "binary": "binary_crossentropy",
@@ -62,6 +65,7 @@ def prepare_model(
     chosen from the labels and the output layer. The model's starting variables
     (weights, BatchNorm statistics, seed states) go to files in ``state_dir``.
     """
+    _backend.check_model(model)  # what the backend cannot probe as fit trains it
     if not model.built:
         model(dataset.x_train[:1])
     output_units = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else None
@@ -171,8 +175,7 @@ def run_probe(
     batch_size = settings.effective_batch_size or settings.batch_size
     batches = _batch_indices(len(dataset.x_train), batch_size, probe.steps, seed)
     seen: list[float] = []
-    if tf.config.list_logical_devices("GPU"):
-        tf.config.experimental.reset_memory_stats("GPU:0")
+    _backend.reset_peak_gpu()
     reset_peak_rss()
 
     def train(first: int, last: int) -> bool:
@@ -189,19 +192,18 @@ def run_probe(
                 emit({"type": FromWorker.CLASS_GRADS.value, "step": step,
                       "norms": _start_shares(trainer, setup, probe, x, y, sw, classes,
                                              watched)})
-            loss, gnorm, recorded, grad_state, weight_state = trainer.step(x, y, sw)
-            loss_v = float(loss)
-            gnorm_v = float(gnorm) if int(recorded) else None
+            result = trainer.step(x, y, sw)
+            loss_v = result.loss
             emit({"type": FromWorker.STEP.value, "step": step, "loss": loss_v,
-                  "grad_norm": gnorm_v})
+                  "grad_norm": result.grad_norm})
             if early_stop and watch_divergence(loss_v, step, early_stop, seen):
                 emit({"type": FromWorker.DONE.value, "holdout": None, "stopped_early": True,
-                      "peak_gpu_bytes": _peak_gpu_bytes(),
+                      "peak_gpu_bytes": _backend.peak_gpu_bytes(),
                       "peak_private_bytes": peak_private_rss(),
                       "step_info": _step_info(trainer, batch_size, regression)})
                 return False
-            bad = _first_non_finite(loss_v, grad_state.numpy() if int(recorded) else None,
-                                    weight_state.numpy(), trainer.tvars)
+            bad = _first_non_finite(loss_v, result.grad_state, result.weight_state,
+                                    trainer.tvars)
             if bad is not None:
                 where, variable, value = bad
                 emit({"type": FromWorker.NONFINITE.value, "step": step, "where": where,
@@ -228,7 +230,7 @@ def run_probe(
         done = target
         # before evaluation, which is not part of training
         peak = _max_or_none(peak, peak_private_rss())
-        gpu_peak = _max_or_none(gpu_peak, _peak_gpu_bytes())
+        gpu_peak = _max_or_none(gpu_peak, _backend.peak_gpu_bytes())
         if probe.measure_only:  # memory is measured; learning is not judged
             holdout = None
             break
@@ -255,7 +257,7 @@ def _max_or_none(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _step_info(trainer: ProbeTrainer, batch_size: int, regression: bool = False
+def _step_info(trainer: Any, batch_size: int, regression: bool = False
                ) -> dict[str, Any]:
     """Which step ran and what the probe could not measure with it (evidence)."""
     info: dict[str, Any] = {
@@ -293,7 +295,9 @@ def evaluate(model: Any, dataset: Dataset, setup: ModelSetup, batch_size: int,
         momentum = max(float(layer.momentum) for layer in norms)
         saved = [(v, v.numpy()) for v in model.non_trainable_variables]
         try:
-            batch_stats = _metrics(dataset, setup, lambda x: model(x, training=True), batch_size)
+            batch_stats = _metrics(
+                dataset, setup,
+                lambda x: keras.ops.convert_to_numpy(model(x, training=True)), batch_size)
         finally:
             for variable, value in saved:
                 variable.assign(value)
@@ -368,7 +372,7 @@ def watch_divergence(loss: float, step: int, rule: dict[str, float],
 
 def _trainer(
     setup: ModelSetup, dataset: Dataset, focal: bool, accumulation_steps: int
-) -> tuple[ProbeTrainer, np.ndarray]:
+) -> tuple[Any, np.ndarray]:
     """The worker's trainer for this loss and accumulation, built on first use (its
     trace), compiled for the shared model, and the labels in the form its loss takes."""
     key = ("focal" if focal else "loss", accumulation_steps)
@@ -379,7 +383,7 @@ def _trainer(
         config.pop("name", None)
         if accumulation_steps > 1:
             config["gradient_accumulation_steps"] = accumulation_steps
-        trainer = ProbeTrainer(setup.model, loss, setup.optimizer_class.from_config(config),
+        trainer = _backend.Trainer(setup.model, loss, setup.optimizer_class.from_config(config),
                                setup.state_dir, jit_compile=setup.jit_compile)
         setup.trainers[key] = (trainer, labels)
         setup.active = trainer
@@ -418,7 +422,7 @@ def _class_grad_norms(
 
 
 def _start_shares(
-    trainer: ProbeTrainer, setup: ModelSetup, probe: Probe, x: np.ndarray, y: np.ndarray,
+    trainer: Any, setup: ModelSetup, probe: Probe, x: np.ndarray, y: np.ndarray,
     sw: np.ndarray, classes: np.ndarray, watched: list[int],
 ) -> dict[str, float]:
     """Each watched class's gradient norm on the first batch, at the initial weights.
@@ -434,9 +438,9 @@ def _start_shares(
     for c in watched:
         mask = classes == c
         if mask.any():
-            _, gnorm, recorded, *_ = trainer.step(x, y, (sw * mask).astype(np.float32))
-            if int(recorded):
-                norms[str(c)] = float(gnorm)
+            gnorm = trainer.step(x, y, (sw * mask).astype(np.float32)).grad_norm
+            if gnorm is not None:
+                norms[str(c)] = gnorm
     trainer.activate(setup.initial, probe.settings.learning_rate, clip.kind, clip.value)
     if len(norms) < sum(bool((classes == c).any()) for c in watched):  # not recorded
         return _class_grad_norms(trainer.grad_norm, x, y, sw, classes, watched)
@@ -579,8 +583,3 @@ def peak_private_rss() -> int | None:
         return None
     return fields["VmHWM"] - fields.get("RssFile", 0) - fields.get("RssShmem", 0)
 
-
-def _peak_gpu_bytes() -> int | None:
-    if not tf.config.list_logical_devices("GPU"):
-        return None
-    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])

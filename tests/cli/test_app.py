@@ -135,7 +135,7 @@ def test_version_and_help():
     help_text = run_cli("probe", "--help").stdout
     for flag in ("--model", "--data", "--lr", "--class-weight", "--clip", "--batch-size",
                  "--steps", "--memory-budget", "--gpu-memory-budget", "--timeout", "--json",
-                 "--seed", "--custom-objects"):
+                 "--seed", "--custom-objects", "--backend"):
         assert flag in help_text
     assert "default:numerical,memory,crash,error;" in "".join(help_text.replace("│", "").split())
 
@@ -161,6 +161,22 @@ def test_help_reads_whole_at_80_columns(command):
                        "builtin:breast_cancer", "global_norm=V", "--no-check-numerics",
                        "--verbose"):
             assert choice in flat, choice
+
+
+@pytest.mark.parametrize(("args", "env", "needle"), [
+    (["--backend", "bogus"], {}, "backend must be one of tensorflow, jax, torch, got 'bogus'"),
+    ([], {"KERAS_BACKEND": "bogus"}, "KERAS_BACKEND must be one of tensorflow, jax, torch"),
+])
+def test_an_unknown_backend_is_one_line_and_exit_2(tmp_path, args, env, needle):
+    import os
+
+    done = subprocess.run([*STABCHECK, "probe", "--model", "builtin:mlp", "--data",
+                           "builtin:breast_cancer", *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120, env={**os.environ, **env})
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stabcheck: error: "), done.stderr
+    assert needle in lines[0]
 
 
 REFUSING = FIXTURES / "refusing_models.py"

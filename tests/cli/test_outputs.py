@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -118,16 +119,21 @@ def test_env_json_without_importing_tensorflow():
         "import json, sys\n"
         "from stabcheck.memory.environment import collect_environment\n"
         "info = collect_environment()\n"
-        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
         "print(json.dumps({'info': info, 'bad': bad}))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["bad"] == []
     info = out["info"]
     assert info["backend"] == "tensorflow"
     assert info["packages"]["keras"]["version"]
+    assert set(info["packages"]) >= {"tensorflow", "jax", "torch"}
+    jax = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "KERAS_BACKEND": "jax"})
+    assert json.loads(jax.stdout)["info"]["backend"] == "jax"
     assert info["host_memory_bytes"] > 0
     assert info["memory_enforcement"] in ("cgroup-v1", "cgroup-v2", "watchdog")
     assert info["gpus"] or info["gpu_note"]

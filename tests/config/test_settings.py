@@ -492,3 +492,86 @@ def test_custom_objects_entries_must_be_modules_or_py_files(value: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         build_settings(None, {**FLAGS_BASE, "custom_objects": [value]})
     assert_config_error(excinfo, "neither a module name", repr(value))
+
+
+# --------------------------------------------------------------------------- backend
+
+
+@pytest.fixture
+def no_keras_backend(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    return monkeypatch
+
+
+def test_backend_defaults_to_tensorflow(no_keras_backend: pytest.MonkeyPatch) -> None:
+    settings = build_settings(None, FLAGS_BASE)
+    assert settings.backend == "tensorflow"
+    assert settings.to_json()["backend"] == "tensorflow"
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch", "JAX"])
+def test_backend_from_the_flag(no_keras_backend: pytest.MonkeyPatch, backend: str) -> None:
+    no_keras_backend.setattr("stabcheck.config.settings._installed", lambda module: True)
+    assert build_settings(None, {**FLAGS_BASE, "backend": backend}).backend == backend.lower()
+
+
+def test_backend_precedence_flag_then_config_then_environment(
+        tmp_path: Path, no_keras_backend: pytest.MonkeyPatch) -> None:
+    no_keras_backend.setattr("stabcheck.config.settings._installed", lambda module: True)
+    no_keras_backend.setenv("KERAS_BACKEND", "torch")
+    assert build_settings(None, FLAGS_BASE).backend == "torch"
+    assert settings_from(tmp_path, BASE + 'backend = "jax"\n').backend == "jax"
+    assert settings_from(tmp_path, BASE + 'backend = "jax"\n',
+                         backend="tensorflow").backend == "tensorflow"
+
+
+@pytest.mark.parametrize(("where", "needles"), [
+    ("flag", ["backend must be one of tensorflow, jax, torch", "'bogus'"]),
+    ("config", ["backend must be one of tensorflow, jax, torch", "'bogus'"]),
+    ("environment", ["KERAS_BACKEND must be one of tensorflow, jax, torch", "'bogus'"]),
+])
+def test_an_unknown_backend_is_a_config_error(
+        tmp_path: Path, no_keras_backend: pytest.MonkeyPatch, where: str,
+        needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        if where == "flag":
+            build_settings(None, {**FLAGS_BASE, "backend": "bogus"})
+        elif where == "config":
+            settings_from(tmp_path, BASE + 'backend = "bogus"\n')
+        else:
+            no_keras_backend.setenv("KERAS_BACKEND", "bogus")
+            build_settings(None, FLAGS_BASE)
+    assert_config_error(excinfo, *needles)
+
+
+def test_a_backend_that_is_not_installed_is_a_config_error(
+        no_keras_backend: pytest.MonkeyPatch) -> None:
+    no_keras_backend.setattr("stabcheck.config.settings._installed",
+                             lambda module: module != "jax")
+    with pytest.raises(ConfigError) as excinfo:
+        build_settings(None, {**FLAGS_BASE, "backend": "jax"})
+    assert_config_error(excinfo, "backend is 'jax'", "jax is not installed",
+                        "pip install jax")
+
+
+def test_check_numerics_needs_the_tensorflow_backend(
+        no_keras_backend: pytest.MonkeyPatch) -> None:
+    no_keras_backend.setattr("stabcheck.config.settings._installed", lambda module: True)
+    flags = {**FLAGS_BASE, "check_numerics": True}
+    assert build_settings(None, {**flags, "backend": "tensorflow"}).check_numerics
+    with pytest.raises(ConfigError) as excinfo:
+        build_settings(None, {**flags, "backend": "jax"})
+    assert_config_error(excinfo, "check_numerics", "needs backend 'tensorflow'", "'jax'")
+
+
+def test_the_backend_is_found_without_importing_it(no_keras_backend: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from stabcheck.config.settings import _installed
+
+    if not _installed("jax"):
+        pytest.skip("jax is not installed")
+    before = set(sys.modules)
+    assert build_settings(None, {**FLAGS_BASE, "backend": "jax"}).backend == "jax"
+    frameworks = {"jax", "jaxlib", "torch", "tensorflow", "keras"}
+    assert not {m for m in set(sys.modules) - before if m.partition(".")[0] in frameworks}

@@ -783,6 +783,27 @@ def test_exception_oom_is_memory(message: str, outcome: Outcome) -> None:
 
 
 @pytest.mark.parametrize(
+    ("etype", "message", "device", "outcome"),
+    [
+        # JAX: XLA's status names no device; the worker knew it computed on the GPU
+        ("JaxRuntimeError", "RESOURCE_EXHAUSTED: Out of memory while trying to allocate "
+         "4294967296 bytes.", "GPU", Outcome.OOM_GPU),
+        ("JaxRuntimeError", "RESOURCE_EXHAUSTED: Out of memory while trying to allocate "
+         "4294967296 bytes.", None, Outcome.OOM_HOST),
+        # PyTorch: torch.OutOfMemoryError is the CUDA allocator's, whatever it says
+        ("OutOfMemoryError", "", "GPU", Outcome.OOM_GPU),
+    ],
+)
+def test_exception_oom_device_from_the_worker(etype: str, message: str, device: str | None,
+                                              outcome: Outcome) -> None:
+    exc = {"etype": etype, "message": message, "oom": True, "oom_device": device,
+           "phase": "train", "step": 2}
+    v = check(classify(with_exception(exc)), outcome)
+    assert v.category is Category.MEMORY
+    assert v.evidence["exception_type"] == etype
+
+
+@pytest.mark.parametrize(
     ("exc", "needles"),
     [
         ({"etype": "ValueError", "message": "Traceback...\nbad input shape (None, 3)",

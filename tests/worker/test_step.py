@@ -37,6 +37,7 @@ CASES = (_cases("mlp", CLIPS, ["none", "custom"])
          + _cases("batchnorm", ["none", "global_norm=0.5"], ["none"])
          + _cases("regularized", ["none"], ["custom"])
          + _cases("dropout", ["none"], ["none"])
+         + _cases("mixed_float16", ["none", "global_norm=0.5"], ["none"])
          + _cases("custom_step", ["none", "norm=0.5"], ["none", "custom"]))
 
 

@@ -1,4 +1,4 @@
-"""The probe's training step: the model's own ``train_step``, traced once, watched.
+"""The TensorFlow backend: the model's own ``train_step``, traced once, watched.
 
 A probe runs exactly what ``model.fit`` runs for one batch: ``model.train_step`` (Keras's,
 or the one the user's model overrides) inside one ``tf.function``, with ``jit_compile``
@@ -23,89 +23,45 @@ The norm and the finiteness checks are sums of squares per tensor (``tf.nn.l2_lo
 temporary the size of a gradient); only when a sum is not finite does the exact
 per-tensor check run. Between probes the model's variables (weights, BatchNorm
 statistics, random-seed states) and the optimizer's are restored from an
-``InitialState`` kept on disk, not in memory. Worker only: imports TensorFlow.
+``InitialState`` kept on disk, not in memory.
+
+Around the step: GPU memory growth or a hard cap (a logical device of the budget's size),
+the allocator's peak, check-numerics. Worker only: imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras.src.optimizers.base_optimizer import clip_by_global_norm
 from keras.src.optimizers.base_optimizer import global_norm as keras_global_norm
 
+from stabcheck.worker.backends.base import (
+    InitialState,
+    StepResult,
+    TrainerBase,
+    per_variable,
+    received,
+)
+
 CLIP_MODES = {None: 0, "norm": 1, "value": 2, "global_norm": 3}
 
 
-def overrides_train_step(model: Any) -> bool:
-    """Whether the model's class defines its own ``train_step`` (not Keras's)."""
-    return type(model).train_step is not keras.Model.train_step
+def check_model(model: Any) -> None:
+    """Every Keras model trains under TensorFlow as ``fit`` trains it: nothing to refuse."""
 
 
-class InitialState:
-    """The starting values of a list of variables, restorable between probes.
-
-    A variable whose values are all one number (optimizer slots, counters, biases) is
-    kept as that number; the others are written to ``.npy`` files in ``folder``, so that
-    what only matters between probes does not sit in memory while a probe trains.
-    """
-
-    def __init__(self, variables: list[Any], folder: Path) -> None:
-        self._variables = list(variables)
-        self._values: list[float | int | bool | Path] = []
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = f"state-{uuid.uuid4().hex[:12]}"
-        for i, variable in enumerate(self._variables):
-            value = np.asarray(variable.numpy())
-            if value.size == 0 or np.all(value == value.flat[0]):
-                self._values.append(value.flat[0].item() if value.size else 0)
-            else:
-                path = folder / f"{stem}-{i}.npy"
-                np.save(path, value, allow_pickle=False)
-                self._values.append(path)
-            del value
-
-    def restore(self) -> None:
-        """Assign every variable its starting value."""
-        for variable, value in zip(self._variables, self._values, strict=True):
-            if isinstance(value, Path):
-                variable.assign(np.load(value, allow_pickle=False))
-            else:
-                variable.assign(tf.fill(tf.shape(variable), tf.cast(value, variable.dtype)))
-
-
-class ProbeTrainer:
-    """One compiled model with its optimizer, training step and reset.
-
-    Args:
-        model: the built Keras model (shared by all trainers of a worker).
-        loss: the loss to compile with, or None to keep the model's compiled loss (a
-            model that overrides ``train_step`` may also override ``compile``).
-        optimizer: a fresh optimizer without clipping arguments.
-        state_dir: where the initial state of the optimizer is kept.
-        jit_compile: as ``compile`` takes it.
-    """
+class Trainer(TrainerBase):
+    """One compiled model with its optimizer, traced training step and reset (the
+    arguments are ``TrainerBase``'s)."""
 
     def __init__(self, model: Any, loss: Any, optimizer: Any, state_dir: Path,
                  jit_compile: Any = "auto") -> None:
-        self.model = model
-        self.custom_step = overrides_train_step(model)
-        if model.dtype_policy.name == "mixed_float16" and not isinstance(
-                optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # as compile does
-        self.optimizer = optimizer
-        self._loss = loss
-        self._jit_compile = jit_compile
-        self.compile()
-        self.tvars = list(model.trainable_variables)
-        optimizer.build(self.tvars)
-        self._opt_initial = InitialState(optimizer.variables, state_dir)
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        super().__init__(model, loss, optimizer, state_dir, jit_compile)
         self._clip_mode = tf.Variable(0, dtype=tf.int32, trainable=False)
         self._clip_value = tf.Variable(1.0, dtype=tf.float32, trainable=False)
         self._gnorm = tf.Variable(0.0, dtype=tf.float32, trainable=False)
@@ -113,44 +69,33 @@ class ProbeTrainer:
         self._recorded = tf.Variable(0, dtype=tf.int32, trainable=False)
         self._kind: str | None = None  # the clip mode of the probe being trained
         self.per_mode = False  # sparse gradients: one trace per clip mode
-        self._hook(inner)
+        self._hook(self._inner)
         self._steps: dict[str, Callable[..., Any]] = {}
         self.grad_norm = None if self.custom_step else self._make_grad_norm()
 
     # -- per probe ---------------------------------------------------------------------
 
-    def compile(self) -> None:
-        """Make the shared model this trainer's (its loss and optimizer)."""
-        if self._loss is None:
-            self.model.optimizer = self.optimizer
-            return
-        self.model.compile(optimizer=self.optimizer, loss=self._loss,
-                           jit_compile=self._jit_compile)
-
     def activate(self, initial: InitialState, learning_rate: float,
                  clip_kind: str | None, clip_value: float | None) -> None:
         """Start a probe from scratch: initial model and optimizer state, lr and clip."""
-        initial.restore()
-        self._opt_initial.restore()
-        self.optimizer.learning_rate = learning_rate
+        self._restart(initial, learning_rate)
         self._kind = clip_kind
         self._clip_mode.assign(CLIP_MODES[clip_kind])
         self._clip_value.assign(1.0 if clip_value is None else clip_value)
 
-    def step(self, x: Any, y: Any, sw: Any) -> tuple[Any, ...]:
-        """One training step: (loss, grad norm, grads recorded, grad states, weight states).
-
-        ``grads recorded`` is 0 when the step did not reach ``optimizer.apply`` (a custom
-        ``train_step`` that updates the weights some other way): the norm is then unknown.
-        """
+    def step(self, x: Any, y: Any, sw: Any) -> StepResult:
+        """One training step, traced once (per clip mode with sparse gradients)."""
         key = str(self._kind) if self.per_mode else "any"
         fn = self._steps.get(key)
         if fn is None:
             fn = self._steps[key] = self._make_step()
-        out = fn(x, y, sw)
+        loss, gnorm, recorded, grad_state, weight_state = fn(x, y, sw)
         if self.per_mode and key == "any":  # found sparse gradients while tracing
             self._steps[str(self._kind)] = self._steps.pop("any")
-        return out
+        # ``recorded`` is 0 when the step did not reach ``optimizer.apply``
+        seen = bool(int(recorded))
+        return StepResult(float(loss), float(gnorm) if seen else None,
+                          grad_state.numpy() if seen else None, weight_state.numpy())
 
     @property
     def traces(self) -> int:
@@ -190,15 +135,10 @@ class ProbeTrainer:
 
         def apply(grads: Any, trainable_variables: Any = None) -> Any:
             grads = list(grads)
-            variables = list(trainable_variables if trainable_variables is not None
-                             else optimizer._trainable_variables)
-            present = [(g, v) for g, v in zip(grads, variables, strict=False) if g is not None]
+            present = received(optimizer, grads, trainable_variables)
             if present:
                 norm, per_tensor = norm_and_states([g for g, _ in present])
-                full = [tf.constant(0, tf.int32)] * len(self.tvars)  # in tvars' order
-                for (_, variable), state in zip(present, per_tensor, strict=True):
-                    if id(variable) in index:
-                        full[index[id(variable)]] = state
+                full = per_variable(present, per_tensor, index, tf.constant(0, tf.int32))
                 self._gnorm.assign(norm)
                 if full:
                     self._gstate.assign(tf.stack(full))
@@ -358,3 +298,55 @@ def finiteness(tensor: Any) -> Any:
     pos_inf = tf.reduce_any(inf & (tensor > 0))
     neg_inf = tf.reduce_any(inf & (tensor < 0))
     return tf.where(nan, 1, tf.where(pos_inf, 2, tf.where(neg_inf, 3, 0)))
+
+
+# -- around the step ---------------------------------------------------------------------
+
+
+def framework_version() -> str:
+    return str(tf.__version__)
+
+
+def configure(threads: int | None, gpu_memory_budget: int | None) -> list[dict[str, Any]]:
+    """Threads (parallel workers share the cores) and GPU memory: grown on demand, or
+    one logical device capped at ``gpu_memory_budget`` (a smaller card); the devices."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        if gpu_memory_budget:
+            # A logical device with a hard limit simulates a smaller card.
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=gpu_memory_budget >> 20)]
+            )
+        else:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    devices = [{"type": "CPU", "name": "CPU:0"}]
+    for i, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        devices.append({"type": "GPU", "name": f"GPU:{i}",
+                        "model": details.get("device_name", gpu.name)})
+    return devices
+
+
+def oom_device(exc: BaseException) -> str | None:
+    """TensorFlow's allocator names the device in its message ("... on /device:GPU:0")."""
+    del exc
+    return None
+
+
+def enable_check_numerics() -> None:
+    """The first op to output an Inf/NaN raises, named (``run.numerics`` reads it)."""
+    tf.debugging.enable_check_numerics()
+
+
+def reset_peak_gpu() -> None:
+    if tf.config.list_logical_devices("GPU"):
+        tf.config.experimental.reset_memory_stats("GPU:0")
+
+
+def peak_gpu_bytes() -> int | None:
+    if not tf.config.list_logical_devices("GPU"):
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
