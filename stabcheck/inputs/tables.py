@@ -13,9 +13,10 @@ The user's file is only ever read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,7 +50,7 @@ def _kind(path: Path) -> str:
 def table_columns(spec: str, path: Path) -> tuple[str, ...]:
     """The column names of a ``.csv`` (its header) or ``.parquet`` file (its schema)."""
     if path.suffix.lower() == ".parquet":
-        return tuple(_parquet_schema(spec, path).names)
+        return tuple(_parquet(spec, lambda: pq.read_schema(path)).names)
     return _csv_header(spec, path)
 
 
@@ -222,9 +223,10 @@ def _first_non_number(column: pa.ChunkedArray) -> int:
 # --------------------------------------------------------------------------- parquet
 
 
-def _parquet_schema(spec: str, path: Path) -> pa.Schema:
+def _parquet(spec: str, read: Callable[[], Any]) -> Any:
+    """``read()`` of a Parquet file, its failures as one-line input errors."""
     try:
-        return pq.read_schema(path)
+        return read()
     except OSError as exc:
         raise InputError(f"data '{spec}' cannot be read ({exc.strerror or exc})") from None
     except (pa.ArrowInvalid, pa.ArrowException) as exc:
@@ -234,19 +236,11 @@ def _parquet_schema(spec: str, path: Path) -> pa.Schema:
 
 
 def _read_parquet(spec: str, path: Path, target: str | None) -> Table:
-    schema = _parquet_schema(spec, path)
-    columns = tuple(schema.names)
+    columns = tuple(_parquet(spec, lambda: pq.read_schema(path)).names)
     if not columns:
         raise InputError(f"data '{spec}' has no columns")
     t = _target_index(spec, path, columns, target)
-    try:
-        table = pq.read_table(path)
-    except OSError as exc:
-        raise InputError(f"data '{spec}' cannot be read ({exc.strerror or exc})") from None
-    except (pa.ArrowInvalid, pa.ArrowException) as exc:
-        raise InputError(
-            f"data '{spec}' is not a readable Parquet file ({str(exc).splitlines()[0]})"
-        ) from None
+    table = _parquet(spec, lambda: pq.read_table(path))
     if table.num_rows == 0:
         raise InputError(f"data '{spec}' has columns but no data rows")
     label_column = table.column(t)

@@ -12,7 +12,6 @@ goes to stderr, which the parent keeps and quotes should this process die.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 
 from stabcheck.errors import InputError, StabcheckError
 from stabcheck.protocol.userdata import as_arrays, save_arrays
+from stabcheck.worker.models import load_file_module
 
 
 def main(argv: list[str]) -> int:
@@ -54,13 +54,9 @@ def _function(request: dict[str, Any]) -> Any:
     try:
         if request["kind"] == "file":
             path = Path(request["path"])
-            name = f"_stabcheck_user_data_{abs(hash(str(path)))}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
+            module = load_file_module(path, f"_stabcheck_user_data_{abs(hash(str(path)))}")
+            if module is None:
                 raise InputError(f"data function {text}: cannot import {path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
         else:
             module = importlib.import_module(request["path"])
     except StabcheckError:

@@ -13,6 +13,7 @@ import importlib.util
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from stabcheck.errors import InputError
@@ -89,11 +90,19 @@ def _import_file(path: Path) -> None:
         if Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
             return
         name = f"_stabcheck_custom_objects_{abs(hash(str(path)))}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot import {path}")
     if str(path.parent) not in sys.path:  # its own sibling imports
         sys.path.append(str(path.parent))
+    if load_file_module(path, name) is None:
+        raise ImportError(f"cannot import {path}")
+
+
+def load_file_module(path: str | Path, name: str) -> ModuleType | None:
+    """Run the user's ``.py`` file as the module ``name`` (in ``sys.modules``, so that its
+    classes are found by their module again); None where Python cannot import that path.
+    A file that raises is not left half-imported in ``sys.modules``."""
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        return None
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
     try:
@@ -101,6 +110,7 @@ def _import_file(path: Path) -> None:
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    return module
 
 
 # Keras's deserialization error for a class no registered module provides.
@@ -137,13 +147,9 @@ def _unknown_class_message(spec: ModelSpec, name: str, saved_from: str | None) -
 
 def _load_factory(spec: ModelSpec) -> Any:
     if spec.kind == "file_factory":
-        name = f"_stabcheck_user_model_{abs(hash(spec.path))}"
-        module_spec = importlib.util.spec_from_file_location(name, spec.path)
-        if module_spec is None or module_spec.loader is None:
+        module = load_file_module(spec.path, f"_stabcheck_user_model_{abs(hash(spec.path))}")
+        if module is None:
             raise InputError(f"cannot import model file {spec.path}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        module_spec.loader.exec_module(module)
     else:
         module = importlib.import_module(spec.path)
     func = getattr(module, spec.target, None)
