@@ -213,6 +213,7 @@ def test_a_model_the_worker_cannot_build_raises_its_cause_in_one_line(arrays_run
     assert "\n" not in facts["broken"]
 
 
+@pytest.mark.slow  # a custom layer: the notebook test; tf.data: tests/inputs/test_datafn.py
 @pytest.mark.e2e
 def test_probe_of_a_model_with_a_custom_layer_on_tf_data_and_a_py_dataset(keras_run):
     facts, results = keras_run

@@ -41,6 +41,7 @@ def test_a_batch_above_the_sample_is_probed_as_the_sample_and_capped_in_the_ladd
     assert "every batch size up to the 569 training samples fits" in text
 
 
+@pytest.mark.slow  # the note once: the test above renders the report
 @pytest.mark.e2e
 def test_the_cli_says_so_once(tmp_path):
     done = subprocess.run([sys.executable, "-m", "stabcheck", "probe", "--model", "builtin:mlp",

@@ -76,7 +76,8 @@ def saved_models(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["compiled.keras", "compiled.h5"])
+@pytest.mark.parametrize(
+    "name", ["compiled.keras", pytest.param("compiled.h5", marks=pytest.mark.slow)])
 def test_saved_compiled_model_brings_loss_optimizer_and_baseline_lr(saved_models, probe_run,
                                                                     name):
     report, _, _ = probe_run(model=str(saved_models / name), data=str(saved_models / "three.npz"),
@@ -97,6 +98,7 @@ def test_flags_override_what_the_model_was_compiled_with(saved_models, probe_run
     assert [s.learning_rate for s in settings] == [0.0001, 0.001, 0.01]  # Adam's default
 
 
+@pytest.mark.slow  # module factories: tests/worker/test_models.py
 def test_module_factory_is_imported_in_the_worker(saved_models, probe_run):
     report, _, _ = probe_run(model="tests.fixtures.compiled_models:sparse_compiled",
                              data=str(saved_models / "three.npz"), class_weight=["balanced"],

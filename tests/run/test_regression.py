@@ -117,6 +117,7 @@ def test_a_stable_and_a_diverging_regression_probe(probe_run, regression_npz, tm
     assert "testcase" in junit_xml(report, parse_fail_on(("numerical",)))
 
 
+@pytest.mark.slow  # a diverging regression probe: the stable/diverging pair above
 def test_sgd_on_large_targets_without_clipping_diverges_and_a_clip_keeps_it_finite(
         probe_run, tmp_path):
     x, y = _linear(scale=1000.0)
@@ -132,6 +133,7 @@ def test_sgd_on_large_targets_without_clipping_diverges_and_a_clip_keeps_it_fini
     assert "class_weight" not in text and "class weight" not in text
 
 
+@pytest.mark.slow  # R² <= 0 is judged in the pure tests below
 def test_a_csv_with_a_float_target_is_a_regression_probe_and_r2_below_0_stalls(
         probe_run, prices_csv):
     before = hashlib.sha256(prices_csv.read_bytes()).hexdigest()
@@ -252,6 +254,7 @@ def test_usage_errors_end_in_one_line(regression_npz, tmp_path, args, message):
     assert message in lines[0]
 
 
+@pytest.mark.slow  # usage errors: test_usage_errors_end_in_one_line
 @pytest.mark.e2e
 def test_a_compiled_classifier_on_a_float_target_is_a_usage_error(regression_npz, tmp_path):
     done = subprocess.run([*STABCHECK, "probe", "--model", f"{MODELS}:sparse_classifier",
@@ -294,6 +297,7 @@ def test_r2_at_or_below_zero_is_stalled_and_above_zero_stable():
     assert stable.outcome is Outcome.STABLE and "R² 0.40" in stable.summary
 
 
+@pytest.mark.slow  # usage errors: test_usage_errors_end_in_one_line
 @pytest.mark.e2e
 def test_whole_number_prices_taken_for_classes_say_task_regression(tmp_path):
     rng = np.random.default_rng(0)
@@ -309,6 +313,7 @@ def test_whole_number_prices_taken_for_classes_say_task_regression(tmp_path):
     assert line.endswith("if it is a quantity (a price, a count), pass --task regression")
 
 
+@pytest.mark.slow  # a regression probe trains: the stable/diverging pair
 def test_a_target_of_two_columns_trains_a_two_unit_output(probe_run, tmp_path):
     x, y = _linear()
     path = tmp_path / "two.npz"

@@ -50,8 +50,8 @@ def test_nan_stops_early_and_names_the_first_bad_variable(probe_run):
 
 @pytest.mark.parametrize(
     ("factory", "signal_text"),
-    [("sigkill", "SIGKILL(-9)"), pytest.param("exit3", "exit(3)", marks=pytest.mark.slow),
-     ("segv", "SIGSEGV(-11)")],
+    [pytest.param("sigkill", "SIGKILL(-9)", marks=pytest.mark.slow),
+     pytest.param("exit3", "exit(3)", marks=pytest.mark.slow), ("segv", "SIGSEGV(-11)")],
 )
 def test_worker_killed_mid_grid_costs_only_its_probe(probe_run, tmp_path, monkeypatch,
                                                      factory, signal_text):

@@ -96,6 +96,7 @@ def test_a_registered_custom_layer_loads_with_custom_objects(project: Path):
     assert "1 stable" in done.stdout or "1 probe" in done.stdout
 
 
+@pytest.mark.slow  # custom objects: the registered custom layer above
 def test_custom_objects_in_a_config_are_modules_beside_it(project: Path):
     config = project / "lib" / "stabcheck.toml"
     config.write_text('model = "../models/scaled.keras"\ndata = "../data.npz"\n'
@@ -148,6 +149,7 @@ def test_factories_import_their_neighbours_from_another_folder(factories: Path):
     assert by_module.returncode == 0, by_module.stdout + by_module.stderr
 
 
+@pytest.mark.slow  # module factories: the test above
 def test_a_module_factory_in_the_current_folder_needs_no_pythonpath(factories: Path):
     """The console script's sys.path holds its own folder, not the current one."""
     script = Path(sys.executable).with_name("stabcheck")
