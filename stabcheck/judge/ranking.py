@@ -180,6 +180,8 @@ def seed_scores(report: RunReport, result: ProbeResult) -> tuple[SeedScore, ...]
     minority = rarest_class(report)
 
     def score(seed: int, r: ProbeResult) -> SeedScore:
+        if unrankable(r):
+            return SeedScore(seed, r.verdict.outcome.value, None, None)
         return SeedScore(seed, r.verdict.outcome.value, quality_score(r),
                          minority_recall(r, minority))
 
@@ -187,6 +189,13 @@ def seed_scores(report: RunReport, result: ProbeResult) -> tuple[SeedScore, ...]
     out += [score(p.seed, p.result) for p in report.seed_probes
             if p.probe_id == result.probe.id]
     return tuple(out)
+
+
+def unrankable(result: ProbeResult) -> bool:
+    """Whether the probe's held-out scores say nothing of its training: a BatchNormalization
+    model evaluated before its moving statistics warmed up predicts from its initial ones
+    (classify withholds its learning verdict for that), so its macro-F1 ranks nothing."""
+    return result.verdict.evidence.get("not_judged_because") == "bn_warmup"
 
 
 def _candidates(report: RunReport) -> tuple[ProbeGrid, list[Ranked]]:

@@ -35,7 +35,7 @@ from stabcheck.judge.quality import (
     r2_score,
     rarest_class,
 )
-from stabcheck.judge.ranking import Ranked, eligible, ranked, tolerance
+from stabcheck.judge.ranking import Ranked, eligible, ranked, tolerance, unrankable
 from stabcheck.results import ProbeResult, RunReport
 from stabcheck.text import fmt_lr, short_clip, step_suffix
 
@@ -210,6 +210,10 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
         else:
             reasons.append(f"{f1_words} {f1:.2f}, within {tol:g} of the best ({best_f1:.2f}) "
                            f"of {among}")
+    elif any(unrankable(c.result) for c in order):
+        reasons.append(f"the first of {among} in the grid's order: held-out scores rank "
+                       "nothing before a BatchNormalization model's statistics warm up "
+                       "(raise --steps to rank by them)")
     else:
         reasons.append(f"the first of {among} (no held-out metrics to rank them by)")
     reasons.append(_seed_reason(report, chosen_rank, reprobed))

@@ -192,3 +192,24 @@ def test_a_recommendation_changes_when_a_lucky_seed_is_replaced_by_the_worst_of_
     lines = [json.loads(x) for x in path.read_text().splitlines()[before:]]
     assert [x["type"] for x in lines] == ["resumed"]
     assert recommended_configuration(again)["probe_id"] == rec["probe_id"]
+
+
+def _bn_not_judged(result: ProbeResult) -> ProbeResult:
+    """``result`` as classify leaves a BatchNormalization model evaluated too early."""
+    evidence = {**result.verdict.evidence, "learning_verdict": "not_judged",
+                "not_judged_because": "bn_warmup"}
+    return dataclasses.replace(result, verdict=dataclasses.replace(result.verdict,
+                                                                   evidence=evidence))
+
+
+def test_held_out_scores_of_unwarmed_batchnorm_statistics_rank_nothing() -> None:
+    """Before its moving statistics warm up, a BatchNormalization model's held-out
+    predictions come from its initial statistics: a macro-F1 of 0.40 against 0.01 there
+    says nothing of the training, so the grid's order decides and the reason says why."""
+    report = make_report([_bn_not_judged(_stable(0.001, 0.01)),
+                          _bn_not_judged(_stable(0.1, 0.40))])
+    rec = recommended_configuration(report)
+    assert rec["probe_id"] == "cw=none,lr=0.001,clip=none,bs=32"
+    assert any("BatchNormalization" in reason for reason in rec["reasons"])
+    judged = make_report([_stable(0.001, 0.01), _stable(0.1, 0.40)])
+    assert recommended_configuration(judged)["probe_id"] == "cw=none,lr=0.1,clip=none,bs=32"
