@@ -131,7 +131,7 @@ def _crash_advice(results: Sequence[ProbeResult]) -> list[str]:
     return advice
 
 
-def _never_predicted_roles(result: ProbeResult) -> set[str]:
+def never_predicted_roles(result: ProbeResult) -> set[str]:
     """``{"majority"}``, ``{"minority"}`` or both: who a collapse never predicts (old
     results without the roles count as minority)."""
     roles = result.verdict.evidence.get("never_predicted")
@@ -156,7 +156,7 @@ def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
             "use a milder strategy such as sqrt or effective"
         )
     collapsed = having(Outcome.MINORITY_COLLAPSE)
-    majority = [r for r in collapsed if "majority" in _never_predicted_roles(r)]
+    majority = [r for r in collapsed if "majority" in never_predicted_roles(r)]
     minority = [r for r in collapsed if r not in majority]
     if minority:
         unweighted = all(r.probe.settings.class_weights is None for r in minority)

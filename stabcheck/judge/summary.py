@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stabcheck.judge.advice import memory_failures, memory_statement, warning_advice, why_crashed
+from stabcheck.judge.advice import (
+    memory_failures,
+    memory_statement,
+    never_predicted_roles,
+    warning_advice,
+    why_crashed,
+)
 from stabcheck.judge.explain import NumericalCause, numerical_causes, where_it_failed
 from stabcheck.judge.gridview import ProbeGrid, unique
 from stabcheck.judge.quality import is_regression
@@ -227,13 +233,6 @@ def _crashes(results: Sequence[ProbeResult]) -> list[Cause]:
     return causes
 
 
-def _never_predicted(result: ProbeResult) -> set[str]:
-    roles = result.verdict.evidence.get("never_predicted")
-    if not isinstance(roles, list) or not roles:
-        return {"minority"}
-    return {str(r.get("role")) for r in roles if isinstance(r, dict)} or {"minority"}
-
-
 def _learning(results: Sequence[ProbeResult]) -> list[Cause]:
     def having(outcome: Outcome) -> list[ProbeResult]:
         return [r for r in results if r.verdict.outcome is outcome]
@@ -249,7 +248,7 @@ def _learning(results: Sequence[ProbeResult]) -> list[Cause]:
             "The rare classes are predicted far more often than they occur, at the common "
             "classes' expense.", "Fix: a milder strategy such as sqrt or effective.")))
     collapsed = having(Outcome.MINORITY_COLLAPSE)
-    majority = [r for r in collapsed if "majority" in _never_predicted(r)]
+    majority = [r for r in collapsed if "majority" in never_predicted_roles(r)]
     minority = [r for r in collapsed if r not in majority]
     if minority:
         unweighted = all(r.probe.settings.class_weights is None for r in minority)
