@@ -131,13 +131,30 @@ def _crash_advice(results: Sequence[ProbeResult]) -> list[str]:
     return advice
 
 
-def never_predicted_roles(result: ProbeResult) -> set[str]:
+def _never_predicted_roles(result: ProbeResult) -> set[str]:
     """``{"majority"}``, ``{"minority"}`` or both: who a collapse never predicts (old
     results without the roles count as minority)."""
     roles = result.verdict.evidence.get("never_predicted")
     if not isinstance(roles, list) or not roles:
         return {"minority"}
     return {str(r.get("role")) for r in roles if isinstance(r, dict)} or {"minority"}
+
+
+def split_collapses(
+    results: Sequence[ProbeResult],
+) -> tuple[list[ProbeResult], list[ProbeResult]]:
+    """The collapsed probes that never predict a minority class, and those that never
+    predict the majority (a different failure: not a class weighting it lacks)."""
+    collapsed = [r for r in results if r.verdict.outcome is Outcome.MINORITY_COLLAPSE]
+    majority = [r for r in collapsed if "majority" in _never_predicted_roles(r)]
+    return [r for r in collapsed if r not in majority], majority
+
+
+def minority_fix(minority: Sequence[ProbeResult]) -> str:
+    """What to do about probes that never predict a minority class."""
+    if all(r.probe.settings.class_weights is None for r in minority):
+        return "weight the classes (balanced or sqrt)"
+    return "weight the classes more strongly (balanced), or probe more --steps"
 
 
 def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
@@ -155,16 +172,11 @@ def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
             "are predicted far more often than they occur, at the common classes' expense): "
             "use a milder strategy such as sqrt or effective"
         )
-    collapsed = having(Outcome.MINORITY_COLLAPSE)
-    majority = [r for r in collapsed if "majority" in never_predicted_roles(r)]
-    minority = [r for r in collapsed if r not in majority]
+    minority, majority = split_collapses(results)
     if minority:
-        unweighted = all(r.probe.settings.class_weights is None for r in minority)
-        fix = ("weight the classes (balanced or sqrt)" if unweighted else
-               "weight the classes more strongly (balanced), or probe more --steps")
         advice.append(
             f"with class_weight={strategies(minority)} the model ignores a minority class "
-            f"(never predicted on the held-out split): {fix}"
+            f"(never predicted on the held-out split): {minority_fix(minority)}"
         )
     if majority:
         lrs = ", ".join(fmt_lr(v) for v in sorted({r.probe.settings.learning_rate

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from stabcheck.judge.advice import (
     memory_failures,
     memory_statement,
-    never_predicted_roles,
+    minority_fix,
+    split_collapses,
     warning_advice,
     why_crashed,
 )
@@ -247,16 +248,11 @@ def _learning(results: Sequence[ProbeResult]) -> list[Cause]:
                             _ids(over), details=(
             "The rare classes are predicted far more often than they occur, at the common "
             "classes' expense.", "Fix: a milder strategy such as sqrt or effective.")))
-    collapsed = having(Outcome.MINORITY_COLLAPSE)
-    majority = [r for r in collapsed if "majority" in never_predicted_roles(r)]
-    minority = [r for r in collapsed if r not in majority]
+    minority, majority = split_collapses(results)
     if minority:
-        unweighted = all(r.probe.settings.class_weights is None for r in minority)
-        fix = ("weight the classes (balanced or sqrt)" if unweighted else
-               "weight the classes more strongly (balanced), or probe more --steps")
         causes.append(Cause(Category.LEARNING, f"with class_weight={strategies(minority)} a "
                             "minority class is never predicted", _ids(minority),
-                            details=(f"Fix: {fix}.",)))
+                            details=(f"Fix: {minority_fix(minority)}.",)))
     if majority:
         name = majority[0].verdict.evidence.get("majority_class")
         which = f" ({name})" if name is not None else ""
