@@ -299,6 +299,9 @@ class ProbeRun:
     class_grad_norms: tuple[tuple[int, dict[str, float]], ...] = ()
     # Which training step ran and what it could not measure (the worker's "step_info")
     step_info: dict[str, Any] | None = None
+    # Where a cluster executor ran the probe and, when the cluster ended it, how: Ray's
+    # exception, its message, the node, whether the node was lost, the last step seen.
+    cluster: dict[str, Any] | None = None
 
     @property
     def steps_completed(self) -> int:

@@ -85,6 +85,13 @@ _CustomObjects = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
     f"{_LIST}")]
 _Workers = Annotated[Optional[int], typer.Option(  # noqa: UP045
     help="Probe workers in parallel (default: one per core, at most 4; one per GPU).")]
+_Executor = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    help="Where the probe workers run: local (processes here, the default) or ray (actors "
+         "of a Ray cluster: --ray-address, else a local one for the run).")]
+_RayAddress = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--ray-address", metavar="ADDR",
+    help="The Ray cluster of --executor ray (auto, host:6379, ray://host:10001); default: "
+         "start a local one with the run.")]
 _Backend = Annotated[Optional[str], typer.Option(  # noqa: UP045
     help="Keras backend of the probes: tensorflow, jax or torch (default: KERAS_BACKEND, "
          "else tensorflow).")]

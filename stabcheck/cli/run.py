@@ -19,6 +19,7 @@ from stabcheck.cli.options import (
     _Config,
     _CustomObjects,
     _Data,
+    _Executor,
     _FailOn,
     _GpuBudget,
     _HtmlOpt,
@@ -33,6 +34,7 @@ from stabcheck.cli.options import (
     _MemoryBudget,
     _Model,
     _Optimizer,
+    _RayAddress,
     _Resume,
     _Seed,
     _Seeds,
@@ -80,6 +82,8 @@ class RunArguments:
     check_numerics: bool | None = None
     workers: int | None = None
     backend: str | None = None
+    executor: str | None = None
+    ray_address: str | None = None
     custom_objects: list[str] | None = None
     junit: Path | None = None
     markdown: Path | None = None
@@ -108,6 +112,7 @@ def probe(
     max_samples: _MaxSamples = None, imbalance: _Imbalance = None, fail_on: _FailOn = None,
     check_numerics: _CheckNumerics = None, workers: _Workers = None,
     custom_objects: _CustomObjects = None, backend: _Backend = None,
+    executor: _Executor = None, ray_address: _RayAddress = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
     verbose: _Verbose = False,
 ) -> None:
@@ -119,7 +124,8 @@ def probe(
         json_path=json_path, journal=journal, resume=resume, seed=seed, seeds=seeds,
         max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
         check_numerics=check_numerics, workers=workers, custom_objects=custom_objects,
-        backend=backend, junit=junit, markdown=markdown, html=html), memory_only=False,
+        backend=backend, executor=executor, ray_address=ray_address, junit=junit,
+        markdown=markdown, html=html), memory_only=False,
         verbose=verbose)
 
 
@@ -132,6 +138,7 @@ def memory(
     timeout: _Timeout = None, json_path: _Json = None, journal: _Journal = None,
     seed: _Seed = None, max_samples: _MaxSamples = None, fail_on: _FailOn = None,
     custom_objects: _CustomObjects = None, backend: _Backend = None,
+    executor: _Executor = None, ray_address: _RayAddress = None,
     junit: _JunitOpt = None, markdown: _MarkdownOpt = None, html: _HtmlOpt = None,
     verbose: _Verbose = False,
 ) -> None:
@@ -142,8 +149,9 @@ def memory(
         lr=lr, class_weight=class_weight, clip=clip, batch_size=batch_size,
         memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, timeout=timeout,
         json_path=json_path, journal=journal, seed=seed, max_samples=max_samples,
-        fail_on=fail_on, custom_objects=custom_objects, backend=backend, junit=junit,
-        markdown=markdown, html=html), memory_only=True, verbose=verbose)
+        fail_on=fail_on, custom_objects=custom_objects, backend=backend, executor=executor,
+        ray_address=ray_address, junit=junit, markdown=markdown, html=html),
+        memory_only=True, verbose=verbose)
 
 
 def run(config: Path | None, args: RunArguments, *, memory_only: bool,

@@ -34,6 +34,8 @@ DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 # What the targets are: ``auto`` decides from the data and the loss (see
 # ``stabcheck.inputs.preflight.resolve_task``); a regression run probes no class weights.
 TASKS = ("auto", "classification", "regression")
+# Where the probe workers run: processes on this machine, or actors of a Ray cluster.
+EXECUTORS = ("local", "ray")
 
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -83,6 +85,10 @@ class Settings:
     # The Keras backend the workers train with: --backend, the config's ``backend``, the
     # environment's KERAS_BACKEND, else TensorFlow.
     backend: str = BACKENDS[0]
+    executor: str = EXECUTORS[0]
+    # The Ray cluster of ``executor = "ray"`` ("auto", "ray://host:10001", "host:6379");
+    # None: a local cluster starts and stops with the run.
+    ray_address: str | None = None
     config_dir: Path | None = None  # the config file's folder (None: no config file)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -123,6 +129,8 @@ class Settings:
             "workers": self.workers,
             "custom_objects": list(self.custom_objects),
             "backend": self.backend,
+            "executor": self.executor,
+            "ray_address": self.ray_address,
             "thresholds": asdict(self.thresholds),
         }
 
@@ -135,7 +143,7 @@ _KNOWN_KEYS = {
     "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "seeds", "max_samples",
     "holdout", "imbalance", "fail_on", "journal",
     "junit", "markdown", "html", "check_numerics", "thresholds", "workers", "custom_objects",
-    "backend",
+    "backend", "executor", "ray_address",
 }
 
 
@@ -312,6 +320,7 @@ def _validate(raw: dict[str, Any]) -> Settings:
     if raw.get("config_dir") is not None:
         kwargs["config_dir"] = Path(raw["config_dir"])
     kwargs["backend"] = _backend(raw.get("backend"))
+    kwargs.update(_executor(raw.get("executor"), raw.get("ray_address")))
     if kwargs.get("check_numerics") and kwargs["backend"] != "tensorflow":
         raise ConfigError(
             f"check_numerics names the operation with TensorFlow's check-numerics: it needs "
@@ -341,6 +350,22 @@ def _backend(value: Any) -> str:
             f"{source} is {name!r} but {module} is not installed here; install it "
             f"(pip install {module}) or choose another of {', '.join(BACKENDS)}")
     return name
+
+
+def _executor(value: Any, address: Any) -> dict[str, Any]:
+    """``executor`` and ``ray_address``: a known executor; Ray installed when chosen; an
+    address only with Ray."""
+    name = EXECUTORS[0] if value is None else _string("executor", value).strip().lower()
+    if name not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {value!r}")
+    ray_address = None if address is None else _string("ray_address", address).strip()
+    if ray_address is not None and name != "ray":
+        raise ConfigError(f"ray_address {ray_address!r} is for executor 'ray', but the "
+                          f"executor is {name!r}: add --executor ray")
+    if name == "ray" and not _installed("ray"):
+        raise ConfigError("executor 'ray' needs Ray, which is not installed here: "
+                          "pip install 'stabcheck[ray]'")
+    return {"executor": name, "ray_address": ray_address or None}
 
 
 def _installed(module: str) -> bool:

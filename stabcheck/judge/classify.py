@@ -663,6 +663,8 @@ def _death(run: ProbeRun) -> Verdict:
         common["phase"] = run.exception["phase"]
         if run.exception.get("weight_bytes"):
             common["weight_bytes"] = run.exception["weight_bytes"]
+    if run.cluster and run.cluster.get("cause"):
+        return _cluster_death(run, common)
     if run.termination is Termination.OVER_BUDGET:
         return _verdict(
             Outcome.OOM_HOST, {**common, "enforced_by": "watchdog"},
@@ -693,6 +695,34 @@ def _death(run: ProbeRun) -> Verdict:
         f"worker died with {sig} {_when(run, step)}"
         + (" with no sign of memory exhaustion" if killed else ""),
     )
+
+
+def _cluster_death(run: ProbeRun, common: dict[str, Any]) -> Verdict:
+    """A probe whose Ray actor the cluster ended: by its memory monitor or a node's OOM
+    killer (``OutOfMemoryError``), with its node, or for another reason (crashed)."""
+    cluster = run.cluster or {}
+    step = cluster.get("last_step") or run.steps_completed
+    node = " ".join(filter(None, (cluster.get("node_ip"),
+                                  f"({cluster['node_id'][:8]})" if cluster.get("node_id")
+                                  else None))) or "an unknown node"
+    evidence = {**common, "step": step, "signal": None, "cluster": cluster}
+    if cluster.get("oom"):
+        used, total = cluster.get("node_memory_used_bytes"), cluster.get("node_memory_total_bytes")
+        at = f" ({human_bytes(used)} of {human_bytes(total)} in use)" if used and total else ""
+        return _verdict(Outcome.OOM_HOST, {**evidence, "enforced_by": "ray"},
+                        f"killed by Ray for memory: node {node} ran out{at}, "
+                        f"{_at_step(step)}")
+    error = cluster.get("error") or "no error"
+    if cluster.get("node_lost"):
+        return _verdict(Outcome.CRASHED, evidence,
+                        f"its Ray node {node} was lost ({error}) {_at_step(step)}")
+    if cluster.get("node_lost") is None:
+        return _verdict(Outcome.CRASHED, evidence,
+                        f"its Ray worker on node {node} became unreachable ({error}) "
+                        f"{_at_step(step)}")
+    return _verdict(Outcome.CRASHED, evidence,
+                    f"its Ray worker (pid {cluster.get('pid')} on node {node}) died ({error}) "
+                    f"{_at_step(step)}")
 
 
 def _exception(run: ProbeRun) -> Verdict:

@@ -7,6 +7,7 @@ or crashed run loses nothing it had finished.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -23,11 +24,12 @@ import psutil
 from stabcheck import __version__
 from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
+from stabcheck.executors import Executor, Runner, open_executor
 from stabcheck.inputs.prepare import Inputs, load_inputs
 from stabcheck.judge.classify import classify, extension_step
 from stabcheck.judge.ranking import FINALISTS, finalists, reprobe_seeds
 from stabcheck.judge.trend import early_stop_rule
-from stabcheck.memory import cgroup, nvml
+from stabcheck.memory import cgroup
 from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.protocol.dataset import save_prepared
 from stabcheck.protocol.messages import WorkerInit
@@ -42,7 +44,6 @@ from stabcheck.results import (
 )
 from stabcheck.run.ladder import MemoryReport, build_memory_report
 from stabcheck.run.numerics import parse_check_numerics
-from stabcheck.run.runner import ProbeRunner
 from stabcheck.run.scheduler import GridRun
 
 
@@ -123,33 +124,32 @@ def run_probe_grid(
     enforcement = cgroup.enforcement_method() if settings.memory_budget else None
     journal_path = resume or settings.journal or default_journal_path()
 
-    with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp, \
+            open_executor(settings, lambda message: emit(Progress("loading", message))) \
+            as executor:
         run_dir = Path(tmp)
         prepared = run_dir / "dataset.npz"
         save_prepared(inputs.dataset, prepared)
         t = settings.thresholds
-        n_workers = worker_count(settings)
+        n_workers = executor.workers(settings.workers)
         init = WorkerInit(str(prepared), inputs.spec.to_json(), settings.loss, settings.optimizer,
                           settings.seed, settings.gpu_memory_budget,
                           early_stop=early_stop_rule(t),
                           extend=t.collapse_extension_factor > 1,
-                          threads=max(1, (os.cpu_count() or 1) // n_workers),
+                          threads=executor.threads(n_workers),
                           backend=settings.backend)
-        gpus = nvml.visible_gpus()  # several: one worker per GPU, round robin
         current: dict[str, Any] = {"total": 0}
 
         def on_step(probe: Probe, step: int) -> None:
             emit(Progress("step", probe=probe, step=step, total=current["total"]))
 
         shared: dict[str, Any] = {}  # what the first worker learns, for every runner
-
-        def extend(run: ProbeRun) -> int | None:
-            return extension_step(run, inputs.dataset.class_names, t)
-
-        runners = [ProbeRunner(init, run_dir, timeout=settings.timeout,
-                               memory_budget=settings.memory_budget, on_step=on_step,
-                               name=f"w{i}", shared=shared, extend=extend,
-                               gpu=gpus[i % len(gpus)] if len(gpus) > 1 else None)
+        # whether an evaluated probe trains on (a plain function: a Ray actor calls it too)
+        extend = functools.partial(extension_step, class_names=inputs.dataset.class_names,
+                                   thresholds=t)
+        runners = [executor.runner(init, run_dir, i, timeout=settings.timeout,
+                                   memory_budget=settings.memory_budget, on_step=on_step,
+                                   name=f"w{i}", shared=shared, extend=extend)
                    for i in range(n_workers)]
         runner = runners[0]
         results: list[ProbeResult] = []
@@ -214,8 +214,8 @@ def run_probe_grid(
                     results[:] = _name_operations(runner, results, weights, journal, emit)
                 if settings.seeds > 1 and not memory_only:
                     _reprobe_finalists(
-                        init, run_dir, settings, runners, weights, classifier, journal, emit,
-                        on_step, _provisional(inputs, results),
+                        executor, init, run_dir, settings, runners, weights, classifier,
+                        journal, emit, on_step, _provisional(inputs, results),
                         previous.seed_results if previous else {}, seed_probes,
                         extend=extend)
                 if ladder is None:
@@ -239,9 +239,11 @@ def run_probe_grid(
             raise
         for each in runners:
             each.close()
+        executor_info = executor.environment()
     return RunReport(
         stabcheck_version=__version__,
-        environment=_environment(runner, enforcement, settings.backend),
+        environment={**_environment(runner, enforcement, settings.backend),
+                     **executor_info},
         dataset=inputs.dataset.summary(),
         class_weight_table=inputs.weights_by_name,
         results=tuple(results),
@@ -255,22 +257,10 @@ def run_probe_grid(
     )
 
 
-def worker_count(settings: Settings) -> int:
-    """Parallel workers: as asked, else one per core (at most 4; each gets its share of
-    the cores as the framework's threads): small probes are bound by per-step dispatch,
-    which one thread does, so workers side by side beat threads inside one. Each GPU gets
-    one (``CUDA_VISIBLE_DEVICES``: its own card)."""
-    if settings.workers is not None:
-        return settings.workers
-    gpus = nvml.visible_gpus()
-    if gpus:
-        return len(gpus)
-    return max(1, min(4, os.cpu_count() or 1))
-
-
 # Settings that do not change what a probe computes: a resumed run may differ in them.
 # (``seeds`` changes only the re-probes, which are journaled with their seed.)
-_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers", "seeds")
+_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers", "seeds", "executor",
+                 "ray_address")
 
 
 def run_identity(settings: Settings) -> dict[str, Any]:
@@ -324,7 +314,7 @@ def read_journal(path: Path) -> JournalState:
 
 
 def _memory(
-    runner: ProbeRunner, template: Probe, results: list[ProbeResult],
+    runner: Runner, template: Probe, results: list[ProbeResult],
     weights: dict[str, list[float] | None], settings: Settings, journal: Journal,
     emit: ProgressCallback, memory_only: bool, measured: list[ProbeResult],
     enforcement: str | None, n_samples: int,
@@ -360,7 +350,8 @@ def _provisional(inputs: Inputs, results: list[ProbeResult]) -> RunReport:
 
 
 def _reprobe_finalists(
-    init: WorkerInit, run_dir: Path, settings: Settings, runners: list[ProbeRunner],
+    executor: Executor, init: WorkerInit, run_dir: Path, settings: Settings,
+    runners: list[Runner],
     weights: dict[str, list[float] | None], classifier: Callable[[ProbeRun], Verdict],
     journal: Journal, emit: ProgressCallback, on_step: Callable[[Probe, int], None],
     grid: RunReport, done: dict[tuple[str, int], ProbeResult], out: list[SeedProbe],
@@ -384,9 +375,10 @@ def _reprobe_finalists(
     lock = threading.Lock()  # the seeds' workers run side by side, as the grid's do
 
     def reprobe(seed: int) -> None:
-        runner = ProbeRunner(replace(init, seed=seed), run_dir, timeout=settings.timeout,
-                             memory_budget=settings.memory_budget, on_step=on_step,
-                             name=f"seed{seed}", extend=extend)
+        runner = executor.runner(replace(init, seed=seed), run_dir,
+                                 timeout=settings.timeout,
+                                 memory_budget=settings.memory_budget, on_step=on_step,
+                                 name=f"seed{seed}", extend=extend)
         with lock:
             runners.append(runner)  # ended with the others on an interrupt
 
@@ -412,7 +404,7 @@ def _reprobe_finalists(
 
 
 def _name_operations(
-    runner: ProbeRunner, results: list[ProbeResult], weights: dict[str, list[float] | None],
+    runner: Runner, results: list[ProbeResult], weights: dict[str, list[float] | None],
     journal: Journal, emit: ProgressCallback, limit: int = 3,
 ) -> list[ProbeResult]:
     """Re-run the first non-finite probes with TensorFlow's check-numerics on, in a fresh
@@ -437,7 +429,7 @@ def _name_operations(
     return out
 
 
-def _environment(runner: ProbeRunner, enforcement: str | None,
+def _environment(runner: Runner, enforcement: str | None,
                  backend: str) -> dict[str, Any]:
     env = dict(runner.environment)
     env.setdefault("backend", backend)  # the worker's own word, when one started

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
+from stabcheck.executors import Runner
 from stabcheck.judge.classify import classify
 from stabcheck.memory.forecast import (
     Line,
@@ -31,7 +32,6 @@ from stabcheck.memory.forecast import (
 from stabcheck.plan import effective_batch_size
 from stabcheck.probe_ids import REQUESTED_TAG, search_id
 from stabcheck.results import Category, Outcome, Probe, ProbeResult, Verdict
-from stabcheck.run.runner import ProbeRunner
 
 MEASURE_STEPS = 3  # the peak is reached once the optimizer's slots exist (first step)
 MAX_APPROACH = 4  # measurements spent approaching a far extrapolated forecast
@@ -57,7 +57,7 @@ def points_from_results(results: Sequence[ProbeResult]) -> list[MemoryPoint]:
 
 
 def build_memory_report(
-    runner: ProbeRunner,
+    runner: Runner,
     template: Probe,
     grid_results: Sequence[ProbeResult],
     *,

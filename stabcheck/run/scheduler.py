@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from stabcheck.executors import Runner
 from stabcheck.results import (
     Category,
     Probe,
@@ -20,7 +21,6 @@ from stabcheck.results import (
     Termination,
     Verdict,
 )
-from stabcheck.run.runner import ProbeRunner
 
 Classifier = Callable[[ProbeRun], Verdict]
 
@@ -35,7 +35,7 @@ class GridRun:
         record: called with each new result (journal, progress), under a lock.
     """
 
-    def __init__(self, runners: list[ProbeRunner], weights: dict[str, list[float] | None],
+    def __init__(self, runners: list[Runner], weights: dict[str, list[float] | None],
                  classifier: Classifier, record: Callable[[int, ProbeResult, bool], None]):
         self._runners = runners
         self._weights = weights
@@ -63,7 +63,7 @@ class GridRun:
                   done: dict[str, ProbeResult]) -> None:
         errors: list[BaseException] = []
 
-        def serve(runner: ProbeRunner) -> None:
+        def serve(runner: Runner) -> None:
             try:
                 self._serve(runner, pending, slots, done)
             except BaseException as exc:  # surfaced in the main thread below
@@ -87,7 +87,7 @@ class GridRun:
         if errors:
             raise errors[0]
 
-    def _serve(self, runner: ProbeRunner, pending: Any, slots: dict[int, ProbeResult],
+    def _serve(self, runner: Runner, pending: Any, slots: dict[int, ProbeResult],
                done: dict[str, ProbeResult]) -> None:
         while not self._stop.is_set():
             with self._lock:

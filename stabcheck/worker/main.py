@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -23,6 +24,9 @@ from stabcheck.errors import StabcheckError
 from stabcheck.memory.oom import is_oom_exception
 from stabcheck.protocol.messages import FromWorker, ToWorker
 from stabcheck.results import json_value
+
+# The exit status of a worker whose parent died before it (nobody reads it but the shell).
+EXIT_ORPHANED = 70
 
 
 class _Channel:
@@ -98,10 +102,25 @@ def _raise_oom_score() -> None:
         Path("/proc/self/oom_score_adj").write_text("1000")
 
 
+def _exit_with_parent(interval_s: float = 0.5) -> None:
+    """End this worker when its parent dies: a worker runs in its own session (so that
+    Ctrl-C reaches stabcheck first), so nothing else ends it when the process that
+    started it is killed (a Ray actor killed by Ray, a node's OOM killer, SIGKILL)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(EXIT_ORPHANED)
+
+    threading.Thread(target=watch, name="stabcheck-parent-watch", daemon=True).start()
+
+
 def main() -> int:
     """Serve probes until told to exit or stdin closes."""
     channel = _Channel()
     _raise_oom_score()
+    _exit_with_parent()
     init = json.loads(sys.stdin.readline() or "{}")
     if init.get("type") != ToWorker.INIT:
         return 3

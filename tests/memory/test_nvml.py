@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.config.settings import Settings
+from stabcheck.executors.local import LocalExecutor
 from stabcheck.memory import nvml
-from stabcheck.run.engine import worker_count
 
 
 def _gpus(n: int) -> list[dict]:
@@ -37,9 +36,8 @@ def test_visible_gpus(monkeypatch: pytest.MonkeyPatch, found: int, visible: str 
 
 def test_one_worker_per_gpu_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    settings = Settings(model="builtin:mlp", data="builtin:digits")
     monkeypatch.setattr(nvml, "devices", lambda: _gpus(3))
-    assert worker_count(settings) == 3
+    assert LocalExecutor().workers(None) == 3
     monkeypatch.setattr(nvml, "devices", lambda: _gpus(1))
-    assert worker_count(settings) == 1
-    assert worker_count(Settings(model="builtin:mlp", data="builtin:digits", workers=2)) == 2
+    assert LocalExecutor().workers(None) == 1
+    assert LocalExecutor().workers(2) == 2

@@ -20,7 +20,7 @@ def test_parallel_workers_give_the_verdicts_of_one_worker(probe_run, tmp_path):
     assert "numerical" in {r.verdict.category.value for r in one.results}  # not all alike
 
 
-@pytest.mark.slow  # a crash alone: tests/run/test_runner.py
+@pytest.mark.slow  # a crash alone: tests/executors/test_local.py
 def test_a_crash_among_parallel_workers_costs_only_its_probe(probe_run, tmp_path, monkeypatch):
     monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
     monkeypatch.setenv("STABCHECK_TEST_TRIP_AT", "12")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from stabcheck.executors.local import worker_environment
 from stabcheck.protocol.messages import WorkerInit
-from stabcheck.run.runner import worker_environment
 
 
 def _init(backend: str = "tensorflow") -> WorkerInit:

@@ -266,6 +266,11 @@ class ProbeRunner:
     def model_info(self, value: dict[str, Any]) -> None:
         self._shared["model_info"] = value
 
+    @property
+    def build_oom(self) -> dict[str | None, ProbeRun]:
+        """Per dtype policy, the run of a worker that ran out of memory building the model."""
+        return dict(self._build_oom)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
@@ -362,16 +367,14 @@ class ProbeRunner:
             self.close()
         policy = probe.settings.dtype_policy
         if policy in self._build_oom:
-            first = self._build_oom[policy]
-            return replace(first, probe=probe, duration_s=0.0,
-                           exception={**(first.exception or {}), "measured_once": True})
+            return measured_once(self._build_oom[policy], probe)
         watch = _Watch(time.monotonic())
         if self._worker is None:
             worker = self._spawn(probe.settings.dtype_policy, check_numerics)
             watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
             ready = self._await_ready(worker, watch, probe)
             if not isinstance(ready, dict):
-                if _phase_of(ready) == "build" and _ran_out_of_memory(ready):
+                if built_out_of_memory(ready):
                     self._build_oom[policy] = ready
                 return ready
             watch = _Watch(time.monotonic(), peak=watch.peak, build_peak=watch.build_peak)
@@ -558,6 +561,18 @@ _STARTUP_PROBE = Probe.from_json({
 })
 
 
+def measured_once(first: ProbeRun, probe: Probe) -> ProbeRun:
+    """``probe``'s run when building the model under its dtype policy already ran out of
+    memory in ``first``: building does not depend on a probe's settings."""
+    return replace(first, probe=probe, duration_s=0.0,
+                   exception={**(first.exception or {}), "measured_once": True})
+
+
+def built_out_of_memory(run: ProbeRun) -> bool:
+    """Whether ``run`` ran out of memory while its worker built the model."""
+    return _phase_of(run) == "build" and _ran_out_of_memory(run)
+
+
 def _phase_of(run: ProbeRun) -> str | None:
     return (run.exception or {}).get("phase")
 
@@ -583,3 +598,45 @@ def _exception(message: dict[str, Any]) -> dict[str, Any]:
     return {key: message.get(key) for key in
             ("phase", "step", "etype", "message", "oom", "oom_device", "user_input",
              "traceback")}
+
+
+class LocalExecutor:
+    """Probe workers as processes of this machine: one per core (at most 4), or one per
+    GPU, each GPU its own (``CUDA_VISIBLE_DEVICES``)."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._gpus = nvml.visible_gpus()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def workers(self, requested: int | None) -> int:
+        """Parallel workers: as asked, else one per core (at most 4; each gets its share
+        of the cores as the framework's threads): small probes are bound by per-step
+        dispatch, which one thread does, so workers side by side beat threads inside one.
+        Each GPU gets one."""
+        if requested is not None:
+            return requested
+        if self._gpus:
+            return len(self._gpus)
+        return max(1, min(4, os.cpu_count() or 1))
+
+    def threads(self, n_workers: int) -> int:
+        """The framework threads of each of ``n_workers`` workers: a share of the cores."""
+        return max(1, (os.cpu_count() or 1) // n_workers)
+
+    def runner(self, init: WorkerInit, run_dir: Path, index: int | None = None,
+               **options: Any) -> ProbeRunner:
+        """The ``index``-th parallel runner; with several GPUs, GPU ``index`` round robin."""
+        gpu = (self._gpus[index % len(self._gpus)]
+               if index is not None and len(self._gpus) > 1 else None)
+        return ProbeRunner(init, run_dir, gpu=gpu, **options)
+
+    def environment(self) -> dict[str, Any]:
+        """What the report records of where the probes ran."""
+        return {"executor": self.name}
