@@ -45,6 +45,7 @@ def probe(
     imbalance: float | None = None, fail_on: Many = None, check_numerics: bool | None = None,
     workers: int | None = None, custom_objects: Sequence[str] | None = None,
     memory_ladder: bool | None = None, journal: str | Path | None = None,
+    executor: str | None = None, ray_address: str | None = None,
     progress: bool | Callable[[Progress], None] = True,
 ) -> Result:
     """Probe ``model`` on ``x``/``y`` over a grid of settings, each in a worker process.
@@ -68,6 +69,9 @@ def probe(
         memory_budget: host memory a probe may use (bytes, or ``"2GiB"``).
         memory_ladder: measure memory per batch size after the grid; None: when there is
             a ``memory_budget`` or several batch sizes (as the CLI does).
+        executor: ``"local"`` (processes here, the default) or ``"ray"``: actors of the
+            Ray cluster this process is connected to (``ray.init`` before), else of
+            ``ray_address``, else of a local cluster started for the run.
         progress: draw a progress bar (Jupyter or terminal); a callable receives the
             engine's ``Progress`` events instead.
         The others: as the CLI's options of the same names.
@@ -82,7 +86,8 @@ def probe(
                  memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, loss=loss,
                  optimizer=optimizer, task=task, timeout=timeout, seed=seed, seeds=seeds,
                  max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
-                 check_numerics=check_numerics, workers=workers, journal=journal)
+                 check_numerics=check_numerics, workers=workers, journal=journal,
+                 executor=executor, ray_address=ray_address)
     flags.update(_class_weight_flags(class_weight))
     return _run(model, x, y, validation_data, flags, custom_objects, progress,
                 memory_only=False, ladder=memory_ladder)

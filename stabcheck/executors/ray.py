@@ -72,9 +72,12 @@ _FORWARDED = ("STABCHECK_", "KERAS_", "TF_", "XLA_", "JAX_", "TORCH_")
 _LOST = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
          ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
          ray.exceptions.ObjectLostError)
-# "Memory on the node (IP: 10.0.0.3, ID: 5f...) where the task (...) was running was
-# 30.50GB / 31.90GB (0.956...)": Ray's own words at a memory-monitor kill.
-_RAY_MEMORY = re.compile(r"was ([\d.]+)GB / ([\d.]+)GB")
+# Ray's own words at a memory-monitor kill: "Memory usage 2749607936B exceeded threshold of
+# 2669400064B (10.6% of 25276071936B limit)" (Ray 2.5x), or "Memory on the node (IP: ...,
+# ID: ...) [where the task ... was running] was 30.50GB [used] / 31.90GB [limit]" (older).
+_RAY_MEMORY_BYTES = re.compile(
+    r"Memory usage (\d+)B exceeded threshold of (\d+)B \([\d.]+% of (\d+)B limit\)")
+_RAY_MEMORY_GB = re.compile(r"was ([\d.]+)GB(?: used)? / ([\d.]+)GB")
 
 
 class RayExecutor:
@@ -356,12 +359,9 @@ class RayProbeRunner:
             return evidence
         message = str(exc).strip() if exc is not None else ""
         evidence.update(error=type(exc).__name__ if exc is not None else None,
-                        message=message[-2000:], cause=cause, last_step=last_step,
+                        message=message[:2000], cause=cause, last_step=last_step,
                         oom=cause == "oom")
-        used = _RAY_MEMORY.search(message)
-        if used:
-            evidence["node_memory_used_bytes"] = int(float(used.group(1)) * 1e9)
-            evidence["node_memory_total_bytes"] = int(float(used.group(2)) * 1e9)
+        evidence.update(_node_memory(message))
         if cause in ("oom", "lost"):
             evidence["node_lost"] = self._node_lost(exc)
         return evidence
@@ -424,6 +424,20 @@ class RayProbeRunner:
         """From another thread, on an interrupt: the thread inside ``run`` returns."""
         self._ended.set()
         self.kill()
+
+
+def _node_memory(message: str) -> dict[str, int]:
+    """The node's memory at a Ray memory-monitor kill, from Ray's message ({} if absent)."""
+    exact = _RAY_MEMORY_BYTES.search(message)
+    if exact:
+        used, threshold, limit = (int(g) for g in exact.groups())
+        return {"node_memory_used_bytes": used, "node_memory_threshold_bytes": threshold,
+                "node_memory_total_bytes": limit}
+    rounded = _RAY_MEMORY_GB.search(message)
+    if rounded:
+        return {"node_memory_used_bytes": int(float(rounded.group(1)) * 1e9),
+                "node_memory_total_bytes": int(float(rounded.group(2)) * 1e9)}
+    return {}
 
 
 def _resources(options: dict[str, Any]) -> str:

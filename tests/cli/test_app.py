@@ -179,6 +179,19 @@ def test_an_unknown_backend_is_one_line_and_exit_2(tmp_path, args, env, needle):
     assert needle in lines[0]
 
 
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--executor", "slurm"], "executor must be one of local, ray, got 'slurm'"),
+    (["--ray-address", "auto"], "ray_address 'auto' is for executor 'ray'"),
+])
+def test_a_bad_executor_is_one_line_and_exit_2(tmp_path, args, needle):
+    done = run_cli("probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer", *args,
+                   cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stabcheck: error: "), done.stderr
+    assert needle in lines[0]
+
+
 REFUSING = FIXTURES / "refusing_models.py"
 QUICK = ["--class-weight", "none", "--steps", "3", "--seeds", "1"]
 

@@ -575,3 +575,38 @@ def test_the_backend_is_found_without_importing_it(no_keras_backend: pytest.Monk
     assert build_settings(None, {**FLAGS_BASE, "backend": "jax"}).backend == "jax"
     frameworks = {"jax", "jaxlib", "torch", "tensorflow", "keras"}
     assert not {m for m in set(sys.modules) - before if m.partition(".")[0] in frameworks}
+
+
+def test_the_executor_defaults_to_local_and_is_not_part_of_a_runs_identity() -> None:
+    settings = build_settings(None, FLAGS_BASE)
+    assert (settings.executor, settings.ray_address) == ("local", None)
+    assert settings.to_json()["executor"] == "local"
+
+
+def test_the_ray_executor_and_its_address_from_flags_or_the_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("stabcheck.config.settings._installed", lambda module: True)
+    flagged = build_settings(None, {**FLAGS_BASE, "executor": "Ray",
+                                    "ray_address": "ray://head:10001"})
+    assert (flagged.executor, flagged.ray_address) == ("ray", "ray://head:10001")
+    configured = settings_from(tmp_path, BASE + 'executor = "ray"\nray_address = "auto"\n')
+    assert (configured.executor, configured.ray_address) == ("ray", "auto")
+
+
+@pytest.mark.parametrize(("flags", "needles"), [
+    ({"executor": "slurm"}, ["executor must be one of local, ray", "'slurm'"]),
+    ({"ray_address": "auto"}, ["ray_address 'auto' is for executor 'ray'", "--executor ray"]),
+])
+def test_a_bad_executor_setting_is_a_config_error(flags: dict, needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        build_settings(None, {**FLAGS_BASE, **flags})
+    assert_config_error(excinfo, *needles)
+
+
+def test_the_ray_executor_without_ray_installed_says_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray is an optional extra: without it (the path finder does not find it), one line."""
+    monkeypatch.setattr("stabcheck.config.settings._installed", lambda module: module != "ray")
+    with pytest.raises(ConfigError) as excinfo:
+        build_settings(None, {**FLAGS_BASE, "executor": "ray"})
+    assert_config_error(excinfo, "executor 'ray' needs Ray", "pip install 'stabcheck[ray]'")

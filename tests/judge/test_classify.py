@@ -737,6 +737,52 @@ def test_crashed(returncode: int | None, memory: MemoryEvidence | None, signal_t
         assert "no sign of memory exhaustion" in v.summary
 
 
+_RAY_OOM = ("Task was killed due to the node running low on memory.\nMemory on the node "
+            "(IP: 10.0.0.7, ID: 5f2c) where the lease was running was 30.52GB / 31.90GB "
+            "(0.956745), which exceeds the memory usage threshold of 0.95.")
+
+
+@pytest.mark.parametrize(
+    ("cluster", "outcome", "needles"),
+    [
+        ({"cause": "oom", "oom": True, "error": "OutOfMemoryError", "message": _RAY_OOM,
+          "node_ip": "10.0.0.7", "node_id": "5f2c9a01ee", "node_memory_used_bytes": 30_520_000_000,
+          "node_memory_total_bytes": 31_900_000_000, "last_step": 41, "node_lost": False},
+         Outcome.OOM_HOST, ["killed by Ray for memory", "10.0.0.7 (5f2c9a01)", "28.4 GiB",
+                            "at step 41"]),
+        ({"cause": "lost", "error": "ActorDiedError", "node_ip": "10.0.0.8",
+          "node_id": "aa01bb02cc", "pid": 4242, "last_step": 7, "node_lost": False},
+         Outcome.CRASHED, ["Ray worker (pid 4242 on node 10.0.0.8 (aa01bb02))", "ActorDiedError",
+                           "at step 7"]),
+        ({"cause": "lost", "error": "ActorUnavailableError", "node_ip": "10.0.0.9",
+          "node_id": "ff00", "pid": 1, "last_step": 0, "node_lost": True},
+         Outcome.CRASHED, ["Ray node 10.0.0.9 (ff00) was lost", "during the first step"]),
+        ({"cause": "lost", "error": "ActorUnavailableError", "node_ip": "10.0.0.9",
+          "node_id": "ff00", "pid": 1, "last_step": 3, "node_lost": None},
+         Outcome.CRASHED, ["became unreachable", "ActorUnavailableError"]),
+    ],
+)
+def test_a_probe_the_ray_cluster_ended(cluster: dict, outcome: Outcome,
+                                       needles: list[str]) -> None:
+    """Ray's evidence (its exception, the node, the memory at the kill), not the exit status
+    of a worker stabcheck never saw: a memory-monitor kill is oom_host, the rest crashed."""
+    run = replace(died(None, steps=0), cluster={"executor": "ray", **cluster})
+    v = check(classify(run), outcome)
+    assert v.evidence["cluster"]["error"] == cluster["error"]
+    assert v.evidence["step"] == cluster["last_step"]
+    for needle in needles:
+        assert needle in v.summary, v.summary
+    if outcome is Outcome.OOM_HOST:
+        assert v.evidence["enforced_by"] == "ray"
+
+
+def test_a_probe_that_ran_on_ray_and_died_in_its_worker_keeps_the_workers_evidence() -> None:
+    """Where the probe ran (no cause): the worker's own death decides, as locally."""
+    run = replace(died(-11), cluster={"executor": "ray", "node_id": "ab", "pid": 7})
+    v = check(classify(run), Outcome.CRASHED)
+    assert v.evidence["signal"] == "SIGSEGV(-11)"
+
+
 @pytest.mark.parametrize(
     ("returncode", "stderr", "outcome"),
     [
