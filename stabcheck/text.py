@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from stabcheck.results import Category, Outcome, ProbeResult
 
@@ -109,3 +110,15 @@ def capped_batch_notes(results: Sequence[ProbeResult]) -> list[str]:
             seen.setdefault(settings.batch_size, settings.effective_batch_size)
     return [f"batch {size} is larger than the {n} training samples: probed as {n}, as fit "
             "would" for size, n in seen.items()]
+
+
+def executor_text(environment: dict[str, Any]) -> str | None:
+    """Where the probes ran, when not on this machine: ``on a Ray cluster (local; 3 nodes,
+    2 CPUs, 1 GPU)``; None for the local executor."""
+    cluster = environment.get("ray")
+    if environment.get("executor") != "ray" or not isinstance(cluster, dict):
+        return None
+    cpus, gpus = int(cluster.get("cpus") or 0), int(cluster.get("gpus") or 0)
+    return (f"on a Ray cluster ({cluster.get('address', '?')}; "
+            f"{plural(int(cluster.get('nodes') or 0), 'node')}, {plural(cpus, 'CPU')}"
+            + (f", {plural(gpus, 'GPU')}" if gpus else "") + ")")

@@ -190,10 +190,16 @@ class RayExecutor:
 
     def workers(self, requested: int | None) -> int:
         """Actors side by side: as asked, else one per GPU of the cluster, else one per
-        CPU (a probe's per-step dispatch uses one thread)."""
-        if requested is not None:
-            return requested
-        return self.gpus or max(1, int(self._resources.get("CPU", 1)))
+        CPU (a probe's per-step dispatch uses one thread). More than the cluster holds
+        at once would only wait for a place: they are capped, and the cap said."""
+        capacity = self.gpus or max(1, int(self._resources.get("CPU", 1)))
+        if requested is None:
+            return capacity
+        if requested > capacity:
+            self._say(f"--workers {requested}: the Ray cluster holds {capacity} at once "
+                      f"(one per {'GPU' if self.gpus else 'CPU'}); running {capacity}")
+            return capacity
+        return requested
 
     def threads(self, n_workers: int) -> int:
         """Each actor's CPUs (and its framework's threads): the cluster's share, at most
@@ -277,13 +283,15 @@ class RayProbeRunner:
             timeout=self._timeout, memory_budget=self._budget,
             name=f"{self._name}-{self._count}", extend=self._extend)
         self._actor = actor
+        wait = self._timeout + STARTUP_ALLOWANCE_S  # an autoscaler may add a node
         try:
-            self._where = ray.get(actor.where.remote(), timeout=STARTUP_ALLOWANCE_S)
+            self._where = ray.get(actor.where.remote(), timeout=wait)
         except ray.exceptions.GetTimeoutError:
             self.kill()
             raise InputError(
                 f"no node of the Ray cluster started a probe worker asking for "
-                f"{_resources(options)} within {STARTUP_ALLOWANCE_S:g} s") from None
+                f"{_resources(options)} within {wait:g} s (--timeout plus "
+                f"{STARTUP_ALLOWANCE_S:g} s)") from None
         return actor
 
     def describe(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from stabcheck.judge.recommend import (
 )
 from stabcheck.judge.summary import RunSummary, summarize
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
+from stabcheck.text import executor_text
 from stabcheck.units import human_bytes
 
 __all__ = ["UPLOT_VERSION", "page_title", "render_html", "write_html"]
@@ -164,6 +165,7 @@ def _header(report: RunReport, policy: frozenset[str], summary: RunSummary) -> s
                  f"host memory {human_bytes(env.get('host_memory_bytes'))}"]
     if env.get("memory_enforcement"):
         env_parts.append(f"memory budget enforced by {env['memory_enforcement']}")
+    env_parts.append(executor_text(env) or "")
     rows.append(("environment", escape(", ".join(p for p in env_parts if p))))
     steps = config.get("steps")
     gate = ", ".join(sorted(policy)) or "none"

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stabcheck.results import RunReport
-from stabcheck.text import fmt_number, join
+from stabcheck.text import executor_text, fmt_number, join
 from stabcheck.units import human_bytes
 
 __all__ = ["class_table", "header_table", "title_line"]
@@ -84,6 +84,8 @@ def header_table(report: RunReport) -> Table:
         env_parts.append(f"host memory {human_bytes(env['host_memory_bytes'])}")
     if env.get("memory_enforcement"):
         env_parts.append(f"memory budget enforced by {env['memory_enforcement']}")
+    if executor_text(env):
+        env_parts.append(str(executor_text(env)))
     if env_parts:
         grid.add_row("environment", Text(", ".join(env_parts)))
     return grid
