@@ -80,6 +80,11 @@ steps = 100
 # Unset: KERAS_BACKEND from the environment, else tensorflow.
 # backend = "jax"
 
+# Where the probe workers run: local (processes of this machine) or ray (actors of a Ray
+# cluster, pip install 'stabcheck[ray]'); ray_address: the cluster (unset: a local one).
+# executor = "ray"
+# ray_address = "auto"
+
 # Wall-clock seconds one probe may take before it is ended (a "timeout" verdict).
 timeout = 300
 
