@@ -55,13 +55,15 @@ class Executor(Protocol):
     def environment(self) -> dict[str, Any]: ...
 
 
-def open_executor(settings: Settings, say: Callable[[str], None]) -> Executor:
-    """The executor of ``settings.executor``; ``say`` receives what it is doing."""
+def open_executor(settings: Settings, say: Callable[[str], None],
+                  data_bytes: int = 0) -> Executor:
+    """The executor of ``settings.executor``; ``say`` receives what it is doing;
+    ``data_bytes``: the size of the prepared data set the workers read."""
     if settings.executor == "ray":
         from stabcheck.executors.ray import RayExecutor
 
         return RayExecutor(settings.ray_address, memory_budget=settings.memory_budget,
-                           timeout=settings.timeout, say=say)
+                           timeout=settings.timeout, say=say, data_bytes=data_bytes)
     from stabcheck.executors.local import LocalExecutor
 
     return LocalExecutor()

@@ -61,7 +61,8 @@ POLL_S = 0.5
 GRACE_S = 30.0
 # How long the cluster may take to mark the node of an unreachable actor dead.
 NODE_SETTLE_S = 60.0
-# The object store of a local cluster: a little more than the data set it carries.
+# The object store of a local cluster: the data set twice over (a re-prepared copy, as a
+# regression target, beside the first), at least this much.
 _MIN_OBJECT_STORE = 128 << 20
 
 # The environment a probe worker reads here, handed to the actors (Ray does not carry the
@@ -89,13 +90,16 @@ class RayExecutor:
         memory_budget: the ``memory`` resource each actor asks for, or None.
         timeout: ``--timeout`` (a probe's wall-clock seconds).
         say: receives what the executor is doing (progress).
+        data_bytes: the prepared data set's size (the object store of a local cluster).
     """
 
     name = "ray"
 
     def __init__(self, address: str | None, *, memory_budget: int | None = None,
-                 timeout: float = 300.0, say: Callable[[str], None] | None = None) -> None:
+                 timeout: float = 300.0, say: Callable[[str], None] | None = None,
+                 data_bytes: int = 0) -> None:
         self.address = address
+        self.data_bytes = data_bytes
         self.memory_budget = memory_budget
         self.timeout = timeout
         self._say = say or (lambda _message: None)
@@ -133,15 +137,17 @@ class RayExecutor:
         }
         if self.address is None:
             options.update(address="local", num_cpus=os.cpu_count() or 1,
-                           object_store_memory=_MIN_OBJECT_STORE)
+                           object_store_memory=max(_MIN_OBJECT_STORE,
+                                                   2 * self.data_bytes + (64 << 20)))
         else:
             options["address"] = self.address
         try:
             ray.init(**options)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
-            raise InputError(f"cannot reach the Ray cluster at {self.address}: "
-                             f"{first[0]}") from None
+            where = ("start a local Ray cluster" if self.address is None
+                     else f"reach the Ray cluster at {self.address}")
+            raise InputError(f"cannot {where}: {first[0]}") from None
         finally:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, sigterm)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -124,12 +125,13 @@ def run_probe_grid(
     enforcement = cgroup.enforcement_method() if settings.memory_budget else None
     journal_path = resume or settings.journal or default_journal_path()
 
-    with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp, \
-            open_executor(settings, lambda message: emit(Progress("loading", message))) \
-            as executor:
+    with tempfile.TemporaryDirectory(prefix="stabcheck-") as tmp, ExitStack() as stack:
         run_dir = Path(tmp)
         prepared = run_dir / "dataset.npz"
         save_prepared(inputs.dataset, prepared)
+        executor = stack.enter_context(open_executor(
+            settings, lambda message: emit(Progress("loading", message)),
+            data_bytes=prepared.stat().st_size))
         t = settings.thresholds
         n_workers = executor.workers(settings.workers)
         init = WorkerInit(str(prepared), inputs.spec.to_json(), settings.loss, settings.optimizer,
