@@ -585,11 +585,11 @@ def main() -> int:
     repeats = f", median of {args.repeat} runs" if args.repeat > 1 else ""
     log(f"== Wall time, demo grid ({n_grid} probes x {common.STEPS} steps, batch "
         f"{common.BATCH_SIZE}, {cores} cores{repeats})")
-    log(f"  {'way':<36} {'wall':>10} {'CPU':>8} {'others':>7}   breakdown")
+    log(f"  {'way':<40} {'wall':>10} {'CPU':>8} {'others':>7}   breakdown")
     for name, wall, cpu, share, note in rows:
         cpu_shown = "" if cpu is None else f"{cpu:.1f} s"
         shown = "" if share is None else f"{share:.0%}"
-        log(f"  {name:<36} {wall:8.1f} s {cpu_shown:>8} {shown:>7}   {note}")
+        log(f"  {name:<40} {wall:8.1f} s {cpu_shown:>8} {shown:>7}   {note}")
     if args.repeat > 1:
         stab_walls = ", ".join(f"{r['wall_s']:.1f}" for r in stab_runs)
         ray_walls = ", ".join(f"{r['wall_s']:.1f}" for r in ray_runs)
