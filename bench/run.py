@@ -5,7 +5,8 @@ none/balanced/x100, lr 1e-3/1e-2/1e-1, clip none/global_norm=1.0, batch size 32,
 18 probes. The ways (each in its own subprocess, one at a time):
 
 1. stabcheck: ``stabcheck probe ...`` (wall time; peak RSS of the stabcheck process itself,
-   not its workers, sampled every 20 ms);
+   not its workers, sampled every 20 ms), then the same command with ``--executor ray``
+   (a local Ray cluster that starts and stops with the run; Ray's overhead against 1);
 2. a plain in-process ``model.fit`` loop (``bench/fit_loop.py``): TF import, loop, per-probe
    and steady-state step times;
 3. KerasTuner ``GridSearch`` over the same grid (``bench/tuner.py``);
@@ -50,6 +51,7 @@ ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
 PY = sys.executable
 TIMEOUT_S = 1800
 RSS_INTERVAL_S = 0.020
+TREE_INTERVAL_S = 0.2  # a scan of the process tree costs a few ms of CPU
 MB = 1e6
 
 TARGETS = {  # for the demo grid on two cores
@@ -58,7 +60,9 @@ TARGETS = {  # for the demo grid on two cores
     "tuner_over_stabcheck": (">=", 2.5),
     "fresh_over_stabcheck": (">=", 5.0),
     "stabcheck_peak_rss_mb": ("<", 200.0),
+    "ray_overhead": ("<=", 0.15),  # Ray executor (local cluster) / local executor - 1
 }
+RAY_FLAGS = ("--executor", "ray")  # no --ray-address: a local cluster for the run
 
 
 def log(msg: str) -> None:
@@ -91,10 +95,13 @@ class CpuWatch:
         self.ours0 = _our_cpu_s()
         self.t0 = time.perf_counter()
 
-    def stop(self) -> dict:
+    def stop(self, ours_at_least: float = 0.0) -> dict:
+        """The figures so far; ``ours_at_least``: CPU seconds the command is known to have
+        used that rusage may miss (processes reaped by a descendant that discards their
+        times, as Ray's raylet does)."""
         wall = time.perf_counter() - self.t0
         busy, steal = _busy_cpu_s()
-        ours = _our_cpu_s() - self.ours0
+        ours = max(_our_cpu_s() - self.ours0, ours_at_least)
         foreign = max(0.0, (busy - self.busy0) - ours)
         cores = psutil.cpu_count() or 1
         return {
@@ -131,16 +138,54 @@ class RssSampler(threading.Thread):
         self.join()
 
 
-def run_cmd(cmd: list[str], logdir: Path, tag: str, *, sample_rss: bool = False) -> dict:
-    """Run ``cmd`` to completion; wall time, exit code, CPU use, peak RSS if asked."""
+class TreeCpuSampler(threading.Thread):
+    """CPU seconds of a process and of every descendant seen, each as last sampled (every
+    ``TREE_INTERVAL_S``): a lower bound that, unlike rusage, includes descendants whose
+    parent discards their times (Ray's actors, reaped by the raylet)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.seen: dict[tuple[int, float], float] = {}
+        self._halt = threading.Event()
+
+    def _sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+                self.seen[(proc.pid, proc.create_time())] = t.user + t.system
+            except psutil.Error:
+                pass
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self._sample()
+            self._halt.wait(TREE_INTERVAL_S)
+
+    def stop(self) -> float:
+        self._halt.set()
+        self.join()
+        return sum(self.seen.values())
+
+
+def run_cmd(cmd: list[str], logdir: Path, tag: str, *, sample_rss: bool = False,
+            tree_cpu: bool = False) -> dict:
+    """Run ``cmd`` to completion; wall time, exit code, CPU use, peak RSS if asked;
+    ``tree_cpu``: also sample the CPU of its process tree (``TreeCpuSampler``)."""
     out_path, err_path = logdir / f"{tag}.out", logdir / f"{tag}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         watch = CpuWatch()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL)
         sampler = RssSampler(proc.pid) if sample_rss else None
-        if sampler:
-            sampler.start()
+        tree = TreeCpuSampler(proc.pid) if tree_cpu else None
+        for thread in (sampler, tree):
+            if thread:
+                thread.start()
         try:
             rc = proc.wait(timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -148,8 +193,11 @@ def run_cmd(cmd: list[str], logdir: Path, tag: str, *, sample_rss: bool = False)
             rc = proc.wait()
         if sampler:
             sampler.stop()
-        figures = watch.stop()
+        tree_s = tree.stop() if tree else 0.0
+        figures = watch.stop(ours_at_least=tree_s)
     figures["rc"] = rc
+    if tree:
+        figures["tree_cpu_s"] = tree_s
     if sampler:
         figures["peak_rss_bytes"] = sampler.peak
         figures["rss_samples"] = sampler.samples
@@ -181,7 +229,8 @@ def stabcheck_exe() -> str:
 
 
 def run_stabcheck(tmp: Path, tag: str, lrs=common.LRS, clips=common.CLIPS,
-                  steps: int = common.STEPS) -> dict:
+                  steps: int = common.STEPS, extra: tuple[str, ...] = ()) -> dict:
+    """``stabcheck probe`` over the grid, ``extra`` flags appended (e.g. ``RAY_FLAGS``)."""
     json_path, journal = tmp / f"{tag}.json", tmp / f"{tag}.jsonl"
     cmd = [
         stabcheck_exe(), "probe",
@@ -195,11 +244,14 @@ def run_stabcheck(tmp: Path, tag: str, lrs=common.LRS, clips=common.CLIPS,
         # The grid against the same grid: the finalists' re-probes under other seeds
         # (default --seeds 3: about 18 s more here) are work no fit loop does.
         "--seeds", "1",
+        *extra,
     ]
     expected = len(common.CLASS_WEIGHTS) * len(lrs) * len(clips)
     log(f"- stabcheck [{tag}]: {expected} probes x {steps} steps ...")
-    figures = run_cmd(cmd, tmp, tag, sample_rss=True)
-    figures.update(command=" ".join(cmd[1:]), expected_probes=expected, steps=steps)
+    # Ray's actors are reaped by its raylet, which discards their CPU times: sample them.
+    figures = run_cmd(cmd, tmp, tag, sample_rss=True, tree_cpu="ray" in extra)
+    figures.update(command=" ".join(cmd[1:]), expected_probes=expected, steps=steps,
+                   extra=list(extra))
     try:
         report = json.loads(json_path.read_text())
     except (OSError, ValueError) as exc:
@@ -219,6 +271,8 @@ def run_stabcheck(tmp: Path, tag: str, lrs=common.LRS, clips=common.CLIPS,
         workers=(report.get("config") or {}).get("workers"),
         probe_steps={
             repr(_stabcheck_key(p)): int(p.get("steps_completed") or 0) for p in probes},
+        probe_outcomes={repr(_stabcheck_key(p)): p.get("outcome") for p in probes},
+        executor=(report.get("environment") or {}).get("executor"),
     )
     if len(probes) != expected:
         figures["error"] = f"{len(probes)} probes in the result, {expected} expected"
@@ -233,6 +287,21 @@ def _stabcheck_key(probe: dict) -> tuple:
     s = probe.get("settings", {})
     return (s.get("class_weight"), round(float(s.get("learning_rate", 0.0)), 12),
             common.normalize_clip(str(s.get("clip", "none"))))
+
+
+def outcome_mismatch(local: dict | None, other: dict | None) -> str | None:
+    """Why two stabcheck runs of the same grid disagree on the probes' outcomes (the
+    Counter of outcomes, then probe by probe), or None when they agree."""
+    if not local or not other or "outcomes" not in local or "outcomes" not in other:
+        return None
+    if collections.Counter(local["outcomes"]) != collections.Counter(other["outcomes"]):
+        return f"outcomes {local['outcomes']} locally, {other['outcomes']} on Ray"
+    a, b = local.get("probe_outcomes") or {}, other.get("probe_outcomes") or {}
+    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if differ:
+        return (f"same counts, but {len(differ)} probes differ, e.g. {differ[0]}: "
+                f"{a.get(differ[0])} locally, {b.get(differ[0])} on Ray")
+    return None
 
 
 def run_fit_loop(tmp: Path, tag: str, only: int | None = None, quiet: bool = False) -> dict:
@@ -386,9 +455,10 @@ def main() -> int:
         warm = run_cmd([PY, "-c", "import tensorflow, keras, keras_tuner, stabcheck.cli.app, "
                         "stabcheck.worker.probe"], tmp, "warmup")
 
-        stab_runs, fit_runs = [], []
+        stab_runs, ray_runs, fit_runs = [], [], []
         for i in range(args.repeat):
             stab_runs.append(run_stabcheck(tmp, f"stabcheck-{i}"))
+            ray_runs.append(run_stabcheck(tmp, f"stabcheck-ray-{i}", extra=RAY_FLAGS))
             fit_runs.append(run_fit_loop(tmp, f"fitloop-{i}"))
         tuner = run_tuner(tmp)
         fresh = None if args.quick else run_fresh(tmp)
@@ -405,12 +475,15 @@ def main() -> int:
     good_stab = [s for s in stab_runs if s.get("rc") == 0 and not s.get("error")]
     stab_wall = med(s["wall_s"] for s in good_stab)
     stab_rss = med(s.get("peak_rss_bytes") for s in good_stab)
+    good_ray = [s for s in ray_runs if s.get("rc") == 0 and not s.get("error")]
+    ray_wall = med(s["wall_s"] for s in good_ray)
     fit_wall = med(f["wall_s"] for f in good_fit)
     floors = [floor_from(f) for f in good_fit]
     floor = {k: med(fl[k] for fl in floors) for k in floors[0]} if floors else None
     floor_ran = med(floor_for_steps_run(f, s) for f, s in zip(fit_runs, stab_runs, strict=True)
                     if f in good_fit and s in good_stab)
     stab_rep = representative(good_stab)  # the run whose wall time is the median: breakdowns
+    ray_rep = representative(good_ray)
     fit_rep = representative(good_fit)
     tuner_wall = tuner["wall_s"] if tuner.get("rc") == 0 and not tuner.get("error") else None
     fresh_wall = fresh["wall_s"] if fresh and not fresh.get("error") else None
@@ -424,7 +497,13 @@ def main() -> int:
         "tuner_over_stabcheck": ratio(tuner_wall, stab_wall),
         "fresh_over_stabcheck": ratio(fresh_wall, stab_wall),
         "stabcheck_peak_rss_mb": stab_rss / MB if stab_rss else None,
+        "ray_over_local": ratio(ray_wall, stab_wall),
     }
+    ratios["ray_overhead"] = (None if ratios["ray_over_local"] is None
+                              else ratios["ray_over_local"] - 1.0)
+    ray_per_probe = (None if ray_wall is None or stab_wall is None
+                     else (ray_wall - stab_wall) / n_grid)
+    ray_mismatch = outcome_mismatch(stab_rep, ray_rep)
 
     # ---- scaling
     scaling = {}
@@ -450,7 +529,8 @@ def main() -> int:
             }
 
     # ---- contention
-    measured = [*stab_runs, *fit_runs, tuner, *([fresh] if fresh else []), *scaling_runs.values()]
+    measured = [*stab_runs, *ray_runs, *fit_runs, tuner, *([fresh] if fresh else []),
+                *scaling_runs.values()]
     foreign = sum(m.get("foreign_cpu_s", 0.0) for m in measured)
     walls = sum(m.get("wall_s", 0.0) for m in measured)
     foreign_share = foreign / (walls * cores) if walls else 0.0
@@ -465,6 +545,14 @@ def main() -> int:
                      f"{s0['n_probes']} probes, {s0['steps_completed']}/{s0['steps_planned']} "
                      f"steps run{early}; worker TF import {s0.get('worker_import_s') or 0:.1f} s, "
                      f"probes {s0['sum_probe_duration_s']:.1f} s"))
+    if ray_wall is not None:
+        s0 = ray_rep
+        per = "n/a" if ray_per_probe is None else f"{ray_per_probe:+.2f} s"
+        rows.append(("stabcheck, Ray executor (local cluster)", ray_wall, s0["cpu_s"],
+                     s0["foreign_share"],
+                     f"{per} per probe over the local executor (cluster start and stop, "
+                     f"actors included); {s0['n_probes']} probes, "
+                     f"{s0['steps_completed']}/{s0['steps_planned']} steps run"))
     if fit_wall is not None:
         r = fit_rep["result"]
         per = statistics.median(p["total_s"] for p in r["probes"])
@@ -497,15 +585,16 @@ def main() -> int:
     repeats = f", median of {args.repeat} runs" if args.repeat > 1 else ""
     log(f"== Wall time, demo grid ({n_grid} probes x {common.STEPS} steps, batch "
         f"{common.BATCH_SIZE}, {cores} cores{repeats})")
-    log(f"  {'way':<36} {'wall':>10} {'CPU':>8} {'others':>7}   breakdown")
+    log(f"  {'way':<40} {'wall':>10} {'CPU':>8} {'others':>7}   breakdown")
     for name, wall, cpu, share, note in rows:
         cpu_shown = "" if cpu is None else f"{cpu:.1f} s"
         shown = "" if share is None else f"{share:.0%}"
-        log(f"  {name:<36} {wall:8.1f} s {cpu_shown:>8} {shown:>7}   {note}")
+        log(f"  {name:<40} {wall:8.1f} s {cpu_shown:>8} {shown:>7}   {note}")
     if args.repeat > 1:
         stab_walls = ", ".join(f"{r['wall_s']:.1f}" for r in stab_runs)
+        ray_walls = ", ".join(f"{r['wall_s']:.1f}" for r in ray_runs)
         fit_walls = ", ".join(f"{r['wall_s']:.1f}" for r in fit_runs)
-        log(f"  runs: stabcheck {stab_walls} s; fit loop {fit_walls} s")
+        log(f"  runs: stabcheck {stab_walls} s; Ray {ray_walls} s; fit loop {fit_walls} s")
     log("  (CPU: its own and its children's CPU time; others: the share of the machine's CPU")
     log("   that other processes used meanwhile)")
     log("")
@@ -516,6 +605,7 @@ def main() -> int:
         "tuner_over_stabcheck": "speed-up vs KerasTuner GridSearch",
         "fresh_over_stabcheck": "speed-up vs fresh process per setting",
         "stabcheck_peak_rss_mb": "stabcheck process peak RSS",
+        "ray_overhead": "Ray executor overhead (Ray / local - 1)",
     }
     verdicts = {}
     for key, label in labels.items():
@@ -523,9 +613,16 @@ def main() -> int:
         op, target = TARGETS[key]
         verdicts[key] = verdict(key, value)
         shown = ("n/a" if value is None else f"{value:.0f} MB" if key.endswith("_mb")
-                 else f"{value:.2f}x")
-        tshown = f"{op} {target:g} MB" if key.endswith("_mb") else f"{op} {target:g}x"
+                 else f"{value:+.1%}" if key.endswith("_overhead") else f"{value:.2f}x")
+        tshown = (f"{op} {target:g} MB" if key.endswith("_mb")
+                  else f"{op} {target:.0%}" if key.endswith("_overhead")
+                  else f"{op} {target:g}x")
         log(f"  {label:<40} {shown:>9}   target {tshown:<10} {verdicts[key]}")
+    if ratios["ray_over_local"] is not None:
+        log(f"  (Ray / local {ratios['ray_over_local']:.2f}x: {ray_wall:.1f} s against "
+            f"{stab_wall:.1f} s, {ray_per_probe:+.2f} s per probe over {n_grid} probes)")
+    if ray_mismatch:
+        log(f"! the Ray and local runs disagree on the probes' outcomes: {ray_mismatch}")
     if scaling:
         log("")
         log("== How the cost grows (stabcheck vs the floor scaled the same way)")
@@ -567,6 +664,11 @@ def main() -> int:
             "stabcheck_wall_s": stab_wall,
             "stabcheck_peak_rss_bytes": stab_rss,
             "fit_loop_wall_s": fit_wall,
+            "ray_wall_s": ray_wall,
+            "ray_overhead_per_probe_s": ray_per_probe,
+            "ray_outcomes_match": (None if stab_rep is None or ray_rep is None
+                                   else ray_mismatch is None),
+            "ray_outcomes_mismatch": ray_mismatch,
             "tuner_wall_s": tuner_wall,
             "fresh_process_wall_s": fresh_wall,
             "floor": floor,
@@ -578,7 +680,8 @@ def main() -> int:
             "foreign_cpu_share": foreign_share,
             "errors": errors,
         },
-        "runs": {"warmup": warm, "stabcheck": stab_runs, "fit_loop": fit_runs, "tuner": tuner,
+        "runs": {"warmup": warm, "stabcheck": stab_runs, "stabcheck_ray": ray_runs,
+                 "fit_loop": fit_runs, "tuner": tuner,
                  "fresh_process": fresh, "scaling": scaling_runs},
         "bench_wall_s": total_s,
     }
