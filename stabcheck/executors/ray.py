@@ -245,8 +245,10 @@ class RayExecutor:
                                    "max_concurrency": 4}
         if self.memory_budget:
             options["memory"] = self.memory_budget
+        # A cluster this run started inherits this environment already; another one is
+        # handed it (a runtime environment also costs each actor a fresh Ray worker).
         forwarded = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED)}
-        if forwarded:
+        if forwarded and self.address is not None:
             options["runtime_env"] = {"env_vars": forwarded}
         return options
 
