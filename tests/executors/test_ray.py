@@ -145,6 +145,17 @@ def test_a_probe_killed_by_rays_memory_monitor_is_oom_host_with_rays_evidence(
     assert "killed by Ray for memory" in killed.summary
 
 
+def test_a_probe_past_its_timeout_on_a_ray_node_is_timeout(cluster, tmp_path, monkeypatch):
+    """The actor's runner ends a probe that hangs past --timeout (its worker killed), as
+    locally; the actor carries on with a fresh worker."""
+    monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
+    report, _ = probe(cluster, tmp_path, model=f"{USER_MODELS}:hang",
+                      data="builtin:breast_cancer", class_weight=["none"],
+                      lr=["0.001", "0.002", "0.003"], steps=5, workers=1, timeout=8)
+    assert [r.verdict.outcome.value for r in report.results] == ["stable", "timeout", "stable"]
+    assert 8 <= report.results[1].run.duration_s < 30
+
+
 def _when_hung(tmp_path: Path, act: Callable[[psutil.Process], None]) -> threading.Thread:
     """A thread that waits for the hanging probe (its worker's trip counter reached 8) and
     then calls ``act`` with the Ray actor process that hosts its worker."""
