@@ -212,7 +212,51 @@ class _Watch:
     system_kills_before: int = 0
 
 
-class ProbeRunner:
+class RunnerBase:
+    """What every runner holds: its workers' init, the probe settings it enforces, and
+    what the runners of one run learn once for all, kept in one dict they share: the
+    model's description (``model_info``), and per dtype policy the run of a worker that
+    ran out of memory building the model (every probe under that policy would too)."""
+
+    def __init__(self, init: WorkerInit, *, timeout: float, memory_budget: int | None,
+                 on_step: StepCallback | None, name: str, shared: dict[str, Any] | None,
+                 extend: ExtendCallback | None) -> None:
+        self._init = init
+        self._timeout = timeout
+        self._budget = memory_budget
+        self._on_step = on_step
+        self._name = name
+        self._extend = extend
+        self._shared = shared if shared is not None else {}
+        self._build_oom: dict[str | None, ProbeRun] = self._shared.setdefault("build_oom", {})
+        self.environment: dict[str, Any] = {}
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """The model as the first worker described it ({} before)."""
+        return self._shared.get("model_info", {})
+
+    @model_info.setter
+    def model_info(self, value: dict[str, Any]) -> None:
+        self._shared["model_info"] = value
+
+    @property
+    def build_oom(self) -> dict[str | None, ProbeRun]:
+        """Per dtype policy, the run of a worker that ran out of memory building the model."""
+        return dict(self._build_oom)
+
+    def _built_before(self, probe: Probe) -> ProbeRun | None:
+        """``probe``'s run when building the model under its policy already ran out."""
+        first = self._build_oom.get(probe.settings.dtype_policy)
+        return None if first is None else measured_once(first, probe)
+
+    def _note_build(self, run: ProbeRun) -> None:
+        """Keep ``run`` if it ran out of memory building the model."""
+        if built_out_of_memory(run):
+            self._build_oom[run.probe.settings.dtype_policy] = run
+
+
+class ProbeRunner(RunnerBase):
     """Runs probes one after another in worker processes, one worker per batch size.
 
     Args:
@@ -241,35 +285,14 @@ class ProbeRunner:
         extend: ExtendCallback | None = None,
         gpu: str | None = None,
     ) -> None:
-        self._name = name
+        super().__init__(init, timeout=timeout, memory_budget=memory_budget, on_step=on_step,
+                         name=name, shared=shared, extend=extend)
         self._gpu_id = gpu
-        self._extend = extend
-        self._init = init
         self._run_dir = run_dir
-        self._timeout = timeout
-        self._budget = memory_budget
-        self._on_step = on_step
         self._gpu = bool(nvml.devices())
         self._worker: _Worker | None = None
         self._worker_batch: tuple[int, str | None, bool] | None = None
         self._count = 0
-        self._shared = shared if shared is not None else {}
-        self._build_oom: dict[str | None, ProbeRun] = self._shared.setdefault("build_oom", {})
-        self.environment: dict[str, Any] = {}
-
-    @property
-    def model_info(self) -> dict[str, Any]:
-        """The model as the first worker described it ({} before)."""
-        return self._shared.get("model_info", {})
-
-    @model_info.setter
-    def model_info(self, value: dict[str, Any]) -> None:
-        self._shared["model_info"] = value
-
-    @property
-    def build_oom(self) -> dict[str | None, ProbeRun]:
-        """Per dtype policy, the run of a worker that ran out of memory building the model."""
-        return dict(self._build_oom)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -365,17 +388,16 @@ class ProbeRunner:
         batch = (probe.settings.batch_size, probe.settings.dtype_policy, check_numerics)
         if self._worker is not None and self._worker_batch not in (None, batch):
             self.close()
-        policy = probe.settings.dtype_policy
-        if policy in self._build_oom:
-            return measured_once(self._build_oom[policy], probe)
+        built = self._built_before(probe)
+        if built is not None:
+            return built
         watch = _Watch(time.monotonic())
         if self._worker is None:
             worker = self._spawn(probe.settings.dtype_policy, check_numerics)
             watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
             ready = self._await_ready(worker, watch, probe)
             if not isinstance(ready, dict):
-                if built_out_of_memory(ready):
-                    self._build_oom[policy] = ready
+                self._note_build(ready)
                 return ready
             watch = _Watch(time.monotonic(), peak=watch.peak, build_peak=watch.build_peak)
         worker = self._worker

@@ -44,9 +44,8 @@ from stabcheck.executors.local import (
     STARTUP_ALLOWANCE_S,
     ExtendCallback,
     ProbeRunner,
+    RunnerBase,
     StepCallback,
-    built_out_of_memory,
-    measured_once,
 )
 from stabcheck.protocol.messages import WorkerInit
 from stabcheck.results import MemoryEvidence, Probe, ProbeRun, Termination
@@ -253,7 +252,7 @@ class RayExecutor:
         return options
 
 
-class RayProbeRunner:
+class RayProbeRunner(RunnerBase):
     """A runner whose worker processes run in a Ray actor (see the module's docstring);
     the same calls as the local ``ProbeRunner``."""
 
@@ -261,24 +260,13 @@ class RayProbeRunner:
                  memory_budget: int | None = None, on_step: StepCallback | None = None,
                  name: str = "w0", shared: dict[str, Any] | None = None,
                  extend: ExtendCallback | None = None) -> None:
+        super().__init__(init, timeout=timeout, memory_budget=memory_budget, on_step=on_step,
+                         name=name, shared=shared, extend=extend)
         self._executor = executor
-        self._init = init
-        self._timeout = timeout
-        self._budget = memory_budget
-        self._on_step = on_step
-        self._name = name
-        self._extend = extend
-        self._shared = shared if shared is not None else {}
-        self._build_oom: dict[str | None, ProbeRun] = self._shared.setdefault("build_oom", {})
         self._actor: Any = None
         self._where: dict[str, Any] = {}
         self._count = 0
         self._ended = threading.Event()  # signal_kill: the run was interrupted
-        self.environment: dict[str, Any] = {}
-
-    @property
-    def model_info(self) -> dict[str, Any]:
-        return self._shared.get("model_info", {})
 
     # -- the actor ---------------------------------------------------------------------
 
@@ -319,7 +307,7 @@ class RayProbeRunner:
                 f"the Ray actor on node {self._where.get('node_ip')} ended before it could "
                 f"load the model ({type(exc).__name__}): {first[0]}") from None
         self.environment = {**environment, "node": self._where.get("node_ip")}
-        self._shared["model_info"] = model
+        self.model_info = model
         self._build_oom.update(build_oom)
         return model
 
@@ -327,9 +315,9 @@ class RayProbeRunner:
             check_numerics: bool = False) -> ProbeRun:
         """Run one probe in this runner's actor; never raises for what the probe, its
         worker, its actor or its node did."""
-        policy = probe.settings.dtype_policy
-        if policy in self._build_oom:
-            return measured_once(self._build_oom[policy], probe)
+        built = self._built_before(probe)
+        if built is not None:
+            return built
         started = time.monotonic()
         last_step = 0
         actor = self._actor or self._start()
@@ -352,8 +340,7 @@ class RayProbeRunner:
             return self._lost(probe, started, last_step, exc, "oom")
         except _LOST as exc:
             return self._lost(probe, started, last_step, exc, "lost")
-        if built_out_of_memory(run):
-            self._build_oom[policy] = run
+        self._note_build(run)
         return replace(run, cluster=self._evidence(None, last_step))
 
     def _progress(self, actor: Any, probe: Probe, last_step: int) -> int:

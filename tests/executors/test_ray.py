@@ -10,7 +10,10 @@ it imports Ray to hold the cluster.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -114,35 +117,34 @@ def test_a_segfault_on_a_ray_node_is_crashed_with_its_signal(cluster, tmp_path, 
     assert evidence(report, 1)["signal"] == "SIGSEGV(-11)"
 
 
-def test_a_probe_killed_by_rays_memory_monitor_is_oom_host_with_rays_evidence(
-        tmp_path, monkeypatch):
+def test_a_probe_killed_by_rays_memory_monitor_is_oom_host_with_rays_evidence(tmp_path):
     """No budget: the probe's worker grows by 4 GB and the node crosses Ray's memory
-    threshold (set 1.5 GB above what this machine uses now), so Ray's memory monitor kills
-    the actor: oom_host with Ray's OutOfMemoryError, the node and its memory at the kill."""
-    monkeypatch.setenv("STABCHECK_TEST_TRIP_FILE", str(tmp_path / "trips"))
-    monkeypatch.setenv("STABCHECK_TEST_HOG_MB", "4000")
+    threshold (``RAY_memory_usage_threshold``, set 1.5 GB above what this machine uses
+    now, for the local cluster the run starts), so Ray's memory monitor kills the actor:
+    oom_host with Ray's OutOfMemoryError, the node and its memory at the kill."""
     memory = psutil.virtual_memory()
     threshold = (memory.total - memory.available + (1500 << 20)) / memory.total
-    ray.init(address="local", num_cpus=1, include_dashboard=False,
-             object_store_memory=80 << 20, logging_level="ERROR", log_to_driver=False,
-             _system_config={"memory_usage_threshold": threshold,
-                             "memory_monitor_refresh_ms": 100})
-    try:  # the run uses the cluster this process is connected to, and leaves it up
-        report = run_probe_grid(build_settings(None, {
-            "model": f"{USER_MODELS}:hog", "data": "builtin:breast_cancer",
-            "class_weight": ["none"], "lr": ["0.001", "0.002"], "steps": 5, "seeds": 1,
-            "executor": "ray", "journal": str(tmp_path / "j.jsonl")}))
-        assert ray.is_initialized()
-    finally:
-        ray.shutdown()
-    assert [r.verdict.outcome.value for r in report.results] == ["stable", "oom_host"]
-    killed = report.results[1].verdict
-    assert killed.evidence["enforced_by"] == "ray"
-    cluster = killed.evidence["cluster"]
+    env = {**os.environ, "STABCHECK_TEST_TRIP_FILE": str(tmp_path / "trips"),
+           "STABCHECK_TEST_HOG_MB": "4000", "RAY_memory_usage_threshold": f"{threshold:.4f}",
+           "RAY_memory_monitor_refresh_ms": "100"}
+    out = tmp_path / "r.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "stabcheck", "probe", "--model", f"{USER_MODELS}:hog",
+         "--data", "builtin:breast_cancer", "--class-weight", "none", "--lr", "0.001,0.002",
+         "--steps", "5", "--seeds", "1", "--executor", "ray", "--json", str(out),
+         "--journal", str(tmp_path / "j.jsonl")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]  # a memory verdict
+    probes = json.loads(out.read_text())["probes"]
+    assert [p["outcome"] for p in probes] == ["stable", "oom_host"]
+    killed = probes[1]
+    assert killed["evidence"]["enforced_by"] == "ray"
+    cluster = killed["evidence"]["cluster"]
     assert cluster["error"] == "OutOfMemoryError" and cluster["oom"] is True
     assert "stabcheck.worker" in cluster["message"]  # Ray's table of the node's top users
     assert 0 < cluster["node_memory_used_bytes"] <= cluster["node_memory_total_bytes"]
-    assert "killed by Ray for memory" in killed.summary
+    assert "killed by Ray for memory" in killed["summary"]
+    assert "(raylet)" not in done.stdout  # Ray's own account stays off the report
 
 
 def test_a_probe_past_its_timeout_on_a_ray_node_is_timeout(cluster, tmp_path, monkeypatch):
