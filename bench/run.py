@@ -5,8 +5,11 @@ none/balanced/x100, lr 1e-3/1e-2/1e-1, clip none/global_norm=1.0, batch size 32,
 18 probes. The ways (each in its own subprocess, one at a time):
 
 1. stabcheck: ``stabcheck probe ...`` (wall time; peak RSS of the stabcheck process itself,
-   not its workers, sampled every 20 ms), then the same command with ``--executor ray``
-   (a local Ray cluster that starts and stops with the run; Ray's overhead against 1);
+   not its workers, sampled every 20 ms), then the same command with ``--executor ray
+   --ray-address`` a running Ray cluster of this machine (``ray start --head``, before the
+   timed run, as a team's cluster is: the executor's overhead against 1), and with
+   ``--executor ray`` alone (a local cluster that starts and stops with the run: the
+   overhead plus Ray's start and stop);
 2. a plain in-process ``model.fit`` loop (``bench/fit_loop.py``): TF import, loop, per-probe
    and steady-state step times;
 3. KerasTuner ``GridSearch`` over the same grid (``bench/tuner.py``);
@@ -24,18 +27,21 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -47,7 +53,9 @@ sys.path.insert(0, str(HERE))
 
 import common  # noqa: E402
 
-ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+# RAY_AUTH_MODE: a cluster of `ray start` takes the runs' connections without a token.
+ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
+       "RAY_AUTH_MODE": "disabled"}
 PY = sys.executable
 TIMEOUT_S = 1800
 RSS_INTERVAL_S = 0.020
@@ -60,9 +68,10 @@ TARGETS = {  # for the demo grid on two cores
     "tuner_over_stabcheck": (">=", 2.5),
     "fresh_over_stabcheck": (">=", 5.0),
     "stabcheck_peak_rss_mb": ("<", 200.0),
-    "ray_overhead": ("<=", 0.15),  # Ray executor (local cluster) / local executor - 1
+    "ray_overhead": ("<=", 0.15),  # Ray executor (running cluster) / local executor - 1
 }
 RAY_FLAGS = ("--executor", "ray")  # no --ray-address: a local cluster for the run
+RAY_SETTLE_S = 10.0  # after `ray start`: its dashboard and runtime-env agents start (~5 CPU s)
 
 
 def log(msg: str) -> None:
@@ -289,6 +298,27 @@ def _stabcheck_key(probe: dict) -> tuple:
             common.normalize_clip(str(s.get("clip", "none"))))
 
 
+@contextlib.contextmanager
+def running_ray_cluster(tmp: Path) -> Iterator[str]:
+    """A Ray cluster of this machine (``ray start --head``, all its cores), up before the
+    timed run as a team's cluster is; its address. ``ray stop`` after."""
+    ray = str(Path(PY).parent / "ray")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = subprocess.run(
+        [ray, "start", "--head", "--port", str(port), "--num-cpus", str(os.cpu_count() or 1),
+         "--include-dashboard", "false", "--disable-usage-stats"],
+        env=ENV, cwd=tmp, capture_output=True, text=True, timeout=120)
+    if start.returncode != 0:
+        raise RuntimeError(f"ray start failed: {start.stderr[-1000:]}")
+    time.sleep(RAY_SETTLE_S)  # its agents finish starting: a team's cluster is idle, not booting
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop"], env=ENV, cwd=tmp, capture_output=True, timeout=120)
+
+
 def outcome_mismatch(local: dict | None, other: dict | None) -> str | None:
     """Why two stabcheck runs of the same grid disagree on the probes' outcomes (the
     Counter of outcomes, then probe by probe), or None when they agree."""
@@ -455,10 +485,14 @@ def main() -> int:
         warm = run_cmd([PY, "-c", "import tensorflow, keras, keras_tuner, stabcheck.cli.app, "
                         "stabcheck.worker.probe"], tmp, "warmup")
 
-        stab_runs, ray_runs, fit_runs = [], [], []
+        stab_runs, ray_runs, ray_started_runs, fit_runs = [], [], [], []
         for i in range(args.repeat):
             stab_runs.append(run_stabcheck(tmp, f"stabcheck-{i}"))
-            ray_runs.append(run_stabcheck(tmp, f"stabcheck-ray-{i}", extra=RAY_FLAGS))
+            with running_ray_cluster(tmp) as address:
+                ray_runs.append(run_stabcheck(tmp, f"stabcheck-ray-{i}",
+                                              extra=(*RAY_FLAGS, "--ray-address", address)))
+            ray_started_runs.append(run_stabcheck(tmp, f"stabcheck-ray-started-{i}",
+                                                  extra=RAY_FLAGS))
             fit_runs.append(run_fit_loop(tmp, f"fitloop-{i}"))
         tuner = run_tuner(tmp)
         fresh = None if args.quick else run_fresh(tmp)
@@ -477,6 +511,8 @@ def main() -> int:
     stab_rss = med(s.get("peak_rss_bytes") for s in good_stab)
     good_ray = [s for s in ray_runs if s.get("rc") == 0 and not s.get("error")]
     ray_wall = med(s["wall_s"] for s in good_ray)
+    good_started = [s for s in ray_started_runs if s.get("rc") == 0 and not s.get("error")]
+    started_wall = med(s["wall_s"] for s in good_started)
     fit_wall = med(f["wall_s"] for f in good_fit)
     floors = [floor_from(f) for f in good_fit]
     floor = {k: med(fl[k] for fl in floors) for k in floors[0]} if floors else None
@@ -484,6 +520,7 @@ def main() -> int:
                     if f in good_fit and s in good_stab)
     stab_rep = representative(good_stab)  # the run whose wall time is the median: breakdowns
     ray_rep = representative(good_ray)
+    started_rep = representative(good_started)
     fit_rep = representative(good_fit)
     tuner_wall = tuner["wall_s"] if tuner.get("rc") == 0 and not tuner.get("error") else None
     fresh_wall = fresh["wall_s"] if fresh and not fresh.get("error") else None
@@ -498,12 +535,14 @@ def main() -> int:
         "fresh_over_stabcheck": ratio(fresh_wall, stab_wall),
         "stabcheck_peak_rss_mb": stab_rss / MB if stab_rss else None,
         "ray_over_local": ratio(ray_wall, stab_wall),
+        "ray_started_over_local": ratio(started_wall, stab_wall),
     }
     ratios["ray_overhead"] = (None if ratios["ray_over_local"] is None
                               else ratios["ray_over_local"] - 1.0)
     ray_per_probe = (None if ray_wall is None or stab_wall is None
                      else (ray_wall - stab_wall) / n_grid)
-    ray_mismatch = outcome_mismatch(stab_rep, ray_rep)
+    ray_mismatch = (outcome_mismatch(stab_rep, ray_rep)
+                    or outcome_mismatch(stab_rep, started_rep))
 
     # ---- scaling
     scaling = {}
@@ -529,8 +568,8 @@ def main() -> int:
             }
 
     # ---- contention
-    measured = [*stab_runs, *ray_runs, *fit_runs, tuner, *([fresh] if fresh else []),
-                *scaling_runs.values()]
+    measured = [*stab_runs, *ray_runs, *ray_started_runs, *fit_runs, tuner,
+                *([fresh] if fresh else []), *scaling_runs.values()]
     foreign = sum(m.get("foreign_cpu_s", 0.0) for m in measured)
     walls = sum(m.get("wall_s", 0.0) for m in measured)
     foreign_share = foreign / (walls * cores) if walls else 0.0
@@ -548,11 +587,17 @@ def main() -> int:
     if ray_wall is not None:
         s0 = ray_rep
         per = "n/a" if ray_per_probe is None else f"{ray_per_probe:+.2f} s"
-        rows.append(("stabcheck, Ray executor (local cluster)", ray_wall, s0["cpu_s"],
+        rows.append(("stabcheck, Ray executor (running cluster)", ray_wall, s0["cpu_s"],
                      s0["foreign_share"],
-                     f"{per} per probe over the local executor (cluster start and stop, "
-                     f"actors included); {s0['n_probes']} probes, "
+                     f"{per} per probe over the local executor (connecting, actors, "
+                     f"polling); {s0['n_probes']} probes, "
                      f"{s0['steps_completed']}/{s0['steps_planned']} steps run"))
+    if started_wall is not None:
+        s0 = started_rep
+        rows.append(("stabcheck, Ray executor (cluster of the run)", started_wall,
+                     s0["cpu_s"], s0["foreign_share"],
+                     f"{(started_wall - (stab_wall or 0)) / n_grid:+.2f} s per probe over the "
+                     "local executor (Ray's start and stop included)"))
     if fit_wall is not None:
         r = fit_rep["result"]
         per = statistics.median(p["total_s"] for p in r["probes"])
@@ -621,6 +666,10 @@ def main() -> int:
     if ratios["ray_over_local"] is not None:
         log(f"  (Ray / local {ratios['ray_over_local']:.2f}x: {ray_wall:.1f} s against "
             f"{stab_wall:.1f} s, {ray_per_probe:+.2f} s per probe over {n_grid} probes)")
+    if ratios["ray_started_over_local"] is not None:
+        log(f"  (a Ray cluster started and stopped by the run: "
+            f"{ratios['ray_started_over_local'] - 1:+.1%}, {started_wall:.1f} s; no target: "
+            f"it adds Ray's own start and stop, a fixed cost of a few seconds)")
     if ray_mismatch:
         log(f"! the Ray and local runs disagree on the probes' outcomes: {ray_mismatch}")
     if scaling:
@@ -669,6 +718,7 @@ def main() -> int:
             "ray_outcomes_match": (None if stab_rep is None or ray_rep is None
                                    else ray_mismatch is None),
             "ray_outcomes_mismatch": ray_mismatch,
+            "ray_started_wall_s": started_wall,
             "tuner_wall_s": tuner_wall,
             "fresh_process_wall_s": fresh_wall,
             "floor": floor,
@@ -681,6 +731,7 @@ def main() -> int:
             "errors": errors,
         },
         "runs": {"warmup": warm, "stabcheck": stab_runs, "stabcheck_ray": ray_runs,
+                 "stabcheck_ray_started": ray_started_runs,
                  "fit_loop": fit_runs, "tuner": tuner,
                  "fresh_process": fresh, "scaling": scaling_runs},
         "bench_wall_s": total_s,

@@ -53,8 +53,9 @@ from stabcheck.units import human_bytes
 
 _log = logging.getLogger(__name__)
 
-# How often the parent asks an actor for the steps its probe has trained (progress).
-POLL_S = 0.5
+# How often the parent asks an actor for the steps its probe has trained (progress; a
+# result is taken the moment it is ready).
+POLL_S = 1.0
 # Beyond --timeout and a worker's start-up, how long a probe's actor may stay silent
 # before the parent ends it (the actor's own runner ends a hung probe at --timeout).
 GRACE_S = 30.0
@@ -64,8 +65,9 @@ NODE_SETTLE_S = 60.0
 # regression target, beside the first), at least this much.
 _MIN_OBJECT_STORE = 128 << 20
 
-# The environment a probe worker reads here, handed to the actors (Ray does not carry the
-# driver's environment to other nodes): stabcheck's, Keras's and the frameworks' settings.
+# The environment a probe worker reads here, handed to each actor for its workers (Ray does
+# not carry the driver's environment to other nodes): stabcheck's, Keras's and the
+# frameworks' settings.
 _FORWARDED = ("STABCHECK_", "KERAS_", "TF_", "XLA_", "JAX_", "TORCH_")
 
 # Ray's failures that end an actor (and the probe it ran) without a result.
@@ -228,14 +230,14 @@ class RayExecutor:
             "gpus": self._resources.get("GPU", 0),
         }}
 
-    def data_ref(self, path: str) -> Any:
-        """The prepared data set in the object store, put once per version of the file."""
-        stat = os.stat(path)
-        version = (stat.st_size, stat.st_mtime_ns)
+    def data_ref(self, path: str) -> tuple[tuple[int, int], Any]:
+        """The prepared data set in the object store, put once per version of the file
+        (its size and time); the version with it."""
+        version = data_version(path)
         cached = self._data.get(path)
         if cached is None or cached[0] != version:
             self._data[path] = (version, ray.put(Path(path).read_bytes()))
-        return self._data[path][1]
+        return self._data[path]
 
     def actor_options(self, init: WorkerInit) -> dict[str, Any]:
         options: dict[str, Any] = {"num_cpus": init.threads or 1,
@@ -244,11 +246,6 @@ class RayExecutor:
                                    "max_concurrency": 4}
         if self.memory_budget:
             options["memory"] = self.memory_budget
-        # A cluster this run started inherits this environment already; another one is
-        # handed it (a runtime environment also costs each actor a fresh Ray worker).
-        forwarded = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED)}
-        if forwarded and self.address is not None:
-            options["runtime_env"] = {"env_vars": forwarded}
         return options
 
 
@@ -264,35 +261,53 @@ class RayProbeRunner(RunnerBase):
                          name=name, shared=shared, extend=extend)
         self._executor = executor
         self._actor: Any = None
+        self._placed: Any = None  # the actor's ``where`` call, until it answers
+        self._data_version: tuple[int, int] | None = None
         self._where: dict[str, Any] = {}
         self._count = 0
         self._ended = threading.Event()  # signal_kill: the run was interrupted
+        self._create()  # placed while the engine does something else
 
     # -- the actor ---------------------------------------------------------------------
 
-    def _start(self) -> Any:
-        """A fresh actor, placed by Ray; its node, IP and pid once it runs."""
+    def _create(self) -> None:
+        """Ask Ray for a fresh actor and return at once: it is placed, and its Ray worker
+        starts, while this runner waits for something else (the first worker's import)."""
         self._count += 1
-        options = self._executor.actor_options(self._init)
-        actor = _ProbeHost.options(**options).remote(  # type: ignore[attr-defined]
-            self._init, self._executor.data_ref(self._init.dataset_path),
-            timeout=self._timeout, memory_budget=self._budget,
-            name=f"{self._name}-{self._count}", extend=self._extend)
-        self._actor = actor
-        wait = self._timeout + STARTUP_ALLOWANCE_S  # an autoscaler may add a node
-        try:
-            self._where = ray.get(actor.where.remote(), timeout=wait)
-        except ray.exceptions.GetTimeoutError:
-            self.kill()
-            raise InputError(
-                f"no node of the Ray cluster started a probe worker asking for "
-                f"{_resources(options)} within {wait:g} s (--timeout plus "
-                f"{STARTUP_ALLOWANCE_S:g} s)") from None
-        return actor
+        self._data_version, data = self._executor.data_ref(self._init.dataset_path)
+        self._actor = _ProbeHost.options(  # type: ignore[attr-defined]
+            **self._executor.actor_options(self._init)).remote(
+            self._init, data, timeout=self._timeout, memory_budget=self._budget,
+            name=f"{self._name}-{self._count}", extend=self._extend,
+            environment={k: v for k, v in os.environ.items() if k.startswith(_FORWARDED)})
+        self._placed = self._actor.where.remote()
+        self._where = {}
+
+    def _ready(self) -> Any:
+        """This runner's actor once placed (its node, IP and pid known); a fresh one when
+        there is none or the data set changed since it was made."""
+        if self._actor is not None and \
+                self._data_version != data_version(self._init.dataset_path):
+            self.close()  # the data were prepared again (as a regression target)
+        if self._actor is None:
+            self._create()
+        if self._placed is not None:
+            wait = self._timeout + STARTUP_ALLOWANCE_S  # an autoscaler may add a node
+            try:
+                self._where = ray.get(self._placed, timeout=wait)
+            except ray.exceptions.GetTimeoutError:
+                options = self._executor.actor_options(self._init)
+                self.kill()
+                raise InputError(
+                    f"no node of the Ray cluster started a probe worker asking for "
+                    f"{_resources(options)} within {wait:g} s (--timeout plus "
+                    f"{STARTUP_ALLOWANCE_S:g} s)") from None
+            self._placed = None
+        return self._actor
 
     def describe(self) -> dict[str, Any]:
         """Start an actor and return its model description (``ProbeRunner.describe``)."""
-        actor = self._actor or self._start()
+        actor = self._ready()
         try:
             model, environment, build_oom = ray.get(actor.describe.remote())
         except ray.exceptions.RayTaskError as exc:
@@ -320,7 +335,7 @@ class RayProbeRunner(RunnerBase):
             return built
         started = time.monotonic()
         last_step = 0
-        actor = self._actor or self._start()
+        actor = self._ready()
         ref = actor.run.remote(probe, class_weights, check_numerics)
         deadline = started + self._timeout + STARTUP_ALLOWANCE_S + GRACE_S
         try:
@@ -394,7 +409,7 @@ class RayProbeRunner(RunnerBase):
               exc: BaseException | None, cause: str) -> ProbeRun:
         """The run of a probe that Ray ended (or the parent, on an interrupt or a hang):
         its actor is gone; the next probe starts a fresh one."""
-        self._actor = None
+        self._actor = self._placed = None
         return ProbeRun(
             probe=probe, termination=Termination.DIED, returncode=None,
             memory=MemoryEvidence(None, self._budget, None),
@@ -409,14 +424,16 @@ class RayProbeRunner(RunnerBase):
         actor, self._actor = self._actor, None
         if actor is None:
             return
-        with contextlib.suppress(Exception):
-            ray.get(actor.shutdown.remote(), timeout=30)
+        if self._placed is None:  # it ran: let it stop its worker and clean up
+            with contextlib.suppress(Exception):
+                ray.get(actor.shutdown.remote(), timeout=30)
+        self._placed = None
         with contextlib.suppress(Exception):
             ray.kill(actor, no_restart=True)
 
     def kill(self) -> None:
         """End the actor at once (its worker follows it: a worker ends with its parent)."""
-        actor, self._actor = self._actor, None
+        actor, self._actor, self._placed = self._actor, None, None
         if actor is not None:
             with contextlib.suppress(Exception):
                 actor.abort.remote()
@@ -443,6 +460,12 @@ def _node_memory(message: str) -> dict[str, int]:
     return {}
 
 
+def data_version(path: str) -> tuple[int, int]:
+    """A file's version as its size and modification time."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _resources(options: dict[str, Any]) -> str:
     parts = [f"{options['num_cpus']} CPU"]
     if options.get("num_gpus"):
@@ -457,8 +480,11 @@ class _ProbeHost:
     """The actor: a local runner on its node, and the steps its probe has trained."""
 
     def __init__(self, init: WorkerInit, data: bytes, *, timeout: float,
-                 memory_budget: int | None, name: str,
-                 extend: ExtendCallback | None) -> None:
+                 memory_budget: int | None, name: str, extend: ExtendCallback | None,
+                 environment: dict[str, str]) -> None:
+        # The driver's settings for the workers (this actor's process is its own; a Ray
+        # runtime environment would cost each actor a fresh Ray worker instead).
+        os.environ.update(environment)
         self._dir = Path(tempfile.mkdtemp(prefix="stabcheck-ray-"))
         dataset = self._dir / "dataset.npz"
         dataset.write_bytes(data)
