@@ -145,10 +145,9 @@ class RayExecutor:
         try:
             ray.init(**options)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
             where = ("start a local Ray cluster" if self.address is None
                      else f"reach the Ray cluster at {self.address}")
-            raise InputError(f"cannot {where}: {first[0]}") from None
+            raise InputError(f"cannot {where}: {_first_line(exc)}") from None
         finally:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, sigterm)
@@ -317,10 +316,9 @@ class RayProbeRunner(RunnerBase):
             raise
         except (ray.exceptions.OutOfMemoryError, *_LOST) as exc:
             self.kill()
-            first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
             raise InternalError(
                 f"the Ray actor on node {self._where.get('node_ip')} ended before it could "
-                f"load the model ({type(exc).__name__}): {first[0]}") from None
+                f"load the model ({type(exc).__name__}): {_first_line(exc)}") from None
         self.environment = {**environment, "node": self._where.get("node_ip")}
         self.model_info = model
         self._build_oom.update(build_oom)
@@ -458,6 +456,12 @@ def _node_memory(message: str) -> dict[str, int]:
         return {"node_memory_used_bytes": int(float(rounded.group(1)) * 1e9),
                 "node_memory_total_bytes": int(float(rounded.group(2)) * 1e9)}
     return {}
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line (its type's name when it has no message)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def data_version(path: str) -> tuple[int, int]:
