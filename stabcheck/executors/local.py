@@ -292,6 +292,10 @@ class ProbeRunner(RunnerBase):
         self._gpu = bool(nvml.devices())
         self._worker: _Worker | None = None
         self._worker_batch: tuple[int, str | None, bool] | None = None
+        # (dtype policy, check-numerics) the current worker was started with, and whether
+        # it has reported ready (a worker started ahead by ``start`` has not yet)
+        self._worker_kind: tuple[str | None, bool] = (None, False)
+        self._ready = False
         self._count = 0
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -303,7 +307,8 @@ class ProbeRunner(RunnerBase):
             InputError: the user's model could not be built or loaded.
             InternalError: the worker died before it could describe the model.
         """
-        worker = self._spawn()
+        worker = self._worker if self._worker is not None and not self._ready \
+            else self._spawn()
         outcome = self._await_ready(worker, _Watch(time.monotonic()))
         if isinstance(outcome, dict):
             return outcome
@@ -355,6 +360,13 @@ class ProbeRunner(RunnerBase):
         self.model_info = model
         return model
 
+    def start(self) -> None:
+        """Start a worker now, without waiting for it: it imports its framework and builds
+        the model while the first runner's worker does (the probes' workers of a run start
+        side by side, not one after the other). ``run`` waits for it to be ready."""
+        if self._worker is None:
+            self._spawn()
+
     def close(self) -> None:
         """Stop the current worker, if any."""
         if self._worker is not None:
@@ -378,7 +390,8 @@ class ProbeRunner(RunnerBase):
     # -- probes ------------------------------------------------------------------------
 
     def run(
-        self, probe: Probe, class_weights: list[float] | None, *, check_numerics: bool = False
+        self, probe: Probe, class_weights: list[float] | None, *, check_numerics: bool = False,
+        seed: int | None = None,
     ) -> ProbeRun:
         """Run one probe; never raises for anything the probe or its worker did.
 
@@ -386,14 +399,17 @@ class ProbeRunner(RunnerBase):
         setting are the same; a change starts a fresh worker (clean memory peaks).
         """
         batch = (probe.settings.batch_size, probe.settings.dtype_policy, check_numerics)
-        if self._worker is not None and self._worker_batch not in (None, batch):
+        kind = (probe.settings.dtype_policy, check_numerics)
+        if self._worker is not None and (self._worker_batch not in (None, batch)
+                                         or self._worker_kind != kind):
             self.close()
         built = self._built_before(probe)
         if built is not None:
             return built
         watch = _Watch(time.monotonic())
-        if self._worker is None:
-            worker = self._spawn(probe.settings.dtype_policy, check_numerics)
+        if self._worker is None or not self._ready:
+            worker = self._worker if self._worker is not None else \
+                self._spawn(probe.settings.dtype_policy, check_numerics)
             watch.cgroup_kills_before = worker.cgroup.oom_kills() if worker.cgroup else 0
             ready = self._await_ready(worker, watch, probe)
             if not isinstance(ready, dict):
@@ -407,6 +423,8 @@ class ProbeRunner(RunnerBase):
         watch.system_kills_before = cgroup.system_oom_kills()
         request: ProbeMessage = {"type": ToWorker.PROBE.value, "probe": probe.to_json(),
                                  "class_weights": class_weights}
+        if seed is not None and seed != self._init.seed:
+            request["seed"] = seed
         if not worker.send(request):
             return self._died(worker, probe, watch, [])
         steps: list[StepRecord] = []
@@ -466,6 +484,8 @@ class ProbeRunner(RunnerBase):
         init = replace(self._init, dtype_policy=dtype_policy, check_numerics=check_numerics)
         self._worker = _Worker(init, stderr, self._budget, self._gpu_id)
         self._worker_batch = None
+        self._worker_kind = (dtype_policy, check_numerics)
+        self._ready = False
         return self._worker
 
     def _await_ready(
@@ -483,6 +503,7 @@ class ProbeRunner(RunnerBase):
             if message["type"] == FromWorker.IMPORTED:
                 watch.imported = True
             if message["type"] == FromWorker.READY:
+                self._ready = True
                 watch.build_peak = message.get("peak_private_bytes") or 0
                 self.environment = message["environment"]
                 self.model_info = message["model"]

@@ -304,6 +304,12 @@ class RayProbeRunner(RunnerBase):
             self._placed = None
         return self._actor
 
+    def start(self) -> None:
+        """Have the actor start its worker now (``ProbeRunner.start``), without waiting."""
+        if self._actor is None:
+            self._create()
+        self._actor.start.remote()
+
     def describe(self) -> dict[str, Any]:
         """Start an actor and return its model description (``ProbeRunner.describe``)."""
         actor = self._ready()
@@ -325,7 +331,7 @@ class RayProbeRunner(RunnerBase):
         return model
 
     def run(self, probe: Probe, class_weights: list[float] | None, *,
-            check_numerics: bool = False) -> ProbeRun:
+            check_numerics: bool = False, seed: int | None = None) -> ProbeRun:
         """Run one probe in this runner's actor; never raises for what the probe, its
         worker, its actor or its node did."""
         built = self._built_before(probe)
@@ -334,7 +340,7 @@ class RayProbeRunner(RunnerBase):
         started = time.monotonic()
         last_step = 0
         actor = self._ready()
-        ref = actor.run.remote(probe, class_weights, check_numerics)
+        ref = actor.run.remote(probe, class_weights, check_numerics, seed)
         deadline = started + self._timeout + STARTUP_ALLOWANCE_S + GRACE_S
         try:
             while True:
@@ -508,6 +514,10 @@ class _ProbeHost:
         return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
                 "host": socket.gethostname(), "pid": os.getpid()}
 
+    def start(self) -> None:
+        if not self._missing:
+            self._runner.start()
+
     def describe(self) -> tuple[dict[str, Any], dict[str, Any], dict[str | None, ProbeRun]]:
         if self._missing:
             raise InputError(
@@ -518,10 +528,11 @@ class _ProbeHost:
         return model, self._runner.environment, self._runner.build_oom
 
     def run(self, probe: Probe, class_weights: list[float] | None,
-            check_numerics: bool) -> ProbeRun:
+            check_numerics: bool, seed: int | None = None) -> ProbeRun:
         with self._lock:
             self._steps.clear()
-        return self._runner.run(probe, class_weights, check_numerics=check_numerics)
+        return self._runner.run(probe, class_weights, check_numerics=check_numerics,
+                                seed=seed)
 
     def progress(self) -> list[int]:
         with self._lock:

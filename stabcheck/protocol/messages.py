@@ -13,7 +13,8 @@ The parent/child protocol (JSON lines; only JSON-safe values cross the boundary)
                                                       resolves loss / optimizer / base lr
                                                  ◀─── stdout {"type":"ready", model, environment}
                                                       or {"type":"exception", phase:"build"}
-    stdin  {"type":"probe", probe, class_weights}───▶
+    stdin  {"type":"probe", probe, class_weights, ───▶ (a seed other than init's: the model
+            seed}                                     built again under it, its values kept)
                                                  ◀─── {"type":"start", id}
                                                  ◀─── {"type":"trainer_ready"} (optimizer state
                                                       allocated: a death before it is phase
@@ -88,10 +89,12 @@ class ParentEvent(str, Enum):
     OVER_BUDGET = "over_budget"  # the watchdog saw it above the memory budget and killed it
 
 
-class ProbeMessage(TypedDict):
+class ProbeMessage(TypedDict, total=False):
     type: str  # "probe"
     probe: dict[str, Any]  # Probe.to_json()
     class_weights: list[float] | None
+    # the seed of the probe's starting state and batch order; absent: the run's (init)
+    seed: int | None
 
 
 class ExtendMessage(TypedDict):

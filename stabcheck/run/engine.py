@@ -160,7 +160,11 @@ def run_probe_grid(
         memory: MemoryReport | None = None
         interrupted = False
         try:
-            emit(Progress("loading", f"starting a probe worker (imports {settings.backend})"))
+            emit(Progress("loading", f"starting {_workers_text(n_workers, memory_only)} "
+                                     f"(imports {settings.backend})"))
+            if not memory_only:  # the others import their framework beside the first
+                for extra in runners[1:]:
+                    extra.start()
             model = runner.describe()
             if inputs.is_regression_model(model):
                 # A model compiled with a regression loss on integer targets (counts,
@@ -170,7 +174,10 @@ def run_probe_grid(
                 inputs = inputs.as_regression()
                 settings = inputs.settings
                 save_prepared(inputs.dataset, prepared)
-                runner.close()
+                for each in runners:  # their workers loaded the data as it was
+                    each.close()
+                for extra in runners[1:]:
+                    extra.start()
                 model = runner.describe()
             inputs = inputs.checked_against(model)
             weights = inputs.weights
@@ -210,16 +217,16 @@ def run_probe_grid(
             try:
                 GridRun(runners, weights, classifier, record).run(
                     probes, results, previous.results if previous else {})
-                for extra in runners[1:]:  # memory probes run alone: clean peaks
-                    extra.close()
-                if settings.check_numerics:
-                    results[:] = _name_operations(runner, results, weights, journal, emit)
                 if settings.seeds > 1 and not memory_only:
                     _reprobe_finalists(
                         executor, init, run_dir, settings, runners, weights, classifier,
                         journal, emit, on_step, _provisional(inputs, results),
                         previous.seed_results if previous else {}, seed_probes,
                         extend=extend)
+                for extra in runners[1:]:  # memory probes run alone: clean peaks
+                    extra.close()
+                if settings.check_numerics:
+                    results[:] = _name_operations(runner, results, weights, journal, emit)
                 if ladder is None:
                     ladder = bool(settings.memory_budget) or len(settings.batch_size) > 1
                 if memory_only or ladder:
@@ -257,6 +264,12 @@ def run_probe_grid(
         seeds=1 if memory_only else settings.seeds,
         seed_probes=tuple(seed_probes),
     )
+
+
+def _workers_text(n_workers: int, memory_only: bool) -> str:
+    if memory_only or n_workers == 1:
+        return "a probe worker"
+    return f"{n_workers} probe workers"
 
 
 # Settings that do not change what a probe computes: a resumed run may differ in them.
@@ -374,16 +387,9 @@ def _reprobe_finalists(
     emit(Progress("reprobe", f"re-probing {len(chosen)} finalist"
                   f"{'s' if len(chosen) != 1 else ''} under {len(seeds)} more seed"
                   f"{'s' if len(seeds) != 1 else ''}", total=total))
-    lock = threading.Lock()  # the seeds' workers run side by side, as the grid's do
+    lock = threading.Lock()  # the seeds run side by side on the grid's workers
 
-    def reprobe(seed: int) -> None:
-        runner = executor.runner(replace(init, seed=seed), run_dir,
-                                 timeout=settings.timeout,
-                                 memory_budget=settings.memory_budget, on_step=on_step,
-                                 name=f"seed{seed}", extend=extend)
-        with lock:
-            runners.append(runner)  # ended with the others on an interrupt
-
+    def reprobe(seed: int, runner: Runner) -> None:
         def record(_count: int, result: ProbeResult, resumed: bool) -> None:
             with lock:
                 if not resumed:
@@ -393,14 +399,14 @@ def _reprobe_finalists(
                               total=total, seed=seed))
 
         previous = {pid: r for (pid, s), r in done.items() if s == seed}
-        try:
-            GridRun([runner], weights, classifier, record).run(
-                [r.probe for r in chosen], [], previous)
-        finally:
-            runner.close()
+        GridRun([runner], weights, classifier, record, seed=seed).run(
+            [r.probe for r in chosen], [], previous)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(seeds), len(runners)))) as pool:
-        for future in [pool.submit(reprobe, seed) for seed in seeds]:
+    pool_runners = runners[:max(1, min(len(seeds), len(runners)))]
+    with ThreadPoolExecutor(max_workers=len(pool_runners)) as pool:
+        futures = [pool.submit(reprobe, seed, pool_runners[i % len(pool_runners)])
+                   for i, seed in enumerate(seeds)]
+        for future in futures:
             future.result()
     out.sort(key=lambda p: p.seed)  # journal and report in seed order, whichever ends first
 

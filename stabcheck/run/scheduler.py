@@ -36,7 +36,9 @@ class GridRun:
     """
 
     def __init__(self, runners: list[Runner], weights: dict[str, list[float] | None],
-                 classifier: Classifier, record: Callable[[int, ProbeResult, bool], None]):
+                 classifier: Classifier, record: Callable[[int, ProbeResult, bool], None],
+                 seed: int | None = None):
+        self._seed = seed
         self._runners = runners
         self._weights = weights
         self._classifier = classifier
@@ -104,7 +106,8 @@ class GridRun:
             elif source is not None:
                 result = same_footprint(probe, source)
             else:
-                run = runner.run(probe, self._weights[probe.settings.class_weight])
+                run = runner.run(probe, self._weights[probe.settings.class_weight],
+                                 seed=self._seed)
                 if self._stop.is_set():
                     return  # ended by an interrupt: not a result of the probe
                 result = ProbeResult(run, self._classifier(run))

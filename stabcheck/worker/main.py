@@ -162,12 +162,16 @@ def main() -> int:
         regression = dataset.task == "regression"
         n_outputs = (dataset.target_width if regression
                      else 1 if dataset.label_format == "binary" else dataset.n_classes)
-        model = models.build_model(spec, tuple(dataset.x_train.shape[1:]), n_outputs,
-                                   regression)
+        def build() -> Any:
+            return models.build_model(spec, tuple(dataset.x_train.shape[1:]), n_outputs,
+                                      regression)
+
+        model = build()
         state_dir = Path(tempfile.mkdtemp(prefix=f"state-{os.getpid()}-",
                                           dir=Path(init["dataset"]).parent))
         setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"),
                                        state_dir)
+        seeds = training.SeedStates(setup, dataset, build, int(init["seed"]))
     except Exception as exc:  # the user's model or data: reported, then the worker ends
         channel.send(_exception_message(exc, phase, None, backend))
         return 0
@@ -193,10 +197,17 @@ def main() -> int:
         probe = Probe.from_json(request["probe"])
         channel.send({"type": FromWorker.START.value, "id": probe.id})
         emit = _ProbeEmitter(channel, probe.id)
+        seed = int(request.get("seed") if request.get("seed") is not None else init["seed"])
+        try:
+            initial = seeds.initial(seed)
+        except Exception as exc:  # the model does not build under that seed
+            channel.send({**_exception_message(exc, "build", None, backend), "id": probe.id})
+            continue
         try:
             training.run_probe(setup, dataset, probe, request.get("class_weights"),
-                               int(init["seed"]), emit, early_stop=init.get("early_stop"),
-                               extend=_asker(emit) if init.get("extend") else None)
+                               seed, emit, early_stop=init.get("early_stop"),
+                               extend=_asker(emit) if init.get("extend") else None,
+                               initial=initial)
         except Exception as exc:
             channel.send({**_exception_message(exc, "train", emit.last_step, backend),
                           "id": probe.id})

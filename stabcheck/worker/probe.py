@@ -66,8 +66,7 @@ def prepare_model(
     (weights, BatchNorm statistics, seed states) go to files in ``state_dir``.
     """
     _backend.check_model(model)  # what the backend cannot probe as fit trains it
-    if not model.built:
-        model(dataset.x_train[:1])
+    ensure_built(model, dataset)
     output_units = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else None
     compiled = bool(getattr(model, "compiled", False)) and getattr(model, "loss", None) is not None
     if loss_flag:
@@ -132,6 +131,47 @@ def prepare_model(
     )
 
 
+class SeedStates:
+    """The model's starting state under each seed a probe asks for.
+
+    The worker's model was built under the run's seed. A probe under another seed (a
+    finalist's re-probe) starts from the variables a model built under that seed would
+    have: the model is built again under it (``keras.utils.set_random_seed``, then the
+    same build as the worker's first), its values are kept (``InitialState``, on disk) to
+    be restored into the worker's model, and the copy is dropped. The trained model, its
+    traced step and its trainers stay the same, so a seed costs a model build, not a
+    framework import and a trace; the values are those a fresh worker under that seed
+    would start from (same seed, same build, same order of random draws).
+    """
+
+    def __init__(self, setup: ModelSetup, dataset: Dataset, build: Callable[[], Any],
+                 seed: int) -> None:
+        self._setup = setup
+        self._dataset = dataset
+        self._build = build
+        self._states: dict[int, InitialState] = {seed: setup.initial}
+
+    def initial(self, seed: int) -> InitialState:
+        """The starting state under ``seed`` (built on first use)."""
+        if seed not in self._states:
+            import gc
+
+            keras.utils.set_random_seed(seed)
+            twin = self._build()
+            ensure_built(twin, self._dataset)
+            self._states[seed] = InitialState(self._setup.model.variables,
+                                              self._setup.state_dir, values_of=twin.variables)
+            del twin
+            gc.collect()
+        return self._states[seed]
+
+
+def ensure_built(model: Any, dataset: Dataset) -> None:
+    """Build a model that is not built yet by calling it on one training row."""
+    if not model.built:
+        model(dataset.x_train[:1])
+
+
 def run_probe(
     setup: ModelSetup,
     dataset: Dataset,
@@ -141,10 +181,13 @@ def run_probe(
     emit: Callable[[dict[str, Any]], None],
     early_stop: dict[str, float] | None = None,
     extend: Callable[[int, dict[str, Any]], int | None] | None = None,
+    initial: InitialState | None = None,
 ) -> None:
     """Train one probe, emitting ``step``, ``nonfinite`` and ``done`` messages.
 
     Args:
+        seed: the seed of the batch order (and, with ``initial``, of the starting state).
+        initial: the starting state (``SeedStates.initial(seed)``); None: the model's.
         early_stop: ``stabcheck.judge.trend.early_stop_rule``: stop once the median of the last
             ``window`` losses is above ``factor`` x the first step's loss, from step
             ``min_steps`` (decided).
@@ -155,6 +198,7 @@ def run_probe(
     """
     settings = probe.settings
     strategy = settings.class_weight
+    initial = initial or setup.initial
     trainer, y_train = _trainer(setup, dataset, is_focal(strategy), settings.accumulation_steps)
     clip = parse_clip(settings.clip)
     regression = dataset.task == "regression"
@@ -162,7 +206,7 @@ def run_probe(
         else []
     # With classes to measure, the probe starts at learning rate 0 (_start_shares sets
     # its own after measuring): one restore of the initial state fewer.
-    trainer.activate(setup.initial, 0.0 if watched else settings.learning_rate,
+    trainer.activate(initial, 0.0 if watched else settings.learning_rate,
                      clip.kind, clip.value)
     emit({"type": FromWorker.TRAINER_READY.value})  # the optimizer's state is allocated
 
@@ -190,7 +234,7 @@ def run_probe(
                 sw = sw * (len(sw) / sw.sum())
             if step == 1 and watched:
                 emit({"type": FromWorker.CLASS_GRADS.value, "step": step,
-                      "norms": _start_shares(trainer, setup, probe, x, y, sw, classes,
+                      "norms": _start_shares(trainer, initial, probe, x, y, sw, classes,
                                              watched)})
             result = trainer.step(x, y, sw)
             loss_v = result.loss
@@ -422,7 +466,7 @@ def _class_grad_norms(
 
 
 def _start_shares(
-    trainer: Any, setup: ModelSetup, probe: Probe, x: np.ndarray, y: np.ndarray,
+    trainer: Any, initial: InitialState, probe: Probe, x: np.ndarray, y: np.ndarray,
     sw: np.ndarray, classes: np.ndarray, watched: list[int],
 ) -> dict[str, float]:
     """Each watched class's gradient norm on the first batch, at the initial weights.
@@ -441,7 +485,7 @@ def _start_shares(
             gnorm = trainer.step(x, y, (sw * mask).astype(np.float32)).grad_norm
             if gnorm is not None:
                 norms[str(c)] = gnorm
-    trainer.activate(setup.initial, probe.settings.learning_rate, clip.kind, clip.value)
+    trainer.activate(initial, probe.settings.learning_rate, clip.kind, clip.value)
     if len(norms) < sum(bool((classes == c).any()) for c in watched):  # not recorded
         return _class_grad_norms(trainer.grad_norm, x, y, sw, classes, watched)
     return norms

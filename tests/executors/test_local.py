@@ -199,3 +199,49 @@ def test_check_numerics_names_the_operation_that_made_the_first_nan(probe_run):
     assert found["op_type"] and found["operation"]
     assert f"op {found['operation']}" in result.verdict.summary
     assert any(line["type"] == "explained" for line in journal)
+
+
+@pytest.mark.e2e
+def test_a_seed_in_a_running_worker_trains_as_a_fresh_worker_under_that_seed(tmp_path):
+    """A finalist's re-probe under another seed runs in a worker started under the run's
+    seed: the model built again under the other seed gives the starting state (weights,
+    BatchNorm statistics, Dropout's seed state) a fresh worker under it starts from, so
+    every loss is the same to the last bit; and the worker's own seed is untouched."""
+    from dataclasses import replace
+
+    from stabcheck.config.settings import build_settings
+    from stabcheck.executors.local import ProbeRunner
+    from stabcheck.inputs.prepare import load_inputs
+    from stabcheck.plan import learning_rates, plan_probes
+    from stabcheck.protocol.dataset import save_prepared
+    from stabcheck.protocol.messages import WorkerInit
+
+    settings = build_settings(None, dict(
+        model=f"{USER_MODELS}:dropout_batchnorm", data="builtin:breast_cancer",
+        class_weight=["balanced"], lr=[0.01], steps=12))
+    inputs = load_inputs(settings, lambda _message: None)
+    data = tmp_path / "dataset.npz"
+    save_prepared(inputs.dataset, data)
+    init = WorkerInit(str(data), inputs.spec.to_json(), None, None, seed=0)
+    running = ProbeRunner(init, tmp_path, timeout=120, name="run")
+    fresh = ProbeRunner(replace(init, seed=1), tmp_path, timeout=120, name="fresh")
+    try:
+        model = running.describe()
+        inputs = inputs.checked_against(model)
+        (probe,) = plan_probes(inputs.settings, lrs=learning_rates(inputs.settings, 0.01),
+                               loss=model["loss"], optimizer=model["optimizer"],
+                               weights_by_strategy=inputs.weights_by_name)
+        weights = inputs.weights["balanced"]
+
+        def losses(run):
+            assert run.steps_completed == 12, run
+            return [s.loss for s in run.steps]
+
+        own = losses(running.run(probe, weights))
+        other = losses(running.run(probe, weights, seed=1))
+        again = losses(running.run(probe, weights))
+        assert other == losses(fresh.run(probe, weights))
+        assert own == again and own != other
+    finally:
+        running.close()
+        fresh.close()

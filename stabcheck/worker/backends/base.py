@@ -95,12 +95,22 @@ class InitialState:
     what only matters between probes does not sit in memory while a probe trains.
     """
 
-    def __init__(self, variables: list[Any], folder: Path) -> None:
+    def __init__(self, variables: list[Any], folder: Path,
+                 values_of: list[Any] | None = None) -> None:
+        """Keep the values of ``variables`` (or, with ``values_of``, of those variables,
+        one for each of ``variables``, of the same shape: another instance of the model
+        built under another seed) to restore into ``variables``."""
         self._variables = list(variables)
+        source = self._variables if values_of is None else list(values_of)
+        if len(source) != len(self._variables) or any(
+                tuple(a.shape) != tuple(b.shape) for a, b in zip(source, self._variables,
+                                                                 strict=True)):
+            raise ValueError("the model built under another seed has other variables: "
+                             f"{len(source)} against {len(self._variables)}")
         self._values: list[float | int | bool | Path] = []
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"state-{uuid.uuid4().hex[:12]}"
-        for i, variable in enumerate(self._variables):
+        for i, variable in enumerate(source):
             value = np.asarray(variable.numpy())
             if value.size == 0 or np.all(value == value.flat[0]):
                 self._values.append(value.flat[0].item() if value.size else 0)
