@@ -146,7 +146,13 @@ class ProbeSettings:
 
 @dataclass(frozen=True)
 class Probe:
-    """One point of the grid: a stable id, its settings and how many steps to train."""
+    """One point of the grid: a stable id, its settings and how many steps to train.
+
+    ``steps`` is the planned length (``--steps``). ``rungs``, where given, are the steps
+    at which the worker evaluates the probe on the held-out split and asks whether it
+    trains on (``stabcheck.judge.rungs``): it trains to the first, and at most to the
+    last; without rungs it trains ``steps`` and is evaluated once, at the end.
+    """
 
     id: str
     settings: ProbeSettings
@@ -154,17 +160,36 @@ class Probe:
     # A probe of the memory search: it measures memory, its learning is not judged, so
     # the worker does not evaluate it on the held-out split.
     measure_only: bool = False
+    rungs: tuple[int, ...] = ()
+    # What it climbs the rungs for (``stabcheck.judge.rungs``): "first_rung",
+    # "contender" or "seed"; "" for a probe without rungs.
+    stage: str = ""
+
+    @property
+    def first_stop(self) -> int:
+        """The step the worker trains to before it first evaluates and asks."""
+        return self.rungs[0] if self.rungs else self.steps
+
+    @property
+    def horizon(self) -> int:
+        """The most steps the probe may train (its last rung, else ``steps``)."""
+        return self.rungs[-1] if self.rungs else self.steps
 
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.id, "settings": self.settings.to_json(), "steps": self.steps}
         if self.measure_only:
             out["measure_only"] = True
+        if self.rungs:
+            out["rungs"] = list(self.rungs)
+        if self.stage:
+            out["stage"] = self.stage
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Probe:
         return cls(data["id"], ProbeSettings.from_json(data["settings"]), data["steps"],
-                   bool(data.get("measure_only", False)))
+                   bool(data.get("measure_only", False)),
+                   tuple(int(r) for r in data.get("rungs") or ()), str(data.get("stage") or ""))
 
 
 @dataclass(frozen=True)
@@ -254,6 +279,45 @@ def holdout_from_json(data: dict[str, Any]) -> HoldoutEval | RegressionEval:
     return HoldoutEval.from_json(data)
 
 
+@dataclass(frozen=True)
+class RungEval:
+    """The held-out evaluation at one rung of a probe: its step, the seconds the probe
+    had trained by then (the parent's clock, from the probe's start) and the evaluation."""
+
+    step: int
+    seconds: float
+    holdout: HoldoutEval | RegressionEval
+
+    def to_json(self) -> dict[str, Any]:
+        """A compact record for the JSON result (the full evaluation is the last one's
+        ``holdout``)."""
+        out: dict[str, Any] = {"step": self.step, "seconds": round(self.seconds, 3)}
+        h = self.holdout
+        if isinstance(h, HoldoutEval):
+            out.update(accuracy=h.accuracy, pred_counts=list(h.pred_counts),
+                       true_counts=list(h.true_counts),
+                       macro_f1=h.metrics.get("macro_f1"),
+                       balanced_accuracy=h.metrics.get("balanced_accuracy"))
+        else:
+            out.update(mae=h.mae, rmse=h.rmse, r2=h.r2)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RungEval:
+        step, seconds = int(data["step"]), float(data.get("seconds") or 0.0)
+        if "pred_counts" in data:
+            metrics = {k: data[k] for k in ("macro_f1", "balanced_accuracy")
+                       if data.get(k) is not None}
+            true = tuple(data.get("true_counts") or ())
+            holdout: HoldoutEval | RegressionEval = HoldoutEval(
+                n=int(sum(true)), accuracy=float(data["accuracy"]), true_counts=true,
+                pred_counts=tuple(data["pred_counts"]), recall=(), metrics=metrics)
+        else:
+            holdout = RegressionEval(n=0, mae=data.get("mae"), rmse=data.get("rmse"),
+                                     r2=data.get("r2"))
+        return cls(step, seconds, holdout)
+
+
 class Termination(str, Enum):
     """How a probe's run ended, as the runner saw it (before classification)."""
 
@@ -302,6 +366,8 @@ class ProbeRun:
     # Where a cluster executor ran the probe and, when the cluster ended it, how: Ray's
     # exception, its message, the node, whether the node was lost, the last step seen.
     cluster: dict[str, Any] | None = None
+    # The held-out evaluations at the probe's rungs, in order (the last is ``holdout``)
+    rungs: tuple[RungEval, ...] = ()
 
     @property
     def steps_completed(self) -> int:
@@ -362,7 +428,21 @@ class ProbeResult:
             "peak_gpu_bytes": run.peak_gpu_bytes,
             "duration_s": round(run.duration_s, 3),
             "holdout": None if run.holdout is None else json_value(run.holdout.to_json()),
+            "rungs": [json_value(r.to_json()) for r in run.rungs],
+            "verdict_at_step": verdict_step(self),
         }
+
+
+def verdict_step(result: ProbeResult) -> int:
+    """The step at which the probe's verdict was reached: where a failure was decided
+    (its evidence's ``decided_at_step``, else its ``step``), else the last step trained."""
+    evidence = result.verdict.evidence
+    if result.verdict.category not in (Category.OK, Category.LEARNING):
+        for key in ("decided_at_step", "step"):
+            value = evidence.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    return result.run.steps_completed
 
 
 @dataclass(frozen=True)
@@ -437,6 +517,9 @@ class RunReport:
     # --seeds: the seeds asked to back the recommendation, and the finalists' re-probes
     seeds: int = 1
     seed_probes: tuple[SeedProbe, ...] = ()
+    # How the run spent its steps: the rungs, the budget, each stage's jobs, steps and
+    # seconds, the contenders (``stabcheck.run.stages``); {} where no grid ran.
+    schedule: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -452,5 +535,6 @@ class RunReport:
             "probes": [r.to_json() for r in self.results],
             "seeds": self.seeds,
             "seed_probes": [p.to_json() for p in self.seed_probes],
+            **({"schedule": json_value(self.schedule)} if self.schedule else {}),
             **({"memory": json_value(self.memory.to_json())} if self.memory else {}),
         }

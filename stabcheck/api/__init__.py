@@ -41,7 +41,8 @@ def probe(
     steps: int | None = None, memory_budget: int | str | None = None,
     gpu_memory_budget: int | str | None = None, loss: str | None = None,
     optimizer: str | None = None, task: str | None = None, timeout: float | None = None,
-    seed: int | None = None, seeds: int | None = None, max_samples: int | None = None,
+    seed: int | None = None, seeds: int | None = None, budget: int | str | None = None,
+    max_samples: int | None = None,
     imbalance: float | None = None, fail_on: Many = None, check_numerics: bool | None = None,
     workers: int | None = None, custom_objects: Sequence[str] | None = None,
     memory_ladder: bool | None = None, journal: str | Path | None = None,
@@ -65,7 +66,10 @@ def probe(
             label -> weight is the ``custom`` strategy.
         clip: ``"none"``, ``"norm=V"``, ``"value=V"``, ``"global_norm=V"``.
         batch_size: batch sizes.
-        steps: optimizer steps per probe.
+        steps: a probe's planned optimizer steps (every setting trains a quarter of them
+            first; the contenders for the recommendation train to them and beyond).
+        budget: what the whole run may spend: optimizer steps (``5000``) or a time
+            (``"10m"``); default: twice the steps of a plain fit of every setting.
         memory_budget: host memory a probe may use (bytes, or ``"2GiB"``).
         memory_ladder: measure memory per batch size after the grid; None: when there is
             a ``memory_budget`` or several batch sizes (as the CLI does).
@@ -85,7 +89,7 @@ def probe(
     flags = dict(lr=lr, batch_size=batch_size, clip=clip, steps=steps,
                  memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, loss=loss,
                  optimizer=optimizer, task=task, timeout=timeout, seed=seed, seeds=seeds,
-                 max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
+                 budget=budget, max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
                  check_numerics=check_numerics, workers=workers, journal=journal,
                  executor=executor, ray_address=ray_address)
     flags.update(_class_weight_flags(class_weight))

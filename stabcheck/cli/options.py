@@ -50,7 +50,14 @@ _Clip = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
     "--clip", help=f"none, norm=V, value=V, global_norm=V. {_LIST}")]
 _BatchSize = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
     "--batch-size", help=f"Batch sizes. {_LIST}")]
-_Steps = Annotated[Optional[int], typer.Option(help="Optimizer steps per probe.")]  # noqa: UP045
+_Steps = Annotated[Optional[int], typer.Option(  # noqa: UP045
+    help="A probe's planned optimizer steps (default 100): every setting trains the first "
+    "rung (a quarter), the contenders for the recommendation train to them, and beyond "
+    "while their learning verdict is unsettled.")]
+_Budget = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    help="What the whole run may spend: optimizer steps (5000) or time (90s, 10m, 1.5h). "
+    "Default: twice the steps of a plain fit of every setting; a run spends only the "
+    "steps its verdicts need.")]
 _MemoryBudget = Annotated[Optional[str], typer.Option(  # noqa: UP045
     "--memory-budget", help="Host memory a probe may use, e.g. 2GiB.")]
 _GpuBudget = Annotated[Optional[str], typer.Option(  # noqa: UP045
@@ -65,8 +72,9 @@ _Resume = Annotated[Optional[Path], typer.Option(  # noqa: UP045
     help="Finish an interrupted run from its journal, without re-running its probes.")]
 _Seed = Annotated[Optional[int], typer.Option(help="Seed (default 0).")]  # noqa: UP045
 _Seeds = Annotated[Optional[int], typer.Option(  # noqa: UP045
-    help="Seeds behind the recommendation: the top 3 finalists are re-probed under "
-    "N-1 more seeds and ranked by their worst seed (default 3; 1: no re-probes).")]
+    help="Seeds behind the recommendation: the leading finalist is re-probed under N-1 "
+    "more seeds (the next one too when the leader's worst seed falls behind it), ranked "
+    "by their worst seed (default 3; 1: no re-probes).")]
 _MaxSamples = Annotated[Optional[int], typer.Option(  # noqa: UP045
     "--max-samples", help="Cap on the stratified training sample (default 20000); a "
     "dataset from a data function is read for at most this many samples.")]

@@ -13,6 +13,7 @@ from stabcheck.cli.app import app
 from stabcheck.cli.options import (
     _Backend,
     _BatchSize,
+    _Budget,
     _CheckNumerics,
     _ClassWeight,
     _Clip,
@@ -76,6 +77,7 @@ class RunArguments:
     resume: Path | None = None
     seed: int | None = None
     seeds: int | None = None
+    budget: str | None = None
     max_samples: int | None = None
     imbalance: float | None = None
     fail_on: list[str] | None = None
@@ -108,7 +110,7 @@ def probe(
     steps: _Steps = None, memory_budget: _MemoryBudget = None,
     gpu_memory_budget: _GpuBudget = None, timeout: _Timeout = None, json_path: _Json = None,
     journal: _Journal = None, resume: _Resume = None, seed: _Seed = None,
-    seeds: _Seeds = None,
+    seeds: _Seeds = None, budget: _Budget = None,
     max_samples: _MaxSamples = None, imbalance: _Imbalance = None, fail_on: _FailOn = None,
     check_numerics: _CheckNumerics = None, workers: _Workers = None,
     custom_objects: _CustomObjects = None, backend: _Backend = None,
@@ -122,7 +124,7 @@ def probe(
         lr=lr, class_weight=class_weight, clip=clip, batch_size=batch_size, steps=steps,
         memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, timeout=timeout,
         json_path=json_path, journal=journal, resume=resume, seed=seed, seeds=seeds,
-        max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
+        budget=budget, max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
         check_numerics=check_numerics, workers=workers, custom_objects=custom_objects,
         backend=backend, executor=executor, ray_address=ray_address, junit=junit,
         markdown=markdown, html=html), memory_only=False,

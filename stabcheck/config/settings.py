@@ -71,6 +71,10 @@ class Settings:
     # Seeds behind the recommendation: the top finalists are re-probed under seeds
     # seed+1 .. seed+seeds-1 and ranked by their worst seed (1: no re-probes).
     seeds: int = 3
+    # --budget: what the whole run may spend, optimizer steps (``budget_steps``) or
+    # seconds (``budget_seconds``); neither: the default (stabcheck.judge.stages).
+    budget_steps: int | None = None
+    budget_seconds: float | None = None
     max_samples: int = 20000
     holdout: float = 0.2
     imbalance: float | None = None
@@ -121,6 +125,7 @@ class Settings:
             "timeout": self.timeout,
             "seed": self.seed,
             "seeds": self.seeds,
+            "budget": budget_text(self.budget_steps, self.budget_seconds),
             "max_samples": self.max_samples,
             "holdout": self.holdout,
             "imbalance": self.imbalance,
@@ -140,7 +145,8 @@ _LIST_KEYS = ("lr", "class_weight", "clip", "batch_size", "fail_on", "custom_obj
 _KNOWN_KEYS = {
     "model", "data", "target", "task", "loss", "optimizer", "lr", "class_weight",
     "custom_class_weight", "effective_beta", "clip", "batch_size", "steps",
-    "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "seeds", "max_samples",
+    "memory_budget", "gpu_memory_budget", "timeout", "json", "seed", "seeds", "budget",
+    "max_samples",
     "holdout", "imbalance", "fail_on", "journal",
     "junit", "markdown", "html", "check_numerics", "thresholds", "workers", "custom_objects",
     "backend", "executor", "ray_address",
@@ -290,6 +296,8 @@ def _validate(raw: dict[str, Any]) -> Settings:
         kwargs["seed"] = _int("seed", raw["seed"])
     if raw.get("seeds") is not None:
         kwargs["seeds"] = _positive_int("seeds", raw["seeds"])
+    if raw.get("budget") is not None:
+        kwargs.update(parse_budget(raw["budget"]))
     if "holdout" in raw:
         holdout = _float("holdout", raw["holdout"])
         if not 0.0 < holdout < 1.0:
@@ -326,6 +334,40 @@ def _validate(raw: dict[str, Any]) -> Settings:
             f"check_numerics names the operation with TensorFlow's check-numerics: it needs "
             f"backend 'tensorflow', got {kwargs['backend']!r}")
     return Settings(**kwargs)
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h)\s*$", re.IGNORECASE)
+_SECONDS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_budget(value: Any) -> dict[str, Any]:
+    """``--budget``: a whole number of optimizer steps (``5000``) or a duration with its
+    unit (``90s``, ``10m``, ``1.5h``), as ``budget_steps`` or ``budget_seconds``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"budget must be steps (e.g. 5000) or a time (e.g. 10m), "
+                          f"got {value!r}")
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        steps = int(value)
+        if steps < 1:
+            raise ConfigError(f"budget must be at least 1 step, got {value!r}")
+        return {"budget_steps": steps}
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()]
+            if seconds > 0:
+                return {"budget_seconds": seconds}
+    raise ConfigError(f"budget must be optimizer steps (e.g. 5000) or a time with its unit "
+                      f"(e.g. 90s, 10m, 1.5h), got {value!r}")
+
+
+def budget_text(steps: int | None, seconds: float | None) -> str | None:
+    """A budget as ``--budget`` takes it (None: the default)."""
+    if steps is not None:
+        return str(steps)
+    if seconds is not None:
+        return f"{seconds:g}s"
+    return None
 
 
 # The module each backend is imported as (looked up, never imported, by the parent).

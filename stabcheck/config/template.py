@@ -91,9 +91,15 @@ timeout = 300
 # Seed for sampling, weight initialisation and shuffling: makes a run repeatable.
 seed = 0
 
-# Seeds behind the recommendation: its top 3 candidates are probed again under this many
-# seeds in all (the ones above) and ranked by their worst seed. 1: no re-probes.
+# Seeds behind the recommendation: its leading candidate is probed again under this many
+# seeds in all (the next candidate too when the leader's worst seed falls behind it),
+# ranked by their worst seed. 1: no re-probes.
 seeds = 3
+
+# What the whole run may spend: optimizer steps (5000) or a time ("10m"). Every setting
+# trains a first rung (a quarter of steps); only the contenders for the recommendation
+# train on. Default: twice the steps of a plain fit of every setting.
+# budget = "10m"
 
 # Cap on the stratified sample of the data used for probing, and the fraction held out
 # to check what the model learned (minority collapse, over-correction).

@@ -138,13 +138,24 @@ class Thresholds:
     # standard error of an accuracy near 90% measured on 400 held-out samples (1.5 points).
     bn_accuracy_gap: float = 0.05
 
-    # A probe whose held-out predictions miss a class (one with min_class_support samples)
-    # keeps training, the steps doubled up to 4x the planned ones, until every such class
-    # is predicted: unweighted cross-entropy learns the class prior first and the rare
-    # classes later, and 100 steps judged runs that predict the minority after a few
+    # The rungs (``stabcheck.judge.rungs``). The first rung is a quarter of --steps (at
+    # least ``trend_min_steps``, so the loss-trend rule judges a divergence there): the
+    # reduction factor eta = 4 of successive halving (Hyperband's eta is 3 or 4, Li et al.
+    # 2017; ASHA's experiments use 4, Li et al. 2020): every setting climbs it, and
+    # numerical and memory verdicts are final there.
+    first_rung_fraction: float = 0.25
+    # A contender whose learning verdict is unsettled at --steps (a class not predicted
+    # yet, a problem shrinking from rung to rung) climbs on, the steps doubled, up to 4x
+    # the planned ones: unweighted cross-entropy learns the class prior first and the
+    # rare classes later, and 100 steps judged runs that predict the minority after a few
     # epochs as collapsed (bench/validity.py at 100 steps: 5 of 29 settings; at 400 steps
-    # 1 of 16). 1 turns it off. Numerical verdicts are not extended: they are decided.
+    # 1 of 16). 1 turns it off. Numerical verdicts are never extended: they are decided.
     collapse_extension_factor: int = 4
+    # A healthy first rung heading for a numerical failure climbs on to --steps to settle
+    # it: the loss's last three trend windows rise to twice the lowest, or the gradient
+    # norm's trend is at a tenth of the explosion ratio (10x its baseline): half way (on
+    # a log scale for the norm) to what the divergence and explosion rules call failed.
+    risk_factor: float = 2.0
 
     # A class never predicted after the probe's steps is not yet a collapse when the model
     # already ranks it: its score for the class puts a random sample of it above a random

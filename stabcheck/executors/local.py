@@ -46,6 +46,7 @@ from stabcheck.results import (
     Probe,
     ProbeRun,
     RegressionEval,
+    RungEval,
     StepRecord,
     Termination,
     holdout_from_json,
@@ -207,6 +208,7 @@ class _Watch:
     trainer_ready: bool = False  # the probe's optimizer state is allocated
     gpu_peak: int | None = None
     class_grads: tuple[tuple[int, dict[str, float]], ...] = ()
+    rungs: tuple[RungEval, ...] = ()  # the held-out evaluations so far
     step_info: dict[str, Any] | None = None
     cgroup_kills_before: int = 0
     system_kills_before: int = 0
@@ -428,6 +430,7 @@ class ProbeRunner(RunnerBase):
         if not worker.send(request):
             return self._died(worker, probe, watch, [])
         steps: list[StepRecord] = []
+        rungs: list[RungEval] = []
         class_grads: list[tuple[int, dict[str, float]]] = []
         while True:
             message = self._next(worker, watch, probe)
@@ -448,10 +451,14 @@ class ProbeRunner(RunnerBase):
                 class_grads.append((message["step"], message["norms"]))
                 continue
             if kind == FromWorker.EVALUATED:
+                rungs.append(RungEval(int(message["step"]), time.monotonic() - watch.started,
+                                      _holdout(message["holdout"])))
+                watch.rungs = tuple(rungs)
                 to = None
                 if self._extend is not None:
                     so_far = ProbeRun(probe=probe, termination=Termination.COMPLETED,
-                                      steps=tuple(steps), holdout=_holdout(message["holdout"]))
+                                      steps=tuple(steps), holdout=rungs[-1].holdout,
+                                      rungs=tuple(rungs), step_info=message.get("step_info"))
                     to = self._extend(so_far)
                 reply = ({"type": ToWorker.EXTEND.value, "to": int(to)} if to
                          else {"type": ToWorker.FINISH.value})
@@ -563,6 +570,7 @@ class ProbeRunner(RunnerBase):
             stderr_tail=worker.stderr_tail() if termination is Termination.EXCEPTION else "",
             class_grad_norms=watch.class_grads,
             step_info=watch.step_info,
+            rungs=watch.rungs,
             **extra,
         )
         if close:
@@ -591,6 +599,7 @@ class ProbeRunner(RunnerBase):
             probe=probe, termination=termination, steps=tuple(steps),
             returncode=code, memory=memory,
             stderr_tail=worker.stderr_tail(), duration_s=time.monotonic() - watch.started,
+            rungs=watch.rungs,
             exception=None if phase == "train" else {
                 "phase": phase, "weight_bytes": self.model_info.get("weight_bytes")},
         )

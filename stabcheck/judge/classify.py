@@ -119,31 +119,6 @@ def _classify(run: ProbeRun, class_names: Sequence[str], thresholds: Thresholds)
     return _curves_and_predictions(run, class_names, thresholds)
 
 
-def extension_step(run: ProbeRun, class_names: Sequence[str] = (),
-                   thresholds: Thresholds | None = None) -> int | None:
-    """Whether a probe the worker has just evaluated trains on, and to which step.
-
-    A probe whose held-out predictions miss a class (``minority_collapse``, or that
-    verdict withheld as too early to judge) trains on, the steps doubled each time, up to
-    ``collapse_extension_factor`` x the planned ones; any other verdict (stable,
-    numerical, another learning verdict) finishes, and so does a probe of the memory
-    search (``measure_only``: it measures memory, not learning). Returns the step to
-    train to, or None.
-    """
-    t = thresholds or DEFAULT_THRESHOLDS
-    probe = run.probe
-    if t.collapse_extension_factor <= 1 or probe.measure_only:
-        return None
-    done, limit = run.steps_completed, probe.steps * t.collapse_extension_factor
-    if done < 1 or done >= limit:
-        return None
-    verdict = classify(run, class_names, t)
-    if verdict.outcome is Outcome.MINORITY_COLLAPSE or \
-            verdict.evidence.get("withheld_verdict") == Outcome.MINORITY_COLLAPSE.value:
-        return min(limit, 2 * done)
-    return None
-
-
 def smoothed_losses(losses: Sequence[float], beta: float) -> list[float]:
     """Bias-corrected exponential moving average (as Lightning's and fastai's LR finders)."""
     avg, out = 0.0, []
@@ -188,10 +163,6 @@ def _curves_and_predictions(
     spike = gradient_spike(norms, t)
     if spike is not None:
         extra["gradient_spike"] = spike
-    extended = (run.step_info or {}).get("extended")
-    if extended:
-        extra["extended"] = extended
-        warnings.append(_extension_note(run, extended, class_names, t))
     holdout = run.holdout
     if isinstance(holdout, RegressionEval):
         return _with_warnings(_regression(run, holdout, smooth, t), extra, warnings)
@@ -204,6 +175,7 @@ def _curves_and_predictions(
         present = sum(1 for c in holdout.true_counts if c > 0)
         uninformed = not isinstance(balanced, (int, float)) or not present or \
             balanced <= 1 / present + t.stall_balanced_margin
+        stalled = None
         if flat and uninformed and holdout.accuracy <= chance + t.stall_chance_margin:
             within = " (within its batch-to-batch noise)" if change >= t.stall_rel_tolerance else ""
             where = "at" if holdout.accuracy >= chance - t.stall_chance_margin else "below"
@@ -211,15 +183,22 @@ def _curves_and_predictions(
                         "holdout_accuracy": holdout.accuracy, "chance_accuracy": chance}
             if isinstance(balanced, (int, float)):
                 evidence["balanced_accuracy"] = balanced
-            return _verdict(
+            stalled = _verdict(
                 Outcome.STALLED, evidence,
                 f"loss moved {change:.1%} in {len(losses)} steps{within}; held-out accuracy "
                 f"{holdout.accuracy:.1%} is {where} chance ({chance:.1%})",
             )
-        verdict = _predictions(run, class_names, t)
-        not_judged = _not_warmed_up(run, verdict, class_names, t)
-        if not_judged is None:
+        verdict = stalled or _predictions(run, class_names, t)
+        not_judged = None if stalled else _not_warmed_up(run, verdict, class_names, t)
+        if not_judged is None and not stalled:
             not_judged = _still_learning(run, verdict, losses, class_names, t)
+        if not_judged is None and verdict is not None and verdict.outcome is not Outcome.STABLE:
+            found = across_rungs(run, verdict, class_names, t)
+            if found is not None and found.get("learning_verdict") == "not_judged":
+                not_judged = found
+            elif found is not None:
+                verdict = Verdict(verdict.outcome, {**verdict.evidence, **found},
+                                  f"{verdict.summary}; {found['rung_trend']['text']}")
         if not_judged is not None:
             extra.update(not_judged)
             warnings.append(not_judged["learning_verdict_reason"])
@@ -274,24 +253,6 @@ def _regression_scores(holdout: RegressionEval, r2: bool = True) -> str:
         if value is not None:
             parts.append(f"{label} {value:.2f}" if label == "R²" else f"{label} {value:.3g}")
     return ", ".join(parts)
-
-
-def _extension_note(run: ProbeRun, extended: Sequence[dict[str, Any]],
-                    names: Sequence[str], t: Thresholds) -> str:
-    """``extended from 100 to 400 steps: class 1 was not predicted at step 100, ...``."""
-    first = extended[0]
-    planned, ran = first["at_step"], run.steps_completed
-    holdout = run.holdout
-    true = holdout.true_counts if isinstance(holdout, HoldoutEval) else ()
-    missed = [c for c, n in enumerate(first["pred_counts"])
-              if n == 0 and c < len(true) and true[c] >= t.min_class_support]
-    which = (f"class{'es' if len(missed) != 1 else ''} "
-             f"{', '.join(map(_namer(names, len(true)), missed))}")
-    still = isinstance(holdout, HoldoutEval) and all(holdout.pred_counts[c] == 0 for c in missed)
-    outcome = "still not predicted" if still else f"predicted by step {ran}"
-    return (f"extended from {planned} to {ran} steps: {which} "
-            f"{'was' if len(missed) == 1 else 'were'} not predicted at step {planned}, "
-            f"{outcome}")
 
 
 def _spike_warning(spike: dict[str, Any], window: int) -> str:
@@ -447,6 +408,103 @@ def _still_learning(run: ProbeRun, verdict: Verdict | None, losses: Sequence[flo
                                "last_median": last, "window": window,
                                "steps_to_judge": 4 * steps},
             "learning_verdict_reason": reason}
+
+
+def across_rungs(run: ProbeRun, verdict: Verdict, names: Sequence[str],
+                 t: Thresholds) -> dict[str, Any] | None:
+    """The trend of a learning problem across the probe's rungs: a learning verdict is
+    called only when the problem persists or grows from the previous rung to the last.
+
+    A probe climbing a ladder of rungs (``Probe.rungs``) is evaluated at each. Its learning
+    verdict (``verdict``, seen in the last evaluation) is withheld (``"learning_verdict":
+    "not_judged"``) when only one rung was evaluated (``one_rung``: no trend yet), or when
+    the problem shrank from the previous rung to the last by at least
+    ``overcorrection_margin`` of its size (``shrinking``: the rare classes' excess share of
+    the predictions, or the share of held-out samples in classes never predicted). Returns
+    None for a probe without rungs (the one evaluation stands), the not-judged evidence, or
+    ``{"rung_trend": ...}`` to add to the called verdict.
+    """
+    if len(run.probe.rungs) < 2:
+        return None
+    evals = [r for r in run.rungs if isinstance(r.holdout, HoldoutEval) and r.holdout.n]
+    if not evals:
+        return None
+    last = evals[-1]
+    outcome = verdict.outcome
+    if len(evals) < 2:
+        reason = (f"not judged at {last.step} steps (one rung; a learning verdict needs the "
+                  f"trend of two): {verdict.summary}")
+        return {"learning_verdict": "not_judged", "not_judged_because": "one_rung",
+                "withheld_verdict": outcome.value, "withheld_summary": verdict.summary,
+                "learning_verdict_reason": reason}
+    prev = evals[-2]
+    name = _namer(names, len(last.holdout.true_counts))
+    size, shown = _problem_size(outcome, t)
+    before, after = size(prev.holdout), size(last.holdout)
+    trend = {"steps": [prev.step, last.step], "sizes": [before, after],
+             "measure": _MEASURES[outcome]}
+    what = _problem_words(outcome, last.holdout, name, t)
+    seen = f"{shown(before)} at step {prev.step}, {shown(after)} at step {last.step}"
+    if before > 0 and after <= before * (1 - t.overcorrection_margin):
+        reason = (f"not judged at {last.step} steps: {what} is shrinking ({seen}): a longer "
+                  f"run may outgrow it")
+        trend["text"] = f"shrinking: {seen}"
+        return {"learning_verdict": "not_judged", "not_judged_because": "shrinking",
+                "withheld_verdict": outcome.value, "withheld_summary": verdict.summary,
+                "learning_verdict_reason": reason, "rung_trend": trend}
+    word = "growing" if after > before * (1 + t.overcorrection_margin) else "persisting"
+    trend["text"] = f"{word} across rungs: {what}: {seen}"
+    return {"rung_trend": trend}
+
+
+_MEASURES = {
+    Outcome.OVERCORRECTED: "rare_share_factor",
+    Outcome.MINORITY_COLLAPSE: "unpredicted_share",
+    Outcome.STALLED: "at_chance",
+}
+
+
+def _problem_size(outcome: Outcome, t: Thresholds) -> tuple[
+        Callable[[HoldoutEval], float], Callable[[float], str]]:
+    """How big a learning problem is in one evaluation, and how to say a size."""
+    if outcome is Outcome.OVERCORRECTED:
+        return _rare_share_factor, lambda v: _times(v) if math.isfinite(v) else "all"
+    if outcome is Outcome.MINORITY_COLLAPSE:
+        def unpredicted(h: HoldoutEval) -> float:
+            never = [c for c, n in enumerate(h.true_counts)
+                     if n >= t.min_class_support and h.pred_counts[c] == 0]
+            return sum(h.true_counts[c] for c in never) / max(1, h.n)
+        return unpredicted, lambda v: f"{v:.1%} of the held-out samples"
+
+    def at_chance(h: HoldoutEval) -> float:
+        chance = max(h.true_counts) / max(1, h.n)
+        return 1.0 if h.accuracy <= chance + t.stall_chance_margin else 0.0
+    return at_chance, lambda v: "at chance" if v else "above chance"
+
+
+def _problem_words(outcome: Outcome, h: HoldoutEval, name: Callable[[int], str],
+                   t: Thresholds) -> str:
+    if outcome is Outcome.OVERCORRECTED:
+        _common, rare = split_by_frequency(h.true_counts)
+        return (f"the rare class{'es' if len(rare) != 1 else ''} "
+                f"{_names(rare, name)} predicted beyond {'their' if len(rare) != 1 else 'its'}"
+                " share")
+    if outcome is Outcome.MINORITY_COLLAPSE:
+        never = [c for c, n in enumerate(h.true_counts)
+                 if n >= t.min_class_support and h.pred_counts[c] == 0]
+        return f"class{'es' if len(never) != 1 else ''} {_names(never, name)} never predicted"
+    return "held-out accuracy"
+
+
+def _rare_share_factor(h: HoldoutEval) -> float:
+    """The rare half's share of the predictions over its share of the held-out samples
+    (``split_by_frequency``): 1 predicts the rare classes as often as they occur."""
+    _common, rare = split_by_frequency(h.true_counts)
+    total_true, total_pred = sum(h.true_counts), sum(h.pred_counts)
+    rare_true = sum(h.true_counts[c] for c in rare)
+    if not rare or not rare_true or not total_pred:
+        return 0.0
+    return (sum(h.pred_counts[c] for c in rare) / total_pred) / (rare_true / total_true)
 
 
 def _with_holdout(run: ProbeRun, holdout: HoldoutEval) -> ProbeRun:

@@ -196,6 +196,20 @@ def _gradient_baseline(
     return measured, early, baseline
 
 
+def gradient_trend(norms: Sequence[float], t: Thresholds) -> dict[str, Any] | None:
+    """Where the gradient norm's trend (the rolling median of ``spike_window`` steps) is
+    at the last step, against the baseline ``gradient_explosion`` uses; None where too
+    few norms were measured."""
+    found = _gradient_baseline(norms, t)
+    if found is None:
+        return None
+    measured, _early, baseline = found
+    values = [v for _, v in measured]
+    last = rolling_median(values, t.spike_window)[-1]
+    return {"trend_norm": last, "baseline": baseline, "ratio": last / baseline,
+            "step": measured[-1][0]}
+
+
 def gradient_spike(norms: Sequence[float], t: Thresholds) -> dict[str, Any] | None:
     """The largest single-batch gradient norm above ``explosion_ratio`` x the baseline that
     the trend rule ignored (evidence), or None."""

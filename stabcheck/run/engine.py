@@ -11,12 +11,10 @@ import functools
 import json
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,10 @@ import psutil
 from stabcheck import __version__
 from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
-from stabcheck.executors import Executor, Runner, open_executor
+from stabcheck.executors import Runner, open_executor
 from stabcheck.inputs.prepare import Inputs, load_inputs
-from stabcheck.judge.classify import classify, extension_step
-from stabcheck.judge.ranking import FINALISTS, finalists, reprobe_seeds
+from stabcheck.judge.classify import classify
+from stabcheck.judge.rungs import climb
 from stabcheck.judge.trend import early_stop_rule
 from stabcheck.memory import cgroup
 from stabcheck.plan import learning_rates, plan_probes
@@ -40,18 +38,19 @@ from stabcheck.results import (
     ProbeResult,
     ProbeRun,
     RunReport,
-    SeedProbe,
     Verdict,
 )
 from stabcheck.run.ladder import MemoryReport, build_memory_report
 from stabcheck.run.numerics import parse_check_numerics
-from stabcheck.run.scheduler import GridRun
+from stabcheck.run.scheduler import Job
+from stabcheck.run.stages import StagedResult, StagedRun
 
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress event: ``kind`` is "loading", "planned", "probe", "step", "result" or
-    "reprobe" (the finalists' re-probes under other seeds begin; ``total`` of them)."""
+    """One progress event: ``kind`` is "loading", "planned", "step", "result" or "stage"
+    (a stage of the grid begins: ``stage`` its name, ``message`` what it runs, ``total``
+    its jobs; the "result" and "step" events that follow count within it)."""
 
     kind: str
     message: str = ""
@@ -60,6 +59,7 @@ class Progress:
     total: int = 0
     result: ProbeResult | None = None
     seed: int | None = None  # a finalist's re-probe under this seed (``--seeds``)
+    stage: str = ""  # "stage": the stage beginning (stabcheck.judge.rungs)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -146,16 +146,20 @@ def run_probe_grid(
             emit(Progress("step", probe=probe, step=step, total=current["total"]))
 
         shared: dict[str, Any] = {}  # what the first worker learns, for every runner
-        # whether an evaluated probe trains on (a plain function: a Ray actor calls it too)
-        extend = functools.partial(extension_step, class_names=inputs.dataset.class_names,
-                                   thresholds=t)
+        # whether a probe climbs to its next rung (a plain function: a Ray actor calls it
+        # too); a time budget's deadline in wall-clock time, which a Ray node reads too
+        deadline = None if settings.budget_seconds is None \
+            else time.time() + settings.budget_seconds
+        extend = functools.partial(climb, class_names=inputs.dataset.class_names,
+                                   thresholds=t, deadline=deadline)
         runners = [executor.runner(init, run_dir, i, timeout=settings.timeout,
                                    memory_budget=settings.memory_budget, on_step=on_step,
                                    name=f"w{i}", shared=shared, extend=extend)
                    for i in range(n_workers)]
         runner = runners[0]
-        results: list[ProbeResult] = []
-        seed_probes: list[SeedProbe] = []
+        staged = StagedResult()
+        results = staged.results
+        seed_probes = staged.seed_probes
         measured: list[ProbeResult] = []
         memory: MemoryReport | None = None
         interrupted = False
@@ -205,24 +209,29 @@ def run_probe_grid(
             class_names = inputs.dataset.class_names
             counts = inputs.dataset.summary().class_counts
 
-            def record(count: int, result: ProbeResult, resumed: bool) -> None:
+            def record(job: Job, count: int, total: int, result: ProbeResult,
+                       resumed: bool) -> None:
                 if not resumed:
-                    journal.append({"type": "probe", **result.to_json()})
+                    journal.append(journal_record(job, result))
                 emit(Progress("result", probe=result.probe, result=result, step=count,
-                              total=len(probes)))
+                              total=total, seed=job.seed))
+
+            def stage_started(name: str, text: str, total: int) -> None:
+                current["total"] = total
+                emit(Progress("stage", text, total=total, stage=name))
 
             def classifier(run: ProbeRun) -> Verdict:
                 return classify(run, class_names, t, class_counts=counts)
 
             try:
-                GridRun(runners, weights, classifier, record).run(
-                    probes, results, previous.results if previous else {})
-                if settings.seeds > 1 and not memory_only:
-                    _reprobe_finalists(
-                        executor, init, run_dir, settings, runners, weights, classifier,
-                        journal, emit, on_step, _provisional(inputs, results),
-                        previous.seed_results if previous else {}, seed_probes,
-                        extend=extend)
+                StagedRun(
+                    runners, weights, classifier, record, stage_started,
+                    functools.partial(_provisional, inputs), t, seed=settings.seed,
+                    seeds=1 if memory_only else settings.seeds,
+                    budget_steps=settings.budget_steps,
+                    budget_seconds=settings.budget_seconds,
+                    done=previous.results if previous else {},
+                ).run(probes, staged)
                 for extra in runners[1:]:  # memory probes run alone: clean peaks
                     extra.close()
                 if settings.check_numerics:
@@ -263,6 +272,7 @@ def run_probe_grid(
         memory=memory,
         seeds=1 if memory_only else settings.seeds,
         seed_probes=tuple(seed_probes),
+        schedule=staged.schedule,
     )
 
 
@@ -285,13 +295,24 @@ def run_identity(settings: Settings) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class JournalState:
-    """What an interrupted run's journal holds: its plan, its settings and its results."""
+    """What an interrupted run's journal holds: its plan, its settings and its results,
+    by the key of the job that produced each (``stabcheck.run.scheduler.Job.key``)."""
 
     probe_ids: list[str]
     identity: dict[str, Any]
-    results: dict[str, ProbeResult]
-    # The finalists' re-probes under other seeds, by (probe id, seed)
-    seed_results: dict[tuple[str, int], ProbeResult] = field(default_factory=dict)
+    results: dict[tuple[str, str, int | None, int], ProbeResult]
+
+
+def journal_record(job: Job, result: ProbeResult) -> dict[str, Any]:
+    """A job's result as a journal line: the result's JSON and the job that produced it
+    (its stage, seed and rungs), from which a resumed run knows it."""
+    kind = "probe" if job.seed is None else "seed_probe"
+    extra: dict[str, Any] = {"type": kind,
+                             "job": {"stage": job.probe.stage, "seed": job.seed,
+                                     "rungs": list(job.probe.rungs)}}
+    if job.seed is not None:
+        extra["seed"] = job.seed
+    return {**extra, **result.to_json()}
 
 
 def read_journal(path: Path) -> JournalState:
@@ -304,8 +325,7 @@ def read_journal(path: Path) -> JournalState:
         raise InputError(f"cannot read journal {path}: {exc.strerror or exc}") from None
     probe_ids: list[str] | None = None
     identity: dict[str, Any] = {}
-    results: dict[str, ProbeResult] = {}
-    seed_results: dict[tuple[str, int], ProbeResult] = {}
+    results: dict[tuple[str, str, int | None, int], ProbeResult] = {}
     for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
@@ -319,13 +339,18 @@ def read_journal(path: Path) -> JournalState:
                         if k not in _NOT_IDENTITY}
             # a journal from before the backend was a setting: its probes ran TensorFlow
             identity.setdefault("backend", "tensorflow")
-        elif record.get("type") == "probe":
-            results[record["id"]] = probe_result_from_json(record)
-        elif record.get("type") == "seed_probe":
-            seed_results[(record["id"], int(record["seed"]))] = probe_result_from_json(record)
+        elif record.get("type") in ("probe", "seed_probe") and isinstance(
+                record.get("job"), dict):
+            job = record["job"]
+            result = probe_result_from_json(record)
+            probe = replace(result.probe, stage=str(job.get("stage") or ""),
+                            rungs=tuple(int(r) for r in job.get("rungs") or ()))
+            seed = job.get("seed")
+            key = Job(probe, None if seed is None else int(seed)).key
+            results[key] = ProbeResult(replace(result.run, probe=probe), result.verdict)
     if probe_ids is None:
         raise InputError(f"{path} is not a stabcheck journal (no run record)")
-    return JournalState(probe_ids, identity, results, seed_results)
+    return JournalState(probe_ids, identity, results)
 
 
 def _memory(
@@ -356,59 +381,14 @@ def _memory(
     return report
 
 
-def _provisional(inputs: Inputs, results: list[ProbeResult]) -> RunReport:
-    """The grid's results as a report, for ranking its stable settings (no seeds yet)."""
+def _provisional(inputs: Inputs, results: list[ProbeResult],
+                 seed_probes: list[SeedProbe]) -> RunReport:
+    """The results so far as a report, for ranking them between stages."""
     return RunReport(stabcheck_version=__version__, environment={},
                      dataset=inputs.dataset.summary(),
                      class_weight_table=inputs.weights_by_name, results=tuple(results),
-                     config=inputs.settings.to_json(), seeds=inputs.settings.seeds)
-
-
-def _reprobe_finalists(
-    executor: Executor, init: WorkerInit, run_dir: Path, settings: Settings,
-    runners: list[Runner],
-    weights: dict[str, list[float] | None], classifier: Callable[[ProbeRun], Verdict],
-    journal: Journal, emit: ProgressCallback, on_step: Callable[[Probe, int], None],
-    grid: RunReport, done: dict[tuple[str, int], ProbeResult], out: list[SeedProbe],
-    extend: Callable[[ProbeRun], int | None] | None = None,
-) -> None:
-    """Re-probe the recommendation's finalists under the other seeds (``--seeds``).
-
-    Each seed gets a fresh worker (the seed sets the weights' initialisation and the
-    batch order); the held-out split stays the run's, so the scores compare. Each result
-    is journaled (``"seed_probe"``, with its seed) as it arrives and appended to ``out``;
-    a resumed run takes those of ``done`` instead of running them again.
-    """
-    chosen = finalists(grid, FINALISTS)
-    seeds = reprobe_seeds(settings.seed, settings.seeds)
-    if not chosen or not seeds:
-        return
-    total = len(chosen) * len(seeds)
-    emit(Progress("reprobe", f"re-probing {len(chosen)} finalist"
-                  f"{'s' if len(chosen) != 1 else ''} under {len(seeds)} more seed"
-                  f"{'s' if len(seeds) != 1 else ''}", total=total))
-    lock = threading.Lock()  # the seeds run side by side on the grid's workers
-
-    def reprobe(seed: int, runner: Runner) -> None:
-        def record(_count: int, result: ProbeResult, resumed: bool) -> None:
-            with lock:
-                if not resumed:
-                    journal.append({"type": "seed_probe", "seed": seed, **result.to_json()})
-                out.append(SeedProbe(seed, result))
-                emit(Progress("result", probe=result.probe, result=result, step=len(out),
-                              total=total, seed=seed))
-
-        previous = {pid: r for (pid, s), r in done.items() if s == seed}
-        GridRun([runner], weights, classifier, record, seed=seed).run(
-            [r.probe for r in chosen], [], previous)
-
-    pool_runners = runners[:max(1, min(len(seeds), len(runners)))]
-    with ThreadPoolExecutor(max_workers=len(pool_runners)) as pool:
-        futures = [pool.submit(reprobe, seed, pool_runners[i % len(pool_runners)])
-                   for i, seed in enumerate(seeds)]
-        for future in futures:
-            future.result()
-    out.sort(key=lambda p: p.seed)  # journal and report in seed order, whichever ends first
+                     config=inputs.settings.to_json(), seeds=inputs.settings.seeds,
+                     seed_probes=tuple(seed_probes))
 
 
 def _name_operations(

@@ -34,6 +34,7 @@ from stabcheck.results import (
     ProbeResult,
     ProbeRun,
     ProbeSettings,
+    RungEval,
     RunReport,
     SeedProbe,
     StepRecord,
@@ -129,6 +130,7 @@ def report_from_json(data: Any) -> RunReport:
             seed_probes=tuple(
                 SeedProbe(int(p["seed"]), _result(p, environment, config, index))
                 for index, p in enumerate(data.get("seed_probes") or ())),
+            schedule=dict(data.get("schedule") or {}),
         )
     except InputError:
         raise
@@ -209,6 +211,7 @@ def _result(
         stderr_tail=str(evidence.get("stderr_tail") or ""),
         duration_s=float(data.get("duration_s", 0.0)),
         holdout=holdout_from_json(data["holdout"]) if data.get("holdout") else None,
+        rungs=tuple(RungEval.from_json(r) for r in data.get("rungs") or ()),
     )
     return ProbeResult(run, Verdict(outcome, evidence, str(data.get("summary", ""))))
 

@@ -1,15 +1,18 @@
-"""Running the probe grid: in order on one worker, or on several workers at once.
+"""Running a list of jobs: in order on one worker, or on several workers at once.
 
-Each result is classified, journaled and reported the moment it arrives. Probes of a
-batch size that already ran out of memory are not run again (see ``same_footprint``).
-With several workers every worker keeps its own process (and cgroup): a crash still
-costs only the probe it was running, and results come back in plan order.
+A job is a probe climbing its rungs under a seed (``Job``). Each result is classified,
+journaled and reported the moment it arrives. Probes of a batch size that already ran out
+of memory are not run again (see ``same_footprint``). With several workers every worker
+keeps its own process (and cgroup): a crash still costs only the job it was running, and
+results come back in job order.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from stabcheck.executors import Runner
@@ -25,44 +28,67 @@ from stabcheck.results import (
 Classifier = Callable[[ProbeRun], Verdict]
 
 
+@dataclass(frozen=True)
+class Job:
+    """One probe to run: its settings and rungs (``probe``) under ``seed`` (None: the
+    run's seed)."""
+
+    probe: Probe
+    seed: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int | None, int]:
+        """What identifies its result in a journal: the probe, its stage, its seed and
+        how far it may climb."""
+        return (self.probe.id, self.probe.stage, self.seed, self.probe.horizon)
+
+
+Record = Callable[[int, Job, ProbeResult, bool], None]
+
+
 class GridRun:
-    """Runs a list of probes and fills ``results`` (in plan order) as they finish.
+    """Runs a list of jobs and returns their results (in job order) as they finish.
 
     Args:
         runners: one per parallel worker; the first also serves sequential runs.
         weights: class weights (as the runner takes them) per strategy.
         classifier: ProbeRun -> Verdict.
-        record: called with each new result (journal, progress), under a lock.
+        record: called with each new result (count, job, result, resumed), under a lock.
+        deadline: a ``time.monotonic()`` after which no further job starts (``--budget``
+            in time); the jobs not started have no result.
     """
 
     def __init__(self, runners: list[Runner], weights: dict[str, list[float] | None],
-                 classifier: Classifier, record: Callable[[int, ProbeResult, bool], None],
-                 seed: int | None = None):
-        self._seed = seed
+                 classifier: Classifier, record: Record, deadline: float | None = None):
         self._runners = runners
         self._weights = weights
         self._classifier = classifier
         self._record = record
+        self._deadline = deadline
         self._lock = threading.Lock()
         self._exhausted: dict[tuple[int, str], ProbeResult] = {}
         self._stop = threading.Event()
+        self.skipped = 0  # jobs not started: the deadline passed
 
-    def run(self, probes: list[Probe], results: list[ProbeResult],
-            done: dict[str, ProbeResult]) -> None:
-        """Run every probe not in ``done``; on KeyboardInterrupt end all workers, keep the
-        results that finished in ``results``, and re-raise."""
+    def run(self, jobs: list[Job], done: dict[Any, ProbeResult],
+            results: list[ProbeResult] | None = None) -> list[ProbeResult]:
+        """Run every job whose key is not in ``done`` (those results are taken as they
+        are); on KeyboardInterrupt end all workers, keep in ``results`` those that
+        finished, and re-raise."""
         slots: dict[int, ProbeResult] = {}
-        pending = iter(list(enumerate(probes)))
+        pending = iter(list(enumerate(jobs)))
+        out = results if results is not None else []
         try:
             if len(self._runners) == 1:
                 self._serve(self._runners[0], pending, slots, done)
             else:
                 self._parallel(pending, slots, done)
         finally:
-            results[:] = [slots[i] for i in sorted(slots)]
+            out[:] = [slots[i] for i in sorted(slots)]
+        return out
 
     def _parallel(self, pending: Any, slots: dict[int, ProbeResult],
-                  done: dict[str, ProbeResult]) -> None:
+                  done: dict[Any, ProbeResult]) -> None:
         errors: list[BaseException] = []
 
         def serve(runner: Runner) -> None:
@@ -90,24 +116,29 @@ class GridRun:
             raise errors[0]
 
     def _serve(self, runner: Runner, pending: Any, slots: dict[int, ProbeResult],
-               done: dict[str, ProbeResult]) -> None:
+               done: dict[Any, ProbeResult]) -> None:
         while not self._stop.is_set():
             with self._lock:
                 item = next(pending, None)
             if item is None:
                 return
-            index, probe = item
+            index, job = item
+            probe = job.probe
             footprint = (probe.settings.batch_size, probe.settings.optimizer)
-            resumed = probe.id in done
+            resumed = job.key in done
             with self._lock:
                 source = self._exhausted.get(footprint)
             if resumed:
-                result = done[probe.id]
+                result = done[job.key]
             elif source is not None:
                 result = same_footprint(probe, source)
+            elif self._deadline is not None and time.monotonic() >= self._deadline:
+                with self._lock:
+                    self.skipped += 1
+                continue
             else:
                 run = runner.run(probe, self._weights[probe.settings.class_weight],
-                                 seed=self._seed)
+                                 seed=job.seed)
                 if self._stop.is_set():
                     return  # ended by an interrupt: not a result of the probe
                 result = ProbeResult(run, self._classifier(run))
@@ -115,7 +146,7 @@ class GridRun:
                 if result.verdict.category is Category.MEMORY:
                     self._exhausted.setdefault(footprint, result)
                 slots[index] = result
-                self._record(len(slots), result, resumed)
+                self._record(len(slots), job, result, resumed)
 
 
 def same_footprint(probe: Probe, source: ProbeResult) -> ProbeResult:

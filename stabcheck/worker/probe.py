@@ -191,10 +191,9 @@ def run_probe(
         early_stop: ``stabcheck.judge.trend.early_stop_rule``: stop once the median of the last
             ``window`` losses is above ``factor`` x the first step's loss, from step
             ``min_steps`` (decided).
-        extend: asked, after the probe's steps and after each extension, with the steps
-            done and the held-out evaluation: the step to keep training to (the same
-            shuffled epochs, continued), or None to finish. ``step_info["extended"]``
-            records each extension and the held-out predictions that asked for it.
+        extend: asked at each rung (the probe's first stop, then wherever it was told to
+            train on to) with the steps done and the held-out evaluation there: the step
+            to keep training to (the same shuffled epochs, continued), or None to finish.
     """
     settings = probe.settings
     strategy = settings.class_weight
@@ -217,7 +216,7 @@ def run_probe(
     normalized = is_normalized(strategy)
     # A batch above the user's data is capped as fit caps it (the plan says where).
     batch_size = settings.effective_batch_size or settings.batch_size
-    batches = _batch_indices(len(dataset.x_train), batch_size, probe.steps, seed)
+    batches = _batch_indices(len(dataset.x_train), batch_size, probe.first_stop, seed)
     seen: list[float] = []
     _backend.reset_peak_gpu()
     reset_peak_rss()
@@ -255,16 +254,10 @@ def run_probe(
                       "value": value, "peak_private_bytes": peak_private_rss(),
                       "step_info": _step_info(trainer, batch_size, regression)})
                 return False
-            if step == probe.steps > 1 and watched:  # after the planned last step: the
-                # separate gradient function's memory fits in what the step freed (measured)
-                emit({"type": FromWorker.CLASS_GRADS.value, "step": step,
-                      "norms": _class_grad_norms(trainer.grad_norm, x, y, sw, classes,
-                                                 watched)})
         return True
 
-    done, target, peak, gpu_peak = 0, probe.steps, None, None
+    done, target, peak, gpu_peak = 0, probe.first_stop, None, None
     holdout: dict[str, Any] | None = None
-    extensions: list[dict[str, Any]] = []
     while True:
         if target > len(batches):  # an extension: the same epochs, continued (the first
             # batches are the planned ones: the epochs are drawn in order)
@@ -279,17 +272,12 @@ def run_probe(
             holdout = None
             break
         holdout = evaluate(setup.model, dataset, setup, batch_size, done)
-        more = extend(done, holdout) if extend is not None and not regression else None
+        more = extend(done, holdout) if extend is not None else None
         if not more or more <= done:
             break
-        extensions.append({"at_step": done, "to_step": int(more),
-                           "pred_counts": holdout["pred_counts"],
-                           "accuracy": holdout["accuracy"]})
         target = int(more)
         reset_peak_rss()  # the next steps' peak, without this evaluation's
     info = _step_info(trainer, batch_size, regression)
-    if extensions:
-        info["extended"] = extensions
     after = peak_private_rss()
     if peak is not None and after is not None:  # what held-out evaluation added (evidence)
         info["evaluation_extra_bytes"] = max(0, after - peak)
