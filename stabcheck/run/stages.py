@@ -140,7 +140,7 @@ class StagedRun:
         else:
             jobs = [Job(staged(p, FIRST_RUNG, lad.steps, self._t)) for p in probes]
             results = self._stage(FIRST_RUNG, f"first rung: {len(jobs)} settings x "
-                                  f"{lad.first} steps", jobs, deadline, out)
+                                  f"{lad.first} steps", jobs, deadline, out, out.results)
             first = {r.probe.id: r for r in results}
             out.results[:] = [first[p.id] for p in probes if p.id in first]
             ranked_first = contenders(self._report_of(
@@ -170,7 +170,10 @@ class StagedRun:
     # -- stages ------------------------------------------------------------------------
 
     def _stage(self, name: str, text: str, jobs: list[Job], deadline: float | None,
-               out: StagedResult) -> list[ProbeResult]:
+               out: StagedResult, into: list[ProbeResult] | None = None
+               ) -> list[ProbeResult]:
+        """Run one stage's jobs; ``into``: the list that holds its results as they come
+        (what an interrupt leaves)."""
         log = StageLog(name, jobs=len(jobs))
         self._logs.append(log)
         self._stage_started(name, text, len(jobs))
@@ -185,7 +188,7 @@ class StagedRun:
 
         grid = GridRun(self._runners, self._weights, self._classify, record, deadline)
         try:
-            return grid.run(jobs, self._done)
+            return list(grid.run(jobs, self._done, into))
         finally:
             log.seconds = time.monotonic() - started
             log.skipped = grid.skipped

@@ -45,7 +45,7 @@ SMALL_IDS = ["cw=none,lr=0.01,clip=none,bs=32", "cw=none,lr=1,clip=none,bs=32",
              "cw=x100,lr=0.01,clip=none,bs=32", "cw=x100,lr=1,clip=none,bs=32"]
 # Per-run measurements: they differ between two runs of the same probe.
 VOLATILE = {"duration_s", "peak_host_bytes", "peak_gpu_bytes", "peak_bytes", "peak_private_bytes",
-            "evaluation_extra_bytes"}
+            "evaluation_extra_bytes", "seconds"}
 
 
 # ------------------------------------------------------------------ helpers
@@ -122,6 +122,12 @@ def journal_records(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             break
     return records
+
+
+def job_key(record: dict) -> tuple[str, str, int | None]:
+    """A journal line's job: its probe, its stage and its seed."""
+    job = record.get("job") or {}
+    return (record["id"], job.get("stage", ""), job.get("seed"))
 
 
 def probe_records(path: Path) -> list[dict]:
@@ -287,7 +293,7 @@ def test_a_signal_mid_grid_ends_every_worker_and_writes_the_partial_report(tmp_p
     assert data["interrupted"] is True
     assert data["probes_planned"] == 8
     assert len(data["probes"]) == len(probes)
-    journaled = {p["id"]: comparable({k: v for k, v in p.items() if k != "type"})
+    journaled = {p["id"]: comparable({k: v for k, v in p.items() if k not in ("type", "job")})
                  for p in probes}
     assert {p["id"]: comparable(p) for p in data["probes"]} == journaled
 
@@ -374,19 +380,27 @@ def test_resume_finishes_an_interrupted_run_like_an_uninterrupted_one(tmp_path, 
     assert "interrupted:" not in done.stdout
     assert without_sizes(done.stdout) == without_sizes(full_stdout)
 
-    # The journaled probes were taken as they were, not run again ...
+    # The journaled jobs (a probe at a stage, under a seed) were taken as they were, not
+    # run again ...
+    before = {job_key(r): r for r in journal_records(journal)[:lines_before]
+              if r["type"] in ("probe", "seed_probe")}
     by_id = {p["id"]: p for p in resumed["probes"]}
-    for probe_id, record in journaled.items():
-        assert by_id[probe_id]["duration_s"] == record["duration_s"], probe_id
-        assert by_id[probe_id]["peak_host_bytes"] == record["peak_host_bytes"], probe_id
-    # ... and the journal was continued: a 'resumed' record, then only the missing probes.
+    final_stage = {p["id"]: p["evidence"]["schedule"]["stage"] for p in resumed["probes"]}
+    for (probe_id, stage, seed), record in before.items():
+        if seed is None and stage == final_stage[probe_id]:
+            assert by_id[probe_id]["duration_s"] == record["duration_s"], probe_id
+            assert by_id[probe_id]["peak_host_bytes"] == record["peak_host_bytes"], probe_id
+    # ... and the journal was continued: a 'resumed' record, then only the missing jobs,
+    # among them the first rung of every probe the interrupted run had not reached.
     records = journal_records(journal)
     appended = records[lines_before:]
     assert appended[0]["type"] == "resumed"
     assert appended[0]["probes"] == SMALL_IDS
-    assert sorted(r["id"] for r in appended[1:] if r["type"] == "probe") == sorted(missing)
-    ids = [r["id"] for r in records if r["type"] == "probe"]
-    assert sorted(ids) == sorted(SMALL_IDS) and len(ids) == len(set(ids))
+    new = [job_key(r) for r in appended[1:] if r["type"] in ("probe", "seed_probe")]
+    assert not set(new) & set(before)
+    assert {pid for pid, stage, _ in new if stage == "first_rung"} == set(missing)
+    keys = [job_key(r) for r in records if r["type"] in ("probe", "seed_probe")]
+    assert len(keys) == len(set(keys))
 
 
 def test_resume_with_the_journal_of_another_grid_is_refused(tmp_path, uninterrupted):
