@@ -39,7 +39,7 @@ class ProgressBar:
     def update(self, event: Progress) -> None:
         if event.kind == "loading":
             self.description = event.message
-        elif event.kind in ("planned", "reprobe"):
+        elif event.kind in ("planned", "stage"):
             self.description = "probing" if event.kind == "planned" else event.message
             self.total, self.completed = event.total, 0
         elif event.kind == "step" and event.probe is not None:

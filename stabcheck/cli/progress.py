@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stabcheck.results import Category
+from stabcheck.results import Category, Probe
 
 
 class ProgressView:
@@ -58,15 +58,11 @@ class ProgressView:
         elif event.kind == "planned":
             self._progress.update(self._task, description="probing", total=event.total,
                                   completed=0)
-        elif event.kind == "reprobe":  # the finalists under other seeds (--seeds)
+        elif event.kind == "stage":  # first rung, contenders, seeds: jobs of the stage
             self._progress.update(self._task, description=event.message, total=event.total,
                                   completed=0)
         elif event.kind == "step" and event.probe is not None:
-            planned = event.probe.steps
-            detail = (f"{event.probe.id} step {event.step}/{planned}" if event.step <= planned
-                      else f"{event.probe.id} step {event.step} (extended: a class is not "
-                           "predicted yet)")
-            self._progress.update(self._task, detail=detail)
+            self._progress.update(self._task, detail=step_text(event.probe, event.step))
         elif event.kind == "result" and event.result is not None:
             verdict = event.result.verdict
             self._failed += verdict.category is not Category.OK
@@ -84,3 +80,10 @@ class ProgressView:
                     self._held.append(line)
                 else:
                     self._progress.console.print(line, highlight=False, markup=False)
+
+
+def step_text(probe: Probe, step: int) -> str:
+    """``cw=none,lr=0.01,clip=none,bs=32 step 12/25``: the step and the rung it trains
+    to."""
+    target = next((r for r in probe.rungs if r >= step), probe.horizon)
+    return f"{probe.id} step {step}/{target}"

@@ -222,7 +222,9 @@ def warning_advice(results: Sequence[ProbeResult]) -> list[str]:
     if len(spiky) > 3:
         advice.append(f"{plural(len(spiky) - 3, 'more stable probe')} spiked and recovered: "
                       "see their warnings in the JSON")
-    early = [r for r in stable if r.verdict.evidence.get("not_judged_because") == "still_learning"]
+    # (a setting left at its first rung is too short by design: the contenders train on)
+    early = [r for r in stable if r.verdict.evidence.get("not_judged_because") == "still_learning"
+             and (r.verdict.evidence.get("schedule") or {}).get("contender") is not False]
     if early:
         steps = max(int(r.verdict.evidence["still_learning"]["steps_to_judge"]) for r in early)
         aucs = [item["auc"] for r in early

@@ -163,6 +163,10 @@ def _curves_and_predictions(
     spike = gradient_spike(norms, t)
     if spike is not None:
         extra["gradient_spike"] = spike
+    climbed = _climbed_note(run, class_names, t)
+    if climbed is not None:
+        extra["climbed"] = climbed
+        warnings.append(climbed["text"])
     holdout = run.holdout
     if isinstance(holdout, RegressionEval):
         return _with_warnings(_regression(run, holdout, smooth, t), extra, warnings)
@@ -253,6 +257,33 @@ def _regression_scores(holdout: RegressionEval, r2: bool = True) -> str:
         if value is not None:
             parts.append(f"{label} {value:.2f}" if label == "R²" else f"{label} {value:.3g}")
     return ", ".join(parts)
+
+
+def _climbed_note(run: ProbeRun, names: Sequence[str], t: Thresholds) -> dict[str, Any] | None:
+    """A probe that trained past its planned steps (a contender whose learning verdict
+    was unsettled there): ``trained on from 100 to 400 steps: class 1 was not predicted
+    at step 100, predicted by step 400``; None for one that did not."""
+    planned = run.probe.steps
+    at = next((r for r in run.rungs if r.step == planned), None)
+    if at is None or run.steps_completed <= planned or not isinstance(at.holdout, HoldoutEval):
+        return None
+    h = at.holdout
+    missed = [c for c, n in enumerate(h.pred_counts)
+              if n == 0 and c < len(h.true_counts) and h.true_counts[c] >= t.min_class_support]
+    ran = run.steps_completed
+    text = f"trained on from {planned} to {ran} steps"
+    if missed:
+        name = _namer(names, len(h.true_counts))
+        holdout = run.holdout
+        still = isinstance(holdout, HoldoutEval) and all(holdout.pred_counts[c] == 0
+                                                         for c in missed)
+        which = f"class{'es' if len(missed) != 1 else ''} {', '.join(map(name, missed))}"
+        text += (f": {which} {'was' if len(missed) == 1 else 'were'} not predicted at step "
+                 f"{planned}, " + ("still not predicted" if still else f"predicted by step {ran}"))
+    else:
+        text += f": its learning verdict was unsettled at step {planned}"
+    return {"at_step": planned, "to_step": ran, "pred_counts": list(h.pred_counts),
+            "text": text}
 
 
 def _spike_warning(spike: dict[str, Any], window: int) -> str:
@@ -401,7 +432,9 @@ def _still_learning(run: ProbeRun, verdict: Verdict | None, losses: Sequence[flo
         f"samples), but the model already ranks {'it' if len(classes) == 1 else 'them'} "
         f"above the others ({aucs}) and its loss is still falling (median {first:.3g} over "
         f"the first {window} steps, {last:.3g} over the last): a longer run may predict "
-        f"{'it' if len(classes) == 1 else 'them'}; probe --steps {4 * steps} or more to judge")
+        f"{'it' if len(classes) == 1 else 'them'}"
+        + (f"; probe --steps {4 * steps} or more to judge"
+           if steps >= run.probe.horizon else ""))
     return {"learning_verdict": "not_judged", "not_judged_because": "still_learning",
             "withheld_verdict": verdict.outcome.value, "withheld_summary": verdict.summary,
             "still_learning": {"classes": classes, "first_median": first,

@@ -47,20 +47,28 @@ FINALISTS = 3
 
 @dataclass(frozen=True)
 class SeedScore:
-    """How one seed of a candidate fared: its outcome and held-out scores."""
+    """How one seed of a candidate fared: its outcome and held-out scores, and why it
+    has no skill (``no_skill``: a class it never predicts, a macro-F1 no better than
+    always predicting the majority class, an R² at or below 0), if it has none."""
 
     seed: int
     outcome: str
     macro_f1: float | None
     minority_recall: float | None
+    no_skill: str | None = None
 
     @property
     def stable(self) -> bool:
         return self.outcome == Outcome.STABLE.value
 
+    @property
+    def died(self) -> bool:
+        """Ended numerical, out of memory, crashed, timed out or in error."""
+        return Outcome(self.outcome).category not in (Category.OK, Category.LEARNING)
+
     def to_json(self) -> dict[str, object]:
         return {"seed": self.seed, "outcome": self.outcome, "macro_f1": self.macro_f1,
-                "minority_recall": self.minority_recall}
+                "minority_recall": self.minority_recall, "no_skill": self.no_skill}
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,17 @@ class Ranked:
         return max(values) if values else None
 
     @property
+    def disqualified(self) -> str | None:
+        """Why it is never recommended: a seed that died, or a seed without skill."""
+        for score in self.scores:
+            if score.died:
+                return f"seed {score.seed} ended {score.outcome.replace('_', ' ')}"
+        for score in self.scores:
+            if score.no_skill:
+                return f"seed {score.seed} {score.no_skill}"
+        return None
+
+    @property
     def worst_recall(self) -> float | None:
         values = [s.minority_recall for s in self.scores]
         if all(v is None for v in values):
@@ -119,10 +138,13 @@ def reprobe_seeds(seed: int, seeds: int) -> list[int]:
 
 def eligible(result: ProbeResult) -> bool:
     """A stable training setting: not a memory measurement (a few steps, learning not
-    judged) nor a memory remedy probe (gradient accumulation, mixed precision)."""
+    judged) nor a memory remedy probe (gradient accumulation, mixed precision), nor a
+    setting the grid left at its first rung (not a contender: learning not judged)."""
     s = result.probe.settings
+    schedule = result.verdict.evidence.get("schedule")
+    left_behind = isinstance(schedule, dict) and schedule.get("contender") is False
     return (is_stable(result) and not result.verdict.evidence.get("memory_measurement")
-            and s.accumulation_steps == 1 and s.dtype_policy is None)
+            and s.accumulation_steps == 1 and s.dtype_policy is None and not left_behind)
 
 
 def collapse_reason(report: RunReport, result: ProbeResult | None) -> str | None:
@@ -183,12 +205,42 @@ def seed_scores(report: RunReport, result: ProbeResult) -> tuple[SeedScore, ...]
         if unrankable(r):
             return SeedScore(seed, r.verdict.outcome.value, None, None)
         return SeedScore(seed, r.verdict.outcome.value, quality_score(r),
-                         minority_recall(r, minority))
+                         minority_recall(r, minority), no_skill(report, r))
 
     out = [score(base_seed(report), result)]
     out += [score(p.seed, p.result) for p in report.seed_probes
             if p.probe_id == result.probe.id]
     return tuple(out)
+
+
+def no_skill(report: RunReport, result: ProbeResult) -> str | None:
+    """Why a probe that trained has no skill on the held-out split, or None: it never
+    predicts a class with ``min_class_support`` held-out samples; its macro-F1 is no
+    better than always predicting the majority class scores (that class's F1,
+    ``2p / (1 + p)`` for its share ``p``, over the classes present); a regression
+    probe's R² is at or below 0 (no better than predicting the mean)."""
+    holdout = result.run.holdout
+    if holdout is None or not holdout.n:
+        return None
+    if getattr(holdout, "task", "") == "regression":
+        r2 = getattr(holdout, "r2", None)
+        return f"has no skill (R² {r2:.2f})" if r2 is not None and r2 <= 0 else None
+    support = DEFAULT_THRESHOLDS.min_class_support
+    never = [c for c, n in enumerate(holdout.true_counts)
+             if n >= support and c < len(holdout.pred_counts) and holdout.pred_counts[c] == 0]
+    if never:
+        names = ", ".join(class_name(report, c) for c in never[:5])
+        return f"never predicts class{'es' if len(never) > 1 else ''} {names}"
+    f1 = quality_score(result)
+    present = [n for n in holdout.true_counts if n > 0]
+    if f1 is None or len(present) < 2:
+        return None
+    share = max(present) / sum(present)
+    floor = 2 * share / (1 + share) / len(present)
+    if f1 <= floor + 1e-9:
+        return (f"has no skill: macro-F1 {f1:.2f}, what always predicting the majority "
+                f"class scores ({floor:.2f})")
+    return None
 
 
 def unrankable(result: ProbeResult) -> bool:

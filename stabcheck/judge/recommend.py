@@ -179,9 +179,12 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
         ``reasons`` (sentences) and ``rejected`` (``[{"probe_id", "reason"}]``: the
         better-scoring, less steady or riskier candidates passed over, and why).
     """
-    order = ranked(report)
+    everyone = ranked(report)
+    # Never a setting whose worst seed has no skill or whose seed died (those go last)
+    order = [c for c in everyone if c.disqualified is None]
     if not order:
         return None
+    order += [c for c in everyone if c.disqualified is not None]
     grid = ProbeGrid(report)
     stable = [r for r in grid.results if eligible(r)]
     chosen_rank = order[0]
@@ -248,7 +251,9 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
 
     for other in order[1:]:
         first = other.scores[0].macro_f1
-        if other.twin is not None and chosen_rank.twin is None:
+        if other.disqualified is not None:
+            reject(other.result, f"never recommended: {other.disqualified}")
+        elif other.twin is not None and chosen_rank.twin is None:
             reject(other.result, f"its twin {other.twin.probe.id} collapsed "
                                  f"({other.twin_reason}): a setting this close to collapse is "
                                  "not recommended")
@@ -328,6 +333,15 @@ def no_recommendation_text(report: RunReport) -> str:
     stable = [r for r in report.results if is_stable(r)]
     if not stable:
         return none_stable_text(report)
+    unfit = [c for c in ranked(report) if c.disqualified is not None]
+    if unfit:
+        which = "; ".join(f"{c.result.probe.id}: {c.disqualified}" for c in unfit[:3])
+        return (f"Nothing recommended: every finalist died or lost its skill under a seed "
+                f"({which}). Probe lower learning rates, a clip or milder class weights, "
+                "or more steps.")
+    if not any(eligible(r) for r in stable):
+        return ("Nothing recommended: no setting reached the contenders' rungs (the "
+                "budget ended first); raise --budget to judge their learning.")
     return (f"No training setting to recommend: the {len(stable)} stable "
             f"probe{'s' if len(stable) != 1 else ''} measured memory only (a few steps each, "
             "or a memory remedy), which does not judge learning; run stabcheck probe for a "

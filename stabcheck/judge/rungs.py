@@ -103,12 +103,18 @@ def next_rung(run: ProbeRun, verdict: Verdict, t: Thresholds = DEFAULT_THRESHOLD
     probe = run.probe
     done = run.steps_completed
     later = [r for r in probe.rungs if r > done]
-    if not later or verdict.category is Category.NUMERICAL or done < 1:
+    if not later or done < 1:
         return None
     nxt = later[0]
+    if verdict.category is Category.NUMERICAL:
+        # NaN/Inf and a loss 1000x its start are final anywhere; a divergence or an
+        # explosion seen in the trend of a run shorter than its planned steps is a risk to
+        # confirm there (a spike the run recovers from is not a blow-up)
+        if decisive(verdict) or done >= probe.steps:
+            return None
+        return nxt
     if probe.stage == FIRST_RUNG:
-        risk = numerical_risk(run, t) is not None
-        if risk:
+        if numerical_risk(run, t) is not None:
             return nxt
         if done < ladder(probe.steps, t).second and learning_pending(verdict):
             return nxt
@@ -116,6 +122,14 @@ def next_rung(run: ProbeRun, verdict: Verdict, t: Thresholds = DEFAULT_THRESHOLD
     if done < probe.steps:
         return nxt
     return nxt if unsettled(verdict) else None
+
+
+def decisive(verdict: Verdict) -> bool:
+    """A numerical verdict no later step can undo: a non-finite value, or a loss whose
+    recent median is ``early_stop_factor`` x its start (what the worker stops on)."""
+    from stabcheck.results import Outcome
+
+    return verdict.outcome is Outcome.NON_FINITE or verdict.evidence.get("rule") == "blown_up"
 
 
 def climb(run: ProbeRun, class_names: Sequence[str] = (), thresholds: Thresholds | None = None,
@@ -145,10 +159,16 @@ def learning_pending(verdict: Verdict) -> bool:
 
 
 def unsettled(verdict: Verdict) -> bool:
-    """A learning verdict that more steps may settle: withheld because the problem is
-    shrinking, the model is still learning the class it misses, or its BatchNormalization
-    statistics are not warmed up."""
+    """A learning verdict that more steps may settle: a class never predicted (unweighted
+    cross-entropy learns the class prior first and the rare classes later:
+    ``collapse_extension_factor``), or a verdict withheld because the problem is
+    shrinking, the model is still learning the class it misses, or its
+    BatchNormalization statistics are not warmed up."""
+    from stabcheck.results import Outcome
+
     evidence = verdict.evidence
+    if verdict.outcome is Outcome.MINORITY_COLLAPSE:
+        return True
     return evidence.get("learning_verdict") == "not_judged" and evidence.get(
         "not_judged_because") in ("shrinking", "still_learning", "bn_warmup")
 

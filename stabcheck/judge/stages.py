@@ -40,12 +40,14 @@ class StepBudget:
         return self if self.left is None else StepBudget(self.left - steps)
 
 
-def default_budget(settings: int, steps: int, seeds: int, first: int) -> int:
+def default_budget(settings: int, ladder: Ladder, seeds: int) -> int:
     """The default bound on a run's optimizer steps: twice what a plain ``fit`` of every
-    setting at ``steps`` trains (a run spends far less: a setting stops as soon as its
-    verdict is in), but never less than the first rung of every setting plus the leading
-    contender at ``steps`` under every seed (a one-setting run keeps its seeds)."""
-    return max(2 * settings * steps, settings * first + seeds * steps)
+    setting at ``steps`` trains, and at least what the schedule spends when it spends the
+    most it can on a small grid (every setting to the second rung, the finalists and the
+    leader's other seeds to the ladder's top). It bounds a run that goes wrong; a run
+    spends far less: a setting stops as soon as its verdict is in."""
+    return max(2 * settings * ladder.steps,
+               settings * ladder.second + (FINALISTS + seeds - 1) * ladder.top)
 
 
 def contenders(first_stage: RunReport, count: int = FINALISTS) -> list[ProbeResult]:

@@ -28,7 +28,9 @@ from stabcheck.judge.advice import (
 from stabcheck.judge.explain import NumericalCause, numerical_causes, where_it_failed
 from stabcheck.judge.gridview import ProbeGrid, unique
 from stabcheck.judge.quality import is_regression
+from stabcheck.judge.ranking import eligible, ranked
 from stabcheck.judge.recommend import recommended_configuration
+from stabcheck.judge.spending import spending_line
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.text import fmt_lr, join, plural
 
@@ -88,17 +90,19 @@ class Cause:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """The verdict line, the failures by cause and the notes on the stable probes."""
+    """The verdict line, the failures by cause, the notes on the stable probes, and how
+    the run spent its time and steps (``judge.spending``; None: no staged grid)."""
 
     verdict: str
     causes: tuple[Cause, ...]
     notes: tuple[str, ...]
+    spending: str | None = None
 
 
 def summarize(report: RunReport) -> RunSummary:
     """The run judged once, for every view."""
     return RunSummary(verdict_line(report), tuple(failure_causes(report)),
-                      tuple(_notes(report)))
+                      tuple(_notes(report)), spending_line(report))
 
 
 # --------------------------------------------------------------------------- verdict
@@ -131,6 +135,12 @@ def _recommended(report: RunReport) -> str:
     rec = recommended_configuration(report)
     if rec is None:
         stable = any(r.verdict.outcome is Outcome.STABLE for r in report.results)
+        if stable and any(c.disqualified for c in ranked(report)):
+            return "nothing recommended (every finalist died or lost its skill under a seed)"
+        if stable and any(eligible(r) for r in report.results) is False and \
+                any((r.verdict.evidence.get("schedule") or {}).get("contender") is False
+                    for r in report.results):
+            return "nothing recommended (no setting reached the contenders' rungs)"
         return "nothing to recommend (memory measurements only)" if stable else \
             "no setting was stable"
     clip = "no clip" if rec["clip"] == "none" else rec["clip"]

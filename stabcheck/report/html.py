@@ -184,7 +184,9 @@ def _header(report: RunReport, policy: frozenset[str], summary: RunSummary) -> s
     )
     return (f"<header><h1>{escape(page_title(report))} {badge}</h1>{interrupted}"
             f"<p class='verdict'><b>{escape(summary.verdict)}</b></p>"
-            f'<dl class="meta">{meta}</dl><div class="counts">{chips}</div></header>')
+            + (f"<p class='spending'>{escape(summary.spending)}</p>" if summary.spending
+               else "")
+            + f'<dl class="meta">{meta}</dl><div class="counts">{chips}</div></header>')
 
 
 def _grid(report: RunReport, index: dict[str, int]) -> str:

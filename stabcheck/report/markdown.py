@@ -213,6 +213,8 @@ def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
     lines = [_title(report, policy), ""]
     lines += _header(report, policy)
     lines += ["", f"**{_escape(summary.verdict)}**"]
+    if summary.spending:
+        lines += ["", _escape(summary.spending)]
     if report.results:
         lines += _grid(report)
         notes = capped_batch_notes(report.results)

@@ -38,6 +38,7 @@ from stabcheck.results import (
     ProbeResult,
     ProbeRun,
     RunReport,
+    SeedProbe,
     Verdict,
 )
 from stabcheck.run.ladder import MemoryReport, build_memory_report
@@ -118,6 +119,7 @@ def run_probe_grid(
         UsageError: bad model, data or settings (exit 2), before any probe ran.
     """
     emit = progress or (lambda _event: None)
+    started = time.monotonic()
     inputs = load_inputs(settings, lambda message: emit(Progress("loading", message)))
     settings = inputs.settings
     previous = read_journal(resume) if resume is not None else None
@@ -137,7 +139,7 @@ def run_probe_grid(
         init = WorkerInit(str(prepared), inputs.spec.to_json(), settings.loss, settings.optimizer,
                           settings.seed, settings.gpu_memory_budget,
                           early_stop=early_stop_rule(t),
-                          extend=t.collapse_extension_factor > 1,
+                          extend=True,  # the parent decides at every rung
                           threads=executor.threads(n_workers),
                           backend=settings.backend)
         current: dict[str, Any] = {"total": 0}
@@ -258,6 +260,8 @@ def run_probe_grid(
         for each in runners:
             each.close()
         executor_info = executor.environment()
+        if staged.schedule:
+            staged.schedule["run_seconds"] = round(time.monotonic() - started, 3)
     return RunReport(
         stabcheck_version=__version__,
         environment={**_environment(runner, enforcement, settings.backend),

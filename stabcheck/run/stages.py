@@ -125,7 +125,7 @@ class StagedRun:
         lad = ladder(steps, self._t)
         budget_default = self._budget_steps is None and self._budget_seconds is None
         total = (self._budget_steps if self._budget_steps is not None
-                 else default_budget(len(probes), steps, self._seeds, lad.first)
+                 else default_budget(len(probes), lad, self._seeds)
                  if budget_default else None)
         out.schedule = {"rungs": list(lad.rungs), "fit_loop_steps": len(probes) * steps,
                         "budget": {"steps": total, "seconds": self._budget_seconds,
@@ -209,7 +209,9 @@ class StagedRun:
             budget = self._time_budget(
                 StepBudget(None if out.schedule["budget"]["steps"] is None
                            else out.schedule["budget"]["steps"] - self._spent), deadline)
-            cap = caps[candidate.probe.id]
+            # the seeds climb as far as the contender did (within its cap)
+            cap = min(caps[candidate.probe.id],
+                      max(candidate.run.steps_completed, lad_steps(candidate)))
             affordable = [s for i, s in enumerate(seeds) if budget.affords((i + 1) * cap)]
             if not affordable:
                 return
@@ -235,6 +237,11 @@ class StagedRun:
         pace = sum(log.seconds for log in ran) / sum(log.steps for log in ran)
         steps = int(left / max(pace, 1e-6) * len(self._runners))
         return StepBudget(steps if budget.left is None else min(steps, budget.left))
+
+
+def lad_steps(result: ProbeResult) -> int:
+    """The planned steps of a result's probe."""
+    return result.probe.steps
 
 
 def _stub(probe: Probe) -> ProbeResult:

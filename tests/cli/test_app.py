@@ -122,7 +122,14 @@ def test_probe_end_to_end_exit_code_json_and_report(tmp_path):
     assert reprobes and {p["seed"] for p in reprobes} == {1, 2}
     assert data["recommended_configuration"]["seeds"] == 3
     assert len(journals) == 1
-    assert len(journals[0].read_text().splitlines()) == 5 + len(reprobes)
+    # the run record, then a line per job: every probe's first rung, the contenders'
+    # longer runs, and the re-probes (one line each, as they arrived)
+    lines = [json.loads(line) for line in journals[0].read_text().splitlines()]
+    assert lines[0]["type"] == "run"
+    jobs = lines[1:]
+    assert {r["id"] for r in jobs if r["type"] == "probe"} == {p["id"] for p in data["probes"]}
+    assert sum(r["type"] == "seed_probe" for r in jobs) == len(reprobes)
+    assert all(r["type"] in ("probe", "seed_probe") for r in jobs)
 
     relaxed = run_cli("probe", "--model", "builtin:mlp", "--data", "builtin:breast_cancer",
                       "--optimizer", "sgd", "--class-weight", "x100", "--lr", "1.0",

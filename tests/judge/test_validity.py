@@ -155,11 +155,12 @@ def test_a_probe_that_misses_a_class_trains_on_until_it_can_be_judged(probe_run,
     assert verdict.outcome.value == "stable", verdict.summary
     assert result.run.steps_completed > 100
     assert [s.step for s in result.run.steps] == list(range(1, result.run.steps_completed + 1))
-    extended = verdict.evidence["extended"]
-    assert extended[0]["at_step"] == 100 and min(extended[0]["pred_counts"]) == 0
+    climbed = verdict.evidence["climbed"]
+    assert climbed["at_step"] == 100 and min(climbed["pred_counts"]) == 0
+    assert [r.step for r in result.run.rungs][:3] == [25, 50, 100]  # evaluated at each rung
     assert min(result.run.holdout.pred_counts) > 0  # judged: every class predicted
     assert "learning_verdict" not in verdict.evidence
-    assert f"extended from 100 to {result.run.steps_completed} steps" in verdict.summary
+    assert f"trained on from 100 to {result.run.steps_completed} steps" in verdict.summary
     probe = data_json["probes"][0]
     assert probe["steps_planned"] == 100
     assert probe["steps_completed"] == len(probe["loss_history"]) == result.run.steps_completed

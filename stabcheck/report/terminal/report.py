@@ -152,6 +152,8 @@ def render_report(report: RunReport, console: Console, *, verbose: bool = False)
     summary = summarize(report)
     console.print(title_line(report))
     console.print(Text(summary.verdict, style="bold"))
+    if summary.spending:
+        console.print(Text(summary.spending, style="dim"))
     if verbose:
         console.print()
         console.print(header_table(report))
