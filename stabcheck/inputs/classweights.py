@@ -79,7 +79,8 @@ def _custom(table: Mapping[str, float], class_names: Sequence[str]) -> list[floa
 def weights_by_name(
     weights: Sequence[float] | None, class_names: Sequence[str]
 ) -> dict[str, float] | None:
-    """Weights keyed by class name, rounded for display and JSON."""
+    """Weights keyed by class name, at full precision: what ``fit(class_weight=...)`` gets
+    and the JSON records (the renderers round for display, ``text.fmt_weight``)."""
     if weights is None:
         return None
-    return {str(name): round(float(w), 6) for name, w in zip(class_names, weights, strict=True)}
+    return {str(name): float(w) for name, w in zip(class_names, weights, strict=True)}
