@@ -203,8 +203,8 @@ def overcorrection_fix(report: RunReport, over: Sequence[ProbeResult]) -> str:
             (better if is_stable(twin) else worse).append(other)
     better = unique(better)
     if better:
-        return (f"milder weights: {_and(better)} trained without overcorrecting (stable) at "
-                "the same learning rate, clip and batch size")
+        return (f"milder weights: {_and(better)} {'was' if len(better) == 1 else 'were'} "
+                "stable, not overcorrected, at the same settings")
     strategies = unique(r.probe.settings.class_weight for r in over)
     worse = [s for s in unique(worse) if s not in strategies]
     also = (f" (the milder {_and(worse)} did not fare better at the same settings)"

@@ -113,8 +113,7 @@ def test_an_unweighted_twin_that_failed_too_names_the_learning_rate() -> None:
 @pytest.mark.parametrize(("grid", "expected"), [
     # a measurably milder weighting was stable at the same settings
     ([("x100", Outcome.OVERCORRECTED), ("balanced", Outcome.STABLE)],
-     "milder weights: balanced trained without overcorrecting (stable) at the same learning "
-     "rate, clip and batch size"),
+     "milder weights: balanced was stable, not overcorrected, at the same settings"),
     # an equal weighting is no evidence: balanced overcorrected where custom (1:569) did not
     ([("balanced", Outcome.OVERCORRECTED), ("custom", Outcome.STABLE)],
      "probe a milder weighting: sqrt or effective (--class-weight sqrt,effective)"),
