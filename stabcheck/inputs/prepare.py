@@ -23,7 +23,7 @@ from stabcheck.inputs.classweights import (
     custom_defaults_warning,
     weights_by_name,
 )
-from stabcheck.inputs.data import load_dataset, npz_has_sample_weight
+from stabcheck.inputs.data import load_dataset, npz_has_sample_weight, rare_class_warning
 from stabcheck.inputs.datafn import is_data_function, load_function_dataset
 from stabcheck.inputs.models import parse_model_spec
 from stabcheck.inputs.preflight import (
@@ -141,6 +141,9 @@ def load_inputs(settings: Settings, say: Callable[[str], None] | None = None) ->
     hint = _quantity_hint(settings, dataset)
     if hint:
         warnings.append(hint)
+    rare = rare_class_warning(dataset)
+    if rare:
+        warnings.append(rare)
     if settings.loss and dataset.task == "classification":
         with _hinted(hint):
             check_label_values(settings.loss, dataset.label_values)

@@ -106,3 +106,11 @@ def test_a_partial_custom_table_weighs_the_rest_1_and_says_so(keyword, start):
                                                           "9": 20.0}
     (warning,) = [w for w in inputs.warnings if "gives no weight" in w]
     assert warning.startswith(start)
+
+
+def test_a_class_too_rare_to_judge_is_a_warning_of_the_run():
+    inputs = load_inputs(_settings("builtin:digits", imbalance=0.05))
+    (warning,) = [w for w in inputs.warnings if w.startswith("per-class figures")]
+    assert "class 8: 2 held out, 10 to train on" in warning
+    assert not any(w.startswith("per-class figures")
+                   for w in load_inputs(_settings("builtin:digits")).warnings)
