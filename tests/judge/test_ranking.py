@@ -168,10 +168,12 @@ def test_a_recommendation_changes_when_a_lucky_seed_is_replaced_by_the_worst_of_
 ) -> None:
     """The built-in MLP on long-tailed digits (the rarest digit keeps 5%), 60 steps: under
     seed 0, no weighting at lr 0.03 scores best (macro-F1 0.89); under seeds 1 and 2 it
-    drops to 0.77, below balanced weights at lr 3e-3 (0.78 at its worst)."""
+    drops to 0.77, below balanced weights at lr 3e-3 (0.78 at its worst). Within the
+    default 0.02 tolerance the two tie, and a tie goes to the milder weighting (none): the
+    tolerance here is 0.005, so that the worst seeds alone decide."""
     grid = {"model": "builtin:mlp", "data": "builtin:digits", "imbalance": 0.05,
             "lr": ["3e-3", "1e-2", "3e-2"], "class_weight": ["none", "balanced"],
-            "steps": 60}
+            "steps": 60, "thresholds": {"recommend_f1_tolerance": 0.005}}
     one, data_one, _ = probe_run(**grid, seeds=1, journal=str(tmp_path / "one.jsonl"))
     three, data_three, journal = probe_run(**grid, seeds=3,
                                            journal=str(tmp_path / "three.jsonl"))
