@@ -21,6 +21,7 @@ __all__ = [
     "capped_batch_notes",
     "fmt_lr",
     "fmt_number",
+    "fmt_weight",
     "join",
     "plural",
     "short_clip",
@@ -72,6 +73,18 @@ def fmt_number(value: float | None) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+def fmt_weight(value: float | None) -> str:
+    """A class weight with its significant digits (4): 0.5009, 285.5, 4.397e-06; whole
+    thousands in full with separators (1,000, 28,550)."""
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return fmt_number(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def plural(n: int, word: str, plural: str | None = None) -> str:

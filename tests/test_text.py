@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from stabcheck.text import executor_text
+from stabcheck.text import executor_text, fmt_weight
 
 
 @pytest.mark.parametrize(("environment", "expected"), [
@@ -18,3 +20,18 @@ from stabcheck.text import executor_text
 ])
 def test_where_the_probes_ran(environment: dict, expected: str | None) -> None:
     assert executor_text(environment) == expected
+
+
+@pytest.mark.parametrize(("weight", "expected"), [
+    (4.3966e-06, "4.397e-06"),  # rounded to 6 decimals it read 4e-06
+    (100 / 180, "0.5556"),
+    (0.50088, "0.5009"),
+    (5.0, "5"),
+    (285.52, "285.5"),
+    (1000.0, "1,000"),
+    (28550.4, "28,550"),
+    (None, "—"),
+    (math.inf, "inf"),
+])
+def test_a_weight_keeps_its_significant_digits(weight: float | None, expected: str) -> None:
+    assert fmt_weight(weight) == expected

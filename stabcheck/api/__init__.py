@@ -169,7 +169,9 @@ def _listed(value: Any) -> list[Any] | None:
 
 
 def _class_weight_flags(class_weight: Any) -> dict[str, Any]:
-    """``class_weight``'s strategies; a dict among them is ``custom`` with its table."""
+    """``class_weight``'s strategies; a dict among them is ``custom`` with its table.
+    Messages about the table name it as the caller gave it (``class_weight``), not as the
+    config file's ``[custom_class_weight]``."""
     if class_weight is None:
         return {}
     items = list(class_weight) if isinstance(class_weight, (list, tuple)) else [class_weight]
@@ -178,7 +180,8 @@ def _class_weight_flags(class_weight: Any) -> dict[str, Any]:
         raise ConfigError("class_weight may hold one dict of label -> weight (the custom "
                           f"strategy), got {len(tables)}")
     flags: dict[str, Any] = {"class_weight": ["custom" if isinstance(item, Mapping) else item
-                                              for item in items]}
+                                              for item in items],
+                             "custom_class_weight_keyword": "class_weight"}
     if tables:
         flags["custom_class_weight"] = {str(k): v for k, v in tables[0].items()}
     return flags

@@ -23,6 +23,7 @@ from stabcheck.errors import ConfigError
 from stabcheck.protocol.vocabulary import (
     BACKENDS,
     Clip,
+    base_strategy,
     parse_class_weight_strategy,
     parse_clip,
 )
@@ -56,6 +57,9 @@ class Settings:
     # regression run replaces the default by ("none",) but refuses a given strategy.
     class_weight_given: bool = False
     custom_class_weight: dict[str, float] | None = None
+    # What messages call the custom table: the config's ``[custom_class_weight]``
+    # (``custom_class_weight``), or the Python API's ``class_weight`` dict (``class_weight``).
+    custom_class_weight_keyword: str = "custom_class_weight"
     effective_beta: float = 0.999
     clip: tuple[Clip, ...] = (Clip(None),)
     batch_size: tuple[int, ...] = (32,)
@@ -266,12 +270,17 @@ def _validate(raw: dict[str, Any]) -> Settings:
             parse_class_weight_strategy(v) for v in _as_list("class_weight", raw["class_weight"])
         )
         kwargs["class_weight_given"] = True
+    keyword = raw.get("custom_class_weight_keyword") or "custom_class_weight"
+    kwargs["custom_class_weight_keyword"] = keyword
     if "custom_class_weight" in raw:
-        kwargs["custom_class_weight"] = _custom_weights(raw["custom_class_weight"])
-    if "custom" in kwargs.get("class_weight", ()) and "custom_class_weight" not in kwargs:
+        kwargs["custom_class_weight"] = _custom_weights(raw["custom_class_weight"], keyword)
+    if any(base_strategy(s) == "custom" for s in kwargs.get("class_weight", ())) \
+            and "custom_class_weight" not in kwargs:
         raise ConfigError(
             "class_weight 'custom' needs a [custom_class_weight] table of label = weight "
-            "in the config"
+            "in the config" if keyword == "custom_class_weight" else
+            f"class_weight 'custom' needs a dict of label -> weight: pass {keyword}="
+            "{label: weight, ...}"
         )
     if "effective_beta" in raw:
         beta = _float("effective_beta", raw["effective_beta"])
@@ -511,17 +520,20 @@ def _thresholds(table: Any) -> Thresholds:
     return replace(DEFAULT_THRESHOLDS, **values)
 
 
-def _custom_weights(table: Any) -> dict[str, float]:
+def _custom_weights(table: Any, keyword: str = "custom_class_weight") -> dict[str, float]:
+    """The custom table of label -> weight; errors name it as the caller gave it
+    (``keyword``: the config's ``custom_class_weight``, or the API's ``class_weight``)."""
+    toml = keyword == "custom_class_weight"
     if not isinstance(table, Mapping) or not table:
         raise ConfigError(
-            f"custom_class_weight must be a table of label = weight, got {table!r}"
+            f"custom_class_weight must be a table of label = weight, got {table!r}" if toml
+            else f"{keyword} must be a dict of label -> weight, got {table!r}"
         )
     weights: dict[str, float] = {}
     for label, weight in table.items():
-        value = _float(f"custom_class_weight.{label}", weight)
+        entry = f"{keyword}.{label}" if toml else f"{keyword}[{label}]"
+        value = _float(entry, weight)
         if value <= 0:
-            raise ConfigError(
-                f"custom_class_weight.{label} must be a positive weight, got {weight!r}"
-            )
+            raise ConfigError(f"{entry} must be a positive weight, got {weight!r}")
         weights[str(label)] = value
     return weights

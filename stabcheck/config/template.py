@@ -121,7 +121,7 @@ fail_on = ["numerical", "memory", "crash", "error"]
 # html = "stabcheck-report.html"       # one self-contained page with charts
 # journal = ".stabcheck/journal.jsonl" # each probe's result as it arrives
 
-# For class_weight "custom": one weight per label.
+# For class_weight "custom": a weight per label; a label left out weighs 1.0, as in fit.
 # [custom_class_weight]
 # 0 = 1.0
 # 1 = 10.0

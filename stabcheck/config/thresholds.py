@@ -175,6 +175,14 @@ class Thresholds:
     # (Lightning's batch-size finder backs off on the first OOM for the same reason).
     memory_margin: float = 0.05
 
+    # Two class weightings whose largest-to-smallest weight ratios are within 5% of each
+    # other are the same weighting: neither is "milder", and a difference in how they fared
+    # is not the weights' doing. The counts behind a ratio come from a sample: balanced
+    # weights from the stratified sample and a custom table the user computed on all the
+    # data differ by the sample's rounding (1:569 and 1:571 on the fraud example, 0.4%),
+    # and one sample more or less of a class of 20 moves its ratio by 5%.
+    weight_ratio_tolerance: float = 0.05
+
     # The recommendation: stable settings whose held-out macro-F1 is within 0.02 of the
     # best count as equally good (a 0.02 difference is about the standard error of an F1
     # measured on a few hundred held-out samples); among them the one with no numerical

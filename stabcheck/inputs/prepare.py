@@ -18,8 +18,12 @@ from typing import Any
 
 from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
-from stabcheck.inputs.classweights import class_weights_for, weights_by_name
-from stabcheck.inputs.data import load_dataset, npz_has_sample_weight
+from stabcheck.inputs.classweights import (
+    class_weights_for,
+    custom_defaults_warning,
+    weights_by_name,
+)
+from stabcheck.inputs.data import load_dataset, npz_has_sample_weight, rare_class_warning
 from stabcheck.inputs.datafn import is_data_function, load_function_dataset
 from stabcheck.inputs.models import parse_model_spec
 from stabcheck.inputs.preflight import (
@@ -39,6 +43,7 @@ from stabcheck.inputs.preflight import (
 )
 from stabcheck.protocol.dataset import Dataset
 from stabcheck.protocol.model_spec import ModelSpec
+from stabcheck.protocol.vocabulary import base_strategy
 
 # Whole-number targets with at least this many distinct values, most of them seen at most
 # twice, look like a quantity (prices, counts) rather than classes.
@@ -136,12 +141,19 @@ def load_inputs(settings: Settings, say: Callable[[str], None] | None = None) ->
     hint = _quantity_hint(settings, dataset)
     if hint:
         warnings.append(hint)
+    rare = rare_class_warning(dataset)
+    if rare:
+        warnings.append(rare)
     if settings.loss and dataset.task == "classification":
         with _hinted(hint):
             check_label_values(settings.loss, dataset.label_values)
         warnings += check_labels_vs_loss(settings.loss, dataset.label_format, dataset.n_classes)
     weights = _weights_table(settings, dataset)
     warnings += check_class_weights(weights, dataset.class_names)
+    if any(base_strategy(s) == "custom" for s in settings.class_weight):
+        defaults = custom_defaults_warning(settings.custom_class_weight, dataset.class_names,
+                                           settings.custom_class_weight_keyword)
+        warnings += [defaults] if defaults else []
     return Inputs(settings, spec, dataset, weights, tuple(warnings), hint)
 
 
@@ -191,6 +203,7 @@ def _weights_table(settings: Settings, dataset: Dataset) -> dict[str, list[float
     return {
         strategy: class_weights_for(strategy, counts, class_names=dataset.class_names,
                                     custom=settings.custom_class_weight,
-                                    effective_beta=settings.effective_beta)
+                                    effective_beta=settings.effective_beta,
+                                    keyword=settings.custom_class_weight_keyword)
         for strategy in settings.class_weight
     }

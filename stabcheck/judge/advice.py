@@ -10,14 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from stabcheck.judge.explain import numerical_explanations
-from stabcheck.judge.gridview import RAN, unique
+from stabcheck.judge.gridview import (
+    RAN,
+    ProbeGrid,
+    is_stable,
+    settings_key,
+    unique,
+    weighting_ratio,
+)
+from stabcheck.protocol.vocabulary import base_strategy, stress_factor
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
-from stabcheck.text import fmt_lr, join, plural
+from stabcheck.text import fmt_lr, fmt_number, join, plural
 from stabcheck.units import human_bytes
 
 __all__ = [
-    "COUNT_WORDS", "is_remedy_probe", "memory_failures", "memory_statement", "recommendations",
-    "summary_counts", "warning_advice", "why_crashed",
+    "COUNT_WORDS", "OVERCORRECTED_WHY", "is_remedy_probe", "memory_failures", "memory_statement",
+    "overcorrection_fix", "recommendations", "summary_counts", "warning_advice", "why_crashed",
 ]
 
 # The words of the count line, in its order.
@@ -157,7 +165,65 @@ def minority_fix(minority: Sequence[ProbeResult]) -> str:
     return "weight the classes more strongly (balanced), or probe more --steps"
 
 
-def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
+# What an overcorrection is, for the advice and the causes alike.
+OVERCORRECTED_WHY = ("the rare classes are predicted far more often than they occur, at the "
+                     "common classes' expense")
+
+
+def _and(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _at_least_balanced(strategy: str) -> bool:
+    """Weights at least as strong as ``balanced``'s (balanced, xN, normalized on either), so
+    that ``sqrt`` and ``effective`` are surely milder."""
+    base = base_strategy(strategy)
+    return base == "balanced" or stress_factor(base) is not None
+
+
+def overcorrection_fix(report: RunReport, over: Sequence[ProbeResult]) -> str:
+    """What to do about probes whose class weights overcorrected, from what the grid shows.
+
+    A measurably milder weighting of the grid (``ProbeGrid.milder``) that was stable at the
+    same learning rate, clip and batch size is named as the fix; otherwise milder
+    strategies not yet probed are suggested (``sqrt``, ``effective``, only where the
+    overcorrected weights are at least ``balanced``'s, which they are surely milder than),
+    and a milder weighting that did not fare better is said to have failed too.
+    """
+    grid = ProbeGrid(report)
+    better: list[str] = []
+    worse: list[str] = []
+    for result in over:
+        cw, *rest = settings_key(result)
+        for other in grid.milder(cw):
+            twin = grid.get(other, *rest)
+            if twin is None:
+                continue
+            (better if is_stable(twin) else worse).append(other)
+    better = unique(better)
+    if better:
+        return (f"milder weights: {_and(better)} {'was' if len(better) == 1 else 'were'} "
+                "stable, not overcorrected, at the same settings")
+    strategies = unique(r.probe.settings.class_weight for r in over)
+    worse = [s for s in unique(worse) if s not in strategies]
+    also = (f" (the milder {_and(worse)} did not fare better at the same settings)"
+            if worse else "")
+    probed = {r.probe.settings.class_weight for r in report.results}
+    untried = [s for s in ("sqrt", "effective") if s not in probed]
+    if untried and all(_at_least_balanced(s) for s in strategies):
+        return (f"probe a milder weighting: {' or '.join(untried)} "
+                f"(--class-weight {','.join(untried)}){also}")
+    ratios = {s: weighting_ratio(report, s) for s in strategies}
+    known = [s for s in strategies if ratios[s] is not None]
+    mildest = min(known, key=lambda s: ratios[s]) if known else strategies[0]
+    below = f" below 1:{fmt_number(ratios[mildest])}" if ratios[mildest] is not None else ""
+    return f"probe weights milder than {mildest}'s (a largest-to-smallest ratio{below}){also}"
+
+
+def _learning_advice(report: RunReport) -> list[str]:
+    results = report.results
+
     def strategies(chosen: Sequence[ProbeResult]) -> str:
         return join(unique(r.probe.settings.class_weight for r in chosen))
 
@@ -167,11 +233,8 @@ def _learning_advice(results: Sequence[ProbeResult]) -> list[str]:
     advice = []
     over = having(Outcome.OVERCORRECTED)
     if over:
-        advice.append(
-            f"class_weight={strategies(over)} overcorrected (the rare classes "
-            "are predicted far more often than they occur, at the common classes' expense): "
-            "use a milder strategy such as sqrt or effective"
-        )
+        advice.append(f"class_weight={strategies(over)} overcorrected ({OVERCORRECTED_WHY}): "
+                      f"{overcorrection_fix(report, over)}")
     minority, majority = split_collapses(results)
     if minority:
         advice.append(
@@ -303,7 +366,7 @@ def recommendations(report: RunReport) -> list[str]:
         numerical_explanations(report)
         + _memory_advice(report)
         + _crash_advice(results)
-        + _learning_advice(results)
+        + _learning_advice(report)
         + warning_advice(results)
         + _error_advice(results)
     )

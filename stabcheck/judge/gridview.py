@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from stabcheck.protocol.vocabulary import is_remedy
+from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
+from stabcheck.protocol.vocabulary import is_focal, is_remedy
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.text import CELLS, fmt_lr, short_clip, step_suffix
 
@@ -30,10 +31,14 @@ __all__ = [
     "grid_tables",
     "is_numerical",
     "is_stable",
+    "measurably_milder",
+    "mildness_ranks",
+    "ratio_tolerance",
     "settings_key",
     "finished_training",
     "unique",
     "weight_spread",
+    "weighting_ratio",
 ]
 
 # One symbol per category, for renderers that have no colours (Markdown) and as a key.
@@ -141,6 +146,55 @@ def weight_spread(report: RunReport, strategy: str) -> float | None:
     return max(values) / min(values) if values else None
 
 
+def ratio_tolerance(report: RunReport) -> float:
+    """``weight_ratio_tolerance`` as the run was configured (``[thresholds]``): two
+    weightings whose ratios are this close are the same weighting."""
+    value = (report.config.get("thresholds") or {}).get("weight_ratio_tolerance")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return DEFAULT_THRESHOLDS.weight_ratio_tolerance
+
+
+def measurably_milder(ratio: float, than: float, tolerance: float) -> bool:
+    """A weight ratio below another by more than ``tolerance`` (a fraction of the larger):
+    1:569 is not milder than 1:571, 1:24 is milder than 1:571."""
+    return ratio * (1.0 + tolerance) < than
+
+
+def weighting_ratio(report: RunReport, strategy: str) -> float | None:
+    """How strongly a strategy weighs the rare classes against the common ones: its largest
+    over smallest class weight (``weight_spread``); ``focal``, which passes no class weights,
+    weighs through its alpha as ``balanced`` does: the class counts' ratio."""
+    if is_focal(strategy):
+        counts = [c for c in report.dataset.class_counts if c > 0]
+        return max(counts) / min(counts) if counts else None
+    return weight_spread(report, strategy)
+
+
+def mildness_ranks(report: RunReport, strategies: Iterable[str]) -> dict[str, int]:
+    """Each strategy's place from the mildest weighting (0) up, by ``weighting_ratio``;
+    strategies whose ratios are within ``ratio_tolerance`` of the first of their group
+    share its place (an unknown ratio comes last)."""
+    tolerance = ratio_tolerance(report)
+    known: list[tuple[float, str]] = []
+    unknown: list[str] = []
+    for strategy in unique(strategies):
+        ratio = weighting_ratio(report, strategy)
+        if ratio is None:
+            unknown.append(strategy)
+        else:
+            known.append((ratio, strategy))
+    ranks: dict[str, int] = {}
+    rank, anchor = -1, None
+    for ratio, strategy in sorted(known):
+        if anchor is None or measurably_milder(anchor, ratio, tolerance):
+            rank, anchor = rank + 1, ratio
+        ranks[strategy] = rank
+    for strategy in unknown:
+        ranks[strategy] = rank + 1
+    return ranks
+
+
 class ProbeGrid:
     """The probes of a run that ran, indexed by their settings, for comparisons between
     twins."""
@@ -158,17 +212,20 @@ class ProbeGrid:
 
     def milder(self, strategy: str) -> list[str]:
         """The probed weightings to compare a failure of ``strategy`` with: those (remedies
-        excluded) with a smaller weight spread; for a remedy (``normalized``, ``focal``),
-        the unweighted ones."""
+        excluded) with a measurably smaller weight spread (``measurably_milder``: a
+        weighting within ``ratio_tolerance`` of this one is the same weighting, not a
+        milder one); for a remedy (``normalized``, ``focal``), the unweighted ones."""
         spread = weight_spread(self.report, strategy)
         if spread is None:
             return []
+        tolerance = ratio_tolerance(self.report)
         out = []
         for other in self.strategies:
             other_spread = weight_spread(self.report, other)
             if other == strategy or is_remedy(other) or other_spread is None:
                 continue
-            if (other_spread <= 1.0 + 1e-9) if is_remedy(strategy) else other_spread < spread:
+            if (other_spread <= 1.0 + 1e-9) if is_remedy(strategy) else \
+                    measurably_milder(other_spread, spread, tolerance):
                 out.append(other)
         return out
 

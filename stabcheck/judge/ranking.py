@@ -6,7 +6,9 @@ their *worst* seed: the engine re-probes the first ``FINALISTS`` of the single-s
 (``finalists``) under ``--seeds`` - 1 more seeds, and ``ranked`` orders them again by the
 scores of all their seeds. A candidate whose twin (the same settings with the clip on or
 off, or at the next larger learning rate of the grid) collapsed to predicting one class
-ranks after every candidate without one.
+ranks after every candidate without one. Candidates that score alike (within
+``recommend_f1_tolerance``) and carry the same risk are told apart by the milder class
+weighting, then the lower learning rate, then the clip (``tie_breaks`` says which decided).
 
 Pure: no I/O, no display; shared by the engine (which finalists to re-probe) and
 ``stabcheck.judge.recommend`` (the recommendation and its reasons).
@@ -14,10 +16,19 @@ Pure: no I/O, no display; shared by the engine (which finalists to re-probe) and
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
-from stabcheck.judge.gridview import ProbeGrid, is_numerical, is_stable, settings_key
+from stabcheck.judge.gridview import (
+    ProbeGrid,
+    is_numerical,
+    is_stable,
+    mildness_ranks,
+    settings_key,
+    weighting_ratio,
+)
 from stabcheck.judge.quality import (
     class_name,
     finite_number,
@@ -26,17 +37,21 @@ from stabcheck.judge.quality import (
     rarest_class,
 )
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
+from stabcheck.text import fmt_number
 
 __all__ = [
     "FINALISTS",
     "Ranked",
     "SeedScore",
+    "TieBreak",
     "collapse_reason",
     "eligible",
     "finalists",
     "ranked",
     "reprobe_seeds",
     "seed_scores",
+    "tie_breaks",
+    "tie_words",
     "tolerance",
 ]
 
@@ -269,11 +284,23 @@ def _candidates(report: RunReport) -> tuple[ProbeGrid, list[Ranked]]:
     return grid, out
 
 
-def _order(report: RunReport, candidates: list[Ranked]) -> list[Ranked]:
+def _tie_key(c: Ranked, mildness: dict[str, int]) -> tuple[int, float, bool]:
+    """How a tie between candidates of the same tier and risk is broken: toward the milder
+    class weighting (a smaller largest-to-smallest weight ratio; ratios within
+    ``weight_ratio_tolerance`` tie), then the lower learning rate, then clipping on."""
+    s = c.result.probe.settings
+    return (mildness.get(s.class_weight, len(mildness)), s.learning_rate, s.clip == "none")
+
+
+def _sort_key(report: RunReport, candidates: list[Ranked]) -> Callable[[Ranked], tuple]:
     """Tiers first (no collapsed twin, every seed stable), then within a tier: those
-    within ``recommend_f1_tolerance`` of the tier's best worst-seed macro-F1 by risk,
-    minority recall and macro-F1; the rest by macro-F1; grid order breaks ties."""
+    within ``recommend_f1_tolerance`` of the tier's best worst-seed macro-F1 by risk, then
+    the tie-break (``_tie_key``: the milder weighting, the lower learning rate, clipping
+    on), then minority recall and macro-F1; the rest by macro-F1; grid order breaks ties.
+    (``tie_breaks`` reads the key's layout: tier, inside, risk, then the tie-break.)"""
     tol = tolerance(report)
+    mildness = mildness_ranks(report, (c.result.probe.settings.class_weight
+                                       for c in candidates))
 
     def tier(c: Ranked) -> tuple[int, int]:
         return (c.twin is not None, bool(c.failed_seeds))
@@ -295,10 +322,79 @@ def _order(report: RunReport, candidates: list[Ranked]) -> list[Ranked]:
         neg_recall = -(recall if recall is not None else -1.0)
         inside = top is None or (f1 is not None and f1 >= top - tol - 1e-12)
         if inside:
-            return (*tier(c), 0, c.risk, neg_recall, neg_f1, c.order)
-        return (*tier(c), 1, 0, neg_f1, neg_recall, c.order)
+            return (*tier(c), 0, c.risk, *_tie_key(c, mildness), neg_recall, neg_f1,
+                    c.order)
+        return (*tier(c), 1, 0, 0, 0.0, False, neg_f1, neg_recall, c.order)
 
-    return sorted(candidates, key=key)
+    return key
+
+
+def _order(report: RunReport, candidates: list[Ranked]) -> list[Ranked]:
+    """``candidates`` in ``_sort_key``'s order."""
+    return sorted(candidates, key=_sort_key(report, candidates))
+
+
+class TieBreak(NamedTuple):
+    """What decided a tie: ``kind`` 0 the weighting, 1 the learning rate, 2 the clip; the
+    winner's and the loser's value in words (``sqrt 1:23.9``, ``0.001``, ``global_norm=1``)."""
+
+    kind: int
+    winner: str
+    loser: str
+
+
+_TIE_WORDS = ("the milder weighting", "the lower lr", "clipping")
+
+
+def tie_words(breaks: Iterable[TieBreak]) -> str:
+    """``breaks`` in words, by kind: ``"the milder weighting (sqrt 1:23.9 over balanced
+    1:571 and x100 1:57,100) and the lower lr (0.001 over 0.01)"``."""
+    groups: dict[int, tuple[str, list[str]]] = {}
+    for kind, winner, loser in sorted(breaks):
+        losers = groups.setdefault(kind, (winner, []))[1]
+        if loser not in losers:
+            losers.append(loser)
+    parts = []
+    for kind, (winner, losers) in sorted(groups.items()):
+        over = losers[0] if len(losers) == 1 else ", ".join(losers[:-1]) + " and " + losers[-1]
+        parts.append(f"{_TIE_WORDS[kind]} ({winner} over {over})")
+    return " and ".join(parts)
+
+
+def tie_breaks(report: RunReport, order: list[Ranked]) -> dict[str, TieBreak]:
+    """The candidates that tied with the first of ``order`` (the same tier and risk, both
+    within ``recommend_f1_tolerance`` of the best) and lost to it on the tie-break
+    (``_tie_key``), by probe id, with what decided it."""
+    if not order:
+        return {}
+    key = _sort_key(report, order)
+    first = order[0]
+    head = key(first)
+    out: dict[str, TieBreak] = {}
+    for other in order[1:]:
+        theirs = key(other)
+        # tied: the same tier, both inside the tolerance (0), the same risk
+        if theirs[:4] != head[:4] or head[2] != 0:
+            continue
+        mine, theirs = head[4:7], theirs[4:7]
+        a, b = first.result.probe.settings, other.result.probe.settings
+        if mine[0] < theirs[0]:
+            out[other.result.probe.id] = TieBreak(0, _ratio_words(report, a.class_weight),
+                                                  _ratio_words(report, b.class_weight))
+        elif mine[0] == theirs[0] and mine[1] < theirs[1]:
+            out[other.result.probe.id] = TieBreak(1, f"{a.learning_rate:g}",
+                                                  f"{b.learning_rate:g}")
+        elif mine[:2] == theirs[:2] and mine[2] < theirs[2]:
+            out[other.result.probe.id] = TieBreak(2, a.clip, "none")
+    return out
+
+
+def _ratio_words(report: RunReport, strategy: str) -> str:
+    """``balanced 1:577``; ``none`` (unweighted)."""
+    ratio = weighting_ratio(report, strategy)
+    if ratio is None or strategy == "none":
+        return strategy
+    return f"{strategy} 1:{fmt_number(ratio)}"
 
 
 def ranked(report: RunReport) -> list[Ranked]:

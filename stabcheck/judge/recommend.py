@@ -35,7 +35,15 @@ from stabcheck.judge.quality import (
     r2_score,
     rarest_class,
 )
-from stabcheck.judge.ranking import Ranked, eligible, ranked, tolerance, unrankable
+from stabcheck.judge.ranking import (
+    Ranked,
+    eligible,
+    ranked,
+    tie_breaks,
+    tie_words,
+    tolerance,
+    unrankable,
+)
 from stabcheck.results import ProbeResult, RunReport
 from stabcheck.text import fmt_lr, short_clip, step_suffix
 
@@ -166,7 +174,9 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
     under a seed after every one that did not; then, among those within
     ``recommend_f1_tolerance`` of the best worst-seed macro-F1, the least risk next to it
     in the grid (its next larger learning rate failed numerically: worse without a clip),
-    then the highest worst-seed minority recall; grid order breaks ties.
+    then the milder class weighting, the lower learning rate, clipping on (a tie broken
+    that way is said in the reasons), then the highest worst-seed minority recall; grid
+    order breaks ties.
 
     Returns:
         A JSON-safe dict: ``probe_id``, ``class_weight``, ``learning_rate``, ``clip``,
@@ -214,11 +224,16 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
             reasons.append(f"{f1_words} {f1:.2f}, within {tol:g} of the best ({best_f1:.2f}) "
                            f"of {among}")
     elif any(unrankable(c.result) for c in order):
-        reasons.append(f"the first of {among} in the grid's order: held-out scores rank "
-                       "nothing before a BatchNormalization model's statistics warm up "
-                       "(raise --steps to rank by them)")
+        reasons.append(f"the first of {among}: held-out scores rank nothing before a "
+                       "BatchNormalization model's statistics warm up (raise --steps to rank "
+                       "by them)")
     else:
         reasons.append(f"the first of {among} (no held-out metrics to rank them by)")
+    ties = tie_breaks(report, order)
+    if ties:
+        others = "another setting" if len(ties) == 1 else f"{len(ties)} others"
+        reasons.append(f"tied on {short} with {others} (within {tol:g}): broken toward "
+                       f"{tie_words(ties.values())}")
     reasons.append(_seed_reason(report, chosen_rank, reprobed))
     if recall is not None:
         reasons.append(f"minority recall {recall:.2f} (class {class_name(report, minority)})")
@@ -268,6 +283,10 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
             reject(other.result, f"{name} {first:.2f} under seed {other.scores[0].seed}, "
                                  f"but {other.worst_f1:.2f} under seed {worst.seed} "
                                  f"(worst of {len(other.scores)})")
+        elif other.result.probe.id in ties:
+            score = "" if other.worst_f1 is None else f"{short} {other.worst_f1:.2f}, "
+            reject(other.result, f"{score}tied: broken toward "
+                                 f"{tie_words([ties[other.result.probe.id]])}")
         elif other.worst_f1 is not None and f1 is not None and other.worst_f1 >= f1 - 1e-12:
             if other.risk > risk and other.neighbour is not None:
                 reject(other.result, f"{short} {other.worst_f1:.2f}, but lr "

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stabcheck.judge.advice import (
+    OVERCORRECTED_WHY,
     memory_failures,
     memory_statement,
     minority_fix,
+    overcorrection_fix,
     split_collapses,
     warning_advice,
     why_crashed,
@@ -158,7 +160,7 @@ def failure_causes(report: RunReport) -> list[Cause]:
     """The run's failures, one entry per cause: numerical (by ``judge.explain``), memory,
     crashes and timeouts, learning problems, probes that could not start."""
     return (_numerical(report) + _memory(report) + _crashes(report.results)
-            + _learning(report.results) + _errors(report.results))
+            + _learning(report) + _errors(report.results))
 
 
 def _ids(results: Sequence[ProbeResult]) -> tuple[str, ...]:
@@ -244,7 +246,9 @@ def _crashes(results: Sequence[ProbeResult]) -> list[Cause]:
     return causes
 
 
-def _learning(results: Sequence[ProbeResult]) -> list[Cause]:
+def _learning(report: RunReport) -> list[Cause]:
+    results = report.results
+
     def having(outcome: Outcome) -> list[ProbeResult]:
         return [r for r in results if r.verdict.outcome is outcome]
 
@@ -256,8 +260,8 @@ def _learning(results: Sequence[ProbeResult]) -> list[Cause]:
     if over:
         causes.append(Cause(Category.LEARNING, f"class_weight={strategies(over)} overcorrected",
                             _ids(over), details=(
-            "The rare classes are predicted far more often than they occur, at the common "
-            "classes' expense.", "Fix: a milder strategy such as sqrt or effective.")))
+            f"{OVERCORRECTED_WHY[0].upper()}{OVERCORRECTED_WHY[1:]}.",
+            f"Fix: {overcorrection_fix(report, over)}.")))
     minority, majority = split_collapses(results)
     if minority:
         causes.append(Cause(Category.LEARNING, f"with class_weight={strategies(minority)} a "

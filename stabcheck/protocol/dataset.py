@@ -50,6 +50,12 @@ class Dataset:
     # Rows the user's own training data holds, before stabcheck's sampling: what a
     # batch of the user's fit can draw from (0: unknown, the sample's size).
     n_train_rows: int = 0
+    # Rows per class the training sample and the held-out sample were drawn from (empty:
+    # unknown, or a regression target), and whether the data brought its held-out split:
+    # what a larger --max-samples could add to a rare class. The parent's only.
+    train_pool_counts: tuple[int, ...] = ()
+    holdout_pool_counts: tuple[int, ...] = ()
+    holdout_given: bool = False
 
     @property
     def n_classes(self) -> int:

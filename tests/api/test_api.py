@@ -249,6 +249,13 @@ Y = np.arange(10) % 2
     ("builtin:mlp", X, Y, {"validation_data": (X, Y, X)}, "validation_data must be (x_val, "),
     ("builtin:mlp", X, [object()] * 10, {}, "x, y: y holds object values"),
     ("builtin:mlp", X, Y, {"class_weight": [{0: 1}, {1: 2}]}, "one dict of label -> weight"),
+    # the caller's own keyword, never the config file's [custom_class_weight]
+    ("builtin:mlp", X, Y, {"class_weight": {1: -2.0}},
+     "class_weight[1] must be a positive weight, got -2.0"),
+    ("builtin:mlp", X, Y, {"class_weight": {7: 2.0}}, "class_weight key '7' is not a label "
+                                                      "of the data (labels: 0, 1)"),
+    ("builtin:mlp", X, Y, {"class_weight": "custom"}, "class_weight 'custom' needs a dict of "
+                                                      "label -> weight"),
     ("builtin:mlp", X, Y, {"lr": -1}, "lr must be positive"),
     (object(), iter([]), None, {"max_samples": 0}, "max_samples must be a positive integer"),
 ])
@@ -256,6 +263,7 @@ def test_bad_input_raises_one_line_before_any_process(model, x, y, kwargs, messa
     with pytest.raises(StabcheckError) as caught:
         stabcheck.probe(model, x, y, **kwargs)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert "custom_class_weight" not in str(caught.value)
 
 
 @pytest.mark.e2e

@@ -418,6 +418,36 @@ def test_bad_config_value(tmp_path: Path, body: str, needles: tuple[str, ...]) -
     assert_config_error(excinfo, *needles)
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    ({"class_weight": ["custom"], "custom_class_weight": {"9": -1.0}},
+     "class_weight[9] must be a positive weight, got -1.0"),
+    ({"class_weight": ["custom"], "custom_class_weight": {"9": "abc"}},
+     "class_weight[9] must be a number, got 'abc'"),
+    ({"class_weight": ["custom"], "custom_class_weight": {}},
+     "class_weight must be a dict of label -> weight, got {}"),
+    ({"class_weight": ["custom"]},
+     "class_weight 'custom' needs a dict of label -> weight: pass class_weight={label: "
+     "weight, ...}"),
+    ({"class_weight": ["normalized-custom"]}, "class_weight 'custom' needs a dict"),
+])
+def test_the_python_apis_class_weight_dict_is_named_as_the_caller_gave_it(
+    flags: dict[str, Any], message: str
+) -> None:
+    """``stabcheck.probe(class_weight={...})`` passes the dict with its keyword: no message
+    names the config file's ``[custom_class_weight]`` table."""
+    with pytest.raises(ConfigError) as excinfo:
+        build_settings(None, {**FLAGS_BASE, **flags,
+                              "custom_class_weight_keyword": "class_weight"})
+    assert_config_error(excinfo, message)
+    assert "custom_class_weight" not in str(excinfo.value)
+
+
+def test_normalized_custom_needs_the_table_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        settings_from(tmp_path, BASE + 'class_weight = ["normalized-custom"]\n')
+    assert_config_error(excinfo, "[custom_class_weight] table")
+
+
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [

@@ -8,7 +8,11 @@ from collections.abc import Sequence
 import pytest
 
 from stabcheck.errors import InputError
-from stabcheck.inputs.classweights import class_weights_for, weights_by_name
+from stabcheck.inputs.classweights import (
+    class_weights_for,
+    custom_defaults_warning,
+    weights_by_name,
+)
 
 
 def names_for(counts: Sequence[int]) -> list[str]:
@@ -176,22 +180,59 @@ def test_custom_unknown_key(names: list[str], table: dict[str, float], needle: s
 
 
 @pytest.mark.parametrize(
-    ("names", "table", "needle"),
+    ("names", "table", "expected"),
     [
-        (["cat", "dog"], {"cat": 1.0}, "'dog'"),
-        (["0", "1", "2"], {"0": 1.0, "2": 1.0}, "'1'"),
-        (["0", "1"], None, "'0'"),
-        (["0", "1"], {}, "'0'"),
+        # fit gives a class its dict leaves out 1.0 (class_weight.get(label, 1.0))
+        (["cat", "dog"], {"cat": 3.0}, [3.0, 1.0]),
+        (["0", "1", "2"], {"0": 2.0, "2": 5.0}, [2.0, 1.0, 5.0]),
+        ([str(i) for i in range(10)], {"9": 20.0}, [1.0] * 9 + [20.0]),
     ],
 )
-def test_custom_missing_class(
-    names: list[str], table: dict[str, float] | None, needle: str
+def test_custom_partial_table_weighs_the_rest_1_as_fit_does(
+    names: list[str], table: dict[str, float], expected: list[float]
 ) -> None:
+    got = class_weights_for("custom", [5] * len(names), class_names=names, custom=table)
+    assert got == expected
+
+
+@pytest.mark.parametrize("table", [None, {}])
+def test_custom_without_a_table(table: dict[str, float] | None) -> None:
     with pytest.raises(InputError) as excinfo:
-        class_weights_for("custom", [5] * len(names), class_names=names, custom=table)
+        class_weights_for("custom", [5, 5], class_names=["0", "1"], custom=table)
     assert excinfo.value.exit_code == 2
-    assert needle in str(excinfo.value)
-    assert "no weight" in str(excinfo.value)
+    assert "empty" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(("keyword", "start"), [
+    ("custom_class_weight", "custom_class_weight key 'bird' is not a label"),
+    ("class_weight", "class_weight key 'bird' is not a label"),  # the API's own keyword
+])
+def test_a_key_that_is_no_label_names_the_callers_keyword(keyword: str, start: str) -> None:
+    with pytest.raises(InputError) as excinfo:
+        class_weights_for("custom", [5, 5], class_names=["cat", "dog"],
+                          custom={"cat": 1.0, "bird": 3.0}, keyword=keyword)
+    assert str(excinfo.value).startswith(start)
+    assert excinfo.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("names", "table", "keyword", "expected"), [
+    (["0", "1"], {"0": 1.0, "1": 9.0}, "custom_class_weight", None),
+    (["0", "1"], None, "custom_class_weight", None),
+    ([str(i) for i in range(10)], {"9": 20.0}, "custom_class_weight",
+     "custom_class_weight gives no weight for classes 0, 1, 2, 3, 4, 5, 6, 7, 8: they weigh "
+     "1, as Keras's fit(class_weight=...) weighs a class the dict leaves out"),
+    (["cat", "dog"], {"dog": 4.0}, "class_weight",
+     "the class_weight dict gives no weight for class cat: it weighs 1, as Keras's "
+     "fit(class_weight=...) weighs a class the dict leaves out"),
+    ([str(i) for i in range(30)], {"29": 2.0}, "custom_class_weight",
+     "custom_class_weight gives no weight for classes "
+     + ", ".join(str(i) for i in range(20)) + ", ... (29 in all): they weigh 1, as Keras's "
+     "fit(class_weight=...) weighs a class the dict leaves out"),
+])
+def test_custom_defaults_warning_names_the_classes_that_weigh_1(
+    names: list[str], table: dict[str, float] | None, keyword: str, expected: str | None
+) -> None:
+    assert custom_defaults_warning(table, names, keyword) == expected
 
 
 def test_unknown_strategy() -> None:
@@ -212,9 +253,10 @@ def test_absent_class_gets_finite_weight() -> None:
     ("weights_", "names", "expected"),
     [
         (None, ["0", "1"], None),
-        ([100 / 180, 5.0], ["0", "1"], {"0": 0.555556, "1": 5.0}),
+        ([100 / 180, 5.0], ["0", "1"], {"0": 100 / 180, "1": 5.0}),  # full precision
         ([1.0, 2.0, 3.0], ["a", "b", "c"], {"a": 1.0, "b": 2.0, "c": 3.0}),
-        ([1 / 3], [7], {"7": 0.333333}),
+        ([1 / 3], [7], {"7": 1 / 3}),
+        ([1.0, 4.3966e-06], ["0", "1"], {"0": 1.0, "1": 4.3966e-06}),  # not 4e-06
     ],
 )
 def test_weights_by_name(
@@ -226,3 +268,20 @@ def test_weights_by_name(
 def test_weights_by_name_length_mismatch() -> None:
     with pytest.raises(ValueError):
         weights_by_name([1.0, 2.0], ["a"])
+
+
+# --------------------------------------------------------------------------- a real run
+
+
+def test_a_partial_custom_table_trains_as_fit_would_and_the_report_says_so(probe_run) -> None:
+    """``{9: 20.0}`` on the digits: the probe trains (no input error) with the nine other
+    classes at 1.0, and the report says which classes got 1.0."""
+    report, data, _ = probe_run(
+        'model = "builtin:mlp"\ndata = "builtin:digits"\nclass_weight = ["custom"]\n'
+        "lr = [1e-3]\nsteps = 5\n[custom_class_weight]\n9 = 20.0\n")
+    (result,) = report.results
+    assert result.verdict.category.value != "error", result.verdict.summary
+    (probe,) = data["probes"]
+    assert probe["settings"]["class_weights"] == {**{str(i): 1.0 for i in range(9)}, "9": 20.0}
+    assert any(w.startswith("custom_class_weight gives no weight for classes 0, 1, 2")
+               for w in data["warnings"])

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from stabcheck.errors import ConfigError, InputError
-from stabcheck.inputs.data import load_dataset
+from stabcheck.inputs.data import (
+    RARE_CLASS_SAMPLES,
+    _holdout_cap,
+    load_dataset,
+    rare_class_warning,
+)
 from stabcheck.protocol.dataset import Dataset, load_prepared, save_prepared
 
 
@@ -450,3 +455,92 @@ def test_labels_the_loader_encodes_have_no_label_values(tmp_path):
     save_prepared(strings, back)
     assert load_prepared(back).label_values is None
     assert load_dataset("builtin:breast_cancer").label_values is None
+
+
+# ------------------------------------------------------------------ rare classes
+
+
+def _fraud(tmp: Path) -> Path:
+    """The fraud example's shape: 284,807 rows, 492 positives (one feature each)."""
+    rng = np.random.default_rng(0)
+    y = np.zeros(284_807, dtype=np.int64)
+    y[rng.choice(y.size, 492, replace=False)] = 1
+    return _npz(tmp / "fraud.npz", x=rng.normal(size=(y.size, 1)).astype(np.float32), y=y)
+
+
+def test_the_held_out_sample_keeps_enough_of_a_rare_class_in_the_datas_proportions(tmp_path):
+    """At --max-samples 20,000 the proportional held-out sample of 5,000 rows left 8
+    positives to judge with: it grows (within --max-samples) until the positives number
+    30, in the data's proportions; the training sample is the proportional one (35)."""
+    path = _fraud(tmp_path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    ds = load_dataset(str(path), seed=0)
+    train, held = _counts(ds.c_train, 2), _counts(ds.c_val, 2)
+    assert train == [19_965, 35]
+    assert held[1] == RARE_CLASS_SAMPLES
+    assert 5_000 < sum(held) <= 20_000
+    assert held[1] / sum(held) == pytest.approx(98 / 56_961, rel=0.05)  # the split's share
+    assert ds.holdout_pool_counts == (56_863, 98) and ds.train_pool_counts == (227_452, 394)
+    assert rare_class_warning(ds) is None
+    again = load_dataset(str(path), seed=0)
+    assert np.array_equal(again.x_val, ds.x_val) and np.array_equal(again.x_train, ds.x_train)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # the data is only read
+
+
+def test_where_max_samples_is_too_small_the_warning_says_how_to_raise_it(tmp_path):
+    ds = load_dataset(str(_fraud(tmp_path)), max_samples=5_000, seed=0)
+    assert sum(_counts(ds.c_val, 2)) == 5_000  # grown from 1,250, no further than 5,000
+    warning = rare_class_warning(ds)
+    assert warning == (
+        "per-class figures (recall, F1) rest on few samples: 1 class has fewer than 30 held "
+        f"out or to train on (class 1: {_counts(ds.c_val, 2)[1]} held out, "
+        f"{_counts(ds.c_train, 2)[1]} to train on): --max-samples 18,000 keeps more of them")
+    enough = load_dataset(str(_fraud(tmp_path)), max_samples=18_000, seed=0)
+    assert min(_counts(enough.c_train, 2)[1], _counts(enough.c_val, 2)[1]) >= 30
+    assert rare_class_warning(enough) is None
+
+
+@pytest.mark.parametrize(("counts", "cap", "max_samples", "expected"), [
+    ((56_863, 98), 5_000, 20_000, 17_438),  # 30 positives in a proportional sample
+    ((56_863, 98), 1_250, 5_000, 5_000),    # no further than --max-samples
+    ((900, 100), 1_000, 20_000, 1_000),     # the whole split already
+    ((4_000, 1_000), 1_000, 20_000, 1_000),  # 200 of the rare class: enough
+    ((9_990, 10), 1_000, 20_000, 10_000),   # the class has 10: all of them
+])
+def test_holdout_cap(counts, cap, max_samples, expected):
+    assert _holdout_cap(np.asarray(counts), cap, max_samples) == expected
+
+
+def _sampled(train: tuple[int, ...], held: tuple[int, ...], train_pool: tuple[int, ...],
+             held_pool: tuple[int, ...], given: bool = False) -> Dataset:
+    c_train = np.repeat(np.arange(len(train)), train)
+    c_val = np.repeat(np.arange(len(held)), held)
+    return Dataset(np.zeros((c_train.size, 1)), c_train, c_train, np.zeros((c_val.size, 1)),
+                   c_val, c_val, tuple(str(i) for i in range(len(train))), "sparse", "d.npz",
+                   sum(train_pool) + sum(held_pool), train_pool_counts=train_pool,
+                   holdout_pool_counts=held_pool, holdout_given=given)
+
+
+@pytest.mark.parametrize(("dataset", "expected"), [
+    (_sampled((500, 40), (500, 30), (5_000, 400), (1_000, 30)), None),
+    (_sampled((500, 40), (500, 30), (), ()), None),  # sampling facts unknown
+    # the data holds more: --max-samples
+    (_sampled((19_965, 35), (4_992, 8), (227_452, 394), (56_863, 98)),
+     "per-class figures (recall, F1) rest on few samples: 1 class has fewer than 30 held out "
+     "or to train on (class 1: 8 held out, 35 to train on): --max-samples 18,000 keeps more "
+     "of them"),
+    # the data holds no more: a larger holdout, or more data
+    (_sampled((400, 12, 50), (100, 3, 12), (400, 12, 50), (100, 3, 12)),
+     "per-class figures (recall, F1) rest on few samples: 2 classes have fewer than 30 held "
+     "out or to train on (class 1: 3 held out, 12 to train on; class 2: 12 held out, 50 to "
+     "train on): the training data holds fewer than 30 of class 1: more data; the held-out "
+     "split holds fewer than 30 of classes 1, 2: a larger holdout (in the config) or more "
+     "data"),
+    # a held-out split the data brought
+    (_sampled((400, 50), (100, 3), (400, 50), (100, 3), given=True),
+     "per-class figures (recall, F1) rest on few samples: 1 class has fewer than 30 held out "
+     "or to train on (class 1: 3 held out, 50 to train on): x_val holds fewer than 30 of "
+     "class 1: a larger x_val"),
+], ids=["enough", "unknown", "max-samples", "no-more-data", "x-val"])
+def test_rare_class_warning(dataset, expected):
+    assert rare_class_warning(dataset) == expected

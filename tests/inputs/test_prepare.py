@@ -89,3 +89,28 @@ def test_the_user_file_is_read_not_written(tmp_path):
     load_inputs(_settings(data, class_weight=["balanced"]))
     assert Path(data).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.npz"]
+
+
+@pytest.mark.parametrize(("keyword", "start"), [
+    ("custom_class_weight", "custom_class_weight gives no weight for classes 0, 1, 2, 3, 4, "
+                            "5, 6, 7, 8: they weigh 1"),
+    ("class_weight", "the class_weight dict gives no weight for classes 0, 1"),
+])
+def test_a_partial_custom_table_weighs_the_rest_1_and_says_so(keyword, start):
+    """``{9: 20.0}`` is what fit takes on arrays: the other classes weigh 1.0."""
+    inputs = load_inputs(_settings("builtin:digits", class_weight=["custom", "normalized-custom"],
+                                   custom_class_weight={"9": 20.0},
+                                   custom_class_weight_keyword=keyword))
+    assert inputs.weights["custom"] == [1.0] * 9 + [20.0]
+    assert inputs.weights_by_name["normalized-custom"] == {**{str(i): 1.0 for i in range(9)},
+                                                          "9": 20.0}
+    (warning,) = [w for w in inputs.warnings if "gives no weight" in w]
+    assert warning.startswith(start)
+
+
+def test_a_class_too_rare_to_judge_is_a_warning_of_the_run():
+    inputs = load_inputs(_settings("builtin:digits", imbalance=0.05))
+    (warning,) = [w for w in inputs.warnings if w.startswith("per-class figures")]
+    assert "class 8: 2 held out, 10 to train on" in warning
+    assert not any(w.startswith("per-class figures")
+                   for w in load_inputs(_settings("builtin:digits")).warnings)

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stabcheck.results import RunReport
-from stabcheck.text import executor_text, fmt_number, join
+from stabcheck.text import executor_text, fmt_number, fmt_weight, join
 from stabcheck.units import human_bytes
 
 __all__ = ["class_table", "header_table", "title_line"]
@@ -118,7 +118,7 @@ def class_table(report: RunReport) -> Table | None:
             Text(name),
             f"{count:,}",
             f"{100 * count / total:.1f}%",
-            *(fmt_number(weight(s, name)) for s in strategies),
+            *(fmt_weight(weight(s, name)) for s in strategies),
         )
 
     n = len(data.class_names)
@@ -139,8 +139,8 @@ def class_table(report: RunReport) -> Table | None:
         present = [v for v in values if v is not None]
         low = min(present) if present else None
         high = max(present) if present else None
-        lows.append(fmt_number(low))
-        highs.append(fmt_number(high))
+        lows.append(fmt_weight(low))
+        highs.append(fmt_weight(high))
         ratio = high / low if low and high is not None and low > 0 else None
         ratios.append("—" if ratio is None else f"{fmt_number(ratio)}×")
     style = "dim"

@@ -274,6 +274,7 @@ def test_grid_orders_rows_and_columns_by_first_appearance() -> None:
         make_result(Outcome.STABLE, cw="x100", lr=0.001),
     ]
     text = render(make_report(results))
+    text = text[text.index("Verdicts"):]  # the verdict line names the recommendation's lr
     assert text.index("lr 0.1") < text.index("lr 0.001")
     grid = text[text.index("batch size 32") : text.index("Recommended")].splitlines()
     rows = [line.split()[0] for line in grid if line.split()[:1] in (["x100"], ["none"])]
@@ -792,7 +793,9 @@ def test_recommended_configuration_passes_over_a_better_score_next_to_a_failure(
     json.dumps(rec, allow_nan=False)  # JSON-safe, for the result file
 
 
-def test_recommended_configuration_prefers_minority_recall_within_the_tolerance() -> None:
+def test_recommended_configuration_prefers_the_milder_weighting_then_minority_recall() -> None:
+    """Within the tolerance a tie goes to the milder weighting (not to x100 for its recall);
+    between settings that tie on that too (batch sizes), to the higher minority recall."""
     results = [
         with_holdout(make_result(Outcome.STABLE, cw="none", lr=0.01), f1=0.81,
                      recall=(0.99, 0.3)),
@@ -802,9 +805,21 @@ def test_recommended_configuration_prefers_minority_recall_within_the_tolerance(
                      recall=(0.8, 0.9)),
     ]
     rec = recommended_configuration(make_report(results))
-    assert rec is not None and rec["class_weight"] == "x100"
-    assert {"probe_id": "cw=none,lr=0.01,clip=none,bs=32",
+    assert rec is not None and rec["class_weight"] == "none"
+    assert {"probe_id": "cw=x100,lr=0.01,clip=none,bs=32",
+            "reason": "macro-F1 0.80, tied: broken toward the milder weighting (none over x100 "
+                      "1:100)"} in rec["rejected"]
+    batches = [
+        with_holdout(make_result(Outcome.STABLE, cw="x100", lr=0.01, bs=32), f1=0.81,
+                     recall=(0.99, 0.3)),
+        with_holdout(make_result(Outcome.STABLE, cw="x100", lr=0.01, bs=64), f1=0.80,
+                     recall=(0.95, 0.7)),
+    ]
+    rec = recommended_configuration(make_report(batches))
+    assert rec is not None and rec["batch_size"] == 64
+    assert {"probe_id": "cw=x100,lr=0.01,clip=none,bs=32",
             "reason": "macro-F1 0.81, but minority recall only 0.30"} in rec["rejected"]
+    assert not any(r.startswith("tied") for r in rec["reasons"])
 
 
 def test_recommended_configuration_is_none_without_a_stable_setting() -> None:
