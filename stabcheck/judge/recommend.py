@@ -266,7 +266,13 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
 
     for other in order[1:]:
         first = other.scores[0].macro_f1
-        if other.disqualified is not None:
+        disqualified = other.disqualified is not None
+        if disqualified and other.failed_seeds and any(x.died for x in other.scores):
+            bad = next(x for x in other.scores if x.died)
+            reject(other.result, f"stable under seed {other.scores[0].seed} but "
+                                 f"{bad.outcome.replace('_', ' ')} under seed {bad.seed}: "
+                                 "never recommended")
+        elif disqualified:
             reject(other.result, f"never recommended: {other.disqualified}")
         elif other.twin is not None and chosen_rank.twin is None:
             reject(other.result, f"its twin {other.twin.probe.id} collapsed "
@@ -358,7 +364,9 @@ def no_recommendation_text(report: RunReport) -> str:
         return (f"Nothing recommended: every finalist died or lost its skill under a seed "
                 f"({which}). Probe lower learning rates, a clip or milder class weights, "
                 "or more steps.")
-    if not any(eligible(r) for r in stable):
+    if not any(eligible(r) for r in stable) and any(
+            (r.verdict.evidence.get("schedule") or {}).get("contender") is False
+            for r in stable):
         return ("Nothing recommended: no setting reached the contenders' rungs (the "
                 "budget ended first); raise --budget to judge their learning.")
     return (f"No training setting to recommend: the {len(stable)} stable "

@@ -82,7 +82,9 @@ def test_one_seed_picks_the_lucky_setting_the_worst_of_three_does_not() -> None:
     assert rec["macro_f1"] == min(s["macro_f1"] for s in rec["seed_scores"])
     assert any(r.startswith("backed by 3 seeds (0, 1, 2)") for r in rec["reasons"])
     rejected = {r["probe_id"]: r["reason"] for r in rec["rejected"]}
-    assert rejected[LUCKY] == "macro-F1 0.80 under seed 0, but 0.19 under seed 1 (worst of 3)"
+    # its worst seed scores below always predicting the majority class: never recommended
+    assert rejected[LUCKY] == ("never recommended: seed 1 has no skill: macro-F1 0.19, what "
+                               "always predicting the majority class scores (0.47)")
     assert [f["probe_id"] for f in rec["finalists"]][-1] == LUCKY
     # re-probes are no grid probes: the stable tally is the grid's
     assert rec["stable_probes"] == 6
@@ -99,7 +101,7 @@ def test_a_finalist_that_fails_under_a_seed_ranks_after_every_steady_one() -> No
     rec = recommended_configuration(three)
     assert rec["probe_id"] == top[1]
     rejected = {r["probe_id"]: r["reason"] for r in rec["rejected"]}
-    assert rejected[top[0]] == "stable under seed 0 but diverged under seed 1"
+    assert rejected[top[0]] == "stable under seed 0 but diverged under seed 1: never recommended"
 
 
 def test_never_a_setting_whose_clip_twin_collapsed() -> None:
@@ -222,7 +224,7 @@ def test_held_out_scores_of_unwarmed_batchnorm_statistics_rank_nothing() -> None
     rec = recommended_configuration(report)
     assert rec["probe_id"] == "cw=none,lr=0.001,clip=none,bs=32"
     assert any("BatchNormalization" in reason for reason in rec["reasons"])
-    judged = make_report([_stable(0.001, 0.01), _stable(0.1, 0.40)])
+    judged = make_report([_stable(0.001, 0.55), _stable(0.1, 0.80)])
     assert recommended_configuration(judged)["probe_id"] == "cw=none,lr=0.1,clip=none,bs=32"
 
 
