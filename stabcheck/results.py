@@ -328,6 +328,9 @@ class Termination(str, Enum):
     TIMEOUT = "timeout"  # stabcheck ended the worker at --timeout
     OVER_BUDGET = "over_budget"  # stabcheck's watchdog ended the worker at --memory-budget
     NOT_RUN = "not_run"  # skipped: a probe of the same memory footprint already ran out
+    # stabcheck itself ended the worker (Ctrl-C, SIGTERM, the run's shutdown): no verdict,
+    # never journaled; a resumed run runs the probe again
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 
 from stabcheck.errors import InputError, InternalError
-from stabcheck.memory import cgroup, nvml
+from stabcheck.memory import cgroup, kernel_log, nvml
 from stabcheck.protocol.messages import (
     FINAL,
     FromWorker,
@@ -253,8 +253,9 @@ class RunnerBase:
         return None if first is None else measured_once(first, probe)
 
     def _note_build(self, run: ProbeRun) -> None:
-        """Keep ``run`` if it ran out of memory building the model."""
-        if built_out_of_memory(run):
+        """Keep ``run`` if it ran out of memory building the model (never one that
+        stabcheck ended itself: that says nothing of the model)."""
+        if run.termination is not Termination.INTERRUPTED and built_out_of_memory(run):
             self._build_oom[run.probe.settings.dtype_policy] = run
 
 
@@ -291,6 +292,9 @@ class ProbeRunner(RunnerBase):
                          name=name, shared=shared, extend=extend)
         self._gpu_id = gpu
         self._run_dir = run_dir
+        # set once stabcheck itself ends this runner's workers (an interrupt, the run's
+        # shutdown): a worker that dies then died of it, whatever its exit status says
+        self._ending = threading.Event()
         self._gpu = bool(nvml.devices())
         self._worker: _Worker | None = None
         self._worker_batch: tuple[int, str | None, bool] | None = None
@@ -377,13 +381,16 @@ class ProbeRunner(RunnerBase):
 
     def signal_kill(self) -> None:
         """Kill the current worker's processes without waiting (safe from another thread:
-        the thread inside ``run`` sees the worker die and cleans up)."""
+        the thread inside ``run`` sees the worker die and cleans up, and its run ends
+        ``INTERRUPTED``: stabcheck ended it)."""
+        self._ending.set()
         worker = self._worker
         if worker is not None:
             worker.kill()
 
     def kill(self) -> None:
         """End the current worker at once (on interrupt)."""
+        self._ending.set()
         if self._worker is not None:
             self._worker.kill()
             self._worker.reap()
@@ -399,7 +406,20 @@ class ProbeRunner(RunnerBase):
 
         Probes share a worker while their batch size, dtype policy and check-numerics
         setting are the same; a change starts a fresh worker (clean memory peaks).
+
+        Raises:
+            KeyboardInterrupt: stabcheck itself ended the worker (``signal_kill``,
+                ``kill``): the probe has no result.
         """
+        run = self._run(probe, class_weights, check_numerics=check_numerics, seed=seed)
+        if run.termination is Termination.INTERRUPTED:
+            raise KeyboardInterrupt
+        return run
+
+    def _run(
+        self, probe: Probe, class_weights: list[float] | None, *, check_numerics: bool,
+        seed: int | None,
+    ) -> ProbeRun:
         batch = (probe.settings.batch_size, probe.settings.dtype_policy, check_numerics)
         kind = (probe.settings.dtype_policy, check_numerics)
         if self._worker is not None and (self._worker_batch not in (None, batch)
@@ -546,7 +566,14 @@ class ProbeRunner(RunnerBase):
         kills = 0
         if worker.cgroup is not None:
             kills = worker.cgroup.oom_kills() - watch.cgroup_kills_before
-        system = died and cgroup.system_oom_kills() > watch.system_kills_before
+        # The kernel's OOM killer ended it: its log names the pid. Where the log cannot
+        # be read, the machine-wide counter moved while it died (and stabcheck did not
+        # end it): weaker evidence, the best there is.
+        system = False
+        if died and not self._ending.is_set():
+            logged = kernel_log.oom_killed(worker.proc.pid)
+            system = logged if logged is not None else \
+                cgroup.system_oom_kills() > watch.system_kills_before
         # A worker that reported its own high-water mark measured its training exactly
         # (its held-out evaluation, after it, is not part of the user's fit); the
         # parent's samples stand in where it could not report (it died).
@@ -594,7 +621,7 @@ class ProbeRunner(RunnerBase):
         termination = {
             ParentEvent.TIMEOUT: Termination.TIMEOUT,
             ParentEvent.OVER_BUDGET: Termination.OVER_BUDGET,
-        }.get(reason, Termination.DIED)
+        }.get(reason, Termination.INTERRUPTED if self._ending.is_set() else Termination.DIED)
         return ProbeRun(
             probe=probe, termination=termination, steps=tuple(steps),
             returncode=code, memory=memory,

@@ -349,8 +349,8 @@ class RayProbeRunner(RunnerBase):
                 if ready:
                     run: ProbeRun = ray.get(ref)
                     break
-                if self._ended.is_set():
-                    return self._lost(probe, started, last_step, None, "interrupted")
+                if self._ended.is_set():  # stabcheck ended it: no result
+                    raise KeyboardInterrupt
                 if time.monotonic() > deadline:
                     self.kill()
                     return replace(self._lost(probe, started, last_step, None, "cancelled"),

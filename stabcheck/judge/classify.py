@@ -17,6 +17,7 @@ from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from stabcheck.judge.trend import (
     gradient_explosion,
     gradient_spike,
+    gradient_trend,
     heavy_batches,
     loss_trend,
     trend_window,
@@ -152,6 +153,13 @@ def _curves_and_predictions(
         if heavy is not None and trend.spike is None:
             extra["heavy_batches"] = heavy
     explosion = gradient_explosion(norms, t)
+    if explosion is not None and _recovered(run, norms, t):
+        extra["gradient_spike"] = {**explosion, "recovered": True}
+        warnings.append(
+            f"gradient norm spiked to {explosion['grad_norm']:.3g} at step {explosion['step']} "
+            f"({explosion['ratio']:.0f}x its early level) and came back by step "
+            f"{run.steps_completed}: not an explosion")
+        explosion = None
     if explosion is not None:
         e = explosion
         return _verdict(
@@ -161,7 +169,7 @@ def _curves_and_predictions(
             f"{e['baseline']:.3g}",
         )
     spike = gradient_spike(norms, t)
-    if spike is not None:
+    if spike is not None and "gradient_spike" not in extra:
         extra["gradient_spike"] = spike
     climbed = _climbed_note(run, class_names, t)
     if climbed is not None:
@@ -298,6 +306,16 @@ def _spike_warning(spike: dict[str, Any], window: int) -> str:
                    f"{window} steps {late:.3g}, started at {start:.3g})")
 
 
+def _recovered(run: ProbeRun, norms: Sequence[float], t: Thresholds) -> bool:
+    """Whether a run whose gradient norm crossed the explosion ratio came back: it
+    trained its planned steps and, at its last step, the norm's trend is an order of
+    magnitude below the explosion level (``explosion_ratio`` / 10 of the baseline)."""
+    if run.steps_completed < run.probe.steps:
+        return False
+    now = gradient_trend(norms, t)
+    return now is not None and now["ratio"] < t.explosion_ratio / 10
+
+
 def _with_warnings(verdict: Verdict, extra: dict[str, Any], warnings: list[str]) -> Verdict:
     """A learning verdict with the curves' evidence and warnings (a recovered spike)."""
     if not extra and not warnings:
@@ -323,9 +341,12 @@ def _diverged(e: dict[str, Any]) -> Verdict:
     else:
         how = (f"the median of its last {e['window']} losses is {e['factor']:.3g}x the first "
                f"step's {e['start_loss']:.3g}")
+    start, peak = e["start_loss"], e["peak_loss"]
+    rise = f" ({peak / start:.3g}x)" if start > 0 else ""
     return _verdict(
         Outcome.DIVERGED, e,
-        f"loss diverged from step {e['step']}: it reached {e['peak_loss']:.3g} and {how}",
+        f"loss diverged from step {e['step']}: it rose from {start:.3g} at the first step to "
+        f"{peak:.3g}{rise} at step {e['peak_step']}, and {how}",
     )
 
 

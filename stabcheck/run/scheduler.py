@@ -137,8 +137,13 @@ class GridRun:
                     self.skipped += 1
                 continue
             else:
-                run = runner.run(probe, self._weights[probe.settings.class_weight],
-                                 seed=job.seed)
+                try:
+                    run = runner.run(probe, self._weights[probe.settings.class_weight],
+                                     seed=job.seed)
+                except KeyboardInterrupt:
+                    if self._stop.is_set():
+                        return  # the run's interrupt ended its worker: no result
+                    raise
                 if self._stop.is_set():
                     return  # ended by an interrupt: not a result of the probe
                 result = ProbeResult(run, self._classifier(run))

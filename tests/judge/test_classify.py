@@ -326,7 +326,7 @@ def spike_norms(ratio: float, at: int = 30, n: int = 50) -> list[float]:
 @pytest.mark.parametrize("ratio", [100.0, 150.0, 1e4])
 def test_exploding_gradients(ratio: float) -> None:
     norms = spike_norms(ratio)
-    for step in range(31, 36):  # sustained: 6 steps from step 30 on
+    for step in range(31, len(norms) + 1):  # sustained: from step 30 to the end
         norms[step - 1] = ratio * 1.01
     v = check(classify(completed(decreasing(), norms)), Outcome.EXPLODING_GRADIENTS)
     assert v.category is Category.NUMERICAL
@@ -334,6 +334,20 @@ def test_exploding_gradients(ratio: float) -> None:
     assert v.evidence["decided_at_step"] == 32  # 3 of the last 5 steps
     assert v.evidence["early_median"] == pytest.approx(1.01)
     assert v.evidence["ratio"] == pytest.approx(ratio)
+
+
+@pytest.mark.parametrize("ratio", [100.0, 1e4])
+def test_a_sustained_spike_the_run_recovers_from_is_not_an_explosion(ratio: float) -> None:
+    """Six steps far above the baseline, then back to it by the end while the loss falls:
+    a spike with a warning, not exploding gradients."""
+    norms = spike_norms(ratio)
+    for step in range(31, 36):
+        norms[step - 1] = ratio * 1.01
+    v = check(classify(completed(decreasing(), norms)), Outcome.STABLE)
+    assert v.evidence["gradient_spike"]["recovered"] is True
+    assert v.evidence["gradient_spike"]["step"] == 30
+    assert any("came back by step" in w and "not an explosion" in w
+               for w in v.evidence["warnings"])
 
 
 @pytest.mark.parametrize("ratio", [100.0, 1e4])

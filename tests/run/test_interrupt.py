@@ -53,13 +53,14 @@ class Run:
     """A ``stabcheck`` process started in its own session, its output going to files
     (a pipe nobody reads would block it once full)."""
 
-    def __init__(self, args: list[str], cwd: Path, name: str = "run") -> None:
+    def __init__(self, args: list[str], cwd: Path, name: str = "run",
+                 env: dict[str, str] | None = None) -> None:
         self.stdout_path = cwd / f"{name}.stdout"
         self.stderr_path = cwd / f"{name}.stderr"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [*STABCHECK, *args], cwd=cwd, stdout=out, stderr=err,
-                start_new_session=True,
+                start_new_session=True, env={**os.environ, **(env or {})},
             )
 
     @property
@@ -252,8 +253,9 @@ def comparable(probe: dict) -> dict:
 
 
 def without_sizes(text: str) -> str:
-    """A terminal report with measured byte sizes blanked out."""
-    return re.sub(r"\d+(\.\d+)? (B|KiB|MiB|GiB|TiB)\b", "<size>", text)
+    """A terminal report with measured byte sizes and the run's duration blanked out."""
+    text = re.sub(r"\d+(\.\d+)? (B|KiB|MiB|GiB|TiB)\b", "<size>", text)
+    return re.sub(r"\bin \d+(\.\d+)? s\b", "in <time>", text)
 
 
 # ------------------------------------------------------------ SIGINT / SIGTERM
@@ -466,3 +468,65 @@ def test_stabcheck_memory_interrupted_keeps_what_it_measured(tmp_path):
     data = load_strict_json(out)
     assert data["interrupted"] is True
     assert [p["id"] for p in data["probes"]] == measured
+
+
+# ------------------------------------------------------------ a signal inside a window
+SLOW = FIXTURES / "slow_models.py"
+# Each holds a worker inside a window on its 2nd call (tests/fixtures/slow_models.py):
+# - seed_build: the worker builds the model again under seed 1 (a finalist's re-probe);
+# - optimizer: the worker of the second batch size allocates its optimizer's state.
+WINDOWS = {
+    "seed_build": ["probe", "--model", f"{SLOW}:slow_build", "--data", "builtin:breast_cancer",
+                   "--class-weight", "none", "--lr", "0.01", "--steps", "20", "--seeds", "2",
+                   "--workers", "1", "--timeout", "120", "--fail-on", "none"],
+    "optimizer": ["probe", "--model", f"{SLOW}:slow_optimizer",
+                  "--data", "builtin:breast_cancer", "--class-weight", "none", "--lr", "0.01",
+                  "--batch-size", "32,64", "--steps", "20", "--seeds", "1", "--workers", "1",
+                  "--timeout", "120", "--fail-on", "none"],
+}
+
+
+@pytest.mark.parametrize("window", ["seed_build", pytest.param("optimizer",
+                                                              marks=pytest.mark.slow)])
+def test_a_signal_inside_a_workers_window_invents_no_result(tmp_path, window):
+    """SIGTERM while a worker is inside its model build (a seed's re-probe) or its
+    optimizer's allocation: the run stops within seconds with exit 130; the job in
+    flight is no result (not crashed, not out of memory: stabcheck ended it) and is not
+    journaled; and the resumed run equals one that was never interrupted."""
+    args = WINDOWS[window]
+    full = run_cli([*args, "--json", "full.json", "--journal", "full.jsonl"], tmp_path)
+    assert full.returncode == 0, full.stderr
+    expected = load_strict_json(tmp_path / "full.json")
+
+    journal, marker = tmp_path / "j.jsonl", tmp_path / "inside"
+    run = Run([*args, "--json", "part.json", "--journal", str(journal)], tmp_path,
+              env={"STABCHECK_TEST_SLOW_FILE": str(tmp_path / "calls"),
+                   "STABCHECK_TEST_SLOW_AT": "2", "STABCHECK_TEST_SLOW_MARKER": str(marker)})
+    try:
+        deadline = time.monotonic() + 150
+        while not marker.exists():
+            assert run.proc.poll() is None, run.stderr[-2000:]
+            assert time.monotonic() < deadline, "the window never opened"
+            time.sleep(0.05)
+        signalled = time.monotonic()
+        os.kill(run.pid, signal.SIGTERM)
+        code = run.wait(timeout=60)
+        stopped_in = time.monotonic() - signalled
+    finally:
+        if run.proc.poll() is None:
+            run.kill_all()
+    assert code == 130, run.stderr[-2000:]
+    assert stopped_in < 10, f"took {stopped_in:.1f} s to stop"
+    records = journal_records(journal)
+    assert records[-1]["type"] == "interrupted"
+    verdicts = [r for r in records if r["type"] in ("probe", "seed_probe")]
+    assert verdicts, "the window opened before any job finished"
+    assert not {"crashed", "oom_host", "oom_gpu", "timeout", "error"} & {
+        r["outcome"] for r in verdicts}
+    assert not any(r["evidence"].get("inferred_from") for r in verdicts)
+
+    done = run_cli([*args, "--resume", str(journal), "--json", "resumed.json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    resumed = load_strict_json(tmp_path / "resumed.json")
+    for key in ("probes", "seed_probes"):
+        assert [comparable(p) for p in resumed[key]] == [comparable(p) for p in expected[key]]
