@@ -194,3 +194,30 @@ def numerical_risk(run: ProbeRun, t: Thresholds = DEFAULT_THRESHOLDS) -> dict | 
     if grads is not None and grads["ratio"] >= t.explosion_ratio / 10:
         return {"kind": "gradient_rising", **grads}
     return None
+
+
+def rung_trend_words(run: ProbeRun, class_names: Sequence[str] = (),
+                     t: Thresholds = DEFAULT_THRESHOLDS) -> str | None:
+    """What the held-out predictions did across the probe's rungs, for its rarest class
+    (of at least ``min_class_support`` held-out samples): ``class 9 predicted 0 -> 12
+    times (12 held out), still rising``; with one rung, its count there; None without
+    evaluations."""
+    from stabcheck.results import HoldoutEval
+
+    evals = [r for r in run.rungs if isinstance(r.holdout, HoldoutEval) and r.holdout.n]
+    if not evals:
+        return None
+    true = evals[-1].holdout.true_counts
+    present = [c for c, n in enumerate(true) if n >= t.min_class_support]
+    if not present:
+        return None
+    rare = min(present, key=lambda c: (true[c], c))
+    name = str(class_names[rare]) if len(class_names) == len(true) else str(rare)
+    counts = [e.holdout.pred_counts[rare] for e in evals]
+    if len(counts) == 1:
+        return (f"class {name} predicted {counts[0]} times at step {evals[0].step} "
+                f"({true[rare]} held out)")
+    a, b = counts[-2], counts[-1]
+    trend = "still rising" if b > a else "falling" if b < a else "unchanged"
+    shown = " -> ".join(str(c) for c in counts)
+    return f"class {name} predicted {shown} times ({true[rare]} held out), {trend}"

@@ -95,17 +95,16 @@ def loss_trend(losses: Sequence[float], t: Thresholds) -> LossTrend:
     windows = window_medians(losses, window)
     late = windows[-1][1]
     # The objective itself (the mean loss, what fit's epoch loss shows) must rise too:
-    # above the first window's mean, or, for a rise from a low, over the last three
-    # windows' means as over their medians. Under class weights the typical (median)
+    # the late window's mean above the start, or, for a rise from a low, the last three
+    # windows' means rising as their medians do. Under class weights the typical (median)
     # batch holds only the common classes, and when the weights flip the predictions to
     # the rare class the common classes' loss rises while the weighted objective falls
     # (an overcorrection, not a blow-up: the keras-io text model with x100 weights).
-    early_mean = statistics.fmean(losses[:window])
     late_mean = statistics.fmean(losses[-window:])
-    objective_rose = late_mean > early_mean
+    objective_rose = late_mean > start
     evidence = {**base, "window": window, "late_median": late,
                 "window_medians": [m for _, m in windows], "decided_at_step": n,
-                "early_mean": early_mean, "late_mean": late_mean}
+                "late_mean": late_mean}
     if start > 0 and late > t.divergence_factor * start and roll[-1] > t.divergence_factor * start \
             and objective_rose:
         onset = _onset(losses, roll, t.divergence_factor * start, t.spike_window)

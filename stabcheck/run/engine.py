@@ -233,6 +233,7 @@ def run_probe_grid(
                     budget_steps=settings.budget_steps,
                     budget_seconds=settings.budget_seconds,
                     done=previous.results if previous else {},
+                    class_names=class_names,
                 ).run(probes, staged)
                 for extra in runners[1:]:  # memory probes run alone: clean peaks
                     extra.close()

@@ -24,14 +24,23 @@ its first rung, its learning not judged, and the report says so.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stabcheck.config.thresholds import Thresholds
 from stabcheck.executors import Runner
 from stabcheck.judge.ranking import FINALISTS, reprobe_seeds
-from stabcheck.judge.rungs import CONTENDER, FIRST_RUNG, SEED, Ladder, ladder, staged
+from stabcheck.judge.rungs import (
+    CONTENDER,
+    FIRST_RUNG,
+    SEED,
+    Ladder,
+    ladder,
+    rung_trend_words,
+    staged,
+    unsettled,
+)
 from stabcheck.judge.stages import (
     StepBudget,
     contender_caps,
@@ -92,6 +101,7 @@ class StagedRun:
         budget_steps: ``--budget`` in steps (None: the default, or a time budget).
         budget_seconds: ``--budget`` in seconds (None: none).
         done: the results of a resumed run's journal, by job key.
+        class_names: the data set's, for the sentences.
     """
 
     def __init__(self, runners: list[Runner], weights: dict[str, list[float] | None],
@@ -101,7 +111,8 @@ class StagedRun:
                  report_of: Callable[[list[ProbeResult], list[SeedProbe]], RunReport],
                  thresholds: Thresholds, *, seed: int, seeds: int,
                  budget_steps: int | None, budget_seconds: float | None,
-                 done: dict[Any, ProbeResult]) -> None:
+                 done: dict[Any, ProbeResult], class_names: Sequence[str] = ()) -> None:
+        self._class_names = tuple(class_names)
         self._runners = runners
         self._weights = weights
         self._classify = classify
@@ -146,20 +157,27 @@ class StagedRun:
             ranked_first = contenders(self._report_of(
                 [first[p.id] for p in probes if p.id in first and healthy(first[p.id])], []))
             chosen = _unstaged([r.probe for r in ranked_first])
+        # A contender whose first stage already trained its planned steps with a settled
+        # verdict (it climbed there for a learning trend or a numerical risk) is judged:
+        # it needs no second run.
+        judged = [p for p in chosen if p.id in first and _settled_at_steps(first[p.id])]
         budget = self._time_budget(
             StepBudget(None if total is None else total - self._spent), deadline)
-        caps = contender_caps([_stub(p) for p in chosen], lad, budget,
+        caps = contender_caps([_stub(p) for p in chosen if p not in judged], lad, budget,
                               reserve=(self._seeds - 1) * lad.steps)
+        caps.update({p.id: lad.steps for p in judged})
         jobs = [Job(staged(p, CONTENDER, caps[p.id], self._t)) for p in chosen
-                if p.id in caps]
+                if p.id in caps and p not in judged]
         by_id = dict(first)
         if jobs:
             second = self._stage(CONTENDER, _contender_text(jobs, lad), jobs, deadline, out)
             by_id.update({r.probe.id: r for r in second})
         out.results[:] = [by_id[p.id] for p in probes if p.id in by_id]
-        contender_ids = [j.probe.id for j in jobs]
+        contender_ids = [p.id for p in chosen if p.id in caps]
         self._seed_stage(out, caps, contender_ids, deadline)
-        out.results[:] = [_with_schedule(r, contender_ids, lad, caps, direct)
+        chosen_ids = [p.id for p in chosen]
+        out.results[:] = [_with_schedule(r, contender_ids, chosen_ids, lad, caps, direct,
+                                         self._class_names, self._t)
                           for r in out.results]
         out.schedule.update(
             contenders=contender_ids, steps_run=self._spent,
@@ -239,6 +257,12 @@ class StagedRun:
         return StepBudget(steps if budget.left is None else min(steps, budget.left))
 
 
+def _settled_at_steps(result: ProbeResult) -> bool:
+    """A result that trained its planned steps and whose verdict no more steps would
+    settle differently (``unsettled``)."""
+    return result.run.steps_completed >= result.probe.steps and not unsettled(result.verdict)
+
+
 def lad_steps(result: ProbeResult) -> int:
     """The planned steps of a result's probe."""
     return result.probe.steps
@@ -262,24 +286,40 @@ def _contender_text(jobs: list[Job], lad: Ladder) -> str:
     return f"{n} contender{'s' if n != 1 else ''} to {lad.steps} steps and beyond if unsettled"
 
 
-def _with_schedule(result: ProbeResult, contender_ids: list[str], lad: Ladder,
-                   caps: dict[str, int], direct: bool) -> ProbeResult:
+def _with_schedule(result: ProbeResult, contender_ids: list[str], chosen_ids: list[str],
+                   lad: Ladder, caps: dict[str, int], direct: bool,
+                   class_names: Sequence[str], t: Thresholds) -> ProbeResult:
     """The result with ``evidence["schedule"]``: its stage, whether it was a contender,
-    the steps it ran to; a healthy setting left at the first stage says so, and its
-    learning is not judged (a learning problem it showed stays in its warnings)."""
+    the steps it ran to. A healthy setting whose learning was not judged says why and how
+    far it got: left at the first rung (not a contender, or one the budget did not
+    afford), or a contender whose unsettled verdict met the budget's end; a learning
+    problem it showed stays in its warnings."""
     pid = result.probe.id
     contender = pid in contender_ids
     verdict = result.verdict
+    steps = result.run.steps_completed
     info = {"stage": result.probe.stage or (CONTENDER if direct else FIRST_RUNG),
-            "contender": contender, "steps": result.run.steps_completed,
-            "cap": caps.get(pid)}
+            "contender": contender, "steps": steps, "cap": caps.get(pid)}
     evidence = {**verdict.evidence, "schedule": info}
     summary = verdict.summary
-    if not contender and verdict.category is Category.OK and result.ran \
-            and evidence.get("learning_verdict") != "not_judged":
-        reason = (f"learning not judged: not among the {FINALISTS} contenders after the "
-                  f"first rung ({result.run.steps_completed} steps)")
-        evidence.update(learning_verdict="not_judged", not_judged_because="not_contender",
+    reason, because = None, None
+    if verdict.category is Category.OK and result.ran:
+        seen = rung_trend_words(result.run, class_names, t)
+        seen = f": {seen}" if seen else ""
+        if not contender and pid in chosen_ids:
+            because = "budget"
+            reason = (f"stable at {steps} steps; learning not judged: the budget ended before "
+                      f"it could train to its {result.probe.steps} planned steps{seen}")
+        elif not contender and evidence.get("learning_verdict") != "not_judged":
+            because = "not_contender"
+            reason = (f"learning not judged: not among the {FINALISTS} contenders after the "
+                      f"first rung ({steps} steps)")
+        elif contender and unsettled(verdict) and steps < lad.top:
+            because = "budget"
+            reason = f"stable at {steps} steps; not judged: the budget ended there{seen}"
+    if reason is not None:
+        info["stopped_by"] = because
+        evidence.update(learning_verdict="not_judged", not_judged_because=because,
                         learning_verdict_reason=reason)
         summary = f"{summary}; {reason}" if summary else reason
     return ProbeResult(result.run, Verdict(verdict.outcome, evidence, summary))

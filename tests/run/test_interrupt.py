@@ -530,3 +530,49 @@ def test_a_signal_inside_a_workers_window_invents_no_result(tmp_path, window):
     resumed = load_strict_json(tmp_path / "resumed.json")
     for key in ("probes", "seed_probes"):
         assert [comparable(p) for p in resumed[key]] == [comparable(p) for p in expected[key]]
+
+
+def test_resume_of_a_run_interrupted_between_rungs(tmp_path, uninterrupted):
+    """Interrupted once every setting's first rung is journaled, before the contenders'
+    runs have all finished: the resumed run decides the same contenders from the same
+    first rungs, runs only what is missing and equals the uninterrupted run."""
+    _, full, _, full_journal = uninterrupted
+    later_jobs = [job_key(r) for r in journal_records(full_journal)
+                  if r.get("type") == "probe" and r["job"]["stage"] != "first_rung"]
+    assert later_jobs, "the small grid has a contender stage"
+    journal = tmp_path / "j.jsonl"
+
+    def first_rungs() -> int:
+        return sum(r.get("type") == "probe" and r["job"]["stage"] == "first_rung"
+                   for r in journal_records(journal))
+
+    for attempt in range(5):
+        journal.unlink(missing_ok=True)
+        run = Run([*SMALL_GRID, "--journal", str(journal)], tmp_path, name=f"between-{attempt}")
+        try:
+            deadline = time.monotonic() + 120
+            while first_rungs() < len(SMALL_IDS) and run.proc.poll() is None:
+                assert time.monotonic() < deadline, "the first stage never finished"
+                time.sleep(0.002)
+            os.kill(run.pid, signal.SIGSTOP)
+            os.kill(run.pid, signal.SIGINT)
+            os.kill(run.pid, signal.SIGCONT)
+            code = run.wait(timeout=60)
+        finally:
+            if run.proc.poll() is None:
+                run.kill_all()
+        done_later = [job_key(r) for r in journal_records(journal)
+                      if r.get("type") == "probe" and r["job"]["stage"] != "first_rung"]
+        if code == 130 and len(done_later) < len(later_jobs):
+            break
+    else:
+        pytest.fail("could not interrupt the run between its stages in 5 attempts")
+    before = len(journal_records(journal))
+    done = run_cli([*SMALL_GRID, "--resume", str(journal), "--json", "result.json"], tmp_path)
+    assert done.returncode == 1, done.stderr
+    resumed = load_strict_json(tmp_path / "result.json")
+    assert [comparable(p) for p in resumed["probes"]] == [comparable(p) for p in full["probes"]]
+    appended = [job_key(r) for r in journal_records(journal)[before:]
+                if r.get("type") == "probe"]
+    assert not any(stage == "first_rung" for _, stage, _ in appended)  # none run again
+    assert sorted(appended) == sorted(set(later_jobs) - set(done_later))
