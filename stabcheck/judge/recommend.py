@@ -215,8 +215,14 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
                  and bool(c.failed_seeds) == bool(chosen_rank.failed_seeds)]
     best_f1 = max((c.worst_f1 for c in same_tier if c.worst_f1 is not None), default=None)
     reasons: list[str] = []
+    first_f1 = chosen_rank.scores[0].macro_f1
     if len(stable) == 1:
         reasons.append("the only stable setting")
+    elif reprobed == 1 and multi and first_f1 is not None:
+        # the leader alone was re-probed: it held under every seed (judge.stages)
+        reasons.append(f"the best held-out {name} ({first_f1:.2f}) of the {len(stable)} "
+                       f"contenders under seed {chosen_rank.scores[0].seed}, and it held "
+                       "under every other seed, so the others were not re-probed")
     elif f1 is not None and best_f1 is not None:
         if f1 >= best_f1 - 1e-12:
             reasons.append(f"the best {f1_words} ({f1:.2f}) of {among}")

@@ -11,7 +11,7 @@ from its journal, makes the same decisions.
     stage 2  the contenders (the recommendation's finalists at the first rung) to
              --steps, and beyond while their learning verdict is unsettled
     stage 3  the leading contender under the other seeds; the next contender's seeds
-             only when the leader's worst seed falls behind it
+             only when the leader fails under a seed
 
 Pure: no I/O.
 """
@@ -86,33 +86,26 @@ def seed_candidate(report: RunReport, done: Sequence[str],
                    t: Thresholds = DEFAULT_THRESHOLDS) -> ProbeResult | None:
     """The next contender to re-probe under the other seeds, or None when none is needed.
 
-    The leader (the first of the single-seed order) first. Once some contenders were
-    re-probed (``done``, their ids), the next is the best one not yet re-probed whose one
-    seed beats the worst seed of every re-probed contender by more than the F1
-    tolerance, or that is still in the running while every re-probed one failed a seed:
-    otherwise the recommendation stands among those re-probed.
+    The leader (the first of the single-seed order) first. The next one only when every
+    contender re-probed so far (``done``, their ids) failed a seed (it did not end
+    stable, or has no skill under it: ``Ranked.disqualified``): a leader that holds under
+    every seed is the recommendation, and re-probing the others could only confirm that
+    their one seed, already behind the leader's, is not better.
     """
+    del t  # the order is the recommendation's own (its tolerance is in the report)
     if not done:
         order = ranked(_single_seed(report))
         return order[0].result if order else None
     backed = [c for c in ranked(report) if c.result.probe.id in done]
     others = [c for c in ranked(_single_seed(report)) if c.result.probe.id not in done]
-    if not others:
+    if not others or any(_held(c) for c in backed):
         return None
-    best = max((c.worst_f1 for c in backed if _held(c) and c.worst_f1 is not None),
-               default=None)
-    if not any(_held(c) for c in backed):
-        return others[0].result  # every re-probed contender failed a seed
-    challenger = others[0]
-    f1 = challenger.worst_f1
-    if best is not None and f1 is not None and f1 > best + t.recommend_f1_tolerance:
-        return challenger.result
-    return None
+    return others[0].result  # every re-probed contender failed a seed
 
 
 def _held(candidate: Ranked) -> bool:
-    """Every seed of the candidate stable."""
-    return not candidate.failed_seeds
+    """Every seed of the candidate stable, with skill."""
+    return not candidate.failed_seeds and candidate.disqualified is None
 
 
 def _single_seed(report: RunReport) -> RunReport:

@@ -221,3 +221,23 @@ def test_the_default_budget_is_twice_a_plain_fit_and_covers_a_small_grids_most()
     # one setting: its second rung, then the finalists' and the leader's seeds' top rungs
     assert default_budget(1, ladder(100), seeds=3) == 50 + (3 + 2) * 400
     assert T.first_rung_fraction == 0.25
+
+
+def test_seeds_go_to_the_leader_and_to_the_next_finalist_only_if_the_leader_fails() -> None:
+    from stabcheck.judge.stages import seed_candidate
+    from tests.judge.test_ranking import _seeded, _stable
+    from tests.report.terminal.test_report import make_report
+
+    leader, close = "cw=none,lr=0.01,clip=none,bs=32", "cw=none,lr=0.1,clip=none,bs=32"
+    grid = make_report([_stable(0.01, 0.95), _stable(0.1, 0.93), _stable(0.001, 0.60)])
+    assert seed_candidate(grid, []).probe.id == leader
+    # the leader holds under seeds 1 and 2: it is the recommendation, no more seeds
+    held = _seeded(grid, {leader: [(Outcome.STABLE, 0.85), (Outcome.STABLE, 0.90)]})
+    assert seed_candidate(held, [leader]) is None
+    # it collapses under a seed, or has no skill under one: the next finalist's seeds
+    for seeds in ([(Outcome.MINORITY_COLLAPSE, 0.30), (Outcome.STABLE, 0.90)],
+                  [(Outcome.STABLE, 0.20), (Outcome.STABLE, 0.90)]):
+        failed = _seeded(grid, {leader: seeds})
+        assert seed_candidate(failed, [leader]).probe.id == close
+        both = _seeded(grid, {leader: seeds, close: [(Outcome.STABLE, 0.9)] * 2})
+        assert seed_candidate(both, [leader, close]) is None
