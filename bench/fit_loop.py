@@ -7,8 +7,11 @@ template, ``stabcheck.worker.templates.build``, or its ``bench/apps.py`` factory
 clipping) and sparse categorical cross-entropy, and fits ``--steps`` batches of the
 setting's batch size with the setting's ``class_weight``, on stabcheck's own training
 sample and batch order. A batch size above the training sample is what ``fit`` makes of
-it: every step trains on the whole sample (``fit(batch_size=B, epochs=steps,
-shuffle=True)``: one step an epoch, a fresh order each).
+it on the user's data: stabcheck caps it at the rows of the user's whole data set (its
+``batch_rows``: training sample + held-out split, 11,018 for the demo) and so does this
+loop, with ``fit(x_all, y_all, batch_size=B, epochs=steps, shuffle=True)`` on those rows
+(one step an epoch, every row, a fresh order each), not on a laid-out copy of 60 such
+batches, which would add its own memory to the loop's.
 
 With ``--only INDEX`` it fits that one setting (the fresh-process-per-setting baseline).
 Before each setting it appends ``{"start": INDEX, ...}`` to ``--progress`` (JSON lines)
@@ -84,10 +87,20 @@ def _rss_bytes() -> int | None:
     return None
 
 
+def _all_rows(dataset):
+    """The user's whole data set (training sample + held-out split) when that is what
+    stabcheck caps a batch at (``batch_rows``); else the training sample."""
+    n = len(dataset.x_train)
+    cap = int(getattr(dataset, "batch_rows", n))
+    if cap == n + len(dataset.x_val):
+        return (np.concatenate([dataset.x_train, dataset.x_val]),
+                np.concatenate([dataset.y_train, dataset.y_val]))
+    return dataset.x_train, dataset.y_train
+
+
 def fit_one(g: common.Grid, setting: common.Setting, dataset, class_weight, steps: int,
             rows: dict) -> dict:
     n = len(dataset.x_train)
-    trained = min(setting.batch_size, n)
     t0 = time.perf_counter()
     rss_before = _rss_bytes()
     keras.utils.set_random_seed(common.SEED)  # every probe starts from the same weights
@@ -102,10 +115,14 @@ def fit_one(g: common.Grid, setting: common.Setting, dataset, class_weight, step
         x, y, _ = rows[setting.batch_size]
         model.fit(x, y, batch_size=setting.batch_size, epochs=1, shuffle=False,
                   class_weight=class_weight, verbose=0, callbacks=[timer])
-    else:  # fit caps a batch at the data: one step an epoch, on the whole sample
-        model.fit(dataset.x_train, dataset.y_train, batch_size=setting.batch_size, epochs=steps,
-                  shuffle=True, class_weight=class_weight, verbose=0, callbacks=[timer])
+    else:  # fit caps a batch at the data: one step an epoch, on all the user's rows
+        if "all" not in rows:
+            rows["all"] = _all_rows(dataset)
+        x, y = rows["all"]
+        model.fit(x, y, batch_size=setting.batch_size, epochs=steps, shuffle=True,
+                  class_weight=class_weight, verbose=0, callbacks=[timer])
     t_done = time.perf_counter()
+    trained = min(setting.batch_size, len(rows["all"][0]) if "all" in rows else n)
 
     durations = [e - b for b, e in zip(timer.begin, timer.end, strict=True)]
     steady = durations[STEADY_SKIP:] or durations
@@ -168,7 +185,8 @@ def main() -> None:
     progress = Progress(args.progress)
     prep_s = time.perf_counter() - t0
     progress.add({"begin": g.key, "import_s": IMPORT_S, "prep_s": prep_s,
-                  "n_train": int(len(dataset.x_train))})
+                  "n_train": int(len(dataset.x_train)),
+                  "batch_rows": int(getattr(dataset, "batch_rows", len(dataset.x_train)))})
 
     t_loop = time.perf_counter()
     probes = []
@@ -188,8 +206,9 @@ def main() -> None:
         "loop_s": loop_s,
         "n_probes": len(probes),
         "steps": steps,
-        "batch_order": next((r[2] for r in rows.values()), None),
+        "batch_order": next((r[2] for k, r in rows.items() if k != "all"), None),
         "n_train": int(len(dataset.x_train)),
+        "batch_rows": int(getattr(dataset, "batch_rows", len(dataset.x_train))),
         "steady_skip": STEADY_SKIP,
         "sum_steady_steps_s": sum(p["steady_steps_s"] for p in probes),
         "median_steady_step_s": statistics.median(p["steady_step_s"] for p in probes),

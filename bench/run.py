@@ -222,7 +222,9 @@ def run_grid(tmp: Path, g: common.Grid, args, data_path: Path | None) -> dict:
         "spent": stab_rep.get("spent") if stab_rep else None,
         "fit_loop": fit_rep.get("loop") if fit_rep else None,
         "no_budget_estimate_s": (no_budget or {}).get("estimate_s"),
+        "quick": bool(args.quick),
     }
+    summary["no_budget_over_stabcheck"] = ratio(summary["no_budget_estimate_s"], stab_wall)
     summary["verdicts"] = {
         "fit_loop_over_stabcheck": verdict(summary["fit_loop_over_stabcheck"], ">=", g.target),
         "fresh_over_stabcheck": verdict(summary["fresh_over_stabcheck"], ">=", g.target),
@@ -315,7 +317,7 @@ def _small_extras(summary, stab_wall, floor, tuner, scaling_runs, ray_runs, star
 def _row(name: str, wall, cpu, share, note: str) -> None:
     cpu_shown = "" if cpu is None else f"{cpu:.1f} s"
     shown = "" if share is None else f"{share:.0%}"
-    log(f"  {name:<42} {fmt_s(wall):>10} {cpu_shown:>8} {shown:>7}   {note}")
+    log(f"  {name:<44} {fmt_s(wall):>10} {cpu_shown:>8} {shown:>7}   {note}")
 
 
 def print_grid(g: common.Grid, res: dict, repeat: int) -> None:
@@ -326,7 +328,7 @@ def print_grid(g: common.Grid, res: dict, repeat: int) -> None:
     repeats = f", median of {repeat} runs" if repeat > 1 else ""
     log("")
     log(f"== {g.key}: {g.title}{repeats}")
-    log(f"  {'way':<42} {'wall':>10} {'CPU':>8} {'others':>7}   breakdown")
+    log(f"  {'way':<44} {'wall':>10} {'CPU':>8} {'others':>7}   breakdown")
     if stab:
         extra = (f", memory enforcement {stab['memory_enforcement']}"
                  if g.memory_budget else "")
@@ -418,8 +420,12 @@ def print_targets(results: dict) -> dict:
                             ("fresh_over_stabcheck", "fresh process per setting / stabcheck")):
             value, v = s[name], s["verdicts"][name]
             verdicts[f"{key}/{name}"] = v
+            why = " (not run: --quick)" if value is None and s.get("quick") else ""
             log(f"  {key:<6} {label:<40} {fmt_x(value):>9}   target >= {s['target']:g}x"
-                f"{'':<6} {v}")
+                f"{'':<6} {v}{why}")
+        if s.get("no_budget_over_stabcheck") is not None:
+            log(f"  {key:<6} {'no-budget loop (est.) / stabcheck':<40} "
+                f"{fmt_x(s['no_budget_over_stabcheck']):>9}   reference, no target")
     extras = (results.get("small") or {}).get("small_extras")
     if extras:
         labels = {"stabcheck_over_floor": "stabcheck / floor",
