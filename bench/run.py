@@ -1,49 +1,56 @@
-"""``make bench``: the demo grid run several ways in one run, side by side, against the floor.
+"""``make bench``: three grids, each run several ways in one run, side by side.
 
-The grid: builtin:cnn on builtin:digits made long-tailed (imbalance 0.05), class_weight
-none/balanced/x100, lr 1e-3/1e-2/1e-1, clip none/global_norm=1.0, batch size 32, 100 steps:
-18 probes. The ways (each in its own subprocess, one at a time):
+The grids (``bench/common.py``):
 
-1. stabcheck: ``stabcheck probe ...`` (wall time; peak RSS of the stabcheck process itself,
-   not its workers, sampled every 20 ms), then the same command with ``--executor ray
-   --ray-address`` a running Ray cluster of this machine (``ray start --head``, before the
-   timed run, as a team's cluster is: the executor's overhead against 1), and with
-   ``--executor ray`` alone (a local cluster that starts and stops with the run: the
-   overhead plus Ray's start and stop);
-2. a plain in-process ``model.fit`` loop (``bench/fit_loop.py``): TF import, loop, per-probe
-   and steady-state step times;
-3. KerasTuner ``GridSearch`` over the same grid (``bench/tuner.py``);
-4. a fresh process per setting (``bench/fit_loop.py --only I``, 18 times);
-5. the floor: one TF import + the steady-state step time of every probe (both from 2);
-6. how the cost grows: stabcheck at 2x and 4x the grid and at 2x the steps, against the
-   floor scaled the same way.
+- ``small``: 18 settings, builtin:cnn on builtin:digits made long-tailed (imbalance 0.05),
+  class_weight none/balanced/x100, lr 1e-3/1e-2/1e-1, clip none/global_norm=1.0, batch
+  32, 100 steps;
+- ``demo``: the demo's 36 (``configs/demo.toml``: the same 18 on builtin:digits-large x
+  batch sizes 32 and 16384, 60 steps, a 768 MiB memory budget);
+- ``apps``: ``keras.applications.MobileNet`` (alpha 0.25, ``weights=None``) at 32x32x3 on
+  synthetic long-tailed images (``bench/apps.py``), class_weight none/balanced x lr
+  1e-3/1e-2 x clip none/global_norm=1.0, batch 32, 50 steps: 8 settings.
 
-Prints a table with the project's targets and writes every figure to
-``bench/results/latest.json`` and ``bench/results/<UTC time>-<git sha>.json``.
-Options: ``--quick`` (skip 4 and 6), ``--repeat N`` (median of N runs of 1 and 2).
+The ways, each grid (``bench/ways.py``; one subprocess at a time):
+
+1. stabcheck's default run: ``stabcheck probe`` with only the flags that pin the grid
+   and the outputs (``--fail-on none --json --journal``; 3 seeds: the recommendation's
+   finalists are re-probed; for the demo, its memory ladder), wall time, peak RSS of the
+   stabcheck process, and how it spent its steps;
+2. a plain in-process ``model.fit`` loop (``bench/fit_loop.py``), every setting at
+   ``--steps``, in the grid's memory budget (the demo's: a memory cgroup of 768 MiB, as
+   stabcheck's workers get; the loop dies in the first batch-16384 setting, as a user's
+   kernel does);
+3. a fresh process per setting (``fit_loop.py --only I``), each in the budget (a batch
+   size the budget ended is not tried again).
+
+And on the 18-setting grid only: KerasTuner's ``GridSearch``, the floor (one TF import +
+the fit loop's steady-state steps), stabcheck at 2x/4x the grid and 2x the steps, and
+stabcheck on Ray (a running cluster, and one started by the run).
+
+Prints a table per grid with the ratios ``fit loop / stabcheck`` and ``fresh /
+stabcheck`` against the targets (>= 3x on the small grids, >= 1.5x on the applications
+grid) and writes every figure to ``bench/results/latest.json`` and
+``bench/results/<UTC time>-<git sha>.json``. Options: ``--quick`` (stabcheck and the fit
+loop only), ``--repeat N`` (medians of N interleaved runs of 1 and 2), ``--grids``.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
+import dataclasses
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
-import resource
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 HERE = Path(__file__).resolve().parent
@@ -51,372 +58,26 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
+import apps  # noqa: E402
 import common  # noqa: E402
+import ways  # noqa: E402
+from measure import log, run_cmd  # noqa: E402
 
-# RAY_AUTH_MODE: a cluster of `ray start` takes the runs' connections without a token.
-ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
-       "RAY_AUTH_MODE": "disabled"}
-PY = sys.executable
-TIMEOUT_S = 1800
-RSS_INTERVAL_S = 0.020
-TREE_INTERVAL_S = 0.2  # a scan of the process tree costs a few ms of CPU
 MB = 1e6
-
-TARGETS = {  # for the demo grid on two cores
+TARGETS = {  # the 18-setting grid's other figures, on two cores
     "stabcheck_over_floor": ("<=", 1.3),
-    "fit_loop_over_stabcheck": (">=", 2.0),
     "tuner_over_stabcheck": (">=", 2.5),
-    "fresh_over_stabcheck": (">=", 5.0),
     "stabcheck_peak_rss_mb": ("<", 200.0),
     "ray_overhead": ("<=", 0.15),  # Ray executor (running cluster) / local executor - 1
 }
-RAY_FLAGS = ("--executor", "ray")  # no --ray-address: a local cluster for the run
-RAY_SETTLE_S = 10.0  # after `ray start`: its dashboard and runtime-env agents start (~5 CPU s)
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-# ------------------------------------------------------------------------ measuring
-
-
-def _busy_cpu_s() -> tuple[float, float]:
-    """(CPU seconds all cores spent busy since boot, seconds stolen by the hypervisor)."""
-    t = psutil.cpu_times()
-    busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
-    return busy, getattr(t, "steal", 0.0)
-
-
-def _our_cpu_s() -> float:
-    """CPU seconds of this process and of its waited-for descendants (workers included)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-class CpuWatch:
-    """How much CPU the measured command used, and how much *other* processes used meanwhile
-    (a concurrent test run on a two-core machine skews every timing)."""
-
-    def __init__(self) -> None:
-        self.busy0, self.steal0 = _busy_cpu_s()
-        self.ours0 = _our_cpu_s()
-        self.t0 = time.perf_counter()
-
-    def stop(self, ours_at_least: float = 0.0) -> dict:
-        """The figures so far; ``ours_at_least``: CPU seconds the command is known to have
-        used that rusage may miss (processes reaped by a descendant that discards their
-        times, as Ray's raylet does)."""
-        wall = time.perf_counter() - self.t0
-        busy, steal = _busy_cpu_s()
-        ours = max(_our_cpu_s() - self.ours0, ours_at_least)
-        foreign = max(0.0, (busy - self.busy0) - ours)
-        cores = psutil.cpu_count() or 1
-        return {
-            "wall_s": wall,
-            "cpu_s": ours,
-            "foreign_cpu_s": foreign,
-            "foreign_share": foreign / (wall * cores) if wall > 0 else 0.0,
-            "steal_s": steal - self.steal0,
-        }
-
-
-class RssSampler(threading.Thread):
-    """Peak RSS of one process (not its children), sampled every ``RSS_INTERVAL_S``."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.proc = psutil.Process(pid)
-        self.peak = 0
-        self.samples = 0
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                rss = self.proc.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                break
-            self.peak = max(self.peak, rss)
-            self.samples += 1
-            self._halt.wait(RSS_INTERVAL_S)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
-
-
-class TreeCpuSampler(threading.Thread):
-    """CPU seconds of a process and of every descendant seen, each as last sampled (every
-    ``TREE_INTERVAL_S``): a lower bound that, unlike rusage, includes descendants whose
-    parent discards their times (Ray's actors, reaped by the raylet)."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
-        self.seen: dict[tuple[int, float], float] = {}
-        self._halt = threading.Event()
-
-    def _sample(self) -> None:
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return
-        for proc in procs:
-            try:
-                t = proc.cpu_times()
-                self.seen[(proc.pid, proc.create_time())] = t.user + t.system
-            except psutil.Error:
-                pass
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            self._sample()
-            self._halt.wait(TREE_INTERVAL_S)
-
-    def stop(self) -> float:
-        self._halt.set()
-        self.join()
-        return sum(self.seen.values())
-
-
-def run_cmd(cmd: list[str], logdir: Path, tag: str, *, sample_rss: bool = False,
-            tree_cpu: bool = False) -> dict:
-    """Run ``cmd`` to completion; wall time, exit code, CPU use, peak RSS if asked;
-    ``tree_cpu``: also sample the CPU of its process tree (``TreeCpuSampler``)."""
-    out_path, err_path = logdir / f"{tag}.out", logdir / f"{tag}.err"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        watch = CpuWatch()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL)
-        sampler = RssSampler(proc.pid) if sample_rss else None
-        tree = TreeCpuSampler(proc.pid) if tree_cpu else None
-        for thread in (sampler, tree):
-            if thread:
-                thread.start()
-        try:
-            rc = proc.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-        if sampler:
-            sampler.stop()
-        tree_s = tree.stop() if tree else 0.0
-        figures = watch.stop(ours_at_least=tree_s)
-    figures["rc"] = rc
-    if tree:
-        figures["tree_cpu_s"] = tree_s
-    if sampler:
-        figures["peak_rss_bytes"] = sampler.peak
-        figures["rss_samples"] = sampler.samples
-    if rc != 0:
-        tail = err_path.read_text(errors="replace")[-3000:]
-        figures["stderr_tail"] = tail
-        log(f"  ! {tag} exited {rc}; stderr tail:\n{tail}")
-    return figures
-
-
-# ---------------------------------------------------------------------------- the ways
-
-
-def run_with_result(cmd: list[str], logdir: Path, tag: str, out: Path) -> dict:
-    """``run_cmd``, then the JSON the command wrote to ``out`` as ``figures["result"]``
-    (or ``figures["error"]`` when it wrote none)."""
-    figures = run_cmd(cmd, logdir, tag)
-    try:
-        figures["result"] = json.loads(out.read_text())
-    except (OSError, ValueError) as exc:
-        figures["error"] = f"no result ({exc})"
-        log(f"  ! {tag}: {figures['error']}")
-    return figures
-
-
-def stabcheck_exe() -> str:
-    exe = Path(PY).parent / "stabcheck"
-    return str(exe) if exe.exists() else (shutil.which("stabcheck") or "stabcheck")
-
-
-def run_stabcheck(tmp: Path, tag: str, lrs=common.LRS, clips=common.CLIPS,
-                  steps: int = common.STEPS, extra: tuple[str, ...] = ()) -> dict:
-    """``stabcheck probe`` over the grid, ``extra`` flags appended (e.g. ``RAY_FLAGS``)."""
-    json_path, journal = tmp / f"{tag}.json", tmp / f"{tag}.jsonl"
-    cmd = [
-        stabcheck_exe(), "probe",
-        "--model", f"builtin:{common.MODEL}", "--data", common.DATA,
-        "--imbalance", f"{common.IMBALANCE:g}",
-        "--class-weight", ",".join(common.CLASS_WEIGHTS),
-        "--lr", ",".join(f"{v:g}" for v in lrs),
-        "--clip", ",".join(clips),
-        "--batch-size", str(common.BATCH_SIZE), "--steps", str(steps),
-        "--fail-on", "none", "--json", str(json_path), "--journal", str(journal),
-        # The grid against the same grid: the finalists' re-probes under other seeds
-        # (default --seeds 3: about 18 s more here) are work no fit loop does.
-        "--seeds", "1",
-        *extra,
-    ]
-    expected = len(common.CLASS_WEIGHTS) * len(lrs) * len(clips)
-    log(f"- stabcheck [{tag}]: {expected} probes x {steps} steps ...")
-    # Ray's actors are reaped by its raylet, which discards their CPU times: sample them.
-    figures = run_cmd(cmd, tmp, tag, sample_rss=True, tree_cpu="ray" in extra)
-    figures.update(command=" ".join(cmd[1:]), expected_probes=expected, steps=steps,
-                   extra=list(extra))
-    try:
-        report = json.loads(json_path.read_text())
-    except (OSError, ValueError) as exc:
-        figures["error"] = f"no JSON result ({exc})"
-        log(f"  ! {figures['error']}")
-        return figures
-    probes = report.get("probes", [])
-    figures.update(
-        n_probes=len(probes),
-        outcomes=dict(collections.Counter(p.get("outcome") for p in probes)),
-        steps_completed=sum(int(p.get("steps_completed") or 0) for p in probes),
-        steps_planned=sum(int(p.get("steps_planned") or steps) for p in probes),
-        sum_probe_duration_s=sum(float(p.get("duration_s") or 0.0) for p in probes),
-        max_worker_peak_host_bytes=max((p.get("peak_host_bytes") or 0 for p in probes),
-                                       default=0),
-        worker_import_s=(report.get("environment") or {}).get("import_s"),
-        workers=(report.get("config") or {}).get("workers"),
-        probe_steps={
-            repr(_stabcheck_key(p)): int(p.get("steps_completed") or 0) for p in probes},
-        probe_outcomes={repr(_stabcheck_key(p)): p.get("outcome") for p in probes},
-        executor=(report.get("environment") or {}).get("executor"),
-    )
-    if len(probes) != expected:
-        figures["error"] = f"{len(probes)} probes in the result, {expected} expected"
-        log(f"  ! {figures['error']}")
-    log(f"  {figures['wall_s']:.1f} s, peak RSS {figures['peak_rss_bytes'] / MB:.0f} MB, "
-        f"{figures['steps_completed']}/{figures['steps_planned']} steps run, "
-        f"outcomes {figures['outcomes']}")
-    return figures
-
-
-def _stabcheck_key(probe: dict) -> tuple:
-    s = probe.get("settings", {})
-    return (s.get("class_weight"), round(float(s.get("learning_rate", 0.0)), 12),
-            common.normalize_clip(str(s.get("clip", "none"))))
-
-
-@contextlib.contextmanager
-def running_ray_cluster(tmp: Path) -> Iterator[str]:
-    """A Ray cluster of this machine (``ray start --head``, all its cores), up before the
-    timed run as a team's cluster is; its address. ``ray stop`` after."""
-    ray = str(Path(PY).parent / "ray")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    start = subprocess.run(
-        [ray, "start", "--head", "--port", str(port), "--num-cpus", str(os.cpu_count() or 1),
-         "--include-dashboard", "false", "--disable-usage-stats"],
-        env=ENV, cwd=tmp, capture_output=True, text=True, timeout=120)
-    if start.returncode != 0:
-        raise RuntimeError(f"ray start failed: {start.stderr[-1000:]}")
-    time.sleep(RAY_SETTLE_S)  # its agents finish starting: a team's cluster is idle, not booting
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([ray, "stop"], env=ENV, cwd=tmp, capture_output=True, timeout=120)
-
-
-def outcome_mismatch(local: dict | None, other: dict | None) -> str | None:
-    """Why two stabcheck runs of the same grid disagree on the probes' outcomes (the
-    Counter of outcomes, then probe by probe), or None when they agree."""
-    if not local or not other or "outcomes" not in local or "outcomes" not in other:
-        return None
-    if collections.Counter(local["outcomes"]) != collections.Counter(other["outcomes"]):
-        return f"outcomes {local['outcomes']} locally, {other['outcomes']} on Ray"
-    a, b = local.get("probe_outcomes") or {}, other.get("probe_outcomes") or {}
-    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    if differ:
-        return (f"same counts, but {len(differ)} probes differ, e.g. {differ[0]}: "
-                f"{a.get(differ[0])} locally, {b.get(differ[0])} on Ray")
-    return None
-
-
-def run_fit_loop(tmp: Path, tag: str, only: int | None = None, quiet: bool = False) -> dict:
-    out = tmp / f"{tag}.result.json"
-    cmd = [PY, str(HERE / "fit_loop.py"), "--out", str(out)]
-    if only is not None:
-        cmd += ["--only", str(only)]
-    if not quiet:
-        log(f"- plain model.fit loop [{tag}] ...")
-    figures = run_with_result(cmd, tmp, tag, out)
-    if "error" in figures:
-        return figures
-    r = figures["result"]
-    if not quiet:
-        log(f"  {figures['wall_s']:.1f} s (TF import {r['import_s']:.2f} s, "
-            f"loop {r['loop_s']:.1f} s, "
-            f"median steady step {r['median_steady_step_s'] * 1e3:.2f} ms)")
-    return figures
-
-
-def run_tuner(tmp: Path) -> dict:
-    out = tmp / "tuner.result.json"
-    log("- KerasTuner GridSearch ...")
-    figures = run_with_result([PY, str(HERE / "tuner.py"), "--out", str(out)], tmp, "tuner",
-                              out)
-    if "error" in figures:
-        return figures
-    r = figures["result"]
-    n = len(common.grid())
-    if r["n_trials"] != n or r["n_distinct_settings"] != n:
-        figures["error"] = (f"{r['n_trials']} trials, {r['n_distinct_settings']} distinct "
-                            f"settings; {n} expected")
-        log(f"  ! tuner: {figures['error']}")
-    log(f"  {figures['wall_s']:.1f} s (import {r['import_s']:.2f} s, search {r['search_s']:.1f} s, "
-        f"{r['n_trials']} trials)")
-    return figures
-
-
-def run_fresh(tmp: Path) -> dict:
-    n = len(common.grid())
-    log(f"- a fresh process per setting ({n} processes) ...")
-    watch = CpuWatch()
-    runs = [run_fit_loop(tmp, f"fresh-{i:02d}", only=i, quiet=True) for i in range(n)]
-    figures = watch.stop()
-    figures["runs"] = [{k: r.get(k) for k in ("wall_s", "rc", "error")} for r in runs]
-    figures["per_process_median_s"] = statistics.median(r["wall_s"] for r in runs)
-    failed = [i for i, r in enumerate(runs) if r.get("rc") != 0 or r.get("error")]
-    if failed:
-        figures["error"] = f"processes {failed} failed"
-    log(f"  {figures['wall_s']:.1f} s ({figures['per_process_median_s']:.2f} s per process)")
-    return figures
 
 
 # ----------------------------------------------------------------------------- figures
 
 
-def floor_from(fit: dict) -> dict:
-    """One TF import + every probe's steady-state step time x steps (both from the loop)."""
-    r = fit["result"]
-    return {
-        "import_s": r["import_s"],
-        "steady_steps_s": r["sum_steady_steps_s"],
-        "total_s": r["import_s"] + r["sum_steady_steps_s"],
-        "median_steady_step_s": r["median_steady_step_s"],
-    }
-
-
-def floor_for_steps_run(fit: dict, stab: dict) -> float | None:
-    """The floor for the steps stabcheck actually ran (it stops decided probes early)."""
-    steady = {repr(common.Setting(p["class_weight"], p["lr"], p["clip"]).key()): p["steady_step_s"]
-              for p in fit["result"]["probes"]}
-    ran = stab.get("probe_steps") or {}
-    if set(ran) != set(steady):
-        return None
-    return fit["result"]["import_s"] + sum(steady[k] * n for k, n in ran.items())
-
-
-def floor_model(import_s: float, step_s: float, n_probes: int, steps: int) -> float:
-    return import_s + n_probes * steps * step_s
-
-
-def verdict(name: str, value: float | None) -> str:
+def verdict(value: float | None, op: str, target: float) -> str:
     if value is None:
         return "n/a"
-    op, target = TARGETS[name]
     ok = {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
     return "PASS" if ok else "MISS"
 
@@ -434,18 +95,51 @@ def med(values):
     return statistics.median(values) if values else None
 
 
+def ratio(a, b):
+    return a / b if a is not None and b else None
 
 
-def versions() -> dict:
-    from importlib import metadata
+def ok_stab(run: dict) -> bool:
+    return run.get("rc") == 0 and not run.get("error")
 
-    out = {}
-    for name in ("stabcheck", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "numpy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+
+def ok_fit(run: dict) -> bool:
+    """A loop that ran to its end, or that the memory budget ended (a result)."""
+    return not run.get("error") and (run.get("rc") == 0 or run["loop"]["oom_killed"])
+
+
+def floor_from(fit: dict) -> dict | None:
+    """One TF import + every probe's steady-state step time x steps (a loop that ran all)."""
+    r = fit.get("result")
+    if not r:
+        return None
+    return {
+        "import_s": r["import_s"],
+        "steady_steps_s": r["sum_steady_steps_s"],
+        "total_s": r["import_s"] + r["sum_steady_steps_s"],
+        "median_steady_step_s": r["median_steady_step_s"],
+    }
+
+
+def floor_for_steps_run(fit: dict, stab: dict) -> float | None:
+    """The floor for the steps stabcheck ran: its grid probes' and its seed re-probes'."""
+    r = fit.get("result")
+    if not r:
+        return None
+    steady = {repr(common.Setting(p["class_weight"], p["lr"], p["clip"], p["batch_size"]).key()):
+              p["steady_step_s"] for p in r["probes"]}
+    ran = stab.get("probe_steps") or {}
+    if set(ran) != set(steady):
+        return None
+    seeds = stab.get("seed_probe_steps") or []
+    if any(k not in steady for k, _ in seeds):
+        return None
+    return (r["import_s"] + sum(steady[k] * n for k, n in ran.items())
+            + sum(steady[k] * n for k, n in seeds))
+
+
+def floor_model(import_s: float, step_s: float, n_probes: int, steps: int) -> float:
+    return import_s + n_probes * steps * step_s
 
 
 def fmt_x(v: float | None) -> str:
@@ -456,284 +150,396 @@ def fmt_s(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1f} s"
 
 
-# ------------------------------------------------------------------------------- main
+def versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in ("stabcheck", "tensorflow-cpu", "tensorflow", "keras", "keras-tuner", "numpy",
+                 "ray"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="skip the fresh-process-per-setting and scaling parts")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs of stabcheck and of the fit loop (their median is used)")
-    args = parser.parse_args()
-    if args.repeat < 1:
-        parser.error("--repeat must be >= 1")
+def stabcheck_source() -> str:
+    """The folder of the stabcheck package the runs import (``PYTHONPATH`` may name
+    another copy than the working tree's), found without importing it."""
+    spec = importlib.util.find_spec("stabcheck")
+    origin = spec.origin if spec is not None else None
+    return str(Path(origin).parent) if origin else "not found"
 
-    t_bench = time.perf_counter()
-    started = dt.datetime.now(dt.timezone.utc)
-    git = common.git_info()
-    n_grid = len(common.grid())
-    cores = psutil.cpu_count() or 1
-    log(f"stabcheck bench: {n_grid} probes (cnn on digits, imbalance {common.IMBALANCE}, "
-        f"batch {common.BATCH_SIZE}, {common.STEPS} steps), {cores} cores, commit {git['sha']}"
-        f"{' (uncommitted changes)' if git['dirty'] else ''}")
-    load_before = os.getloadavg()
 
-    with tempfile.TemporaryDirectory(prefix="stabcheck-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        log("- warming the page cache (one untimed import of TF, Keras, KerasTuner, stabcheck)")
-        warm = run_cmd([PY, "-c", "import tensorflow, keras, keras_tuner, stabcheck.cli.app, "
-                        "stabcheck.worker.probe"], tmp, "warmup")
+# ------------------------------------------------------------------------ one grid
 
-        stab_runs, ray_runs, ray_started_runs, fit_runs = [], [], [], []
-        for i in range(args.repeat):
-            stab_runs.append(run_stabcheck(tmp, f"stabcheck-{i}"))
-            with running_ray_cluster(tmp) as address:
-                ray_runs.append(run_stabcheck(tmp, f"stabcheck-ray-{i}",
-                                              extra=(*RAY_FLAGS, "--ray-address", address)))
-            ray_started_runs.append(run_stabcheck(tmp, f"stabcheck-ray-started-{i}",
-                                                  extra=RAY_FLAGS))
-            fit_runs.append(run_fit_loop(tmp, f"fitloop-{i}"))
-        tuner = run_tuner(tmp)
-        fresh = None if args.quick else run_fresh(tmp)
-        scaling_runs = {}
-        if not args.quick:
-            scaling_runs["2x grid"] = run_stabcheck(tmp, "stabcheck-2xgrid", lrs=common.LRS_2X)
-            scaling_runs["4x grid"] = run_stabcheck(tmp, "stabcheck-4xgrid", lrs=common.LRS_2X,
-                                                    clips=common.CLIPS_4X)
-            scaling_runs["2x steps"] = run_stabcheck(tmp, "stabcheck-2xsteps",
-                                                     steps=2 * common.STEPS)
 
-    # ---- medians over repeats
-    good_fit = [f for f in fit_runs if "result" in f and f.get("rc") == 0]
-    good_stab = [s for s in stab_runs if s.get("rc") == 0 and not s.get("error")]
+def run_grid(tmp: Path, g: common.Grid, args, data_path: Path | None) -> dict:
+    """Every way of grid ``g``; its runs and summary."""
+    log(f"[grid {g.key}] {g.title}")
+    stab_runs, fit_runs = [], []
+    ray_runs, started_runs = [], []
+    small = g.key == "small"
+    for i in range(args.repeat):
+        stab_runs.append(ways.run_stabcheck(tmp, g, f"stabcheck-{g.key}-{i}", data_path))
+        if small and not args.quick:
+            with ways.running_ray_cluster(tmp) as address:
+                ray_runs.append(ways.run_stabcheck(
+                    tmp, g, f"stabcheck-ray-{i}", extra=(*ways.RAY_FLAGS, "--ray-address",
+                                                         address)))
+            started_runs.append(ways.run_stabcheck(tmp, g, f"stabcheck-ray-started-{i}",
+                                                   extra=ways.RAY_FLAGS))
+        fit_runs.append(ways.run_fit_loop(tmp, g, f"fitloop-{g.key}-{i}", data_path))
+    fresh = None if args.quick else ways.run_fresh(tmp, g, data_path)
+    good_fit = [f for f in fit_runs if ok_fit(f)]
+    no_budget = None
+    if g.memory_budget and not args.quick and good_fit:
+        no_budget = ways.no_budget_estimate(tmp, g, representative(good_fit))
+    tuner, scaling_runs = None, {}
+    if small and not args.quick:
+        tuner = ways.run_tuner(tmp)
+        scaling_runs["2x grid"] = ways.run_stabcheck(
+            tmp, dataclasses.replace(g, lrs=common.LRS_2X), "stabcheck-2xgrid")
+        scaling_runs["4x grid"] = ways.run_stabcheck(
+            tmp, dataclasses.replace(g, lrs=common.LRS_2X, clips=common.CLIPS_4X),
+            "stabcheck-4xgrid")
+        scaling_runs["2x steps"] = ways.run_stabcheck(
+            tmp, dataclasses.replace(g, steps=2 * g.steps), "stabcheck-2xsteps")
+
+    good_stab = [s for s in stab_runs if ok_stab(s)]
     stab_wall = med(s["wall_s"] for s in good_stab)
-    stab_rss = med(s.get("peak_rss_bytes") for s in good_stab)
-    good_ray = [s for s in ray_runs if s.get("rc") == 0 and not s.get("error")]
-    ray_wall = med(s["wall_s"] for s in good_ray)
-    good_started = [s for s in ray_started_runs if s.get("rc") == 0 and not s.get("error")]
-    started_wall = med(s["wall_s"] for s in good_started)
     fit_wall = med(f["wall_s"] for f in good_fit)
-    floors = [floor_from(f) for f in good_fit]
-    floor = {k: med(fl[k] for fl in floors) for k in floors[0]} if floors else None
-    floor_ran = med(floor_for_steps_run(f, s) for f, s in zip(fit_runs, stab_runs, strict=True)
-                    if f in good_fit and s in good_stab)
-    stab_rep = representative(good_stab)  # the run whose wall time is the median: breakdowns
-    ray_rep = representative(good_ray)
-    started_rep = representative(good_started)
-    fit_rep = representative(good_fit)
-    tuner_wall = tuner["wall_s"] if tuner.get("rc") == 0 and not tuner.get("error") else None
     fresh_wall = fresh["wall_s"] if fresh and not fresh.get("error") else None
+    stab_rep, fit_rep = representative(good_stab), representative(good_fit)
+    summary = {
+        "stabcheck_wall_s": stab_wall,
+        "stabcheck_peak_rss_bytes": med(s.get("peak_rss_bytes") for s in good_stab),
+        "fit_loop_wall_s": fit_wall,
+        "fresh_process_wall_s": fresh_wall,
+        "fit_loop_over_stabcheck": ratio(fit_wall, stab_wall),
+        "fresh_over_stabcheck": ratio(fresh_wall, stab_wall),
+        "target": g.target,
+        "spent": stab_rep.get("spent") if stab_rep else None,
+        "fit_loop": fit_rep.get("loop") if fit_rep else None,
+        "no_budget_estimate_s": (no_budget or {}).get("estimate_s"),
+        "quick": bool(args.quick),
+    }
+    summary["no_budget_over_stabcheck"] = ratio(summary["no_budget_estimate_s"], stab_wall)
+    summary["verdicts"] = {
+        "fit_loop_over_stabcheck": verdict(summary["fit_loop_over_stabcheck"], ">=", g.target),
+        "fresh_over_stabcheck": verdict(summary["fresh_over_stabcheck"], ">=", g.target),
+    }
+    floors = [fl for fl in (floor_from(f) for f in good_fit) if fl]
+    floor = {k: med(fl[k] for fl in floors) for k in floors[0]} if floors else None
+    summary["floor"] = floor
+    summary["floor_for_steps_run_s"] = med(
+        floor_for_steps_run(f, s) for f, s in zip(fit_runs, stab_runs, strict=True)
+        if f in good_fit and s in good_stab)
+    out = {"spec": _spec(g), "summary": summary,
+           "runs": {"stabcheck": stab_runs, "fit_loop": fit_runs, "fresh_process": fresh,
+                    "no_budget": no_budget}}
+    if small:
+        out["small_extras"] = _small_extras(
+            summary, stab_wall, floor, tuner, scaling_runs, ray_runs, started_runs, stab_rep,
+            g)
+        out["runs"].update(tuner=tuner, scaling=scaling_runs, stabcheck_ray=ray_runs,
+                           stabcheck_ray_started=started_runs)
+    return out
 
-    def ratio(a, b):
-        return a / b if a is not None and b else None
 
+def _spec(g: common.Grid) -> dict:
+    return {"title": g.title, "model": g.model, "data": g.data, "imbalance": g.imbalance,
+            "class_weight": list(g.class_weights), "lr": list(g.lrs), "clip": list(g.clips),
+            "batch_size": list(g.batch_sizes), "steps": g.steps, "n_settings": g.n_settings,
+            "memory_budget_bytes": g.memory_budget,
+            "config": str(g.config.relative_to(ROOT)) if g.config else None,
+            "target": g.target}
+
+
+def _small_extras(summary, stab_wall, floor, tuner, scaling_runs, ray_runs, started_runs,
+                  stab_rep, g) -> dict:
+    good_ray = [s for s in ray_runs if ok_stab(s)]
+    good_started = [s for s in started_runs if ok_stab(s)]
+    ray_wall = med(s["wall_s"] for s in good_ray)
+    started_wall = med(s["wall_s"] for s in good_started)
+    tuner_wall = tuner["wall_s"] if tuner and ok_stab(tuner) else None
     ratios = {
         "stabcheck_over_floor": ratio(stab_wall, floor and floor["total_s"]),
-        "fit_loop_over_stabcheck": ratio(fit_wall, stab_wall),
         "tuner_over_stabcheck": ratio(tuner_wall, stab_wall),
-        "fresh_over_stabcheck": ratio(fresh_wall, stab_wall),
-        "stabcheck_peak_rss_mb": stab_rss / MB if stab_rss else None,
+        "stabcheck_peak_rss_mb": (summary["stabcheck_peak_rss_bytes"] / MB
+                                  if summary["stabcheck_peak_rss_bytes"] else None),
         "ray_over_local": ratio(ray_wall, stab_wall),
         "ray_started_over_local": ratio(started_wall, stab_wall),
     }
     ratios["ray_overhead"] = (None if ratios["ray_over_local"] is None
                               else ratios["ray_over_local"] - 1.0)
-    ray_per_probe = (None if ray_wall is None or stab_wall is None
-                     else (ray_wall - stab_wall) / n_grid)
-    ray_mismatch = (outcome_mismatch(stab_rep, ray_rep)
-                    or outcome_mismatch(stab_rep, started_rep))
-
-    # ---- scaling
     scaling = {}
     if scaling_runs and floor and stab_wall:
         imp, step = floor["import_s"], floor["median_steady_step_s"]
-        base_floor = floor_model(imp, step, n_grid, common.STEPS)
-        scaling["demo grid"] = {"n_probes": n_grid, "steps": common.STEPS, "wall_s": stab_wall,
-                                "growth": 1.0, "floor_s": base_floor, "floor_growth": 1.0,
-                                "step_growth": 1.0}
+        n_grid = g.n_settings
+        base_floor = floor_model(imp, step, n_grid, g.steps)
+        scaling["18 settings"] = {"n_probes": n_grid, "steps": g.steps, "wall_s": stab_wall,
+                                  "growth": 1.0, "floor_s": base_floor, "floor_growth": 1.0,
+                                  "step_growth": 1.0}
         for name, run in scaling_runs.items():
             n, steps = run["expected_probes"], run["steps"]
             fl = floor_model(imp, step, n, steps)
-            ok = run.get("rc") == 0 and not run.get("error")
+            ok = ok_stab(run)
             growth = run["wall_s"] / stab_wall if ok else None
             scaling[name] = {
                 "n_probes": n, "steps": steps, "wall_s": run["wall_s"] if ok else None,
                 "growth": growth, "floor_s": fl, "floor_growth": fl / base_floor,
-                "step_growth": (n * steps) / (n_grid * common.STEPS),
+                "step_growth": (n * steps) / (n_grid * g.steps),
                 "verdict": ("n/a" if growth is None
                             else "PASS" if growth <= fl / base_floor else "MISS"),
                 "peak_rss_mb": (run.get("peak_rss_bytes") or 0) / MB,
                 "stabcheck_over_floor": run["wall_s"] / fl if ok else None,
             }
+    mismatch = (ways.outcome_mismatch(stab_rep, representative(good_ray))
+                or ways.outcome_mismatch(stab_rep, representative(good_started)))
+    return {
+        "ray_wall_s": ray_wall,
+        "ray_started_wall_s": started_wall,
+        "ray_overhead_per_probe_s": (None if ray_wall is None or stab_wall is None
+                                     else (ray_wall - stab_wall) / g.n_settings),
+        "ray_outcomes_match": None if not good_ray else mismatch is None,
+        "ray_outcomes_mismatch": mismatch,
+        "tuner_wall_s": tuner_wall,
+        "ratios": ratios,
+        "verdicts": {k: verdict(ratios[k], *TARGETS[k]) for k in TARGETS},
+        "scaling": scaling,
+    }
 
-    # ---- contention
-    measured = [*stab_runs, *ray_runs, *ray_started_runs, *fit_runs, tuner,
-                *([fresh] if fresh else []), *scaling_runs.values()]
+
+# --------------------------------------------------------------------------- table
+
+
+def _row(name: str, wall, cpu, share, note: str) -> None:
+    cpu_shown = "" if cpu is None else f"{cpu:.1f} s"
+    shown = "" if share is None else f"{share:.0%}"
+    log(f"  {name:<44} {fmt_s(wall):>10} {cpu_shown:>8} {shown:>7}   {note}")
+
+
+def print_grid(g: common.Grid, res: dict, repeat: int) -> None:
+    s, runs = res["summary"], res["runs"]
+    good_stab = [r for r in runs["stabcheck"] if ok_stab(r)]
+    good_fit = [r for r in runs["fit_loop"] if ok_fit(r)]
+    stab, fit = representative(good_stab), representative(good_fit)
+    repeats = f", median of {repeat} runs" if repeat > 1 else ""
+    log("")
+    log(f"== {g.key}: {g.title}{repeats}")
+    log(f"  {'way':<44} {'wall':>10} {'CPU':>8} {'others':>7}   breakdown")
+    if stab:
+        extra = (f", memory enforcement {stab['memory_enforcement']}"
+                 if g.memory_budget else "")
+        _row("stabcheck, default run", s["stabcheck_wall_s"], stab["cpu_s"],
+             stab["foreign_share"],
+             f"{stab['n_probes']} probes, {stab.get('seeds')} seeds; worker TF import "
+             f"{stab.get('worker_import_s') or 0:.1f} s; peak RSS "
+             f"{(stab.get('peak_rss_bytes') or 0) / MB:.0f} MB{extra}")
+        log(f"    how the steps were spent: {stab['spent_line']}")
+    extras = res.get("small_extras") or {}
+    if extras.get("ray_wall_s") is not None:
+        ray = representative([r for r in runs["stabcheck_ray"] if ok_stab(r)])
+        per = extras["ray_overhead_per_probe_s"]
+        _row("stabcheck, Ray executor (running cluster)", extras["ray_wall_s"], ray["cpu_s"],
+             ray["foreign_share"], f"{per:+.2f} s per setting over the local executor")
+    if extras.get("ray_started_wall_s") is not None:
+        ray = representative([r for r in runs["stabcheck_ray_started"] if ok_stab(r)])
+        _row("stabcheck, Ray executor (cluster of the run)", extras["ray_started_wall_s"],
+             ray["cpu_s"], ray["foreign_share"], "Ray's start and stop included (no target)")
+    if fit:
+        loop = fit["loop"]
+        if fit.get("result"):
+            r = fit["result"]
+            per = statistics.median(p["total_s"] for p in r["probes"])
+            first = statistics.median(p["first_step_s"] for p in r["probes"])
+            note = (f"{r['n_probes']} settings x {r['steps']} steps; TF import "
+                    f"{r['import_s']:.1f} s + loop {r['loop_s']:.1f} s; {per:.2f} s a "
+                    f"setting, first step {first:.2f} s")
+        else:
+            note = (f"the budget's OOM kill ended it in setting {loop['killed_in_index']} "
+                    f"({loop['killed_in']}) after {loop['completed']} settings; TF import "
+                    f"{loop['import_s'] or 0:.1f} s")
+        _row("plain model.fit loop (1 process)", s["fit_loop_wall_s"], fit["cpu_s"],
+             fit["foreign_share"], note)
+    if runs.get("no_budget") and runs["no_budget"].get("estimate_s"):
+        nb = runs["no_budget"]
+        _row("  the same loop without the budget (est.)", nb["estimate_s"], None, None,
+             f"runs all {g.n_settings}: {nb['n_settings']} settings x {nb['setting_s']:.1f} s "
+             f"(one measured) after {nb['before_s']:.1f} s; no ratio")
+    fresh = runs.get("fresh_process")
+    if fresh and s["fresh_process_wall_s"] is not None:
+        skipped = (f"; {len(fresh['skipped'])} settings not tried after the budget's kill"
+                   if fresh["skipped"] else "")
+        _row("fresh process per setting", s["fresh_process_wall_s"], fresh["cpu_s"],
+             fresh["foreign_share"],
+             f"{fresh['n_processes']} processes, {fresh['per_process_median_s']:.2f} s each"
+             f"{skipped}")
+    tuner = runs.get("tuner")
+    if tuner and extras.get("tuner_wall_s") is not None:
+        r = tuner["result"]
+        _row("KerasTuner GridSearch (1 process)", extras["tuner_wall_s"], tuner["cpu_s"],
+             tuner["foreign_share"], f"import {r['import_s']:.1f} s + search "
+             f"{r['search_s']:.1f} s, {r['n_trials']} trials")
+    floor = s.get("floor")
+    if floor:
+        _row("floor (1 import + steady steps)", floor["total_s"], None, None,
+             f"import {floor['import_s']:.1f} s + steps {floor['steady_steps_s']:.1f} s "
+             f"({g.n_settings} x {g.steps} x {floor['median_steady_step_s'] * 1e3:.2f} ms median)")
+        ran = s.get("floor_for_steps_run_s")
+        if ran is not None:
+            _row("floor for the steps stabcheck ran", ran, None, None,
+                 "its grid probes' and seed re-probes' steps at the loop's step times")
+    if repeat > 1:
+        stab_walls = ", ".join(f"{r['wall_s']:.1f}" for r in runs["stabcheck"])
+        fit_walls = ", ".join(f"{r['wall_s']:.1f}" for r in runs["fit_loop"])
+        log(f"  runs: stabcheck {stab_walls} s; fit loop {fit_walls} s")
+    if extras.get("ray_outcomes_mismatch"):
+        log(f"  ! the Ray and local runs disagree on the probes' outcomes: "
+            f"{extras['ray_outcomes_mismatch']}")
+    scaling = extras.get("scaling")
+    if scaling:
+        log("  how the cost grows (stabcheck vs the floor scaled the same way):")
+        log(f"    {'run':<12} {'probes':>6} {'steps':>5} {'stabcheck':>10} {'growth':>7} "
+            f"{'floor':>8} {'floor growth':>12}  verdict")
+        for name, row in scaling.items():
+            log(f"    {name:<12} {row['n_probes']:>6} {row['steps']:>5} "
+                f"{fmt_s(row['wall_s']):>10} {fmt_x(row['growth']):>7} "
+                f"{fmt_s(row['floor_s']):>8} {fmt_x(row['floor_growth']):>12}  "
+                f"{row.get('verdict', '')}")
+
+
+def print_targets(results: dict) -> dict:
+    log("")
+    log("== Against the targets")
+    verdicts = {}
+    for key, res in results.items():
+        s = res["summary"]
+        for name, label in (("fit_loop_over_stabcheck", "fit loop / stabcheck"),
+                            ("fresh_over_stabcheck", "fresh process per setting / stabcheck")):
+            value, v = s[name], s["verdicts"][name]
+            verdicts[f"{key}/{name}"] = v
+            why = " (not run: --quick)" if value is None and s.get("quick") else ""
+            log(f"  {key:<6} {label:<40} {fmt_x(value):>9}   target >= {s['target']:g}x"
+                f"{'':<6} {v}{why}")
+        if s.get("no_budget_over_stabcheck") is not None:
+            log(f"  {key:<6} {'no-budget loop (est.) / stabcheck':<40} "
+                f"{fmt_x(s['no_budget_over_stabcheck']):>9}   reference, no target")
+    extras = (results.get("small") or {}).get("small_extras")
+    if extras:
+        labels = {"stabcheck_over_floor": "stabcheck / floor",
+                  "tuner_over_stabcheck": "KerasTuner / stabcheck",
+                  "stabcheck_peak_rss_mb": "stabcheck process peak RSS",
+                  "ray_overhead": "Ray executor overhead (Ray / local - 1)"}
+        for name, label in labels.items():
+            value, (op, target) = extras["ratios"][name], TARGETS[name]
+            v = extras["verdicts"][name]
+            verdicts[f"small/{name}"] = v
+            shown = ("n/a" if value is None else f"{value:.0f} MB" if name.endswith("_mb")
+                     else f"{value:+.1%}" if name.endswith("_overhead") else f"{value:.2f}x")
+            tshown = (f"{op} {target:g} MB" if name.endswith("_mb")
+                      else f"{op} {target:.0%}" if name.endswith("_overhead")
+                      else f"{op} {target:g}x")
+            log(f"  {'small':<6} {label:<40} {shown:>9}   target {tshown:<10} {v}")
+    return verdicts
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="stabcheck and the fit loop only (no fresh processes, KerasTuner, "
+                             "scaling, Ray, unbudgeted estimate)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of stabcheck and of the fit loop per grid (medians)")
+    parser.add_argument("--grids", default="small,demo,apps",
+                        help="comma-separated: small, demo, apps (default: all three)")
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
+    all_grids = common.grids()
+    chosen = [k.strip() for k in args.grids.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in all_grids]
+    if unknown or not chosen:
+        parser.error(f"--grids: unknown {unknown}; choose from {', '.join(all_grids)}")
+
+    t_bench = time.perf_counter()
+    started = dt.datetime.now(dt.timezone.utc)
+    git = common.git_info()
+    cores = psutil.cpu_count() or 1
+    source = stabcheck_source()
+    log(f"stabcheck bench: grids {', '.join(chosen)}, {cores} cores, commit {git['sha']}"
+        f"{' (uncommitted changes)' if git['dirty'] else ''}; stabcheck from {source}"
+        f"{'; --quick' if args.quick else ''}")
+    load_before = os.getloadavg()
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="stabcheck-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        data_path = tmp / "apps.npz"
+        np.savez(data_path, **apps.data())
+        log("- warming the page cache (one untimed import of TF, Keras, KerasTuner, stabcheck)")
+        warm = run_cmd([sys.executable, "-c",
+                        "import tensorflow, keras, stabcheck.worker.probe\n"
+                        "try:\n import keras_tuner\nexcept ImportError:\n pass"],
+                       tmp, "warmup", cwd=tmp, env=ways.ENV)
+        for key in chosen:
+            g = all_grids[key]
+            results[key] = run_grid(tmp, g, args, data_path if g.data == "apps" else None)
+
+    for key, res in results.items():
+        print_grid(all_grids[key], res, args.repeat)
+    verdicts = print_targets(results)
+
+    measured = []
+    for res in results.values():
+        runs = res["runs"]
+        measured += [*runs["stabcheck"], *runs["fit_loop"]]
+        measured += [r for r in (runs.get("fresh_process"), runs.get("tuner")) if r]
+        measured += [*runs.get("stabcheck_ray", []), *runs.get("stabcheck_ray_started", []),
+                     *(runs.get("scaling") or {}).values()]
     foreign = sum(m.get("foreign_cpu_s", 0.0) for m in measured)
     walls = sum(m.get("wall_s", 0.0) for m in measured)
     foreign_share = foreign / (walls * cores) if walls else 0.0
-
-    # ---- table
-    rows = []  # (way, wall, its CPU seconds, others' CPU share while it ran, note)
-    if stab_wall is not None:
-        s0 = stab_rep
-        early = (" (decided probes stopped early)"
-                 if s0["steps_completed"] < s0["steps_planned"] else "")
-        rows.append(("stabcheck", stab_wall, s0["cpu_s"], s0["foreign_share"],
-                     f"{s0['n_probes']} probes, {s0['steps_completed']}/{s0['steps_planned']} "
-                     f"steps run{early}; worker TF import {s0.get('worker_import_s') or 0:.1f} s, "
-                     f"probes {s0['sum_probe_duration_s']:.1f} s"))
-    if ray_wall is not None:
-        s0 = ray_rep
-        per = "n/a" if ray_per_probe is None else f"{ray_per_probe:+.2f} s"
-        rows.append(("stabcheck, Ray executor (running cluster)", ray_wall, s0["cpu_s"],
-                     s0["foreign_share"],
-                     f"{per} per probe over the local executor (connecting, actors, "
-                     f"polling); {s0['n_probes']} probes, "
-                     f"{s0['steps_completed']}/{s0['steps_planned']} steps run"))
-    if started_wall is not None:
-        s0 = started_rep
-        rows.append(("stabcheck, Ray executor (cluster of the run)", started_wall,
-                     s0["cpu_s"], s0["foreign_share"],
-                     f"{(started_wall - (stab_wall or 0)) / n_grid:+.2f} s per probe over the "
-                     "local executor (Ray's start and stop included)"))
-    if fit_wall is not None:
-        r = fit_rep["result"]
-        per = statistics.median(p["total_s"] for p in r["probes"])
-        first = statistics.median(p["first_step_s"] for p in r["probes"])
-        rows.append(("plain model.fit loop (1 process)", fit_wall, fit_rep["cpu_s"],
-                     fit_rep["foreign_share"],
-                     f"TF import {r['import_s']:.1f} s + loop {r['loop_s']:.1f} s; "
-                     f"{per:.2f} s per probe, first step {first:.2f} s"))
-    if tuner_wall is not None:
-        r = tuner["result"]
-        rows.append(("KerasTuner GridSearch (1 process)", tuner_wall, tuner["cpu_s"],
-                     tuner["foreign_share"],
-                     f"import {r['import_s']:.1f} s + search {r['search_s']:.1f} s, "
-                     f"{r['n_trials']} trials"))
-    if fresh_wall is not None:
-        rows.append(("fresh process per setting", fresh_wall, fresh["cpu_s"],
-                     fresh["foreign_share"],
-                     f"{n_grid} processes one after another, "
-                     f"{fresh['per_process_median_s']:.2f} s each"))
-    if floor:
-        rows.append(("floor (1 import + steady steps)", floor["total_s"], None, None,
-                     f"import {floor['import_s']:.1f} s + steps {floor['steady_steps_s']:.1f} s "
-                     f"({n_grid} x {common.STEPS} x {floor['median_steady_step_s'] * 1e3:.2f} ms "
-                     f"median)"))
-        if floor_ran is not None and abs(floor_ran - floor["total_s"]) > 0.01 * floor["total_s"]:
-            rows.append(("floor for the steps stabcheck ran", floor_ran, None, None,
-                         "for reference"))
-
-    log("")
-    repeats = f", median of {args.repeat} runs" if args.repeat > 1 else ""
-    log(f"== Wall time, demo grid ({n_grid} probes x {common.STEPS} steps, batch "
-        f"{common.BATCH_SIZE}, {cores} cores{repeats})")
-    log(f"  {'way':<40} {'wall':>10} {'CPU':>8} {'others':>7}   breakdown")
-    for name, wall, cpu, share, note in rows:
-        cpu_shown = "" if cpu is None else f"{cpu:.1f} s"
-        shown = "" if share is None else f"{share:.0%}"
-        log(f"  {name:<40} {wall:8.1f} s {cpu_shown:>8} {shown:>7}   {note}")
-    if args.repeat > 1:
-        stab_walls = ", ".join(f"{r['wall_s']:.1f}" for r in stab_runs)
-        ray_walls = ", ".join(f"{r['wall_s']:.1f}" for r in ray_runs)
-        fit_walls = ", ".join(f"{r['wall_s']:.1f}" for r in fit_runs)
-        log(f"  runs: stabcheck {stab_walls} s; Ray {ray_walls} s; fit loop {fit_walls} s")
-    log("  (CPU: its own and its children's CPU time; others: the share of the machine's CPU")
-    log("   that other processes used meanwhile)")
-    log("")
-    log("== Against the targets")
-    labels = {
-        "stabcheck_over_floor": "stabcheck / floor",
-        "fit_loop_over_stabcheck": "speed-up vs plain model.fit loop",
-        "tuner_over_stabcheck": "speed-up vs KerasTuner GridSearch",
-        "fresh_over_stabcheck": "speed-up vs fresh process per setting",
-        "stabcheck_peak_rss_mb": "stabcheck process peak RSS",
-        "ray_overhead": "Ray executor overhead (Ray / local - 1)",
-    }
-    verdicts = {}
-    for key, label in labels.items():
-        value = ratios[key]
-        op, target = TARGETS[key]
-        verdicts[key] = verdict(key, value)
-        shown = ("n/a" if value is None else f"{value:.0f} MB" if key.endswith("_mb")
-                 else f"{value:+.1%}" if key.endswith("_overhead") else f"{value:.2f}x")
-        tshown = (f"{op} {target:g} MB" if key.endswith("_mb")
-                  else f"{op} {target:.0%}" if key.endswith("_overhead")
-                  else f"{op} {target:g}x")
-        log(f"  {label:<40} {shown:>9}   target {tshown:<10} {verdicts[key]}")
-    if ratios["ray_over_local"] is not None:
-        log(f"  (Ray / local {ratios['ray_over_local']:.2f}x: {ray_wall:.1f} s against "
-            f"{stab_wall:.1f} s, {ray_per_probe:+.2f} s per probe over {n_grid} probes)")
-    if ratios["ray_started_over_local"] is not None:
-        log(f"  (a Ray cluster started and stopped by the run: "
-            f"{ratios['ray_started_over_local'] - 1:+.1%}, {started_wall:.1f} s; no target: "
-            f"it adds Ray's own start and stop, a fixed cost of a few seconds)")
-    if ray_mismatch:
-        log(f"! the Ray and local runs disagree on the probes' outcomes: {ray_mismatch}")
-    if scaling:
-        log("")
-        log("== How the cost grows (stabcheck vs the floor scaled the same way)")
-        log(f"  {'run':<10} {'probes':>6} {'steps':>5} {'stabcheck':>10} {'growth':>7} "
-            f"{'floor':>8} {'floor growth':>12} {'steps growth':>12}  verdict")
-        for name, s in scaling.items():
-            log(f"  {name:<10} {s['n_probes']:>6} {s['steps']:>5} {fmt_s(s['wall_s']):>10} "
-                f"{fmt_x(s['growth']):>7} {fmt_s(s['floor_s']):>8} {fmt_x(s['floor_growth']):>12} "
-                f"{fmt_x(s['step_growth']):>12}  {s.get('verdict', '')}")
-        log("  (PASS: total time grows no faster than the floor does)")
     log("")
     if foreign_share > 0.05:
         log(f"! other processes used {foreign_share:.0%} of the {cores} cores while this ran "
             f"({foreign:.0f} CPU s): the timings are skewed; rerun on a quiet machine")
     else:
         log(f"other processes used {foreign_share:.0%} of the {cores} cores while this ran")
-    errors = [m.get("error") for m in measured if m.get("error")]
-    errors += [f"exit {m['rc']}" for m in measured if m.get("rc") not in (0, None)]
+    errors = [m["error"] for m in measured if m.get("error")]
+    errors += [f"exit {m['rc']}" for m in measured
+               if m.get("rc") not in (0, None) and not (m.get("loop") or {}).get("oom_killed")]
     for e in errors:
         log(f"! {e}")
 
     total_s = time.perf_counter() - t_bench
     result = {
-        "schema": 1,
+        "schema": 2,
         "started_utc": started.isoformat(timespec="seconds"),
         "git": git,
+        "stabcheck_source": source,
         "command": " ".join(["bench/run.py", *sys.argv[1:]]),
-        "options": {"quick": args.quick, "repeat": args.repeat},
+        "options": {"quick": args.quick, "repeat": args.repeat, "grids": chosen},
         "machine": {"cores": cores, "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
                     "memory_bytes": psutil.virtual_memory().total,
                     "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "versions": versions(),
-        "grid": {"model": f"builtin:{common.MODEL}", "data": common.DATA,
-                 "imbalance": common.IMBALANCE, "class_weight": list(common.CLASS_WEIGHTS),
-                 "lr": list(common.LRS), "clip": list(common.CLIPS),
-                 "batch_size": common.BATCH_SIZE, "steps": common.STEPS, "n_probes": n_grid},
         "summary": {
-            "stabcheck_wall_s": stab_wall,
-            "stabcheck_peak_rss_bytes": stab_rss,
-            "fit_loop_wall_s": fit_wall,
-            "ray_wall_s": ray_wall,
-            "ray_overhead_per_probe_s": ray_per_probe,
-            "ray_outcomes_match": (None if stab_rep is None or ray_rep is None
-                                   else ray_mismatch is None),
-            "ray_outcomes_mismatch": ray_mismatch,
-            "ray_started_wall_s": started_wall,
-            "tuner_wall_s": tuner_wall,
-            "fresh_process_wall_s": fresh_wall,
-            "floor": floor,
-            "floor_for_steps_run_s": floor_ran,
-            "ratios": ratios,
-            "targets": {k: list(v) for k, v in TARGETS.items()},
+            "grids": {k: {n: v for n, v in r["summary"].items() if n not in ("spent",)}
+                      for k, r in results.items()},
+            "small_extras": {k: v for k, v in ((results.get("small") or {})
+                                               .get("small_extras") or {}).items()},
             "verdicts": verdicts,
-            "scaling": scaling,
             "foreign_cpu_share": foreign_share,
             "errors": errors,
         },
-        "runs": {"warmup": warm, "stabcheck": stab_runs, "stabcheck_ray": ray_runs,
-                 "stabcheck_ray_started": ray_started_runs,
-                 "fit_loop": fit_runs, "tuner": tuner,
-                 "fresh_process": fresh, "scaling": scaling_runs},
+        "grids": results,
+        "warmup": warm,
         "bench_wall_s": total_s,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
