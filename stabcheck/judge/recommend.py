@@ -218,11 +218,13 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
     first_f1 = chosen_rank.scores[0].macro_f1
     if len(stable) == 1:
         reasons.append("the only stable setting")
-    elif reprobed == 1 and multi and first_f1 is not None:
-        # the leader alone was re-probed: it held under every seed (judge.stages)
+    elif reprobed == 1 and multi and first_f1 is not None and f1 is not None:
+        # the leader alone was re-probed (judge.stages.seed_candidate): its worst seed
+        # did not fall behind the other finalists' one seed
         reasons.append(f"the best held-out {name} ({first_f1:.2f}) of the {len(stable)} "
-                       f"contenders under seed {chosen_rank.scores[0].seed}, and it held "
-                       "under every other seed, so the others were not re-probed")
+                       f"contenders under seed {chosen_rank.scores[0].seed}; its worst seed "
+                       f"({f1:.2f}) did not fall more than {tol:g} behind the other "
+                       "finalists' one seed, so they were not re-probed")
     elif f1 is not None and best_f1 is not None:
         if f1 >= best_f1 - 1e-12:
             reasons.append(f"the best {f1_words} ({f1:.2f}) of {among}")

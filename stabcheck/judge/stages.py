@@ -11,7 +11,7 @@ from its journal, makes the same decisions.
     stage 2  the contenders (the recommendation's finalists at the first rung) to
              --steps, and beyond while their learning verdict is unsettled
     stage 3  the leading contender under the other seeds; the next contender's seeds
-             only when the leader fails under a seed
+             only when the leader's worst seed falls behind it
 
 Pure: no I/O.
 """
@@ -86,21 +86,30 @@ def seed_candidate(report: RunReport, done: Sequence[str],
                    t: Thresholds = DEFAULT_THRESHOLDS) -> ProbeResult | None:
     """The next contender to re-probe under the other seeds, or None when none is needed.
 
-    The leader (the first of the single-seed order) first. The next one only when every
-    contender re-probed so far (``done``, their ids) failed a seed (it did not end
-    stable, or has no skill under it: ``Ranked.disqualified``): a leader that holds under
-    every seed is the recommendation, and re-probing the others could only confirm that
-    their one seed, already behind the leader's, is not better.
+    The leader (the first of the single-seed order) first. The next finalist only when
+    the leader's worst seed falls behind it: every contender re-probed so far (``done``,
+    their ids) failed a seed (it did not end stable, or has no skill under it), or the
+    best worst seed among them is more than the F1 tolerance below the next finalist's
+    one seed. Otherwise the recommendation stands among those re-probed: the others'
+    one seed is already behind.
     """
-    del t  # the order is the recommendation's own (its tolerance is in the report)
     if not done:
         order = ranked(_single_seed(report))
         return order[0].result if order else None
     backed = [c for c in ranked(report) if c.result.probe.id in done]
     others = [c for c in ranked(_single_seed(report)) if c.result.probe.id not in done]
-    if not others or any(_held(c) for c in backed):
+    if not others:
         return None
-    return others[0].result  # every re-probed contender failed a seed
+    if not any(_held(c) for c in backed):
+        return others[0].result  # every re-probed contender failed a seed
+    best = max((c.worst_f1 for c in backed if _held(c) and c.worst_f1 is not None),
+               default=None)
+    challenger = others[0].worst_f1  # its one seed
+    tol = (report.config.get("thresholds") or {}).get("recommend_f1_tolerance",
+                                                         t.recommend_f1_tolerance)
+    if best is not None and challenger is not None and challenger > best + tol:
+        return others[0].result
+    return None
 
 
 def _held(candidate: Ranked) -> bool:

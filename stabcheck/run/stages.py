@@ -127,10 +127,13 @@ class StagedRun:
         self._done = done
         self._logs: list[StageLog] = []
         self._spent = 0
+        self._order: list[str] = []  # the plan's probe ids
+        self._latest: dict[str, ProbeResult] = {}  # each setting's latest grid result
 
     def run(self, probes: list[Probe], out: StagedResult) -> StagedResult:
         """Run the stages; ``out`` holds what finished, also when an interrupt ends it."""
         started = time.monotonic()
+        self._order = [p.id for p in probes]
         deadline = None if self._budget_seconds is None else started + self._budget_seconds
         steps = probes[0].steps if probes else 1
         lad = ladder(steps, self._t)
@@ -151,7 +154,7 @@ class StagedRun:
         else:
             jobs = [Job(staged(p, FIRST_RUNG, lad.steps, self._t)) for p in probes]
             results = self._stage(FIRST_RUNG, f"first rung: {len(jobs)} settings x "
-                                  f"{lad.first} steps", jobs, deadline, out, out.results)
+                                  f"{lad.first} steps", jobs, deadline, out)
             first = {r.probe.id: r for r in results}
             out.results[:] = [first[p.id] for p in probes if p.id in first]
             ranked_first = contenders(self._report_of(
@@ -188,9 +191,8 @@ class StagedRun:
     # -- stages ------------------------------------------------------------------------
 
     def _stage(self, name: str, text: str, jobs: list[Job], deadline: float | None,
-               out: StagedResult, into: list[ProbeResult] | None = None
-               ) -> list[ProbeResult]:
-        """Run one stage's jobs; ``into``: the list that holds its results as they come
+               out: StagedResult) -> list[ProbeResult]:
+        """Run one stage's jobs; ``out`` holds every setting's latest result as they come
         (what an interrupt leaves)."""
         log = StageLog(name, jobs=len(jobs))
         self._logs.append(log)
@@ -203,10 +205,13 @@ class StagedRun:
             self._record(job, count, len(jobs), result, resumed)
             if job.seed is not None:
                 out.seed_probes.append(SeedProbe(job.seed, result))
+            else:  # the grid's result of the setting so far (what an interrupt leaves)
+                self._latest[result.probe.id] = result
+                out.results[:] = [self._latest[i] for i in self._order if i in self._latest]
 
         grid = GridRun(self._runners, self._weights, self._classify, record, deadline)
         try:
-            return list(grid.run(jobs, self._done, into))
+            return list(grid.run(jobs, self._done))
         finally:
             log.seconds = time.monotonic() - started
             log.skipped = grid.skipped
