@@ -139,7 +139,12 @@ def _curves_and_predictions(
     extra: dict[str, Any] = {}
     if losses:
         trend = loss_trend(losses, t)
-        if trend.diverged:
+        flipped = _flipped_not_diverged(run, trend.evidence, class_names, t) \
+            if trend.diverged else None
+        if flipped is not None:
+            extra["divergence_explained"] = flipped
+            warnings.append(flipped["text"])
+        elif trend.diverged:
             return _diverged(trend.evidence)
         extra["loss_trend"] = trend.evidence
         if trend.too_short:
@@ -304,6 +309,36 @@ def _spike_warning(spike: dict[str, Any], window: int) -> str:
                        f"{start:.3g} it started at)")
     return text + (f"came back to {late / start:.1f}x its first loss (median of the last "
                    f"{window} steps {late:.3g}, started at {start:.3g})")
+
+
+def _flipped_not_diverged(run: ProbeRun, e: dict[str, Any], names: Sequence[str],
+                          t: Thresholds) -> dict[str, Any] | None:
+    """Evidence that a trend divergence of a class-weighted loss is the predictions
+    flipping to the rare classes, not a blow-up: the typical (median) batch holds only
+    common classes, whose loss rises as the model stops predicting them, while the
+    weighted objective (the late window's mean, what fit's epoch loss shows) fell below
+    the first window's; the held-out predictions are overcorrected. (The keras-io text
+    model with x100 weights: the probe said diverged @33, its 3-epoch fit falls from 96.9
+    to 1.6 and predicts every review positive.) None: the divergence stands."""
+    if e.get("rule") not in ("above_start", "still_rising") or run.holdout is None:
+        return None
+    settings = run.probe.settings
+    if settings.class_weights is None and not is_focal(settings.class_weight):
+        return None
+    early, late = e.get("early_mean"), e.get("late_mean")
+    if not isinstance(early, float) or not isinstance(late, float) or late >= early:
+        return None
+    if not isinstance(run.holdout, HoldoutEval) or not run.holdout.n:
+        return None
+    verdict = _predictions(run, names, t)
+    if verdict is None or verdict.outcome is not Outcome.OVERCORRECTED:
+        return None
+    return {"rule": e["rule"], "late_median": e["late_median"], "start_loss": e["start_loss"],
+            "early_mean": early, "late_mean": late,
+            "text": (f"the median batch loss rose ({e['late_median']:.3g}, from "
+                     f"{e['start_loss']:.3g} at the first step) while the weighted loss "
+                     f"fell (window mean {early:.3g} -> {late:.3g}): the predictions flipped "
+                     "to the rare classes, an overcorrection, not a blow-up")}
 
 
 def _recovered(run: ProbeRun, norms: Sequence[float], t: Thresholds) -> bool:

@@ -902,3 +902,28 @@ def test_every_verdict_category_matches_outcome(run: ProbeRun) -> None:
     v = classify(run)
     assert v.category is v.outcome.category
     assert isinstance(v.category, Category)
+
+
+def _flipping(weights: dict[str, float] | None) -> ProbeRun:
+    """A class-weighted text-style run: the first batch holds no rare sample (0.34), the
+    heavy batches holding one cost 100x; as the model flips to predicting the rare class
+    the common batches' loss rises to 3 (the median, 9x the start) while the heavy ones
+    fall to 0.5: the weighted mean falls from 24 to 2.5."""
+    losses = []
+    for i in range(100):
+        heavy = i % 4 == 1
+        if i < 20:
+            losses.append(0.34 if i == 0 else (100.0 if heavy else 0.34 + 0.1 * i))
+        else:
+            losses.append(0.5 if heavy else 3.0)
+    flipped = holdout((90, 10), (5, 95))
+    return completed(losses, ho=flipped, class_weights=weights)
+
+
+def test_a_weighted_loss_that_falls_while_the_predictions_flip_is_overcorrected() -> None:
+    v = check(classify(_flipping({"0": 0.56, "1": 500.0})), Outcome.OVERCORRECTED)
+    explained = v.evidence["divergence_explained"]
+    assert explained["late_mean"] < explained["early_mean"]
+    assert "not a blow-up" in v.summary
+    # without class weights the same curve is a divergence: nothing explains it
+    check(classify(_flipping(None)), Outcome.DIVERGED)
