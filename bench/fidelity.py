@@ -13,6 +13,13 @@ clean):
 2. probe: ``stabcheck probe --model bench/zoo.py:<factory>`` with the same data, batch
    size, steps, seed and learning rate, no class weights, no clipping, one worker.
 
+The probe runs first, and the fit trains as many steps as the probe did: a probe whose
+held-out predictions miss classes is evaluated and trains on past ``--steps`` (the
+collapse extension, up to 4x), as the ``trains_on`` entries' probes are made to (the
+benchmark says when one did not). An entry with several learning rates
+runs them as a grid in one worker and compares the probe that ran last (the journal's
+order) with a fit at its learning rate (``--fit-one NAME --lr LR``).
+
 It prints a row per model (the probe's outcome, both peaks and their ratio, the largest
 per-step relative loss difference) and whether the targets are met:
 
@@ -22,7 +29,8 @@ per-step relative loss difference) and whether the targets are met:
   Dropout are reported, not judged).
 
 The rows go to ``bench/results/fidelity.json``. Options: ``--quick`` (the zoo's quick
-entries, 5 steps), ``--only NAME[,NAME]``, ``--steps N``, ``--seed S``.
+entries, 5 steps; a ``trains_on`` entry keeps its own), ``--only NAME[,NAME]``,
+``--steps N``, ``--seed S``.
 """
 
 from __future__ import annotations
@@ -277,12 +285,12 @@ def compared_probe(result: dict[str, Any] | None, journal: Path) -> dict[str, An
     return last or probes[-1]
 
 
-def fit_steps(entry: zoo.ZooEntry, steps: int, probe: dict[str, Any]) -> int:
-    """The steps the fit trains: the compared probe's completed steps for an entry whose
-    probe trains past its planned ones (the steps it trained), else the planned steps."""
-    compared = probe.get("compared") or {}
-    done = compared.get("steps_completed")
-    return int(done) if entry.trains_on and done else steps
+def fit_steps(steps: int, probe: dict[str, Any]) -> int:
+    """The steps the fit trains: as many as the compared probe trained where it trained
+    past the planned ``steps`` (an extension), else the planned steps (a probe that
+    stopped early is compared with the planned run)."""
+    done = (probe.get("compared") or {}).get("steps_completed")
+    return int(done) if done and done > steps else steps
 
 
 # --------------------------------------------------------------------- comparing
@@ -423,6 +431,9 @@ def print_findings(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r["outcome"] != "stable":
             log(f"! {r['name']}: {r['outcome']}: {r['evidence'][:600]}")
+        if r["trains_on"] and not r["extended"]:
+            log(f"! {r['name']}: meant to train past its {r['steps_planned']} steps, it did "
+                f"not ({r['outcome']}): the row compares no evaluated-then-trained probe")
         if r["fit_exit"] != 0 or not r["fit_losses"]:
             tail = (r["fit_stderr_tail"] or "").strip().splitlines()
             log(f"! {r['name']}: the fit run failed (exit {r['fit_exit']}): "
@@ -490,7 +501,8 @@ def versions() -> dict[str, str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help=f"only the zoo's quick models, {QUICK_STEPS} steps")
+                        help=f"only the zoo's quick models, {QUICK_STEPS} steps (those that "
+                        "train past their steps keep theirs)")
     parser.add_argument("--only", default=None, help="NAME[,NAME]: only these zoo models")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps of every model (default: the zoo's, or --quick's)")
@@ -517,7 +529,8 @@ def bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="stabcheck-fidelity-") as tmp_name:
         tmp = Path(tmp_name)
         for entry in entries:
-            steps = args.steps or (QUICK_STEPS if args.quick else entry.steps)
+            quick = args.quick and not entry.trains_on  # those keep the steps they need
+            steps = args.steps or (QUICK_STEPS if quick else entry.steps)
             data = tmp / f"{entry.name}.npz"
             np.savez(data, **entry.data())
             rates = learning_rates(entry)
@@ -526,12 +539,12 @@ def bench(args: argparse.Namespace) -> int:
                 + ": probe ...")
             probe = run_probe(entry, data, steps, args.seed, tmp)
             compared = probe["compared"] or {}
-            fit_for = fit_steps(entry, steps, probe)
+            fit_for = fit_steps(steps, probe)
             log(f"  probe {probe['wall_s']:.0f} s (exit {probe['rc']}): "
                 f"{compared.get('outcome', 'no probe')}, {fit_for} steps; fit ...")
             lr = (compared.get("settings") or {}).get("learning_rate")
             fit = run_fit(entry, data, fit_for, args.seed, tmp,
-                          None if lr is None or len(rates) == 1 else float(lr))
+                          float(lr) if lr is not None and entry.learning_rates else None)
             rows.append(compare(entry, fit_for, fit, probe))
             log(f"  fit {fit['wall_s']:.0f} s (exit {fit['rc']})")
     log("")
