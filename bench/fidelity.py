@@ -13,6 +13,13 @@ clean):
 2. probe: ``stabcheck probe --model bench/zoo.py:<factory>`` with the same data, batch
    size, steps, seed and learning rate, no class weights, no clipping, one worker.
 
+The probe runs first, and the fit trains as many steps as the probe did: a probe whose
+held-out predictions miss classes is evaluated and trains on past ``--steps`` (the
+collapse extension, up to 4x), as the ``trains_on`` entries' probes are made to (the
+benchmark says when one did not). An entry with several learning rates
+runs them as a grid in one worker and compares the probe that ran last (the journal's
+order) with a fit at its learning rate (``--fit-one NAME --lr LR``).
+
 It prints a row per model (the probe's outcome, both peaks and their ratio, the largest
 per-step relative loss difference) and whether the targets are met:
 
@@ -22,7 +29,8 @@ per-step relative loss difference) and whether the targets are met:
   Dropout are reported, not judged).
 
 The rows go to ``bench/results/fidelity.json``. Options: ``--quick`` (the zoo's quick
-entries, 5 steps), ``--only NAME[,NAME]``, ``--steps N``, ``--seed S``.
+entries, 5 steps; a ``trains_on`` entry keeps its own), ``--only NAME[,NAME]``,
+``--steps N``, ``--seed S``.
 """
 
 from __future__ import annotations
@@ -128,8 +136,10 @@ def _batch_sequence(x: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> 
     return Batches()
 
 
-def fit_one(name: str, data: Path, steps: int, seed: int, out: Path) -> int:
-    """The fit side of one comparison: train zoo entry ``name`` and write its figures."""
+def fit_one(name: str, data: Path, steps: int, seed: int, out: Path,
+            learning_rate: float | None = None) -> int:
+    """The fit side of one comparison: train zoo entry ``name`` (at ``learning_rate``
+    where given, else as its factory compiled it) and write its figures."""
     t0 = time.perf_counter()
     import keras
 
@@ -141,6 +151,8 @@ def fit_one(name: str, data: Path, steps: int, seed: int, out: Path) -> int:
     model = getattr(zoo, entry.factory)()
     if not model.built:  # as stabcheck's prepare_model does (subclassed models)
         model(x[:1])
+    if learning_rate is not None:  # a probe of a grid at another rate than the factory's
+        model.optimizer.learning_rate = learning_rate
     batches = probe_batches(len(x), entry.batch_size, steps, seed)
     sequence = _batch_sequence(x, y, batches)
     t_fit = time.perf_counter()
@@ -159,6 +171,7 @@ def fit_one(name: str, data: Path, steps: int, seed: int, out: Path) -> int:
         "batches_in_order": sequence.requested[-steps:] == list(range(steps)),
         "requested": sequence.requested,
         "n_train": int(len(x)),
+        "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
         "import_s": import_s,
         "fit_s": fit_s,
         "keras_version": keras.__version__,
@@ -224,26 +237,60 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def run_fit(entry: zoo.ZooEntry, data: Path, steps: int, seed: int, tmp: Path) -> dict:
+def run_fit(entry: zoo.ZooEntry, data: Path, steps: int, seed: int, tmp: Path,
+            learning_rate: float | None = None) -> dict:
     out = tmp / f"{entry.name}.fit.json"
     cmd = [PY, str(Path(__file__).resolve()), "--fit-one", entry.name, "--data", str(data),
            "--steps", str(steps), "--seed", str(seed), "--out", str(out)]
+    if learning_rate is not None:
+        cmd += ["--lr", repr(learning_rate)]
     figures = run(cmd, tmp, f"{entry.name}.fit")
     figures["result"] = read_json(out)
     return figures
 
 
+def learning_rates(entry: zoo.ZooEntry) -> tuple[float, ...]:
+    return entry.learning_rates or (zoo.LEARNING_RATE,)
+
+
 def run_probe(entry: zoo.ZooEntry, data: Path, steps: int, seed: int, tmp: Path) -> dict:
     out = tmp / f"{entry.name}.probe.json"
+    journal = tmp / f"{entry.name}.jsonl"
+    rates = ",".join(f"{lr:g}" for lr in learning_rates(entry))
     cmd = [stabcheck_exe(), "probe", "--model", f"{ZOO_FILE}:{entry.factory}",
-           "--data", str(data), "--lr", f"{zoo.LEARNING_RATE:g}", "--class-weight", "none",
+           "--data", str(data), "--lr", rates, "--class-weight", "none",
            "--clip", "none", "--batch-size", str(entry.batch_size), "--steps", str(steps),
            "--seed", str(seed), "--seeds", "1", "--workers", "1", "--json", str(out),
-           "--journal", str(tmp / f"{entry.name}.jsonl"), "--timeout", str(TIMEOUT_S)]
+           "--journal", str(journal), "--timeout", str(TIMEOUT_S)]
     figures = run(cmd, tmp, f"{entry.name}.probe")
     figures["command"] = " ".join(cmd[1:])
     figures["result"] = read_json(out)
+    figures["compared"] = compared_probe(figures["result"], journal)
     return figures
+
+
+def compared_probe(result: dict[str, Any] | None, journal: Path) -> dict[str, Any] | None:
+    """The probe a row compares with ``fit``: the one that ran last in its worker (the
+    journal records results as they arrive; one worker runs them one after another)."""
+    probes = (result or {}).get("probes") or []
+    if len(probes) <= 1:
+        return probes[0] if probes else None
+    try:
+        lines = [json.loads(line) for line in journal.read_text().splitlines() if line]
+    except (OSError, ValueError):
+        lines = []
+    order = [line.get("id") for line in lines if line.get("type") == "probe"]
+    by_id = {p["id"]: p for p in probes}
+    last = next((by_id[i] for i in reversed(order) if i in by_id), None)
+    return last or probes[-1]
+
+
+def fit_steps(steps: int, probe: dict[str, Any]) -> int:
+    """The steps the fit trains: as many as the compared probe trained where it trained
+    past the planned ``steps`` (an extension), else the planned steps (a probe that
+    stopped early is compared with the planned run)."""
+    done = (probe.get("compared") or {}).get("steps_completed")
+    return int(done) if done and done > steps else steps
 
 
 # --------------------------------------------------------------------- comparing
@@ -278,7 +325,7 @@ def compare(entry: zoo.ZooEntry, steps: int, fit: dict, probe: dict) -> dict[str
     fit_result = fit.get("result") or {}
     probe_json = probe.get("result") or {}
     probes = probe_json.get("probes") or []
-    first = probes[0] if probes else None
+    first = probe.get("compared")
     if first is None:  # stabcheck refused the run (exit 2) or broke (exit 3)
         tail = (probe.get("stderr_tail") or "").strip().splitlines()
         outcome, evidence = f"exit {probe['rc']}", tail[-1] if tail else ""
@@ -288,6 +335,7 @@ def compare(entry: zoo.ZooEntry, steps: int, fit: dict, probe: dict) -> dict[str
         probe_losses, probe_peak = first.get("loss_history") or [], first.get("peak_host_bytes")
     fit_losses = fit_result.get("losses") or []
     fit_peak = fit_result.get("peak_private_bytes")
+    training = ((first or {}).get("evidence") or {}).get("training_step") or {}
     diffs = loss_differences(probe_losses, fit_losses)
     compared = len(diffs)
     max_diff = max(diffs) if diffs else None
@@ -306,6 +354,13 @@ def compare(entry: zoo.ZooEntry, steps: int, fit: dict, probe: dict) -> dict[str
         "deterministic": entry.deterministic,
         "batch_size": entry.batch_size,
         "steps": steps,
+        "steps_planned": (first or {}).get("steps_planned"),
+        "trains_on": entry.trains_on,
+        "extended": [(e["at_step"], e["to_step"]) for e in training.get("extended") or []],
+        "probes_in_worker": len(probes),
+        "compared_probe": (first or {}).get("id"),
+        "evaluation_extra_bytes": training.get("evaluation_extra_bytes"),
+        "evaluation_resident_bytes": training.get("evaluation_resident_bytes"),
         "outcome": outcome,
         "evidence": evidence,
         "probe_exit": probe["rc"],
@@ -343,26 +398,42 @@ def _flag(value: bool | None, good: str, bad: str) -> str:
     return "n/a" if value is None else (good if value else bad)
 
 
+def _trained(row: dict[str, Any]) -> str:
+    """Planned -> trained steps for a probe that trained past its planned ones."""
+    planned = row.get("steps_planned")
+    if planned and planned != row["probe_steps"]:
+        return f"{planned}->{row['probe_steps']}"
+    return str(row["probe_steps"])
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
-    log(f"  {'model':<20} {'det':>3} {'outcome':<17} {'probe MiB':>9} {'fit MiB':>8} "
-        f"{'ratio':>6} {'mem':>4} {'max rel loss diff':>17} {'steps':>7} {'loss':>6}")
+    log(f"  {'model':<25} {'det':>3} {'outcome':<17} {'trained':>7} {'probe MiB':>9} "
+        f"{'fit MiB':>8} {'ratio':>6} {'mem':>4} {'eval+ MiB':>9} {'max rel loss diff':>17} "
+        f"{'steps':>7} {'loss':>6}")
     for r in rows:
         ratio = "n/a" if r["peak_ratio"] is None else f"{r['peak_ratio']:.2f}x"
         diff = "n/a" if r["max_rel_loss_diff"] is None else f"{r['max_rel_loss_diff']:.1e}"
         loss = ("n/j" if not r["deterministic"]
                 else _flag(r["loss_ok"], "ok", "DIFF"))
-        log(f"  {r['name']:<20} {'yes' if r['deterministic'] else 'no':>3} "
-            f"{r['outcome']:<17} {_mib(r['probe_peak_bytes']):>9} {_mib(r['fit_peak_bytes']):>8} "
-            f"{ratio:>6} {_flag(r['memory_ok'], 'ok', 'OVER'):>4} {diff:>17} "
+        log(f"  {r['name']:<25} {'yes' if r['deterministic'] else 'no':>3} "
+            f"{r['outcome']:<17} {_trained(r):>7} {_mib(r['probe_peak_bytes']):>9} "
+            f"{_mib(r['fit_peak_bytes']):>8} {ratio:>6} {_flag(r['memory_ok'], 'ok', 'OVER'):>4} "
+            f"{_mib(r['evaluation_extra_bytes']):>9} {diff:>17} "
             f"{r['steps_compared']:>3}/{r['steps']:<3} {loss:>6}")
-    log("  (det: deterministic; mem: probe peak <= 1.10 x fit peak + 64 MiB; loss: per-step")
-    log("   losses within 1e-4 relative, n/j = not judged: the model draws random numbers)")
+    log("  (det: deterministic; trained: planned->trained steps where a probe trained past")
+    log("   its steps, the fit trains as many; mem: probe peak <= 1.10 x fit peak + 64 MiB;")
+    log("   eval+: how far held-out evaluation rose above the training peak, reported apart;")
+    log("   loss: per-step losses within 1e-4 relative, n/j = not judged: the model draws")
+    log("   random numbers; *_two_probes: the later of two probes in one worker)")
 
 
 def print_findings(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r["outcome"] != "stable":
             log(f"! {r['name']}: {r['outcome']}: {r['evidence'][:600]}")
+        if r["trains_on"] and not r["extended"]:
+            log(f"! {r['name']}: meant to train past its {r['steps_planned']} steps, it did "
+                f"not ({r['outcome']}): the row compares no evaluated-then-trained probe")
         if r["fit_exit"] != 0 or not r["fit_losses"]:
             tail = (r["fit_stderr_tail"] or "").strip().splitlines()
             log(f"! {r['name']}: the fit run failed (exit {r['fit_exit']}): "
@@ -430,7 +501,8 @@ def versions() -> dict[str, str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help=f"only the zoo's quick models, {QUICK_STEPS} steps")
+                        help=f"only the zoo's quick models, {QUICK_STEPS} steps (those that "
+                        "train past their steps keep theirs)")
     parser.add_argument("--only", default=None, help="NAME[,NAME]: only these zoo models")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps of every model (default: the zoo's, or --quick's)")
@@ -439,6 +511,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fit-one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--lr", type=float, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -456,16 +529,24 @@ def bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="stabcheck-fidelity-") as tmp_name:
         tmp = Path(tmp_name)
         for entry in entries:
-            steps = args.steps or (QUICK_STEPS if args.quick else entry.steps)
+            quick = args.quick and not entry.trains_on  # those keep the steps they need
+            steps = args.steps or (QUICK_STEPS if quick else entry.steps)
             data = tmp / f"{entry.name}.npz"
             np.savez(data, **entry.data())
-            log(f"- {entry.name}: batch {entry.batch_size}, {steps} steps: fit ...")
-            fit = run_fit(entry, data, steps, args.seed, tmp)
-            log(f"  fit {fit['wall_s']:.0f} s (exit {fit['rc']}); probe ...")
+            rates = learning_rates(entry)
+            log(f"- {entry.name}: batch {entry.batch_size}, {steps} steps"
+                + (f", {len(rates)} probes in one worker" if len(rates) > 1 else "")
+                + ": probe ...")
             probe = run_probe(entry, data, steps, args.seed, tmp)
-            row = compare(entry, steps, fit, probe)
-            rows.append(row)
-            log(f"  probe {probe['wall_s']:.0f} s (exit {probe['rc']}): {row['outcome']}")
+            compared = probe["compared"] or {}
+            fit_for = fit_steps(steps, probe)
+            log(f"  probe {probe['wall_s']:.0f} s (exit {probe['rc']}): "
+                f"{compared.get('outcome', 'no probe')}, {fit_for} steps; fit ...")
+            lr = (compared.get("settings") or {}).get("learning_rate")
+            fit = run_fit(entry, data, fit_for, args.seed, tmp,
+                          float(lr) if lr is not None and entry.learning_rates else None)
+            rows.append(compare(entry, fit_for, fit, probe))
+            log(f"  fit {fit['wall_s']:.0f} s (exit {fit['rc']})")
     log("")
     print_table(rows)
     log("")
@@ -500,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.fit_one:
         steps = args.steps or _entries([args.fit_one])[0].steps
-        return fit_one(args.fit_one, args.data, steps, args.seed, args.out)
+        return fit_one(args.fit_one, args.data, steps, args.seed, args.out, args.lr)
     return bench(args)
 
 

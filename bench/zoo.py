@@ -49,6 +49,13 @@ class ZooEntry:
             False for models that draw random numbers while training (Dropout).
         quick: whether ``--quick`` keeps the entry.
         note: what the entry covers.
+        trains_on: the entry's held-out predictions miss classes after its steps, so its
+            probe is evaluated and trains past them (the collapse extension, up to 4x);
+            the benchmark says when it did not. ``--quick`` keeps its steps.
+        learning_rates: the probes' learning rates (``--lr``), the fit's too: several
+            make a grid in one worker (``--workers 1``), and the row compares the probe
+            that ran last with a fit at its rate. Empty: :data:`LEARNING_RATE` alone,
+            the factory's.
     """
 
     name: str
@@ -59,6 +66,8 @@ class ZooEntry:
     deterministic: bool = True
     quick: bool = False
     note: str = ""
+    trains_on: bool = False
+    learning_rates: tuple[float, ...] = ()
 
 
 # ------------------------------------------------------------------------------ data
@@ -106,6 +115,26 @@ def image_data() -> Arrays:
     """32x32x3 images, 10 classes."""
     x, y = _prototypes(IMAGE_SHAPE, 288, N_IMAGE_CLASSES, 2.0, DATA_SEED + 2)
     return _split(x, y, 32)
+
+
+def collapsing_image_data() -> Arrays:
+    """32x32x3 images of 10 classes, 90% of the training rows class 0 (about 6 rows of
+    each other class), the held-out split balanced (8 of each): a model from scratch
+    learns the prior first, so its held-out predictions miss classes for a while and a
+    probe trains past its steps."""
+    rng = np.random.default_rng(DATA_SEED + 7)
+    protos = rng.normal(size=(N_IMAGE_CLASSES, *IMAGE_SHAPE))
+    shares = np.full(N_IMAGE_CLASSES, 0.1 / (N_IMAGE_CLASSES - 1))
+    shares[0] = 0.9
+    y = rng.choice(N_IMAGE_CLASSES, size=400, p=shares)
+    y_val = np.repeat(np.arange(N_IMAGE_CLASSES), 8)
+
+    def images(classes: np.ndarray) -> np.ndarray:
+        noise = rng.normal(size=(len(classes), *IMAGE_SHAPE))
+        return (protos[classes] + noise).astype(np.float32)
+
+    return {"x": images(y), "y": y.astype(np.int64), "x_val": images(y_val),
+            "y_val": y_val.astype(np.int64)}
 
 
 def signal_data() -> Arrays:
@@ -309,6 +338,26 @@ def bn_dropout_cnn() -> Any:
                     "sparse_categorical_crossentropy")
 
 
+def bn_cnn() -> Any:
+    """Conv2D + BatchNormalization blocks, no Dropout (deterministic): a small model that
+    is evaluated as the keras.applications ones are (BatchNormalization: predictions in
+    inference mode and with batch statistics)."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(IMAGE_SHAPE)
+    h = inputs
+    for filters in (16, 32):
+        h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
+        h = layers.BatchNormalization()(h)
+        h = layers.Activation("relu")(h)
+        h = layers.MaxPooling2D()(h)
+    h = layers.GlobalAveragePooling2D()(h)
+    outputs = layers.Dense(N_IMAGE_CLASSES, activation="softmax")(h)
+    return _compile(keras.Model(inputs, outputs, name="bn_cnn"),
+                    "sparse_categorical_crossentropy")
+
+
 def mixed_precision_cnn() -> Any:
     """A small CNN under the ``mixed_float16`` policy (float32 softmax output).
 
@@ -449,4 +498,23 @@ ZOO: tuple[ZooEntry, ...] = (
              note="keras.applications ResNet50, 32x32"),
     ZooEntry("efficientnet_b0", "efficientnet_b0", image_data, 16, 10, deterministic=False,
              note="keras.applications EfficientNetB0, 32x32 (Dropout)"),
+    # Probes that are evaluated and train on (held-out predictions miss classes), and a
+    # worker that runs two probes: their peaks against a fit of the steps they trained.
+    ZooEntry("bn_cnn_trains_on", "bn_cnn", collapsing_image_data, 16, 12,
+             trains_on=True, note="small BatchNormalization CNN, trained past its steps"),
+    ZooEntry("bn_cnn_two_probes", "bn_cnn", collapsing_image_data, 16, 12, quick=True,
+             trains_on=True, learning_rates=(1e-3, 3e-4),
+             note="two probes in one worker, each trained past its steps; the second"),
+    ZooEntry("mobilenet_v2_trains_on", "mobilenet_v2", collapsing_image_data, 16, 12,
+             trains_on=True, note="MobileNetV2 trained past its steps"),
+    # (at 1e-3 their loss jitters within its noise for 12 steps: stalled, not trained on)
+    ZooEntry("efficientnet_b0_trains_on", "efficientnet_b0", collapsing_image_data, 16, 12,
+             trains_on=True, deterministic=False, learning_rates=(1e-4,),
+             note="EfficientNetB0 trained past its steps (Dropout), lr 1e-4"),
+    ZooEntry("resnet50_trains_on", "resnet50", collapsing_image_data, 16, 12,
+             trains_on=True, learning_rates=(1e-4,),
+             note="ResNet50 trained past its steps, lr 1e-4"),
+    ZooEntry("mobilenet_v2_two_probes", "mobilenet_v2", collapsing_image_data, 16, 12,
+             trains_on=True, learning_rates=(1e-3, 3e-4),
+             note="two MobileNetV2 probes in one worker; the second"),
 )

@@ -20,6 +20,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from stabcheck.memory.procfs import TrainingPeak
+from stabcheck.memory.procfs import peak_private_rss as peak_private_rss  # main.py's
 from stabcheck.protocol.dataset import Dataset
 from stabcheck.protocol.messages import FromWorker
 from stabcheck.protocol.vocabulary import is_focal, is_normalized, parse_clip
@@ -53,6 +55,7 @@ class ModelSetup:
     jit_compile: Any = "auto"
     trainers: dict[tuple[str, int], Any] = field(default_factory=dict)
     active: Any = None  # the trainer the model is compiled for now
+    peaks: TrainingPeak = field(default_factory=TrainingPeak)  # evaluations kept out
 
 
 def prepare_model(
@@ -219,7 +222,7 @@ def run_probe(
     batches = _batch_indices(len(dataset.x_train), batch_size, probe.first_stop, seed)
     seen: list[float] = []
     _backend.reset_peak_gpu()
-    reset_peak_rss()
+    setup.peaks.start()
 
     def train(first: int, last: int) -> bool:
         """Steps ``first``..``last``; False when the probe ended (stopped or non-finite)."""
@@ -242,7 +245,7 @@ def run_probe(
             if early_stop and watch_divergence(loss_v, step, early_stop, seen):
                 emit({"type": FromWorker.DONE.value, "holdout": None, "stopped_early": True,
                       "peak_gpu_bytes": _backend.peak_gpu_bytes(),
-                      "peak_private_bytes": peak_private_rss(),
+                      "peak_private_bytes": setup.peaks.training(),
                       "step_info": _step_info(trainer, batch_size, regression)})
                 return False
             bad = _first_non_finite(loss_v, result.grad_state, result.weight_state,
@@ -251,7 +254,7 @@ def run_probe(
                 where, variable, value = bad
                 emit({"type": FromWorker.NONFINITE.value, "step": step, "where": where,
                       "variable": variable,
-                      "value": value, "peak_private_bytes": peak_private_rss(),
+                      "value": value, "peak_private_bytes": setup.peaks.training(),
                       "step_info": _step_info(trainer, batch_size, regression)})
                 return False
         return True
@@ -266,21 +269,19 @@ def run_probe(
             return
         done = target
         # before evaluation, which is not part of training
-        peak = _max_or_none(peak, peak_private_rss())
+        peak = setup.peaks.training()
         gpu_peak = _max_or_none(gpu_peak, _backend.peak_gpu_bytes())
         if probe.measure_only:  # memory is measured; learning is not judged
             holdout = None
             break
-        holdout = evaluate(setup.model, dataset, setup, batch_size, done)
+        with setup.peaks.evaluating():
+            holdout = evaluate(setup.model, dataset, setup, batch_size, done)
         more = extend(done, holdout) if extend is not None else None
         if not more or more <= done:
             break
         target = int(more)
-        reset_peak_rss()  # the next steps' peak, without this evaluation's
     info = _step_info(trainer, batch_size, regression)
-    after = peak_private_rss()
-    if peak is not None and after is not None:  # what held-out evaluation added (evidence)
-        info["evaluation_extra_bytes"] = max(0, after - peak)
+    info.update(setup.peaks.evidence())  # what held-out evaluation added, apart
     emit({"type": FromWorker.DONE.value, "holdout": holdout, "peak_gpu_bytes": gpu_peak,
           "peak_private_bytes": peak, "step_info": info})
 
@@ -585,33 +586,3 @@ def _output_activation(model: Any) -> str | None:
     layer = model.layers[-1] if model.layers else None
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", None)
-
-
-def reset_peak_rss() -> None:
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process (``clear_refs`` 5)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_private_rss() -> int | None:
-    """Peak resident memory since the last reset, less file-backed and shared pages.
-
-    VmHWM is the kernel's exact high-water mark, so short spikes between the parent's
-    samples are not missed; the file-backed pages (shared libraries) resident now are
-    subtracted, as they are at the peak, to compare with the parent's private samples.
-    """
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    fields = {}
-    for line in status.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "RssFile", "RssShmem"):
-            fields[key] = int(value.split()[0]) * 1024
-    if "VmHWM" not in fields:
-        return None
-    return fields["VmHWM"] - fields.get("RssFile", 0) - fields.get("RssShmem", 0)
-

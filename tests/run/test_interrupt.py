@@ -45,7 +45,7 @@ SMALL_IDS = ["cw=none,lr=0.01,clip=none,bs=32", "cw=none,lr=1,clip=none,bs=32",
              "cw=x100,lr=0.01,clip=none,bs=32", "cw=x100,lr=1,clip=none,bs=32"]
 # Per-run measurements: they differ between two runs of the same probe.
 VOLATILE = {"duration_s", "peak_host_bytes", "peak_gpu_bytes", "peak_bytes", "peak_private_bytes",
-            "evaluation_extra_bytes", "seconds"}
+            "evaluation_extra_bytes", "evaluation_resident_bytes", "seconds"}
 
 
 # ------------------------------------------------------------------ helpers
