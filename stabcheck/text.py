@@ -17,6 +17,8 @@ from stabcheck.results import Category, Outcome, ProbeResult
 __all__ = [
     "CELLS",
     "MISSING",
+    "UNJUDGED_CELL",
+    "cell",
     "FAILURE_SECTIONS",
     "capped_batch_notes",
     "fmt_lr",
@@ -43,6 +45,20 @@ CELLS: dict[Outcome, tuple[str, str]] = {
     Outcome.TIMEOUT: ("timeout", "bold yellow"),
     Outcome.ERROR: ("error", "dim"),
 }
+
+# A stable setting whose learning was not judged (not a contender, or the budget ended)
+# while its held-out predictions showed a problem: "ok" with a question mark.
+UNJUDGED_CELL = ("ok?", "yellow")
+
+
+def cell(result: ProbeResult) -> tuple[str, str]:
+    """The grid word and colour of a ``ProbeResult`` (``CELLS``, or ``UNJUDGED_CELL``)."""
+    evidence = result.verdict.evidence
+    if result.verdict.outcome is Outcome.STABLE and evidence.get("withheld_verdict") and \
+            evidence.get("not_judged_because") in ("not_contender", "budget"):
+        return UNJUDGED_CELL
+    return CELLS[result.verdict.outcome]
+
 
 # Failure sections, in the order the report shows them: category, title, title style.
 FAILURE_SECTIONS: tuple[tuple[Category, str, str], ...] = (

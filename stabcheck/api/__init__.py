@@ -25,7 +25,7 @@ from stabcheck.api.data import data_spec
 from stabcheck.api.model import export_model
 from stabcheck.api.progress import progress_bar
 from stabcheck.api.result import Recommendation, Result
-from stabcheck.config.settings import build_settings
+from stabcheck.config.settings import build_settings, sample_rows
 from stabcheck.errors import ConfigError, InputError
 from stabcheck.judge.gate import unprobed_cause
 from stabcheck.run.engine import Progress, run_probe_grid
@@ -140,7 +140,7 @@ def _run(model: Any, x: Any, y: Any, validation_data: Any, flags: dict[str, Any]
             if module is not None:
                 generated = str(module)
                 objects.insert(0, generated)
-        data, data_text = data_spec(x, y, validation_data, checked.max_samples, folder)
+        data, data_text = data_spec(x, y, validation_data, sample_rows(checked), folder)
         settings = build_settings(None, {**flags, "model": spec, "data": data,
                                          "custom_objects": objects or None})
         with _progress(progress) as callback:

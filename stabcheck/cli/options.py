@@ -76,8 +76,10 @@ _Seeds = Annotated[Optional[int], typer.Option(  # noqa: UP045
     "more seeds (the next one too when the leader's worst seed falls behind it), ranked "
     "by their worst seed (default 3; 1: no re-probes).")]
 _MaxSamples = Annotated[Optional[int], typer.Option(  # noqa: UP045
-    "--max-samples", help="Cap on the stratified training sample (default 20000); a "
-    "dataset from a data function is read for at most this many samples.")]
+    "--max-samples", help="Cap on the stratified training sample (default: enough rows "
+    "that --steps at the largest batch size train on each row at most once, 20,000 to "
+    "250,000 and within 512 MiB of input); a dataset from a data function is read for at "
+    "most this many samples.")]
 _Imbalance = Annotated[Optional[float], typer.Option(  # noqa: UP045
     help="Make the data long-tailed for a demonstration: the rarest class keeps this "
     "fraction.")]

@@ -79,7 +79,9 @@ class Settings:
     # seconds (``budget_seconds``); neither: the default (stabcheck.judge.stages).
     budget_steps: int | None = None
     budget_seconds: float | None = None
-    max_samples: int = 20000
+    # The training sample's cap; None: ``sample_rows``'s (enough rows that the planned
+    # steps train on each at most once, within a memory bound)
+    max_samples: int | None = None
     holdout: float = 0.2
     imbalance: float | None = None
     fail_on: tuple[str, ...] = FAIL_ON_DEFAULT
@@ -142,6 +144,28 @@ class Settings:
             "ray_address": self.ray_address,
             "thresholds": asdict(self.thresholds),
         }
+
+
+# The training sample's cap, at least: what a sample held before it followed the steps.
+MIN_SAMPLE_ROWS = 20000
+# ... and at most, without --max-samples: rows, and bytes of input (in the parent and
+# each worker, once).
+MAX_AUTO_SAMPLE_ROWS = 250_000
+MAX_AUTO_SAMPLE_BYTES = 512 << 20
+
+
+def sample_rows(settings: Settings) -> int:
+    """The training sample's cap in rows: ``--max-samples``, else enough rows that a probe
+    of the planned steps at the largest batch size trains on each row at most once, as
+    the user's ``fit`` over a large data set would in its first epoch (a 20,000-row
+    sample cycled ten times over a fraud set at batch 2048 meets its 37 positives ten
+    times in 100 steps, where fit meets each of its 394 once), at least
+    ``MIN_SAMPLE_ROWS`` and at most ``MAX_AUTO_SAMPLE_ROWS`` (``load_dataset`` also bounds
+    it by ``MAX_AUTO_SAMPLE_BYTES`` of input)."""
+    if settings.max_samples is not None:
+        return settings.max_samples
+    wanted = settings.steps * max(settings.batch_size or (1,))
+    return max(MIN_SAMPLE_ROWS, min(wanted, MAX_AUTO_SAMPLE_ROWS))
 
 
 # Keys a config file may hold, and the parser of each (flags share the parsers).

@@ -101,9 +101,11 @@ seeds = 3
 # train on. Default: twice the steps of a plain fit of every setting.
 # budget = "10m"
 
-# Cap on the stratified sample of the data used for probing, and the fraction held out
-# to check what the model learned (minority collapse, over-correction).
-# max_samples = 20000
+# Cap on the stratified sample of the data used for probing (default: enough rows that
+# the steps at the largest batch size train on each row at most once, as fit's first
+# epoch does: 20,000 to 250,000, within 512 MiB of input), and the fraction held out to
+# check what the model learned (minority collapse, over-correction).
+# max_samples = 100000
 # holdout = 0.2
 
 # Make the data long-tailed for a demonstration: the rarest class keeps this fraction.

@@ -83,6 +83,8 @@ def load_dataset(
     imbalance: float | None = None,
     seed: int = 0,
     task: str = "auto",
+    max_bytes: int | None = None,
+    holdout_base: int | None = None,
 ) -> Dataset:
     """Load ``spec``, make it long-tailed if asked, split it and sample it.
 
@@ -116,6 +118,11 @@ def load_dataset(
     target (label format ``continuous``) is kept as the data holds it, as float32; it has
     no classes, so the split and the caps draw rows at random (nothing to stratify by).
 
+    ``max_bytes`` bounds the training sample by its input's size too (at least 20,000
+    rows: the cap ``--max-samples`` left to its default follows the planned steps,
+    ``config.settings.sample_rows``); ``holdout_base`` is then the rows the held-out cap
+    is a quarter of (else ``max_samples``).
+
     Raises ``InputError`` for data that cannot be probed and ``ConfigError`` for
     out-of-range ``max_samples``, ``holdout`` or ``imbalance``.
     """
@@ -146,8 +153,11 @@ def load_dataset(
         train_pool, val_pool = _stratified_split(pool, train.c, k, holdout, rng)
         train_rows = n_total  # the user's fit trains on all of it
 
+    if max_bytes is not None and train.x.n:
+        row_bytes = max(1, int(train.x.take(np.asarray([0])).nbytes))
+        max_samples = max(min(max_samples, 20000), min(max_samples, max_bytes // row_bytes))
     train_idx = _stratified_sample(train_pool, train.c, k, max_samples, rng)
-    val_cap = max(1000, max_samples // 4)
+    val_cap = max(1000, (holdout_base or max_samples) // 4)
     if not regression:
         val_cap = _holdout_cap(np.bincount(val.c[val_pool], minlength=k), val_cap, max_samples)
     val_idx = _stratified_sample(val_pool, val.c, k, val_cap, rng)

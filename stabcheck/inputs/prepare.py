@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stabcheck.config.settings import Settings
+from stabcheck.config.settings import (
+    MAX_AUTO_SAMPLE_BYTES,
+    MIN_SAMPLE_ROWS,
+    Settings,
+    sample_rows,
+)
 from stabcheck.errors import InputError
 from stabcheck.inputs.classweights import (
     class_weights_for,
@@ -182,13 +187,16 @@ def _hinted(hint: str | None) -> Iterator[None]:
 
 
 def _load(settings: Settings, task: str) -> Dataset:
-    sampling = dict(target=settings.target, max_samples=settings.max_samples,
+    sampling = dict(target=settings.target, max_samples=sample_rows(settings),
                     holdout=settings.holdout, imbalance=settings.imbalance, seed=settings.seed,
                     task=task)
     if is_data_function(settings.data):  # called in a child process (it may import TF)
         return load_function_dataset(settings.data, search_dirs=settings.import_dirs,
                                      timeout=settings.timeout, **sampling)
-    return load_dataset(settings.data, **sampling)
+    auto = settings.max_samples is None
+    return load_dataset(settings.data, **sampling,
+                        max_bytes=MAX_AUTO_SAMPLE_BYTES if auto else None,
+                        holdout_base=MIN_SAMPLE_ROWS if auto else None)
 
 
 def _regression_settings(settings: Settings) -> Settings:

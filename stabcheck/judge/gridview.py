@@ -17,7 +17,7 @@ from typing import Any
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 from stabcheck.protocol.vocabulary import is_focal, is_remedy
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
-from stabcheck.text import CELLS, fmt_lr, short_clip, step_suffix
+from stabcheck.text import cell, fmt_lr, short_clip, step_suffix
 
 __all__ = [
     "CATEGORY_ICONS",
@@ -127,7 +127,7 @@ def column_label(column: tuple[float, str]) -> tuple[str, str]:
 
 def cell_text(result: ProbeResult) -> str:
     """The grid word of a result, with the step of a failure: ``ok``, ``NaN @37``."""
-    word = CELLS[result.verdict.outcome][0]
+    word = cell(result)[0]
     suffix = step_suffix(result)
     return f"{word} {suffix}" if suffix else word
 

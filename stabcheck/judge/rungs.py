@@ -9,6 +9,8 @@ each rung decides whether it climbs the next.
     ladder(100):   25 ── 50 ── 100 ── 200 ── 400
                    first  second steps  (while a contender's learning verdict is unsettled)
 
+Every setting climbs the first rung, the contenders the others.
+
 The decision *at* a rung (``next_rung``) is a pure function of the probe's own run, so a
 worker's parent anywhere (a Ray actor too) applies it the same way, and a resumed run
 makes the same decisions. The decisions *between* probes (which settings are contenders,
@@ -89,10 +91,10 @@ def next_rung(run: ProbeRun, verdict: Verdict, t: Thresholds = DEFAULT_THRESHOLD
     ``verdict`` is the classifier's on the run so far. A numerical verdict is final: the
     probe stops. Otherwise, by the probe's stage:
 
-    - the first rung (every setting): a probe whose held-out predictions show a learning
-      problem climbs to the second rung (a trend needs two evaluations); one whose loss or
-      gradient norm is heading up (``numerical_risk``) climbs on to the planned steps, to
-      see whether it blows up; the others stop (their learning is the contenders' to earn);
+    - the first rung (every setting): a probe whose loss or gradient norm is heading up
+      (``numerical_risk``) climbs on to the planned steps, to see whether it blows up; the
+      others stop there, their learning not judged (it is the contenders' to earn: a
+      learning problem seen at the first rung is often gone at the long run's end);
     - a contender or a seed climbs every rung to the planned steps, and beyond them while
       its learning verdict is unsettled (a problem that shrinks from rung to rung, a
       class the model already ranks but does not predict yet, BatchNormalization
@@ -114,11 +116,9 @@ def next_rung(run: ProbeRun, verdict: Verdict, t: Thresholds = DEFAULT_THRESHOLD
             return None
         return nxt
     if probe.stage == FIRST_RUNG:
-        if numerical_risk(run, t) is not None:
-            return nxt
-        if done < ladder(probe.steps, t).second and learning_pending(verdict):
-            return nxt
-        return None
+        # a learning verdict is the contenders' to earn: a setting climbs on from its
+        # first rung only to settle a numerical risk
+        return nxt if numerical_risk(run, t) is not None else None
     if done < probe.steps:
         return nxt
     return nxt if unsettled(verdict) else None

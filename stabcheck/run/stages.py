@@ -315,10 +315,15 @@ def _with_schedule(result: ProbeResult, contender_ids: list[str], chosen_ids: li
             because = "budget"
             reason = (f"stable at {steps} steps; learning not judged: the budget ended before "
                       f"it could train to its {result.probe.steps} planned steps{seen}")
-        elif not contender and evidence.get("learning_verdict") != "not_judged":
+        elif not contender and evidence.get("not_judged_because") in (None, "one_rung",
+                                                                         "still_learning",
+                                                                         "bn_warmup"):
             because = "not_contender"
+            withheld = evidence.get("withheld_summary")
+            shown = (f"; at step {steps} it showed: {withheld}"
+                     if withheld and withheld not in summary else "")
             reason = (f"learning not judged: not among the {FINALISTS} contenders after the "
-                      f"first rung ({steps} steps)")
+                      f"first rung ({steps} steps){shown}")
         elif contender and unsettled(verdict) and steps < lad.top:
             because = "budget"
             reason = f"stable at {steps} steps; not judged: the budget ended there{seen}"

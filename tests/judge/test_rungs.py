@@ -86,16 +86,17 @@ def test_a_clean_first_rung_stops_there() -> None:
     assert decide(run) is None  # not a contender yet: its learning is not its to earn
 
 
-def test_a_learning_problem_at_the_first_rung_climbs_to_the_second_for_its_trend() -> None:
+def test_a_learning_problem_at_the_first_rung_is_not_called_nor_climbed_for() -> None:
+    """Learning verdicts are the contenders' to earn: a first rung's learning problem is
+    withheld (one rung: no trend), and the setting climbs on only for a numerical risk."""
     run = staged_run(decreasing(25), FIRST_RUNG, [(25, OVER_5X)], weights=WEIGHTED)
     verdict = classify(run)
     assert verdict.outcome is Outcome.STABLE  # one rung: no trend yet, not called
     assert verdict.evidence["not_judged_because"] == "one_rung"
     assert verdict.evidence["withheld_verdict"] == "overcorrected"
-    assert decide(run) == 50
-    at_second = staged_run(decreasing(50), FIRST_RUNG, [(25, OVER_5X), (50, OVER_5X)],
-                           weights=WEIGHTED)
-    assert decide(at_second) is None  # the first stage climbs no further for learning
+    assert decide(run) is None
+    contender = staged_run(decreasing(25), CONTENDER, [(25, OVER_5X)], weights=WEIGHTED)
+    assert decide(contender) == 50  # a contender climbs, and its trend decides
 
 
 def test_a_nan_is_final_at_any_rung() -> None:
@@ -113,7 +114,7 @@ def test_a_trend_divergence_before_the_planned_steps_is_a_risk_to_confirm() -> N
     rising = [1.0] * 10 + [1.0 * 1.25 ** i for i in range(1, 16)]
     run = staged_run(rising, FIRST_RUNG, [(25, GOOD_HOLDOUT)])
     assert classify(run).outcome is Outcome.DIVERGED
-    assert decide(run) == 50
+    assert decide(run) == 50  # a numerical risk: the first stage climbs on to settle it
     assert numerical_risk(run) is not None
     final = staged_run(rising, CONTENDER, [(25, GOOD_HOLDOUT)], planned=25)
     assert decide(final) is None

@@ -35,12 +35,23 @@ from stabcheck.report.terminal.quality import quality_note, quality_table
 from stabcheck.report.terminal.recommendation import recommendation_panel, strategy_table
 from stabcheck.report.terminal.widgets import bullet, cause_lines
 from stabcheck.results import Outcome, ProbeResult, RunReport
-from stabcheck.text import CELLS, FAILURE_SECTIONS, MISSING, capped_batch_notes, plural, step_suffix
+from stabcheck.text import (
+    CELLS,
+    FAILURE_SECTIONS,
+    MISSING,
+    UNJUDGED_CELL,
+    capped_batch_notes,
+    cell,
+    plural,
+    step_suffix,
+)
 from stabcheck.units import human_bytes
 
 __all__ = ["render_report"]
 
 # Grid words that need a key below the grid.
+_UNJUDGED = ("ok? = no numerical or memory failure, learning not judged (not a contender) "
+             "though its first rung showed a problem")
 _LEGEND: dict[Outcome, str] = {
     Outcome.NON_FINITE: "NaN = a non-finite loss, gradient or weight",
     Outcome.EXPLODING_GRADIENTS: "explodes = exploding gradients",
@@ -62,7 +73,7 @@ def _cell(result: ProbeResult | None, spark: bool) -> Text:
     ``spark``."""
     if result is None:
         return Text(MISSING, style="dim")
-    word, style = CELLS[result.verdict.outcome]
+    word, style = cell(result)
     suffix = step_suffix(result)
     text = Text(f"{word} {suffix}" if suffix else word, style=style)
     line = _spark(result) if spark else ""
@@ -121,6 +132,8 @@ def _grid_tables(report: RunReport, verbose: bool) -> list[RenderableType]:
 def _legend(report: RunReport) -> Text | None:
     outcomes = {r.verdict.outcome for r in report.results}
     parts = [text for outcome, text in _LEGEND.items() if outcome in outcomes]
+    if any(cell(r) == UNJUDGED_CELL for r in report.results):
+        parts.append(_UNJUDGED)
     if any(r.probe.settings.clip.startswith("global_norm=") for r in report.results):
         parts.append("gnorm = global_clipnorm")
     if any(step_suffix(r) for r in report.results):
