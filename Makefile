@@ -50,13 +50,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check stabcheck tests
 	$(BIN)/lint-imports
 
-# stabcheck vs a plain model.fit loop, KerasTuner, a process per setting and the floor
-# (about 4 minutes on two cores; BENCH_ARGS=--quick skips the slow parts). Figures: bench/results/.
+# stabcheck's default run vs a plain model.fit loop and a process per setting on three grids
+# (the 18 settings, the demo's 36, a keras.applications grid), KerasTuner, the floor
+# (about 15 minutes on two quiet cores; BENCH_ARGS=--quick skips the slow parts, about 5;
+# --grids small,demo,apps picks grids). Figures: bench/results/.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Does a probe train each model of bench/zoo.py as model.fit does (losses, peak memory)?
-# About 4-5 minutes on two cores; BENCH_ARGS=--quick for 6 models x 5 steps. Rows:
+# About 14 minutes on two cores (probes that train past --steps and two probes in one
+# worker included); BENCH_ARGS=--quick for 7 rows (about 1.5 minutes). Rows:
 # bench/results/fidelity.json.
 bench-fidelity: $(STAMP)
 	$(BIN)/python bench/fidelity.py $(BENCH_ARGS)
