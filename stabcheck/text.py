@@ -54,9 +54,11 @@ UNJUDGED_CELL = ("ok?", "yellow")
 def cell(result: ProbeResult) -> tuple[str, str]:
     """The grid word and colour of a ``ProbeResult`` (``CELLS``, or ``UNJUDGED_CELL``)."""
     evidence = result.verdict.evidence
+    schedule = evidence.get("schedule") if isinstance(evidence.get("schedule"), dict) else {}
+    early = schedule.get("first_rung_not_judged") in ("still_learning", "bn_warmup")
     if result.verdict.outcome is Outcome.STABLE and evidence.get("withheld_verdict") and \
-            evidence.get("not_judged_because") in ("not_contender", "budget"):
-        return UNJUDGED_CELL
+            evidence.get("not_judged_because") in ("not_contender", "budget") and not early:
+        return UNJUDGED_CELL  # a problem seen, not a class the model is still learning
     return CELLS[result.verdict.outcome]
 
 

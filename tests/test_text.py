@@ -35,3 +35,26 @@ def test_where_the_probes_ran(environment: dict, expected: str | None) -> None:
 ])
 def test_a_weight_keeps_its_significant_digits(weight: float | None, expected: str) -> None:
     assert fmt_weight(weight) == expected
+
+
+def test_a_stable_setting_whose_first_rung_showed_a_problem_reads_ok_question_mark():
+    """Not a contender, its learning not judged: "ok?" where its first rung showed a
+    problem (withheld), plain "ok" where the model was only still learning a class."""
+    import dataclasses
+
+    from stabcheck.results import Outcome, Verdict
+    from stabcheck.text import UNJUDGED_CELL, cell
+    from tests.report.terminal.test_report import make_result
+
+    base = make_result(Outcome.STABLE)
+
+    def with_evidence(**evidence):
+        return dataclasses.replace(base, verdict=Verdict(Outcome.STABLE, evidence, "x"))
+
+    seen = with_evidence(withheld_verdict="overcorrected", not_judged_because="not_contender",
+                         schedule={"first_rung_not_judged": "one_rung"})
+    early = with_evidence(withheld_verdict="minority_collapse",
+                          not_judged_because="not_contender",
+                          schedule={"first_rung_not_judged": "still_learning"})
+    assert cell(seen) == UNJUDGED_CELL
+    assert cell(early)[0] == cell(base)[0] == "ok"

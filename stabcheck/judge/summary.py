@@ -123,7 +123,12 @@ def verdict_line(report: RunReport) -> str:
             if not mine and outcome is not Outcome.STABLE:
                 continue
             skipped = sum(not r.ran for r in mine)
-            parts.append(f"{len(mine)} {word}" + (f" ({skipped} not run)" if skipped else ""))
+            unjudged = sum(r.verdict.evidence.get("not_judged_because")
+                           in ("not_contender", "budget") for r in mine)
+            notes = [f"{skipped} not run"] if skipped else []
+            if unjudged:
+                notes.append(f"{unjudged} not judged for learning")
+            parts.append(f"{len(mine)} {word}" + (f" ({', '.join(notes)})" if notes else ""))
         head = f"{plural(len(results), 'probe')}: {', '.join(parts)}"
     if report.interrupted:
         planned = f" of {report.probes_planned}" if report.probes_planned else ""

@@ -319,6 +319,8 @@ def _with_schedule(result: ProbeResult, contender_ids: list[str], chosen_ids: li
                                                                          "still_learning",
                                                                          "bn_warmup"):
             because = "not_contender"
+            if evidence.get("not_judged_because"):  # what the first rung itself said
+                info["first_rung_not_judged"] = evidence["not_judged_because"]
             withheld = evidence.get("withheld_summary")
             shown = (f"; at step {steps} it showed: {withheld}"
                      if withheld and withheld not in summary else "")

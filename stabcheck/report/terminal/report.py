@@ -36,7 +36,6 @@ from stabcheck.report.terminal.recommendation import recommendation_panel, strat
 from stabcheck.report.terminal.widgets import bullet, cause_lines
 from stabcheck.results import Outcome, ProbeResult, RunReport
 from stabcheck.text import (
-    CELLS,
     FAILURE_SECTIONS,
     MISSING,
     UNJUDGED_CELL,
@@ -85,13 +84,13 @@ def _cell(result: ProbeResult | None, spark: bool) -> Text:
 def _uniform(grid: GridTable) -> Text | None:
     """One line for a batch size whose every cell ended the same way (all out of memory,
     typically): ``batch size 16384: all 18 probes OOM host (17 not run)``; else None."""
-    cells = [cell for _, row in grid.rows for cell in row]
+    cells = [result for _, row in grid.rows for result in row]
     if len(cells) < 2 or any(c is None for c in cells):
         return None
-    outcomes = {c.verdict.outcome for c in cells if c is not None}
-    if len(outcomes) != 1:
+    words = {cell(c) for c in cells if c is not None}
+    if len(words) != 1:
         return None
-    word, style = CELLS[outcomes.pop()]
+    word, style = words.pop()
     skipped = sum(not c.ran for c in cells if c is not None)
     text = Text(f"batch size {grid.batch_size}: ", style="bold")
     text.append(f"all {len(cells)} probes {word}", style=style)
