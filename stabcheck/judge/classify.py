@@ -288,11 +288,19 @@ def _climbed_note(run: ProbeRun, names: Sequence[str], t: Thresholds) -> dict[st
     if missed:
         name = _namer(names, len(h.true_counts))
         holdout = run.holdout
-        still = isinstance(holdout, HoldoutEval) and all(holdout.pred_counts[c] == 0
-                                                         for c in missed)
-        which = f"class{'es' if len(missed) != 1 else ''} {', '.join(map(name, missed))}"
-        text += (f": {which} {'was' if len(missed) == 1 else 'were'} not predicted at step "
-                 f"{planned}, " + ("still not predicted" if still else f"predicted by step {ran}"))
+        last = holdout.pred_counts if isinstance(holdout, HoldoutEval) else ()
+        still = [c for c in missed if c < len(last) and last[c] == 0]
+        found = [c for c in missed if c not in still]
+
+        def which(classes: list[int]) -> str:
+            return f"class{'es' if len(classes) != 1 else ''} {_names(classes, name)}"
+
+        text += (f": {which(missed)} {'was' if len(missed) == 1 else 'were'} not predicted "
+                 f"at step {planned}")
+        if found:
+            text += f"; {which(found) if still else 'all'} predicted by step {ran}"
+        if still:
+            text += f"; {which(still) if found else 'all'} still not predicted"
     else:
         text += f": its learning verdict was unsettled at step {planned}"
     return {"at_step": planned, "to_step": ran, "pred_counts": list(h.pred_counts),
