@@ -356,7 +356,11 @@ def compare(entry: zoo.ZooEntry, steps: int, fit: dict, probe: dict) -> dict[str
         "steps": steps,
         "steps_planned": (first or {}).get("steps_planned"),
         "trains_on": entry.trains_on,
-        "extended": [(e["at_step"], e["to_step"]) for e in training.get("extended") or []],
+        # evaluated at a rung, then trained on (the rungs' steps, in pairs)
+        "extended": list(zip([r["step"] for r in (first or {}).get("rungs") or []][:-1],
+                             [r["step"] for r in (first or {}).get("rungs") or []][1:],
+                             strict=True))
+        or [(e["at_step"], e["to_step"]) for e in training.get("extended") or []],
         "probes_in_worker": len(probes),
         "compared_probe": (first or {}).get("id"),
         "evaluation_extra_bytes": training.get("evaluation_extra_bytes"),
