@@ -1,10 +1,16 @@
 """The imbalanced problems of ``make bench-validity`` (``bench/validity.py``).
 
-Each problem is small synthetic data built offline with numpy from a fixed seed (arrays
+Each problem is synthetic data built offline with numpy from a fixed seed (arrays
 ``x``, ``y``, ``x_val``, ``y_val``, saved as an ``.npz`` that ``stabcheck probe --data`` reads),
 a factory (no arguments, returns a compiled Keras model; stabcheck imports this file by
-path, so it imports only numpy until a factory runs), a batch size, and the settings
-probed (class weight x learning rate x clip, one grid per problem).
+path, so it imports only numpy until a factory runs), a batch size, the settings probed
+(class weight x learning rate x clip, one grid per problem), optionally the subset of them
+that gets long runs, and the long runs' epochs.
+
+The ``kio_*`` problems are built like the keras-io examples users start from: the
+example's own model code, optimizer, batch size and training length, on stand-in data of
+the real data set's shape and class balance (each data function says what it imitates
+and where it departs from the real set).
 """
 
 from __future__ import annotations
@@ -32,10 +38,27 @@ class Problem:
     # Added after the classifier's thresholds were last chosen and never used to choose
     # them: the held-out problems tell whether the thresholds generalize.
     held_out: bool = False
+    # Epochs of every long run (None: the bench's default, ``validity.EPOCHS``); the
+    # keras-io problems train as long as their example does (or as close as 2 cores allow).
+    epochs: int | None = None
+    # The settings that get long runs, a subset of the grid (empty: all of it). The probe
+    # always runs the whole grid (stabcheck probes a product of the lists).
+    long_settings: tuple[tuple[str, float, str], ...] = ()
+
+    def grid(self) -> list[tuple[str, float, str]]:
+        """(class weight, lr, clip) of every probe, in stabcheck's grid order."""
+        return list(itertools.product(self.class_weights, self.lrs, self.clips))
 
     def settings(self) -> list[tuple[str, float, str]]:
-        """(class weight, lr, clip) in stabcheck's grid order."""
-        return list(itertools.product(self.class_weights, self.lrs, self.clips))
+        """(class weight, lr, clip) of the settings compared (probe and long runs), in
+        stabcheck's grid order: the grid, or its ``long_settings`` where given."""
+        if not self.long_settings:
+            return self.grid()
+        wanted = set(self.long_settings)
+        unknown = wanted - set(self.grid())
+        if unknown:
+            raise ValueError(f"{self.name}: long_settings {sorted(unknown)} are not in the grid")
+        return [s for s in self.grid() if s in wanted]
 
 
 # ------------------------------------------------------------------------------ data
@@ -343,6 +366,286 @@ def deep_bn_mlp():
     return model
 
 
+
+# ------------------------------------------------- problems built like keras-io examples
+
+# keras-io "Imbalanced classification: credit card fraud detection" (Kaggle's creditcard.csv,
+# 284,807 rows, 492 frauds): the example holds out the last 20% (56,961 rows) and reports
+# 417 positives among its 227,846 training rows; its class weights are 1 / count.
+KIO_FRAUD_TRAIN = (227_429, 417)
+KIO_FRAUD_VAL = (56_886, 75)
+KIO_FRAUD_WEIGHTS = {"0": 1.0 / KIO_FRAUD_TRAIN[0], "1": 1.0 / KIO_FRAUD_TRAIN[1]}
+
+
+def kio_fraud_data():
+    """Stand-in for the fraud example's data at full size: 227,846 training rows (417
+    positives, 0.18%) and 56,961 held out (75 positives) of 30 features, standardized
+    with the training rows' mean and standard deviation as the example does. Like the
+    real set: a 'Time' column (seconds over two days), 28 heavy-tailed PCA-like columns
+    (Student t, 3 degrees of freedom) and a log-normal 'Amount'; frauds are shifted in 21
+    of the PCA-like columns (by the signs and rough sizes of the real V1..V21 differences,
+    each fraud by its own random fraction of them) and spread twice as wide, so that a
+    linear score ranks them at ROC-AUC ~0.97 and about 60% of the top 75 held-out scores
+    are frauds (the real set's separability, roughly)."""
+    rng = np.random.default_rng(SEED + 20)
+    shift = np.array([-4.0, 3.0, -5.0, 3.5, -2.5, -1.5, -4.5, 0.5, -2.0, -4.5, 3.0, -5.0,
+                      0.0, -6.0, 0.0, -3.5, -5.0, -2.0, 0.8, 0.3, 0.4] + [0.0] * 7,
+                     dtype=np.float32)
+
+    def make(c, n):
+        x = rng.standard_t(df=3, size=(n, 30)).astype(np.float32) / np.sqrt(3.0)
+        x[:, 0] = rng.uniform(0, 172_792, n)  # Time
+        x[:, 29] = rng.lognormal(3.0, 1.5, n)  # Amount
+        if c == 1:
+            spread = 0.5 * rng.uniform(0.1, 1.6, size=(n, 1)).astype(np.float32)
+            x[:, 1:29] = x[:, 1:29] * 2.0 + shift * spread
+            x[:, 29] = rng.lognormal(3.5, 1.8, n)
+        return x
+
+    x, y = _split_counts(rng, KIO_FRAUD_TRAIN, make)
+    xv, yv = _split_counts(rng, KIO_FRAUD_VAL, make)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    return {"x": (x - mean) / std, "y": y, "x_val": (xv - mean) / std, "y_val": yv}
+
+
+def kio_fraud():
+    """The fraud example's model, as written there: Dense(256) x 3 with Dropout(0.3) after
+    the second and third, a sigmoid unit, Adam(1e-2), binary crossentropy."""
+    import keras
+
+    model = keras.Sequential([
+        keras.Input(shape=(30,)),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dropout(0.3),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dropout(0.3),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    return model
+
+
+KIO_TEXT_VOCAB = 20_000
+KIO_TEXT_LENGTH = 500
+
+
+def kio_text_data():
+    """Stand-in for IMDB as the "Text classification from scratch" example sees it after
+    ``TextVectorization(max_tokens=20000, output_sequence_length=500)``: its 20,000
+    training reviews (the 80% ``validation_split`` of the 25,000, so the two classes are
+    not exactly tied: 10,013 negative / 9,987 positive, as a random split gives) and 5,000
+    validation reviews (2,487 / 2,513), full size. Review lengths are log-normal (median
+    175 tokens, about 6% longer than 500 and cut there, zero-padded after); token 1 is the
+    OOV token (3%); the others follow a Zipf law over the vocabulary. 1,600 mid-frequency
+    tokens carry the sentiment: 800 are 1.6x as frequent in positive reviews and 1.6x
+    rarer in negative ones, 800 the other way round (a bag-of-words naive Bayes scores
+    ~0.9 held-out accuracy; the real IMDB's ~0.85)."""
+    rng = np.random.default_rng(SEED + 21)
+    ranks = np.arange(KIO_TEXT_VOCAB - 2)
+    base = 1.0 / (ranks + 10.0) ** 1.07
+    base /= base.sum()
+    sentiment = rng.choice(np.arange(150, 8000), size=1600, replace=False)
+    tilt = 1.6
+
+    def cumulative(c):
+        p = base.copy()
+        up, down = (sentiment[:800], sentiment[800:]) if c == 1 else \
+            (sentiment[800:], sentiment[:800])
+        p[up] *= tilt
+        p[down] /= tilt
+        p = np.concatenate([[0.03 / 0.97 * p.sum()], p])  # token 1: OOV
+        return np.cumsum(p / p.sum())
+
+    tables = [cumulative(0), cumulative(1)]
+
+    def make(c, n):
+        x = np.zeros((n, KIO_TEXT_LENGTH), dtype=np.int32)
+        lengths = np.clip(rng.lognormal(np.log(175), 0.7, n).astype(int), 10,
+                          KIO_TEXT_LENGTH)
+        for row, m in zip(x, lengths, strict=True):
+            row[:m] = 1 + np.searchsorted(tables[c], rng.random(m))
+        return x
+
+    x, y = _split_counts(rng, [10_013, 9_987], make)
+    xv, yv = _split_counts(rng, [2_487, 2_513], make)
+    return {"x": x.astype(np.int32), "y": y, "x_val": xv.astype(np.int32), "y_val": yv}
+
+
+def kio_text():
+    """The text example's end-to-end model, as written there (its TextVectorization
+    layer already applied to the data): Embedding(20000, 128), Dropout(0.5), two
+    Conv1D(128, 7, strides=3, relu), GlobalMaxPooling1D, Dense(128, relu), Dropout(0.5),
+    a sigmoid unit; ``optimizer="adam"`` (1e-3), binary crossentropy."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(None,), dtype="int64")
+    x = layers.Embedding(KIO_TEXT_VOCAB, 128)(inputs)
+    x = layers.Dropout(0.5)(x)
+    x = layers.Conv1D(128, 7, padding="valid", activation="relu", strides=3)(x)
+    x = layers.Conv1D(128, 7, padding="valid", activation="relu", strides=3)(x)
+    x = layers.GlobalMaxPooling1D()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    predictions = layers.Dense(1, activation="sigmoid", name="predictions")(x)
+    model = keras.Model(inputs, predictions)
+    model.compile(loss="binary_crossentropy", optimizer="adam")
+    return model
+
+
+def kio_forda_data():
+    """Stand-in for FordA as the "Timeseries classification from scratch" example reads
+    it: 500 time steps of 1 channel, each series z-normalized, 3,601 training series and
+    1,320 held out (the real test set's size). Made imbalanced on purpose (the real
+    training set is about 51/49): 3,241 / 360 training series (10% positives); the
+    held-out set stays balanced (660 / 660) as the real test set is. A series is 4
+    random low-frequency sinusoids plus AR(1) noise (engine-noise-like) and one transient
+    burst: a class-1 burst is wider and higher-pitched (0.26-0.34 cycles per step) than
+    a class-0 one (0.18-0.26), and a class-0 burst may be as strong, so the classes
+    overlap a little."""
+    rng = np.random.default_rng(SEED + 22)
+    steps = 500
+    t = np.arange(steps)
+
+    def make(c, n):
+        x = np.zeros((n, steps))
+        for _ in range(4):
+            f = rng.uniform(0.005, 0.12, (n, 1))
+            x += rng.uniform(0.3, 1.0, (n, 1)) * np.sin(2 * np.pi * f * t
+                                                        + rng.uniform(0, 2 * np.pi, (n, 1)))
+        e = rng.normal(0, 0.6, (n, steps))
+        for i in range(1, steps):
+            e[:, i] += 0.6 * e[:, i - 1]
+        x += e
+        at = rng.uniform(40, steps - 40, (n, 1))
+        if c == 1:
+            width, freq, amp = (rng.uniform(15, 35, (n, 1)), rng.uniform(0.26, 0.34, (n, 1)),
+                                rng.uniform(0.4, 1.6, (n, 1)))
+        else:
+            width, freq, amp = (rng.uniform(8, 20, (n, 1)), rng.uniform(0.18, 0.26, (n, 1)),
+                                rng.uniform(0.0, 1.6, (n, 1)))
+        x += amp * np.exp(-0.5 * ((t - at) / width) ** 2) * np.sin(
+            2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi, (n, 1)))
+        x = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
+        return x[..., None]
+
+    x, y = _split_counts(rng, [3_241, 360], make)
+    xv, yv = _split_counts(rng, [660, 660], make)
+    return {"x": x, "y": y, "x_val": xv, "y_val": yv}
+
+
+def kio_forda():
+    """The timeseries example's fully convolutional network, as written there: three
+    [Conv1D(64, 3, padding="same"), BatchNormalization, ReLU], GlobalAveragePooling1D,
+    Dense(2, softmax); ``optimizer="adam"`` (1e-3), sparse categorical crossentropy."""
+    import keras
+
+    input_layer = keras.layers.Input((500, 1))
+    conv1 = keras.layers.Conv1D(filters=64, kernel_size=3, padding="same")(input_layer)
+    conv1 = keras.layers.BatchNormalization()(conv1)
+    conv1 = keras.layers.ReLU()(conv1)
+    conv2 = keras.layers.Conv1D(filters=64, kernel_size=3, padding="same")(conv1)
+    conv2 = keras.layers.BatchNormalization()(conv2)
+    conv2 = keras.layers.ReLU()(conv2)
+    conv3 = keras.layers.Conv1D(filters=64, kernel_size=3, padding="same")(conv2)
+    conv3 = keras.layers.BatchNormalization()(conv3)
+    conv3 = keras.layers.ReLU()(conv3)
+    gap = keras.layers.GlobalAveragePooling1D()(conv3)
+    output_layer = keras.layers.Dense(2, activation="softmax")(gap)
+    model = keras.models.Model(inputs=input_layer, outputs=output_layer)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+# Digit strokes in a unit box (x to the right, y down): polylines per digit.
+def _arc(cx, cy, rx, ry, a0, a1, n=10):
+    a = np.radians(np.linspace(a0, a1, n))
+    return np.stack([cx + rx * np.cos(a), cy + ry * np.sin(a)], axis=1)
+
+
+def _digit_strokes():
+    line = np.array
+    return {
+        0: [_arc(.5, .5, .28, .4, 0, 360, 16)],
+        1: [line([[.35, .25], [.55, .1], [.55, .9]])],
+        2: [np.concatenate([_arc(.5, .32, .25, .22, 200, 360, 8),
+                            line([[.75, .35], [.25, .9], [.8, .9]])])],
+        3: [_arc(.47, .3, .25, .2, 200, 450), _arc(.47, .7, .27, .2, 270, 520)],
+        4: [line([[.6, .1], [.2, .65], [.85, .65]]), line([[.65, .35], [.65, .92]])],
+        5: [line([[.75, .1], [.3, .1], [.27, .45]]), _arc(.5, .65, .27, .25, 220, 500, 12)],
+        6: [line([[.65, .1], [.3, .55]]), _arc(.5, .7, .23, .2, 0, 360, 12)],
+        7: [line([[.2, .1], [.8, .1], [.4, .92]])],
+        8: [_arc(.5, .3, .2, .2, 0, 360, 12), _arc(.5, .7, .26, .22, 0, 360, 12)],
+        9: [_arc(.5, .32, .23, .2, 0, 360, 12), line([[.73, .35], [.6, .92]])],
+    }
+
+
+def _render_digits(rng, digit, n, chunk=500):
+    """``n`` 28x28x1 images in [0, 1] of one digit: its strokes under a random affine map
+    (rotation, scale, shear, shift) with jittered end points and a random stroke width,
+    drawn as a soft line, plus sparse pixel noise."""
+    polys = _digit_strokes()[digit]
+    seg = np.concatenate([np.stack([p[:-1], p[1:]], axis=1) for p in polys])  # (m, 2, 2)
+    g = (np.arange(28) + 0.5) / 28
+    pixels = np.stack(np.meshgrid(g, g, indexing="xy"), axis=-1).reshape(-1, 2)
+    out = []
+    for start in range(0, n, chunk):
+        k = min(chunk, n - start)
+        ang, scale = rng.normal(0, 0.18, k), rng.uniform(0.75, 0.95, k)
+        shear = rng.normal(0, 0.15, k)
+        a = np.empty((k, 2, 2))
+        a[:, 0, 0], a[:, 0, 1] = scale * np.cos(ang), -scale * np.sin(ang) + shear
+        a[:, 1, 0], a[:, 1, 1] = scale * np.sin(ang), scale * np.cos(ang)
+        p = seg[None] - 0.5 + rng.normal(0, 0.02, (k, *seg.shape))
+        p = np.einsum("nij,nmkj->nmki", a, p) + 0.5 + rng.normal(0, 0.05, (k, 1, 1, 2))
+        start_pt, along = p[:, :, 0], p[:, :, 1] - p[:, :, 0]  # (k, m, 2)
+        rel = pixels[None, None] - start_pt[:, :, None]  # (k, m, 784, 2)
+        frac = np.clip((rel * along[:, :, None]).sum(-1)
+                       / np.maximum((along ** 2).sum(-1), 1e-9)[:, :, None], 0, 1)
+        dist = np.linalg.norm(rel - frac[..., None] * along[:, :, None], axis=-1).min(axis=1)
+        img = np.clip(1.3 * np.exp(-(dist / rng.uniform(0.035, 0.07, (k, 1))) ** 2), 0, 1)
+        noise = rng.normal(0, 0.1, img.shape) * (rng.random(img.shape) < 0.1)
+        out.append(np.clip(img + noise, 0, 1).reshape(k, 28, 28, 1))
+    return np.concatenate(out).astype(np.float32)
+
+
+def kio_mnist_lt_data():
+    """Stand-in for MNIST made long-tailed, as the "Simple MNIST convnet" example reads
+    it (28x28x1 in [0, 1]): digit-like strokes (each digit's polylines under a random
+    affine map, jitter and stroke width, plus sparse noise), training counts geometric
+    from 5,000 (digit 0) to 50 (digit 9): 5000/2997/1797/1077/646/387/232/139/83/50,
+    12,408 images; a balanced held-out set of 500 per digit."""
+    rng = np.random.default_rng(SEED + 23)
+    counts = np.round(5000 * 0.01 ** (np.arange(10) / 9)).astype(int)
+    x, y = _split_counts(rng, counts, lambda c, n: _render_digits(rng, c, n))
+    xv, yv = _split_counts(rng, [500] * 10, lambda c, n: _render_digits(rng, c, n))
+    return {"x": x, "y": y, "x_val": xv, "y_val": yv}
+
+
+def kio_mnist_lt():
+    """The MNIST example's convnet, as written there: Conv2D(32, 3, relu), MaxPooling2D,
+    Conv2D(64, 3, relu), MaxPooling2D, Flatten, Dropout(0.5), Dense(10, softmax);
+    ``optimizer="adam"`` (1e-3). The example one-hot encodes its labels for
+    ``categorical_crossentropy``; stabcheck probes integer labels, so the sparse form of
+    the same loss."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Flatten(),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    return model
+
+
 PROBLEMS = [
     Problem("fraud", "tabular, 0.2% positives, Keras fraud example weights (balanced)",
             "fraud_mlp", fraud_data, 256, ("none", "balanced"), (1e-3, 1e-2, 1e-1),
@@ -368,4 +671,27 @@ PROBLEMS = [
     Problem("deep_bn_mlp", "BatchNorm MLP, 5 classes 1000 -> 12, SGD momentum",
             "deep_bn_mlp", deep_bn_data, 64, ("none", "balanced"), (1e-2, 1e-1),
             held_out=True),
+    # keras-io examples (see their factories and data functions). Long runs as long as the
+    # example trains, except FordA (500 epochs with early stopping there: 50 here).
+    Problem("kio_fraud", "keras-io fraud example: 227,846 x 30, 0.18% positives, "
+            "Dense(256) x 3, Adam(1e-2), 1/count weights (custom)",
+            "kio_fraud", kio_fraud_data, 2048, ("none", "custom", "balanced", "x100"),
+            (1e-3, 1e-2, 1e-1), ("none", "global_norm=1.0"), custom=KIO_FRAUD_WEIGHTS,
+            held_out=True, epochs=30,
+            # Long runs: every class weight and lr without clipping, and with
+            # global_norm=1.0 at lr 0.1 (where clipping decides); 16 of the 24 probes.
+            long_settings=tuple(
+                [(cw, lr, "none") for cw in ("none", "custom", "balanced", "x100")
+                 for lr in (1e-3, 1e-2, 1e-1)]
+                + [(cw, 1e-1, "global_norm=1.0")
+                   for cw in ("none", "custom", "balanced", "x100")])),
+    Problem("kio_text", "keras-io text from scratch: IMDB-like 20,000 x 500 tokens, 50/50, "
+            "Embedding + Conv1D x 2, Adam", "kio_text", kio_text_data, 32,
+            ("none", "x10", "x100"), (1e-3, 1e-2), held_out=True, epochs=3),
+    Problem("kio_forda", "keras-io timeseries FCN: FordA-like 3,601 x 500, made 10% "
+            "positives, Conv1D + BatchNorm x 3, Adam", "kio_forda", kio_forda_data, 32,
+            ("none", "balanced", "x100"), (1e-3, 1e-2), held_out=True, epochs=50),
+    Problem("kio_mnist_lt", "keras-io MNIST convnet: digit-like 28x28, 10 classes long-tailed "
+            "5000 -> 50, Adam", "kio_mnist_lt", kio_mnist_lt_data, 128,
+            ("none", "balanced", "sqrt", "x100"), (1e-3, 1e-2), held_out=True, epochs=15),
 ]
