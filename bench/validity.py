@@ -22,12 +22,14 @@ runs' epochs):
 
 The probe's category (numerical / learning / ok; memory, crash, error: n/a) is compared
 with the fate of the settings whose two seeds agree. A probe whose learning verdict was
-not judged (``evidence.learning_verdict == "not_judged"``, category ok) is counted apart:
-a disagreement when the long run is ``learning`` (or ``numerical``: its ok misses that),
-otherwise neither agreement nor disagreement. Targets: agreement >= 95% on the original
-problems and on the held-out problems each; on the learning settings (probe learning or
-long run learning) >= 90%; zero false numerical alarms (probe numerical, long run
-healthy); every numerical long run caught (probe numerical). Rows:
+not judged (``evidence.learning_verdict == "not_judged"``, category ok: a setting that
+was not a contender, or too short to tell) is counted apart: it makes no learning claim,
+so against a healthy or a learning long run it is neither agreement nor disagreement
+(the learning long runs it left unjudged are reported: the learning verdicts'
+coverage); against a numerical long run its ok is a numerical miss. Targets: agreement
+>= 95% on the original problems and on the held-out problems each; on the learning
+settings (probe learning, or a judged probe whose long run ended learning) >= 90%;
+zero false numerical alarms (probe numerical, long run healthy); every numerical long run caught (probe numerical). Rows:
 ``bench/results/validity.json``. Options: ``--quick`` (2 problems, 5 epochs), ``--only
 NAME[,NAME]``, ``--epochs E`` (every long run's epochs; default each problem's own, else
 20), ``--steps N`` (the probe's, default stabcheck's own), ``--tag T`` (rows to
@@ -435,10 +437,12 @@ def compare(problem: vp.Problem, probe: dict, long: dict) -> list[dict[str, Any]
         truth = CATEGORY_OF_FATE[fates[0]] if seeds_agree else None
         fields = probe_fields(p)
         not_judged = fields["probe_not_judged"] and probe_cat == "ok"
-        # A withheld learning verdict earns no agreement with a healthy long run; against
-        # a learning (or numerical) one its ok is wrong.
+        # A withheld learning verdict makes no claim on learning: it is neither agreement
+        # nor disagreement with a healthy or a learning long run (how many learning long
+        # runs it left unjudged is reported apart: coverage). Its numerical verdict stands:
+        # against a numerical long run its ok is a miss.
         judged = seeds_agree and probe_cat != "n/a"
-        counted = judged and not (not_judged and truth == "ok")
+        counted = judged and not (not_judged and truth in ("ok", "learning"))
         agree = (probe_cat == truth and not not_judged) if counted else None
         rows.append({
             "problem": problem.name, "held_out": problem.held_out, "setting": key,
@@ -454,6 +458,7 @@ def compare(problem: vp.Problem, probe: dict, long: dict) -> list[dict[str, Any]
             "long_wall_s": sum(r.get("wall_s", 0.0) for r in runs),
             "seeds_agree": seeds_agree, "counted": counted,
             "not_judged": bool(not_judged), "agree": agree,
+            "unjudged_learning": bool(not_judged and seeds_agree and truth == "learning"),
             "truth": truth,
             # Learning settings: the probe said learning or the long run ended learning.
             "learning_setting": counted and (probe_cat == "learning" or truth == "learning"),
@@ -558,6 +563,10 @@ def summarize(rows: list[dict[str, Any]], problems_run: list[vp.Problem],
         "agreement": rate, "sets": sets,
         "learning_counted": l_n, "learning_agreed": l_agreed, "learning_agreement": l_rate,
         "not_judged": [r["problem"] + " " + r["setting"] for r in rows if r["not_judged"]],
+        # learning long runs whose probe withheld its learning verdict (not a contender,
+        # or too short): the learning verdicts' coverage, not a target
+        "unjudged_learning": [r["problem"] + " " + r["setting"] for r in rows
+                              if r.get("unjudged_learning")],
         "false_numerical_alarms": alarms,
         "numerical_long_runs": len(numerical), "numerical_missed": missed,
         "numerical_one_seed": [r["problem"] + " " + r["setting"] + " (" + "/".join(r["fates"])
@@ -635,6 +644,9 @@ def print_summary(rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
             f"{'; '.join(summary['numerical_one_seed'])}")
     log(f"  all problems: {summary['agreed']}/{summary['counted']} = "
         f"{_pct(summary['agreement'])}; not judged: {len(summary['not_judged'])}")
+    unjudged = summary.get("unjudged_learning") or []
+    log(f"  (coverage, not a target) learning long runs whose probe withheld its learning "
+        f"verdict: {len(unjudged)}" + (f": {'; '.join(unjudged)}" if unjudged else ""))
     if summary["go_no_go_agreement"] is not None:
         log(f"  (not a target) ok vs failed, whatever the category: "
             f"{summary['go_no_go_agreed']}/{summary['counted']}; learning/ok probes vs the "

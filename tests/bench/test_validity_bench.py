@@ -43,8 +43,9 @@ NOT_JUDGED = {"learning_verdict": "not_judged", "not_judged_because": "still_lea
         (probe("stable", "ok"), ("healthy", "healthy"), True, True, False, False, False, False),
         (probe("stable", "ok", **NOT_JUDGED), ("healthy", "healthy"),
          False, None, True, False, False, False),
+        # a withheld learning verdict makes no claim: coverage, not a disagreement
         (probe("stable", "ok", **NOT_JUDGED), ("learning", "learning"),
-         True, False, True, True, False, False),
+         False, None, True, False, False, False),
         (probe("stable", "ok", **NOT_JUDGED), ("numerical", "numerical"),
          True, False, True, False, True, False),
         (probe("diverged", "numerical"), ("healthy", "healthy"),
