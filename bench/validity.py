@@ -29,7 +29,8 @@ so against a healthy or a learning long run it is neither agreement nor disagree
 coverage); against a numerical long run its ok is a numerical miss. Targets: agreement
 >= 95% on the original problems and on the held-out problems each; on the learning
 settings (probe learning, or a judged probe whose long run ended learning) >= 90%;
-zero false numerical alarms (probe numerical, long run healthy); every numerical long run caught (probe numerical). Rows:
+zero false numerical alarms (probe numerical, long run healthy); every numerical long
+run caught (probe numerical). Rows:
 ``bench/results/validity.json``. Options: ``--quick`` (2 problems, 5 epochs), ``--only
 NAME[,NAME]``, ``--epochs E`` (every long run's epochs; default each problem's own, else
 20), ``--steps N`` (the probe's, default stabcheck's own), ``--tag T`` (rows to
