@@ -29,9 +29,13 @@ class Thresholds:
     #   "it stays far above the start at the end"), or
     # - the medians of the last three windows rise, the last one to above 4x the lowest
     #   window ("it keeps growing"),
-    # and in both cases the median of the last 5 steps is above that level too (a swing
-    # that fills the last window but has come back by the last step recovered: the
-    # fraud-style data at batch 32, balanced: 0.02 -> 1.8 -> 0.026 over steps 74-100).
+    # and the median of the last 5 steps is not back below the start (the first rule) or
+    # above that level too (the second): a swing that fills the last window but has come
+    # back below the start by the last step recovered (the fraud-style data at batch 32,
+    # balanced: 0.02 -> 1.8 -> 0.026 over steps 74-100); one whose last steps still sit
+    # above the start has not (the keras-io fraud model, x100 at lr 0.1 clipped: 13x its
+    # start over the last 20 of 100 steps, 3.8x over the last 5; its 30-epoch fit's loss
+    # climbs to 200x).
     # The factor 4 is the learning-rate finders' divergence threshold (Lightning
     # ``early_stop_threshold=4.0``, fastai ``lr_find``), applied here to medians rather than
     # to an average one batch can lift. Below 10% of the start (``trend_floor``) a loss
