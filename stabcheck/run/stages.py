@@ -1,14 +1,14 @@
 """The grid in stages: every setting's first rung, the contenders' longer runs, the seeds.
 
     probes ──▶ stage 1: each setting to the first rung ─────────────▶ numerical, memory
-                  │      (a learning problem: on to the second rung;   verdicts final
-                  │       a numerical risk: on to --steps)
+                  │      (a numerical risk: on to --steps)              verdicts final
                   ▼  contenders = the recommendation's finalists (judge.stages)
-               stage 2: the contenders from scratch to --steps, and beyond
-                  │      while their learning verdict is unsettled
-                  ▼  the leading contender (judge.stages.seed_candidate)
-               stage 3: it under every other seed (--seeds); the next contender's
-                        seeds only when the leader's worst seed falls behind it
+               stage 2: the contenders from scratch to --steps, and beyond while
+                  │      their learning verdict is unsettled; beside them the first
+                  │      rung's leader under every other seed (--seeds)
+                  ▼  judge.stages.seed_candidate
+               stage 3: the next contender's seeds, when the leader's worst seed falls
+                        behind its one seed (or the leader failed a seed)
 
 Every job's result is journaled the moment it arrives (``"probe"`` with its ``stage``,
 ``"seed_probe"`` with its seed); a resumed run takes the results of the jobs it finds
@@ -16,7 +16,7 @@ there and, as the decisions between stages are pure functions of those results, 
 exactly the jobs the interrupted run had still to run.
 
 Stage 1 is skipped when every setting is a contender anyway (no more settings than
-finalists): they go straight to stage 2. The run's budget (``--budget``: optimizer steps,
+finalists): they go straight to stage 2, and the leader's seeds to stage 3. The run's budget (``--budget``: optimizer steps,
 or seconds) bounds stages 2 and 3: a contender the budget does not afford is left at
 its first rung, its learning not judged, and the report says so.
 """
@@ -128,6 +128,7 @@ class StagedRun:
         self._logs: list[StageLog] = []
         self._spent = 0
         self._order: list[str] = []  # the plan's probe ids
+        self._budget_total: int | None = None  # the run's bound in steps
         self._latest: dict[str, ProbeResult] = {}  # each setting's latest grid result
 
     def run(self, probes: list[Probe], out: StagedResult) -> StagedResult:
@@ -141,6 +142,7 @@ class StagedRun:
         total = (self._budget_steps if self._budget_steps is not None
                  else default_budget(len(probes), lad, self._seeds)
                  if budget_default else None)
+        self._budget_total = total
         out.schedule = {"rungs": list(lad.rungs), "fit_loop_steps": len(probes) * steps,
                         "budget": {"steps": total, "seconds": self._budget_seconds,
                                    "default": budget_default},
@@ -171,13 +173,20 @@ class StagedRun:
         caps.update({p.id: lad.steps for p in judged})
         jobs = [Job(staged(p, CONTENDER, caps[p.id], self._t)) for p in chosen
                 if p.id in caps and p not in judged]
+        # The leader after the first rung climbs under its other seeds beside the
+        # contenders (a seed is a rung like another: no stage of its own to wait for).
+        seeded = self._leader_seeds(chosen, caps, lad) if not direct else []
+        jobs = [j for job in jobs for j in [job, *(s for s in seeded
+                                                   if s.probe.id == job.probe.id)]] + [
+            s for s in seeded if s.probe.id not in {j.probe.id for j in jobs}]
         by_id = dict(first)
         if jobs:
             second = self._stage(CONTENDER, _contender_text(jobs, lad), jobs, deadline, out)
-            by_id.update({r.probe.id: r for r in second})
+            by_id.update({r.probe.id: r for r in second if r.probe.stage != SEED})
         out.results[:] = [by_id[p.id] for p in probes if p.id in by_id]
         contender_ids = [p.id for p in chosen if p.id in caps]
-        self._seed_stage(out, caps, contender_ids, deadline)
+        self._seed_stage(out, caps, contender_ids, deadline,
+                         done=sorted({j.probe.id for j in seeded}))
         chosen_ids = [p.id for p in chosen]
         out.results[:] = [_with_schedule(r, contender_ids, chosen_ids, lad, caps, direct,
                                          self._class_names, self._t)
@@ -216,13 +225,28 @@ class StagedRun:
             log.seconds = time.monotonic() - started
             log.skipped = grid.skipped
 
+    def _leader_seeds(self, chosen: list[Probe], caps: dict[str, int],
+                      lad: Ladder) -> list[Job]:
+        """The first-rung leader's jobs under the other seeds (as the budget affords)."""
+        seeds = reprobe_seeds(self._seed, self._seeds)
+        leader = next((p for p in chosen if p.id in caps), None)
+        if not seeds or leader is None:
+            return []
+        left = (None if self._budget_total is None else
+                self._budget_total - self._spent - sum(caps.values()))
+        cap = caps[leader.id]
+        return [Job(staged(leader, SEED, cap, self._t), seed=s)
+                for i, s in enumerate(seeds) if left is None or (i + 1) * lad.steps <= left]
+
     def _seed_stage(self, out: StagedResult, caps: dict[str, int],
-                    contender_ids: list[str], deadline: float | None) -> None:
-        """Re-probe contenders under the other seeds, the leader first."""
+                    contender_ids: list[str], deadline: float | None,
+                    done: list[str] | None = None) -> None:
+        """Re-probe contenders under the other seeds, the leader first (``done``: those
+        already re-probed)."""
         seeds = reprobe_seeds(self._seed, self._seeds)
         if not seeds or not contender_ids:
             return
-        done: list[str] = []
+        done = list(done or [])
         while True:
             report = self._report_of(
                 [r for r in out.results if r.probe.id in contender_ids], out.seed_probes)
@@ -287,8 +311,11 @@ def _unstaged(probes: list[Probe]) -> list[Probe]:
 
 
 def _contender_text(jobs: list[Job], lad: Ladder) -> str:
-    n = len(jobs)
-    return f"{n} contender{'s' if n != 1 else ''} to {lad.steps} steps and beyond if unsettled"
+    n = sum(job.seed is None for job in jobs)
+    seeds = len(jobs) - n
+    text = f"{n} contender{'s' if n != 1 else ''} to {lad.steps} steps and beyond if unsettled"
+    return text + (f", the leader under {seeds} more seed{'s' if seeds != 1 else ''}"
+                   if seeds else "")
 
 
 def _with_schedule(result: ProbeResult, contender_ids: list[str], chosen_ids: list[str],
