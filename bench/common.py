@@ -290,3 +290,27 @@ def git_info() -> dict:
         "dirty": bool(git("status", "--porcelain")),
         "stabcheck_dirty": bool(git("status", "--porcelain", "--", "stabcheck")),
     }
+
+
+def run_logged(cmd: list[str], tmp: Path, tag: str, env: dict[str, str],
+               timeout: float | None, stream: bool = False) -> dict:
+    """Run ``cmd`` in ``tmp`` to completion or ``timeout`` seconds (None: no limit): exit
+    code, wall time, and the tail of stderr when the exit code is neither 0 nor 1. Its
+    stdout goes to ``tmp/TAG.out`` (or this process's stdout with ``stream``), its stderr
+    to ``tmp/TAG.err``."""
+    import time
+
+    err_path = tmp / f"{tag}.err"
+    t0 = time.perf_counter()
+    with open(tmp / f"{tag}.out", "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=None if stream else out,  # noqa: S603
+                                stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+    figures = {"rc": rc, "wall_s": time.perf_counter() - t0}
+    if rc not in (0, 1):
+        figures["stderr_tail"] = err_path.read_text(errors="replace")[-2000:]
+    return figures

@@ -43,7 +43,6 @@ import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -212,22 +211,8 @@ def stabcheck_source() -> str:
 
 
 def run(cmd: list[str], tmp: Path, tag: str) -> dict[str, Any]:
-    """Run ``cmd`` to completion in ``tmp`` (its stdout and stderr to files there): exit
-    code, wall time, and the tail of stderr when the exit code is neither 0 nor 1."""
-    err_path = tmp / f"{tag}.err"
-    t0 = time.perf_counter()
-    with open(tmp / f"{tag}.out", "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=tmp, env=ENV, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL)
-        try:
-            rc = proc.wait(timeout=TIMEOUT_S + 120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-    figures = {"rc": rc, "wall_s": time.perf_counter() - t0}
-    if rc not in (0, 1):
-        figures["stderr_tail"] = err_path.read_text(errors="replace")[-2000:]
-    return figures
+    """``common.run_logged`` with the bench's environment and timeout."""
+    return common.run_logged(cmd, tmp, tag, ENV, TIMEOUT_S + 120)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

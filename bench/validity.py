@@ -47,7 +47,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -285,23 +284,8 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def run(cmd: list[str], tmp: Path, tag: str, timeout: float | None,
         stream: bool = False) -> dict[str, Any]:
-    """Run ``cmd`` in ``tmp`` to completion or ``timeout`` seconds (None: no limit): exit
-    code, wall time, and the tail of stderr when the exit code is neither 0 nor 1. Its
-    stdout goes to a file in ``tmp``, or to this process's stdout with ``stream``."""
-    err_path = tmp / f"{tag}.err"
-    t0 = time.perf_counter()
-    with open(tmp / f"{tag}.out", "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=tmp, env=ENV, stdout=None if stream else out,
-                                stderr=err, stdin=subprocess.DEVNULL)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-    figures = {"rc": rc, "wall_s": time.perf_counter() - t0}
-    if rc not in (0, 1):
-        figures["stderr_tail"] = err_path.read_text(errors="replace")[-2000:]
-    return figures
+    """``common.run_logged`` with the bench's environment."""
+    return common.run_logged(cmd, tmp, tag, ENV, timeout, stream)
 
 
 def run_probe(problem: vp.Problem, data: Path, steps: int | None, tmp: Path) -> dict:

@@ -333,8 +333,10 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, dict, str, Path]:
 
 
 def interrupt_after(args: list[str], cwd: Path, journal: Path, count: int,
-                    attempts: int = 3) -> tuple[Run, int]:
-    """Run ``args`` and SIGINT it once ``count`` probes are journaled and before the last.
+                    attempts: int = 3, ready: Callable[[], bool] | None = None,
+                    accept: Callable[[], bool] | None = None) -> tuple[Run, int]:
+    """Run ``args`` and SIGINT it once ``count`` probes are journaled (or once ``ready``)
+    and before it finished (and ``accept`` holds of what it left).
 
     The small grid's probes take a few tens of milliseconds, so the parent is frozen with
     SIGSTOP the moment the journal holds ``count`` probes, given SIGINT, and let go: the
@@ -344,7 +346,13 @@ def interrupt_after(args: list[str], cwd: Path, journal: Path, count: int,
         journal.unlink(missing_ok=True)
         run = Run(args, cwd, name=f"interrupted-{attempt}")
         try:
-            wait_for_probes(run, journal, count, poll=0.002)
+            if ready is None:
+                wait_for_probes(run, journal, count, poll=0.002)
+            else:
+                deadline = time.monotonic() + 120
+                while not ready() and run.proc.poll() is None:
+                    assert time.monotonic() < deadline, "never ready to be interrupted"
+                    time.sleep(0.002)
             os.kill(run.pid, signal.SIGSTOP)
             os.kill(run.pid, signal.SIGINT)
             os.kill(run.pid, signal.SIGCONT)
@@ -352,7 +360,8 @@ def interrupt_after(args: list[str], cwd: Path, journal: Path, count: int,
         finally:
             if run.proc.poll() is None:
                 run.kill_all()
-        if code == 130:  # interrupted before it finished (any stage: a job is missing)
+        # interrupted before it finished (in any stage: a job is missing)
+        if code == 130 and (accept is None or accept()):
             return run, code
     pytest.fail(f"could not interrupt the grid mid-way in {attempts} attempts")
 
@@ -546,27 +555,14 @@ def test_resume_of_a_run_interrupted_between_rungs(tmp_path, uninterrupted):
         return sum(r.get("type") == "probe" and r["job"]["stage"] == "first_rung"
                    for r in journal_records(journal))
 
-    for attempt in range(5):
-        journal.unlink(missing_ok=True)
-        run = Run([*SMALL_GRID, "--journal", str(journal)], tmp_path, name=f"between-{attempt}")
-        try:
-            deadline = time.monotonic() + 120
-            while first_rungs() < len(SMALL_IDS) and run.proc.poll() is None:
-                assert time.monotonic() < deadline, "the first stage never finished"
-                time.sleep(0.002)
-            os.kill(run.pid, signal.SIGSTOP)
-            os.kill(run.pid, signal.SIGINT)
-            os.kill(run.pid, signal.SIGCONT)
-            code = run.wait(timeout=60)
-        finally:
-            if run.proc.poll() is None:
-                run.kill_all()
-        done_later = [job_key(r) for r in journal_records(journal)
-                      if r.get("type") == "probe" and r["job"]["stage"] != "first_rung"]
-        if code == 130 and len(done_later) < len(later_jobs):
-            break
-    else:
-        pytest.fail("could not interrupt the run between its stages in 5 attempts")
+    def later_done() -> list[tuple[str, str, int | None]]:
+        return [job_key(r) for r in journal_records(journal)
+                if r.get("type") == "probe" and r["job"]["stage"] != "first_rung"]
+
+    interrupt_after(SMALL_GRID + ["--journal", str(journal)], tmp_path, journal, 0,
+                    attempts=5, ready=lambda: first_rungs() >= len(SMALL_IDS),
+                    accept=lambda: len(later_done()) < len(later_jobs))
+    done_later = later_done()
     before = len(journal_records(journal))
     done = run_cli([*SMALL_GRID, "--resume", str(journal), "--json", "result.json"], tmp_path)
     assert done.returncode == 1, done.stderr
