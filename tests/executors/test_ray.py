@@ -131,8 +131,8 @@ def test_a_probe_killed_by_rays_memory_monitor_is_oom_host_with_rays_evidence(tm
     done = subprocess.run(
         [sys.executable, "-m", "stabcheck", "probe", "--model", f"{USER_MODELS}:hog",
          "--data", "builtin:breast_cancer", "--class-weight", "none", "--lr", "0.001,0.002",
-         "--steps", "5", "--seeds", "1", "--executor", "ray", "--json", str(out),
-         "--journal", str(tmp_path / "j.jsonl")],
+         "--steps", "5", "--seeds", "1", "--executor", "ray", "--workers", "1",
+         "--json", str(out), "--journal", str(tmp_path / "j.jsonl")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]  # a memory verdict
     probes = json.loads(out.read_text())["probes"]

@@ -171,8 +171,9 @@ def test_a_lucky_leader_is_ranked_by_its_worst_seed_beside_the_finalist_it_fell_
     """The built-in MLP on long-tailed digits (the rarest digit keeps 5%), 60 steps: under
     seed 0, no weighting at lr 0.03 leads (macro-F1 0.89); under seeds 1 and 2 its worst
     is 0.77, behind the next finalist's one seed (balanced at lr 0.01: 0.86), so that one
-    is re-probed too, and the recommendation is the best worst seed of the two (the
-    tolerance is 0.005 here, so that the worst seeds alone decide)."""
+    is re-probed too (and any other whose one seed is ahead of the best worst seed so far),
+    and the recommendation is the best worst seed among them (the tolerance is 0.005 here,
+    so that the worst seeds alone decide)."""
     grid = {"model": "builtin:mlp", "data": "builtin:digits", "imbalance": 0.05,
             "lr": ["3e-3", "1e-2", "3e-2"], "class_weight": ["none", "balanced"],
             "steps": 60, "thresholds": {"recommend_f1_tolerance": 0.005}}
@@ -187,14 +188,15 @@ def test_a_lucky_leader_is_ranked_by_its_worst_seed_beside_the_finalist_it_fell_
     rec = data_three["recommended_configuration"]
     assert rec["seeds"] == 3
     finalists = {f["probe_id"]: f for f in rec["finalists"]}
-    assert lucky in finalists and len(finalists) == 2  # the leader, then the one ahead
+    # the leader, then each finalist whose one seed was ahead of the best worst seed
+    assert lucky in finalists and len(finalists) >= 2
     seeds = [(p["seed"], p["id"]) for p in data_three["seed_probes"]]
     assert sorted(seeds) == sorted((s, pid) for s in (1, 2) for pid in finalists)
     lucky_scores = [s["macro_f1"] for s in finalists[lucky]["seed_scores"]]
     assert min(lucky_scores) < lucky_scores[0]  # seed 0 was its best
     assert rec["macro_f1"] == max(f["worst_macro_f1"] for f in finalists.values())
     assert data_three["probes_planned"] == len(data_three["probes"]) == 6
-    assert sum(line["type"] == "seed_probe" for line in journal) == 4
+    assert sum(line["type"] == "seed_probe" for line in journal) == 2 * len(finalists)
     # a resumed run takes the re-probes from the journal instead of running them again
     from stabcheck.config.settings import build_settings
     from stabcheck.run.engine import run_probe_grid
