@@ -161,14 +161,14 @@ def learning_pending(verdict: Verdict) -> bool:
 def unsettled(verdict: Verdict) -> bool:
     """A learning verdict that more steps may settle: a class never predicted (unweighted
     cross-entropy learns the class prior first and the rare classes later:
-    ``collapse_extension_factor``), or a verdict withheld because the problem is
-    shrinking, the model is still learning the class it misses, or its
+    ``collapse_extension_factor``), nothing learned yet, or a verdict withheld because the
+    problem is shrinking, the model is still learning the class it misses, or its
     BatchNormalization statistics are not warmed up."""
     from stabcheck.results import Outcome
 
     evidence = verdict.evidence
-    if verdict.outcome is Outcome.MINORITY_COLLAPSE:
-        return True
+    if verdict.outcome in (Outcome.MINORITY_COLLAPSE, Outcome.STALLED):
+        return True  # a slow start (the keras-io text model at lr 1e-3) learns later
     return evidence.get("learning_verdict") == "not_judged" and evidence.get(
         "not_judged_because") in ("shrinking", "still_learning", "bn_warmup")
 
