@@ -16,9 +16,10 @@ there and, as the decisions between stages are pure functions of those results, 
 exactly the jobs the interrupted run had still to run.
 
 Stage 1 is skipped when every setting is a contender anyway (no more settings than
-finalists): they go straight to stage 2, and the leader's seeds to stage 3. The run's budget (``--budget``: optimizer steps,
-or seconds) bounds stages 2 and 3: a contender the budget does not afford is left at
-its first rung, its learning not judged, and the report says so.
+finalists): they go straight to stage 2, and the leader's seeds to stage 3. The run's
+budget (``--budget``: optimizer steps, or seconds) bounds stages 2 and 3: a contender the
+budget does not afford is left at its first rung, its learning not judged, and the report
+says so.
 """
 
 from __future__ import annotations
