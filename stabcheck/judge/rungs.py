@@ -147,17 +147,6 @@ def climb(run: ProbeRun, class_names: Sequence[str] = (), thresholds: Thresholds
     return next_rung(run, classify(run, class_names, t), t)
 
 
-def learning_pending(verdict: Verdict) -> bool:
-    """The held-out predictions show a learning problem that one rung cannot call yet
-    (withheld for want of a trend). A class the model already ranks but does not predict
-    yet, or BatchNormalization statistics not warmed up, are too early to tell at the
-    first rung: they are not a problem to confirm but a horizon to reach, the
-    contenders'."""
-    evidence = verdict.evidence
-    return evidence.get("learning_verdict") == "not_judged" and \
-        evidence.get("not_judged_because") == "one_rung"
-
-
 def unsettled(verdict: Verdict) -> bool:
     """A learning verdict that more steps may settle: a class never predicted (unweighted
     cross-entropy learns the class prior first and the rare classes later:

@@ -259,7 +259,7 @@ class StagedRun:
                            else out.schedule["budget"]["steps"] - self._spent), deadline)
             # the seeds climb as far as the contender did (within its cap)
             cap = min(caps[candidate.probe.id],
-                      max(candidate.run.steps_completed, lad_steps(candidate)))
+                      max(candidate.run.steps_completed, candidate.probe.steps))
             affordable = [s for i, s in enumerate(seeds) if budget.affords((i + 1) * cap)]
             if not affordable:
                 return
@@ -291,11 +291,6 @@ def _settled_at_steps(result: ProbeResult) -> bool:
     """A result that trained its planned steps and whose verdict no more steps would
     settle differently (``unsettled``)."""
     return result.run.steps_completed >= result.probe.steps and not unsettled(result.verdict)
-
-
-def lad_steps(result: ProbeResult) -> int:
-    """The planned steps of a result's probe."""
-    return result.probe.steps
 
 
 def _stub(probe: Probe) -> ProbeResult:
