@@ -1,8 +1,8 @@
 """How a run spent its time and steps, in one line for every view.
 
-``"18 probes in 8.6 s: 4 decided in the first rung (25 steps), 10 to the second (50) for a
-learning trend, 3 contenders to 100 steps, 2 seed runs; 1,200 steps in all, against
-1,800 for a plain fit of every setting"``. Read from the report's ``schedule`` (written by
+``"18 probes in 8.6 s: 4 decided in the first rung (25 steps), 1 on to 100 steps for a
+numerical risk, 3 contenders to 100 steps, 2 seed runs; 1,200 steps in all, against 1,800
+for a plain fit of every setting"``. Read from the report's ``schedule`` (written by
 ``stabcheck.run.stages``) and its results. Pure.
 """
 
@@ -21,7 +21,6 @@ def spending_line(report: RunReport) -> str | None:
     if not rungs or not report.results:
         return None
     first = rungs[0]
-    second = rungs[1] if len(rungs) > 1 else None
     staged = {r.probe.id: (r.verdict.evidence.get("schedule") or {}) for r in report.results}
     firsts = [r for r in report.results if staged[r.probe.id].get("stage") == "first_rung"]
     decided = [r for r in firsts if r.verdict.category not in (Category.OK, Category.LEARNING)]
@@ -34,12 +33,8 @@ def spending_line(report: RunReport) -> str | None:
     parts = []
     if firsts:
         parts.append(f"{len(decided)} decided in the first rung ({first} steps)")
-        trend = [r for r in climbed if second is not None and r.run.steps_completed <= second]
-        if trend:
-            parts.append(f"{len(trend)} to the second ({second}) for a learning trend")
-        risk = [r for r in climbed if r not in trend]
-        if risk:
-            parts.append(f"{len(risk)} on to {max(r.run.steps_completed for r in risk)} "
+        if climbed:  # only a numerical risk climbs past the first rung there
+            parts.append(f"{len(climbed)} on to {max(r.run.steps_completed for r in climbed)} "
                          "steps for a numerical risk")
     if contenders:
         steps = [r.run.steps_completed for r in report.results if r.probe.id in contenders]
