@@ -17,8 +17,9 @@ runs' epochs):
    ``stabcheck.inputs.classweights.class_weights_for`` for the training counts. Its fate:
    ``numerical`` (a non-finite loss or weight, the final epoch's loss > 10 x the loss
    before training, or an epoch's loss > 1000 x it), else ``learning`` (on the held-out
-   data some class with at least 5 samples is never predicted, a single class included),
-   else ``healthy``.
+   data some class with at least 5 samples is never predicted, a single class included,
+   or the balanced accuracy over those classes is within 0.02 of chance), else
+   ``healthy``.
 
 The probe's category (numerical / learning / ok; memory, crash, error: n/a) is compared
 with the fate of the settings whose two seeds agree. A probe whose learning verdict was
@@ -76,6 +77,12 @@ PEAK_BLOWUP_RATIO = 1000.0
 # A class "never predicted" needs as many held-out samples as stabcheck's own rule asks
 # (Thresholds.min_class_support): missing all 3 samples of a class happens by chance.
 MIN_CLASS_SUPPORT = 5
+# A long run whose held-out balanced accuracy (the mean recall of the classes with
+# MIN_CLASS_SUPPORT samples) is within this of chance (1 / their number) learned nothing,
+# whatever handful of rows it gives the other class (the fraud example at balanced lr 0.1
+# blows up in epoch 1, then calls 56,952 of 56,961 rows fraud): learning. The margin is
+# stabcheck's own for a stalled probe's accuracy (Thresholds.stall_chance_margin).
+CHANCE_MARGIN = 0.02
 AGREEMENT_TARGET = 0.95  # on the original problems and on the held-out ones, each
 LEARNING_AGREEMENT_TARGET = 0.90  # on the settings with a learning verdict or fate
 PROBE_TIMEOUT_S = 300  # one probe (stabcheck --timeout)
@@ -168,7 +175,8 @@ def fate_of(row: dict[str, Any]) -> tuple[str, str]:
     ``BLOWUP_RATIO`` x the loss before training, or an epoch's loss peaked above
     ``PEAK_BLOWUP_RATIO`` x it (it blew up, whatever it settled into after); else
     ``learning`` when a class with at least ``MIN_CLASS_SUPPORT`` held-out samples
-    (``val_counts``) is never predicted; else ``healthy``."""
+    (``val_counts``) is never predicted, or when the held-out balanced accuracy over those
+    classes (``recall``) is within ``CHANCE_MARGIN`` of chance; else ``healthy``."""
     initial = row["initial_loss"]
     losses = row["losses"]
     k = len(row["pred_counts"])
@@ -190,6 +198,15 @@ def fate_of(row: dict[str, Any]) -> tuple[str, str]:
         return "learning", (f"predicts only class {counts.index(max(counts))}"
                             if len(never) == k - 1 else
                             f"never predicts class(es) {', '.join(map(str, never))}")
+    recall = row.get("recall") or []
+    supported = [r for r, n in zip(recall, support, strict=False)
+                 if r is not None and n >= MIN_CLASS_SUPPORT]
+    if len(supported) >= 2:
+        balanced, chance = float(np.mean(supported)), 1.0 / len(supported)
+        if balanced <= chance + CHANCE_MARGIN:
+            return "learning", (f"no better than chance: held-out balanced accuracy "
+                                f"{balanced:.3f} (chance {chance:.3f}), predicted counts "
+                                f"{counts}")
     return "healthy", "every class predicted, loss finite"
 
 
@@ -243,13 +260,13 @@ def long_run(name: str, data: Path, epochs: int, out: Path, probe_steps: int) ->
                 weights_finite = all(np.isfinite(w).all() for w in model.get_weights())
                 pred = _predicted(_predict(keras, model, xv))
                 pred_counts = np.bincount(pred, minlength=k).tolist()
-                row.update({"initial_loss": initial, "weights_finite": weights_finite,
-                            "losses": [v if math.isfinite(v) else None for v in losses],
-                            "pred_counts": pred_counts,
-                            "val_counts": np.bincount(yv, minlength=k).tolist()})
-                fate, why = fate_of(row)
                 recall = [float(np.mean(pred[yv == c] == c)) if np.any(yv == c) else None
                           for c in range(k)]
+                row.update({"initial_loss": initial, "weights_finite": weights_finite,
+                            "losses": [v if math.isfinite(v) else None for v in losses],
+                            "pred_counts": pred_counts, "recall": recall,
+                            "val_counts": np.bincount(yv, minlength=k).tolist()})
+                fate, why = fate_of(row)
                 row.update({
                     "fate": fate, "why": why,
                     "fate_at_probe_steps": at_probe.fate(),
@@ -259,7 +276,6 @@ def long_run(name: str, data: Path, epochs: int, out: Path, probe_steps: int) ->
                                           if any(math.isfinite(v) for v in losses) else None),
                     "epochs_run": len(losses),
                     "steps_run": at_probe.n,
-                    "recall": recall,
                     "macro_recall": float(np.mean([r for r in recall if r is not None])),
                 })
             except Exception as exc:  # noqa: BLE001 - a failed run is a row, not a crash

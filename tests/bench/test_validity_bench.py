@@ -127,3 +127,13 @@ def test_fate_of_a_blow_up_that_settles_is_numerical():
     row = {"initial_loss": 1.0, "losses": [0.5, 5e3, 0.4], "pred_counts": [10, 10],
            "val_counts": [10, 10]}
     assert validity.fate_of(row)[0] == "numerical"
+
+
+def test_fate_of_a_run_no_better_than_chance_is_learning():
+    """The fraud example at balanced lr 0.1: 9 of 56,961 rows called non-fraud."""
+    row = {"initial_loss": 0.63, "losses": [50.0, 0.696, 0.696], "pred_counts": [9, 56952],
+           "val_counts": [56886, 75], "recall": [0.00016, 1.0]}
+    fate, why = validity.fate_of(row)
+    assert fate == "learning" and "chance" in why
+    row["recall"] = [0.6, 0.9]
+    assert validity.fate_of(row)[0] == "healthy"
