@@ -141,6 +141,23 @@ def tolerance(report: RunReport) -> float:
     return number if number is not None else DEFAULT_THRESHOLDS.recommend_f1_tolerance
 
 
+def one_sample(result: ProbeResult) -> float:
+    """About how far one held-out sample of the rarest class moves macro-F1: its F1 moves
+    by about ``1 / n`` (``n`` its held-out samples), the mean over the ``k`` classes by
+    ``1 / (k n)``. A difference in macro-F1 smaller than this is one sample's luck, not a
+    better setting. 0 for a probe without held-out class counts (a regression target)."""
+    holdout = result.run.holdout
+    counts = [c for c in getattr(holdout, "true_counts", ()) or () if c > 0]
+    return 1.0 / (len(counts) * min(counts)) if counts else 0.0
+
+
+def seed_tolerance(report: RunReport, result: ProbeResult) -> float:
+    """How far a finalist's one seed must beat the leader's worst seed before it is
+    re-probed too: ``recommend_f1_tolerance``, or more where the held-out split cannot
+    tell closer scores apart (:func:`one_sample`)."""
+    return max(tolerance(report), one_sample(result))
+
+
 def base_seed(report: RunReport) -> int:
     value = report.config.get("seed")
     return value if isinstance(value, int) and not isinstance(value, bool) else 0

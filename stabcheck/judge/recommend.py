@@ -39,6 +39,7 @@ from stabcheck.judge.ranking import (
     Ranked,
     eligible,
     ranked,
+    seed_tolerance,
     tie_breaks,
     tie_words,
     tolerance,
@@ -221,9 +222,12 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
     elif reprobed == 1 and multi and first_f1 is not None and f1 is not None:
         # the leader alone was re-probed (judge.stages.seed_candidate): its worst seed
         # did not fall behind the other finalists' one seed
+        seed_tol = seed_tolerance(report, chosen)  # one held-out split for every probe
+        why_tol = f"{seed_tol:.2g}" if seed_tol <= tol else (
+            f"{seed_tol:.2g}, what one held-out sample of the rarest class moves")
         reasons.append(f"the best held-out {name} ({first_f1:.2f}) of the {len(stable)} "
                        f"contenders under seed {chosen_rank.scores[0].seed}; its worst seed "
-                       f"({f1:.2f}) did not fall more than {tol:g} behind the other "
+                       f"({f1:.2f}) did not fall more than {why_tol} behind the other "
                        "finalists' one seed, so they were not re-probed")
     elif f1 is not None and best_f1 is not None:
         if f1 >= best_f1 - 1e-12:

@@ -21,8 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from stabcheck.judge.ranking import FINALISTS, Ranked, finalists, ranked
+from stabcheck.judge.ranking import FINALISTS, Ranked, finalists, ranked, seed_tolerance
 from stabcheck.judge.rungs import Ladder
 from stabcheck.results import Category, ProbeResult, RunReport
 
@@ -82,16 +81,17 @@ def contender_caps(chosen: Sequence[ProbeResult], ladder: Ladder, budget: StepBu
     return caps
 
 
-def seed_candidate(report: RunReport, done: Sequence[str],
-                   t: Thresholds = DEFAULT_THRESHOLDS) -> ProbeResult | None:
+def seed_candidate(report: RunReport, done: Sequence[str]) -> ProbeResult | None:
     """The next contender to re-probe under the other seeds, or None when none is needed.
 
     The leader (the first of the single-seed order) first. The next finalist only when
     the leader's worst seed falls behind it: every contender re-probed so far (``done``,
     their ids) failed a seed (it did not end stable, or has no skill under it), or the
-    best worst seed among them is more than the F1 tolerance below the next finalist's
-    one seed. Otherwise the recommendation stands among those re-probed: the others'
-    one seed is already behind.
+    best worst seed among them is more than the seed tolerance
+    (``stabcheck.judge.ranking.seed_tolerance``: the F1 tolerance, or what one held-out
+    sample of the rarest class moves, if more) below the next finalist's one seed.
+    Otherwise the recommendation stands among those re-probed: the others' one seed is
+    already behind, or ahead by no more than the held-out split can tell apart.
     """
     if not done:
         order = ranked(_single_seed(report))
@@ -105,8 +105,7 @@ def seed_candidate(report: RunReport, done: Sequence[str],
     best = max((c.worst_f1 for c in backed if _held(c) and c.worst_f1 is not None),
                default=None)
     challenger = others[0].worst_f1  # its one seed
-    tol = (report.config.get("thresholds") or {}).get("recommend_f1_tolerance",
-                                                         t.recommend_f1_tolerance)
+    tol = seed_tolerance(report, others[0].result)
     if best is not None and challenger is not None and challenger > best + tol:
         return others[0].result
     return None

@@ -251,7 +251,7 @@ class StagedRun:
         while True:
             report = self._report_of(
                 [r for r in out.results if r.probe.id in contender_ids], out.seed_probes)
-            candidate = seed_candidate(report, done, self._t)
+            candidate = seed_candidate(report, done)
             if candidate is None or candidate.probe.id not in caps:
                 return
             budget = self._time_budget(

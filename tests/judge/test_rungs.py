@@ -230,7 +230,7 @@ def test_seeds_go_to_the_leader_and_to_the_next_finalist_when_the_leader_falls_b
     behind its one seed (by more than the F1 tolerance) or the leader failed a seed."""
     from stabcheck.judge.stages import seed_candidate
     from tests.judge.test_ranking import _seeded, _stable
-    from tests.report.terminal.test_report import make_report
+    from tests.report.terminal.test_report import make_report, with_holdout
 
     leader, close = "cw=none,lr=0.01,clip=none,bs=32", "cw=none,lr=0.1,clip=none,bs=32"
     grid = make_report([_stable(0.01, 0.95), _stable(0.1, 0.93), _stable(0.001, 0.60)])
@@ -241,6 +241,13 @@ def test_seeds_go_to_the_leader_and_to_the_next_finalist_when_the_leader_falls_b
     # its worst seed falls to 0.85, behind the next one's 0.93: that one's seeds too
     behind = _seeded(grid, {leader: [(Outcome.STABLE, 0.85), (Outcome.STABLE, 0.94)]})
     assert seed_candidate(behind, [leader]).probe.id == close
+    # the same gap on a held-out split with 2 samples of the rare class is one sample's
+    # luck (one sample moves macro-F1 by about 1/(2 x 2) = 0.25): no more seeds
+    tiny = make_report([with_holdout(_stable(0.01, 0.95), f1=0.95, true=(98, 2)),
+                        with_holdout(_stable(0.1, 0.93), f1=0.93, true=(98, 2)),
+                        with_holdout(_stable(0.001, 0.60), f1=0.60, true=(98, 2))])
+    lucky = _seeded(tiny, {leader: [(Outcome.STABLE, 0.85), (Outcome.STABLE, 0.94)]})
+    assert seed_candidate(lucky, [leader]) is None
     # it collapses under a seed, or has no skill under one: the next finalist's seeds
     for seeds in ([(Outcome.MINORITY_COLLAPSE, 0.30), (Outcome.STABLE, 0.94)],
                   [(Outcome.STABLE, 0.20), (Outcome.STABLE, 0.94)]):
