@@ -64,9 +64,12 @@ bench: $(STAMP)
 bench-fidelity: $(STAMP)
 	$(BIN)/python bench/fidelity.py $(BENCH_ARGS)
 
-# Does a probe's verdict predict a long plain model.fit (20 epochs, two seeds)? 6 imbalanced
-# problems of bench/validity_problems.py, 32 settings. About 15 minutes on two cores;
-# BENCH_ARGS=--quick for 2 problems x 5 epochs. Rows: bench/results/validity.json.
+# Does a probe's verdict predict a long plain model.fit (each problem's own epochs, two
+# seeds)? The 13 problems of bench/validity_problems.py (the 4 kio_* built like the keras-io
+# examples), 82 settings. About 2.7 hours on two cores, nearly all of it the long fits;
+# BENCH_ARGS="--reuse-long bench/results/validity.json --tag mine" judges the probes again
+# against those fits in about 5 minutes; BENCH_ARGS=--quick for 2 problems x 5 epochs.
+# Rows: bench/results/validity.json.
 bench-validity: $(STAMP)
 	$(BIN)/python bench/validity.py $(BENCH_ARGS)
 

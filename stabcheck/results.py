@@ -298,6 +298,9 @@ class RungEval:
                        true_counts=list(h.true_counts),
                        macro_f1=h.metrics.get("macro_f1"),
                        balanced_accuracy=h.metrics.get("balanced_accuracy"))
+            for key in ("ranking_auc", "unpredicted_auc"):  # what the trend rules read
+                if h.metrics.get(key) not in (None, []):
+                    out[key] = h.metrics[key]
         else:
             out.update(mae=h.mae, rmse=h.rmse, r2=h.r2)
         return out
@@ -306,7 +309,8 @@ class RungEval:
     def from_json(cls, data: dict[str, Any]) -> RungEval:
         step, seconds = int(data["step"]), float(data.get("seconds") or 0.0)
         if "pred_counts" in data:
-            metrics = {k: data[k] for k in ("macro_f1", "balanced_accuracy")
+            metrics = {k: data[k] for k in ("macro_f1", "balanced_accuracy", "ranking_auc",
+                                            "unpredicted_auc")
                        if data.get(k) is not None}
             true = tuple(data.get("true_counts") or ())
             holdout: HoldoutEval | RegressionEval = HoldoutEval(

@@ -174,6 +174,15 @@ class Thresholds:
     still_learning_auc: float = 0.75
     still_learning_z: float = 3.0
 
+    # A stalled classifier whose loss is within 2% of the loss of predicting the class
+    # shares for every sample (``stabcheck.judge.prior``) has learned the prior and not
+    # yet the inputs: a plateau runs often leave later (the keras-io text model of
+    # bench/validity_problems.py sits at 0.693 = ln 2 for its first ~500 steps at lr 1e-3,
+    # then learns in its first epoch). 2% is well above the window median's wander on
+    # such a plateau (0.1-0.2% there) and below where a model that learned something
+    # sits (the frozen breast_cancer MLP at lr 1e-7: 6% below its prior's 0.66).
+    plateau_prior_tolerance: float = 0.02
+
     # Host-memory peaks within 5% of the budget are flagged as "near the budget":
     # allocator fragmentation and data-dependent shapes easily move a peak that much
     # (Lightning's batch-size finder backs off on the first OOM for the same reason).

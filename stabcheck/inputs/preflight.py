@@ -6,14 +6,13 @@ found and what to do; softer concerns come back as warnings for the report.
 from __future__ import annotations
 
 import math
-import re
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from stabcheck.errors import InputError
-from stabcheck.protocol.vocabulary import uses_class_weights
+from stabcheck.protocol.vocabulary import canonical_loss_name, uses_class_weights
 
 SPARSE_LOSSES = {"sparse_categorical_crossentropy"}
 CATEGORICAL_LOSSES = {"categorical_crossentropy", "categorical_focal_crossentropy"}
@@ -35,18 +34,6 @@ EXTREME_WEIGHT_RATIO = 1000.0
 
 
 # Keras's short aliases of the classification losses (``keras.losses.get("bce")``).
-_ALIASES = {"bce": "binary_crossentropy", "cce": "categorical_crossentropy"}
-
-
-def canonical_loss_name(name: str) -> str:
-    """``SparseCategoricalCrossentropy``, ``sparse_categorical_crossentropy`` or an alias
-    such as ``BCE`` -> the snake-case name Keras registers the loss under."""
-    if name.isupper() or not any(c.isupper() for c in name):
-        snake = name.lower()
-    else:
-        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-    snake = snake.replace("cross_entropy", "crossentropy")
-    return _ALIASES.get(snake, snake)
 
 
 def is_regression_loss(loss: str | None) -> bool:

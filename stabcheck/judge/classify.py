@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from stabcheck.judge.prior import prior_loss
 from stabcheck.judge.trend import (
     gradient_explosion,
     gradient_spike,
@@ -51,7 +52,7 @@ def classify(
         thresholds: the numbers the curves are compared against.
         class_counts: training samples per class index (names the rarest class).
     """
-    verdict = _classify(run, class_names, thresholds)
+    verdict = _classify(run, class_names, thresholds, class_counts)
     if run.step_info:
         verdict = Verdict(verdict.outcome, {**verdict.evidence, "training_step": run.step_info},
                           verdict.summary)
@@ -90,7 +91,8 @@ def class_gradient_shares(
             "norms": {name(int(c)): v for c, v in norms.items()}}
 
 
-def _classify(run: ProbeRun, class_names: Sequence[str], thresholds: Thresholds) -> Verdict:
+def _classify(run: ProbeRun, class_names: Sequence[str], thresholds: Thresholds,
+              class_counts: Sequence[int] = ()) -> Verdict:
     term = run.termination
     last = run.steps_completed
     if term is Termination.TIMEOUT:
@@ -117,7 +119,7 @@ def _classify(run: ProbeRun, class_names: Sequence[str], thresholds: Thresholds)
         return _verdict(Outcome.NON_FINITE, {"step": step, "where": "loss", "variable": None,
                                              "value": "nan"},
                         f"non-finite loss at step {step}")
-    return _curves_and_predictions(run, class_names, thresholds)
+    return _curves_and_predictions(run, class_names, thresholds, class_counts)
 
 
 def smoothed_losses(losses: Sequence[float], beta: float) -> list[float]:
@@ -130,7 +132,7 @@ def smoothed_losses(losses: Sequence[float], beta: float) -> list[float]:
 
 
 def _curves_and_predictions(
-    run: ProbeRun, class_names: Sequence[str], t: Thresholds
+    run: ProbeRun, class_names: Sequence[str], t: Thresholds, class_counts: Sequence[int] = ()
 ) -> Verdict:
     losses = [s.loss for s in run.steps]
     norms = [s.grad_norm for s in run.steps]
@@ -206,7 +208,8 @@ def _curves_and_predictions(
                 f"{holdout.accuracy:.1%} is {where} chance ({chance:.1%})",
             )
         verdict = stalled or _predictions(run, class_names, t)
-        not_judged = None if stalled else _not_warmed_up(run, verdict, class_names, t)
+        not_judged = _plateau(run, stalled, losses, class_counts, t) if stalled \
+            else _not_warmed_up(run, verdict, class_names, t)
         if not_judged is None and not stalled:
             not_judged = _still_learning(run, verdict, losses, class_names, t)
         if not_judged is None and verdict is not None and verdict.outcome is not Outcome.STABLE:
@@ -446,14 +449,17 @@ def _not_warmed_up(run: ProbeRun, verdict: Verdict | None, names: Sequence[str],
 
 def _still_learning(run: ProbeRun, verdict: Verdict | None, losses: Sequence[float],
                     names: Sequence[str], t: Thresholds) -> dict[str, Any] | None:
-    """Evidence that a ``minority_collapse`` is too early to call: every class it names is
-    already ranked above the others by the model's own score for it (one-vs-rest ROC-AUC
-    at least ``still_learning_auc`` and ``still_learning_z`` standard errors above chance)
-    and the loss is still falling (the median of the last window of the trend rule below
-    that of the first), so the decision threshold has not moved past those classes yet,
-    while the model is learning them. None: the collapse stands.
+    """Evidence that a ``minority_collapse`` or an ``overcorrected`` is too early to call:
+    every class never predicted (the rare ones of a collapse, the common one the weights
+    hold under the threshold, ``hides_the_common_class``) is already ranked above the
+    others by the model's own score
+    for it (one-vs-rest ROC-AUC at least ``still_learning_auc`` and ``still_learning_z``
+    standard errors above chance) and the loss is still falling (the median of the last
+    window of the trend rule below that of the first), so the decision threshold has not
+    moved past those classes yet, while the model is learning them. None: it stands.
     """
-    if verdict is None or verdict.outcome is not Outcome.MINORITY_COLLAPSE:
+    if verdict is None or not (verdict.outcome is Outcome.MINORITY_COLLAPSE
+                               or hides_the_common_class(verdict)):
         return None
     holdout = run.holdout
     assert holdout is not None
@@ -471,17 +477,11 @@ def _still_learning(run: ProbeRun, verdict: Verdict | None, losses: Sequence[flo
     classes = []
     for c in never:
         auc = ranked.get(c)
-        if not isinstance(auc, (int, float)) or not math.isfinite(auc):
-            return None
-        positives = holdout.true_counts[c]
-        negatives = holdout.n - positives
-        # the Mann-Whitney statistic's standard error when the scores rank nothing
-        se = math.sqrt((positives + negatives + 1) / (12 * positives * negatives))
-        z = (auc - 0.5) / se
-        if auc < t.still_learning_auc or z < t.still_learning_z:
+        z = _auc_z(auc, holdout, c)
+        if z is None or auc < t.still_learning_auc or z < t.still_learning_z:
             return None
         classes.append({"class": _namer(names, len(holdout.true_counts))(c), "auc": auc,
-                        "z": z, "held_out": positives})
+                        "z": z, "held_out": holdout.true_counts[c]})
     if len(classes) == 1:
         what = f"class {classes[0]['class']}"
         aucs = f"ROC-AUC {classes[0]['auc']:.2f}"
@@ -504,6 +504,81 @@ def _still_learning(run: ProbeRun, verdict: Verdict | None, losses: Sequence[flo
             "still_learning": {"classes": classes, "first_median": first,
                                "last_median": last, "window": window,
                                "steps_to_judge": 4 * steps},
+            "learning_verdict_reason": reason}
+
+
+def _auc_z(auc: Any, holdout: HoldoutEval, c: int) -> float | None:
+    """How many standard errors the one-vs-rest ROC-AUC ``auc`` of class ``c`` is above
+    chance (the Mann-Whitney statistic's standard error when the scores rank nothing,
+    ``sqrt((n1 + n2 + 1) / (12 n1 n2))``); None without a finite AUC or both sides."""
+    if not isinstance(auc, (int, float)) or not math.isfinite(auc):
+        return None
+    positives = holdout.true_counts[c]
+    negatives = holdout.n - positives
+    if positives <= 0 or negatives <= 0:
+        return None
+    return (auc - 0.5) / math.sqrt((positives + negatives + 1) / (12 * positives * negatives))
+
+
+def hides_the_common_class(verdict: Verdict) -> bool:
+    """An overcorrection by the weights holding the most common class under the
+    threshold (rule ``common_never_predicted``)."""
+    return (verdict.outcome is Outcome.OVERCORRECTED
+            and verdict.evidence.get("rule") == "common_never_predicted")
+
+
+def hidden_but_ranked(run: ProbeRun, t: Thresholds = DEFAULT_THRESHOLDS) -> bool:
+    """Whether every class (of at least ``min_class_support`` held-out samples) the probe
+    never predicts is ranked above chance by the model's score for it
+    (``still_learning_z`` standard errors): the threshold hides a class the model is
+    learning, so more steps may bring it out (a reason to climb, not a verdict)."""
+    holdout = run.holdout
+    if not isinstance(holdout, HoldoutEval) or not holdout.n:
+        return False
+    ranked = {item.get("class"): item.get("auc")
+              for item in holdout.metrics.get("unpredicted_auc") or []
+              if isinstance(item, dict)}
+    never = [c for c in range(len(holdout.true_counts))
+             if holdout.true_counts[c] >= t.min_class_support and holdout.pred_counts[c] == 0]
+    zs = [_auc_z(ranked.get(c), holdout, c) for c in never]
+    return bool(never) and all(z is not None and z >= t.still_learning_z for z in zs)
+
+
+def _plateau(run: ProbeRun, stalled: Verdict, losses: Sequence[float],
+             class_counts: Sequence[int], t: Thresholds) -> dict[str, Any] | None:
+    """Evidence that a ``stalled`` probe sits on the plateau of the class prior: its loss
+    (the median of the trend rule's last window) is within ``plateau_prior_tolerance`` of
+    the loss of the best prediction that ignores the inputs (``judge.prior``), so the
+    model has learned how common each class is and not yet the inputs. Many runs sit
+    there for a while and then learn (an Embedding + Conv1D text model at lr 1e-3 for
+    about 500 steps); the probe cannot tell how long, so the verdict is withheld. A model
+    whose held-out scores are the same for every sample (ranking ROC-AUC exactly 0.5: its
+    units dead or saturated) cannot leave it: None, the stall stands."""
+    settings = run.probe.settings
+    prior = prior_loss(settings.loss, class_counts, settings.class_weights,
+                       settings.class_weight)
+    holdout = run.holdout
+    if prior is None or prior <= 0 or not losses or not isinstance(holdout, HoldoutEval):
+        return None
+    ranking = holdout.metrics.get("ranking_auc")
+    if isinstance(ranking, (int, float)) and abs(ranking - 0.5) < 1e-12:
+        return None  # one score for every sample: nothing left to learn from
+    window = max(1, min(trend_window(len(losses), t), len(losses)))
+    level = statistics.median(losses[-window:])
+    if abs(level - prior) > t.plateau_prior_tolerance * prior:
+        return None
+    steps = len(losses)
+    reason = (f"not judged at {steps} steps: the loss sits at {level:.3g}, the loss of "
+              f"predicting the class shares for every sample ({prior:.3g}), with held-out "
+              f"accuracy {holdout.accuracy:.1%} at chance: the model has learned the class "
+              "prior and nothing of the inputs yet, a plateau a longer run may leave (too "
+              "low a learning rate looks the same)"
+              + (f"; probe --steps {4 * steps} or more to judge"
+                 if steps >= run.probe.horizon else ""))
+    return {"learning_verdict": "not_judged", "not_judged_because": "plateau",
+            "withheld_verdict": stalled.outcome.value, "withheld_summary": stalled.summary,
+            "plateau": {"loss": level, "prior_loss": prior, "window": window,
+                        "steps": steps},
             "learning_verdict_reason": reason}
 
 

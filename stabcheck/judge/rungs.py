@@ -97,8 +97,8 @@ def next_rung(run: ProbeRun, verdict: Verdict, t: Thresholds = DEFAULT_THRESHOLD
       learning problem seen at the first rung is often gone at the long run's end);
     - a contender or a seed climbs every rung to the planned steps, and beyond them while
       its learning verdict is unsettled (a problem that shrinks from rung to rung, a
-      class the model already ranks but does not predict yet, BatchNormalization
-      statistics not warmed up).
+      class the model already ranks but does not predict yet, a loss on the class
+      prior's plateau, BatchNormalization statistics not warmed up).
 
     Returns the step to train to, or None to finish.
     """
@@ -121,7 +121,18 @@ def next_rung(run: ProbeRun, verdict: Verdict, t: Thresholds = DEFAULT_THRESHOLD
         return nxt if numerical_risk(run, t) is not None else None
     if done < probe.steps:
         return nxt
-    return nxt if unsettled(verdict) else None
+    return nxt if unsettled(verdict) or _hidden_but_ranked(run, verdict, t) else None
+
+
+def _hidden_but_ranked(run: ProbeRun, verdict: Verdict, t: Thresholds) -> bool:
+    """An overcorrection whose hidden class the model already ranks above chance: the
+    weights hold a class under the threshold that the model is learning, and a longer run
+    may bring it out (FordA-like series with x100 weights at lr 1e-2: class 0 ranked at
+    ROC-AUC 0.74 -> 0.84 -> 0.90 at steps 100, 200, 400, never predicted yet; its long
+    fit predicts it)."""
+    from stabcheck.judge.classify import hidden_but_ranked, hides_the_common_class
+
+    return hides_the_common_class(verdict) and hidden_but_ranked(run, t)
 
 
 def decisive(verdict: Verdict) -> bool:
@@ -133,10 +144,11 @@ def decisive(verdict: Verdict) -> bool:
 
 
 def climb(run: ProbeRun, class_names: Sequence[str] = (), thresholds: Thresholds | None = None,
-          deadline: float | None = None) -> int | None:
+          deadline: float | None = None, class_counts: Sequence[int] = ()) -> int | None:
     """``next_rung`` on the classifier's verdict of the run so far: the engine's answer
     to a worker that evaluated a probe at a rung (a plain function a Ray actor calls too).
-    ``deadline``: a ``time.time()`` past which no probe climbs (``--budget`` in time)."""
+    ``deadline``: a ``time.time()`` past which no probe climbs (``--budget`` in time);
+    ``class_counts``: training samples per class, as the classifier takes them."""
     import time
 
     from stabcheck.judge.classify import classify
@@ -144,22 +156,22 @@ def climb(run: ProbeRun, class_names: Sequence[str] = (), thresholds: Thresholds
     t = thresholds or DEFAULT_THRESHOLDS
     if deadline is not None and time.time() >= deadline:
         return None
-    return next_rung(run, classify(run, class_names, t), t)
+    return next_rung(run, classify(run, class_names, t, class_counts=class_counts), t)
 
 
 def unsettled(verdict: Verdict) -> bool:
     """A learning verdict that more steps may settle: a class never predicted (unweighted
     cross-entropy learns the class prior first and the rare classes later:
     ``collapse_extension_factor``), nothing learned yet, or a verdict withheld because the
-    problem is shrinking, the model is still learning the class it misses, or its
-    BatchNormalization statistics are not warmed up."""
+    problem is shrinking, the model is still learning the class it misses, it sits on
+    the class prior's plateau, or its BatchNormalization statistics are not warmed up."""
     from stabcheck.results import Outcome
 
     evidence = verdict.evidence
     if verdict.outcome in (Outcome.MINORITY_COLLAPSE, Outcome.STALLED):
         return True  # a slow start (the keras-io text model at lr 1e-3) learns later
     return evidence.get("learning_verdict") == "not_judged" and evidence.get(
-        "not_judged_because") in ("shrinking", "still_learning", "bn_warmup")
+        "not_judged_because") in ("shrinking", "still_learning", "bn_warmup", "plateau")
 
 
 def numerical_risk(run: ProbeRun, t: Thresholds = DEFAULT_THRESHOLDS) -> dict | None:

@@ -1,4 +1,5 @@
-"""The clip, class-weight strategy and backend vocabularies: what the names mean, in one place.
+"""The clip, class-weight strategy, loss and backend vocabularies: what the names mean, in one
+place.
 
 A probe's settings cross the process boundary as these names (``balanced``, ``x100``,
 ``normalized-sqrt``, ``global_norm=1``); the parent validates them here
@@ -118,3 +119,17 @@ def is_remedy(strategy: str) -> bool:
 def uses_class_weights(strategy: str) -> bool:
     """The strategy passes ``class_weight`` to the loss (not ``none``, not ``focal``)."""
     return strategy not in ("none", "focal")
+
+
+_LOSS_ALIASES = {"bce": "binary_crossentropy", "cce": "categorical_crossentropy"}
+
+
+def canonical_loss_name(name: str) -> str:
+    """``SparseCategoricalCrossentropy``, ``sparse_categorical_crossentropy`` or an alias
+    such as ``BCE`` -> the snake-case name Keras registers the loss under."""
+    if name.isupper() or not any(c.isupper() for c in name):
+        snake = name.lower()
+    else:
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    snake = snake.replace("cross_entropy", "crossentropy")
+    return _LOSS_ALIASES.get(snake, snake)

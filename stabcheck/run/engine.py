@@ -153,7 +153,8 @@ def run_probe_grid(
         deadline = None if settings.budget_seconds is None \
             else time.time() + settings.budget_seconds
         extend = functools.partial(climb, class_names=inputs.dataset.class_names,
-                                   thresholds=t, deadline=deadline)
+                                   thresholds=t, deadline=deadline,
+                                   class_counts=inputs.dataset.summary().class_counts)
         runners = [executor.runner(init, run_dir, i, timeout=settings.timeout,
                                    memory_budget=settings.memory_budget, on_step=on_step,
                                    name=f"w{i}", shared=shared, extend=extend)

@@ -338,9 +338,8 @@ def _with_schedule(result: ProbeResult, contender_ids: list[str], chosen_ids: li
             because = "budget"
             reason = (f"stable at {steps} steps; learning not judged: the budget ended before "
                       f"it could train to its {result.probe.steps} planned steps{seen}")
-        elif not contender and evidence.get("not_judged_because") in (None, "one_rung",
-                                                                         "still_learning",
-                                                                         "bn_warmup"):
+        elif not contender and evidence.get("not_judged_because") in (
+                None, "one_rung", "still_learning", "bn_warmup", "plateau"):
             because = "not_contender"
             if evidence.get("not_judged_because"):  # what the first rung itself said
                 info["first_rung_not_judged"] = evidence["not_judged_because"]

@@ -66,7 +66,11 @@ def classification_metrics(
         - ``unpredicted_auc``: for each class with true samples that is never predicted,
           ``{"class": index, "auc": ...}``, how well the model's score for that class ranks
           its samples above the others (one-vs-rest ROC-AUC: 0.5 is no better than chance,
-          1.0 every sample of the class above every other); empty without ``class_scores``.
+          1.0 every sample of the class above every other); empty without ``class_scores``;
+        - ``ranking_auc``: the mean of that one-vs-rest ROC-AUC over the classes present
+          (binary: class 1's): how well the model's scores rank the held-out samples,
+          whatever the decision threshold does with them; ``None`` without
+          ``class_scores``, or above ``max_matrix_classes`` classes.
 
     Raises:
         InternalError: arrays of the wrong shape, dtype or range (a caller's bug).
@@ -124,6 +128,8 @@ def classification_metrics(
         "minority_class": minority,
         "minority_recall": recall[minority] if minority is not None else None,
         "unpredicted_auc": _unpredicted_auc(t, class_scores, true_counts, pred_counts),
+        "ranking_auc": (_ranking_auc(t, class_scores, true_counts)
+                        if k <= max_matrix_classes else None),
     }
 
 
@@ -143,27 +149,45 @@ def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
+def _class_column(s: np.ndarray, cls: int) -> np.ndarray:
+    """The score that ranks class ``cls``: its column, or with one sigmoid output class
+    1's score (class 0 ranked by its negation)."""
+    if s.ndim == 1:
+        return s if cls == 1 else -s
+    return s[:, cls]
+
+
+def _scores(class_scores: np.ndarray, n: int) -> np.ndarray:
+    s = np.asarray(class_scores, dtype=np.float64)
+    if s.ndim == 2 and s.shape[1] == 1:
+        s = s[:, 0]
+    if s.shape[0] != n:
+        raise InternalError(
+            f"classification_metrics: class_scores must hold one row per sample "
+            f"(got shape {s.shape} for {n} samples)")
+    return s
+
+
+def _ranking_auc(true: np.ndarray, class_scores: np.ndarray | None,
+                 true_counts: np.ndarray) -> float | None:
+    if class_scores is None:
+        return None
+    s = _scores(class_scores, true.size)
+    present = [cls for cls in range(true_counts.size) if true_counts[cls]]
+    if s.ndim == 1 or len(present) == 2 and true_counts.size == 2:
+        return roc_auc(true == 1, _class_column(s, 1))  # binary: one ranking
+    aucs = [roc_auc(true == cls, _class_column(s, cls)) for cls in present]
+    found = [a for a in aucs if a is not None]
+    return float(np.mean(found)) if found and len(found) == len(aucs) else None
+
+
 def _unpredicted_auc(true: np.ndarray, class_scores: np.ndarray | None,
                      true_counts: np.ndarray, pred_counts: np.ndarray) -> list[dict[str, Any]]:
     if class_scores is None:
         return []
-    s = np.asarray(class_scores, dtype=np.float64)
-    if s.ndim == 2 and s.shape[1] == 1:
-        s = s[:, 0]
-    if s.shape[0] != true.size:
-        raise InternalError(
-            f"classification_metrics: class_scores must hold one row per sample "
-            f"(got shape {s.shape} for {true.size} samples)")
-    out = []
-    for cls in range(true_counts.size):
-        if not true_counts[cls] or pred_counts[cls]:
-            continue
-        if s.ndim == 1:  # one sigmoid output: class 1's score, class 0 ranked by -score
-            column = s if cls == 1 else -s
-        else:
-            column = s[:, cls]
-        out.append({"class": cls, "auc": roc_auc(true == cls, column)})
-    return out
+    s = _scores(class_scores, true.size)
+    return [{"class": cls, "auc": roc_auc(true == cls, _class_column(s, cls))}
+            for cls in range(true_counts.size) if true_counts[cls] and not pred_counts[cls]]
 
 
 def average_precision(positive: np.ndarray, scores: np.ndarray) -> float | None:

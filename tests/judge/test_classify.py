@@ -461,6 +461,50 @@ def test_flat_loss_without_holdout_is_not_stalled() -> None:
     check(classify(completed([0.69] * 50, ho=None)), Outcome.STABLE)
 
 
+def _at_chance(ranking_auc: float) -> HoldoutEval:
+    """A balanced binary held-out split, every sample predicted class 1."""
+    return HoldoutEval(100, 0.5, (50, 50), (0, 100), (0.0, 1.0),
+                       {"balanced_accuracy": 0.5, "ranking_auc": ranking_auc})
+
+
+def test_a_stall_at_the_class_priors_loss_is_a_plateau_not_judged() -> None:
+    """Flat at ln 2 on balanced classes: the model learned the class shares and nothing
+    of the inputs yet (the keras-io text model's first ~500 steps at lr 1e-3): not judged,
+    with the prior's loss in the evidence. A flat loss above the prior's (it has not even
+    learned the shares), a model whose scores are one number for every sample (dead), or
+    no class counts to compute the prior from: stalled, as before."""
+    flat = [math.log(2) * (1 + 0.002 * math.sin(i)) for i in range(50)]
+    v = classify(completed(flat, ho=_at_chance(0.53)), class_counts=[500, 500])
+    check(v, Outcome.STABLE)
+    assert v.evidence["not_judged_because"] == "plateau"
+    assert v.evidence["withheld_verdict"] == "stalled"
+    assert v.evidence["plateau"]["prior_loss"] == pytest.approx(math.log(2))
+    assert "loss of predicting the class shares" in v.summary
+    check(classify(completed(flat, ho=_at_chance(0.5)), class_counts=[500, 500]),
+          Outcome.STALLED)
+    check(classify(completed(flat, ho=_at_chance(0.53))), Outcome.STALLED)
+    above = [0.69] * 50  # 80/20 classes: the prior's loss is 0.50
+    check(classify(completed(above, ho=holdout((80, 20), (100, 0), accuracy=0.8)),
+                   class_counts=[800, 200]), Outcome.STALLED)
+
+
+def test_a_common_class_the_weights_hide_but_the_model_ranks_is_still_learning() -> None:
+    """x100 weights on 10% positives: class 0 never predicted, but ranked at ROC-AUC 0.84
+    (z far above 3) while the loss falls: too short to tell, the verdict withheld. Ranked
+    at chance (0.5: the model learned nothing of it), the overcorrection stands."""
+    def hiding(auc: float) -> HoldoutEval:
+        return HoldoutEval(1320, 0.5, (660, 660), (0, 1320), (0.0, 1.0),
+                           {"balanced_accuracy": 0.5,
+                            "unpredicted_auc": [{"class": 0, "auc": auc}]})
+    weights = {"0": 1.0, "1": 100.0}
+    v = classify(completed(decreasing(), ho=hiding(0.84), class_weights=weights))
+    check(v, Outcome.STABLE)
+    assert v.evidence["not_judged_because"] == "still_learning"
+    assert v.evidence["withheld_verdict"] == "overcorrected"
+    check(classify(completed(decreasing(), ho=hiding(0.5), class_weights=weights)),
+          Outcome.OVERCORRECTED)
+
+
 # --------------------------------------------------------------------------- learning verdicts
 
 

@@ -132,6 +132,27 @@ def test_a_contender_climbs_to_its_planned_steps_then_only_while_unsettled() -> 
     assert decide(collapsed) == 200
 
 
+def test_an_overcorrection_hiding_a_class_the_model_ranks_climbs_past_its_steps() -> None:
+    """x100 weights hold the common class under the threshold at every rung to the planned
+    100 steps: called there when the model ranks it at chance, while one that ranks it at
+    ROC-AUC 0.74 (z about 15 on 660 + 660 samples) trains on to see whether it comes out
+    (the FordA-like problem's does: 0.84 at step 200, 0.90 at 400)."""
+    def hiding(auc: float) -> HoldoutEval:
+        return HoldoutEval(1320, 0.5, (660, 660), (0, 1320), (0.0, 1.0),
+                           {"unpredicted_auc": [{"class": 0, "auc": auc}]})
+    weights = {"0": 1.0, "1": 100.0}
+    ranked = staged_run(decreasing(100), CONTENDER,
+                        [(25, hiding(0.70)), (50, hiding(0.73)), (100, hiding(0.74))],
+                        weights=weights)
+    assert classify(ranked).outcome is Outcome.OVERCORRECTED  # below still_learning_auc
+    assert decide(ranked) == 200
+    blind = staged_run(decreasing(100), CONTENDER,
+                       [(25, hiding(0.5)), (50, hiding(0.5)), (100, hiding(0.5))],
+                       weights=weights)
+    assert classify(blind).outcome is Outcome.OVERCORRECTED
+    assert decide(blind) is None
+
+
 def test_no_probe_climbs_past_a_time_budgets_deadline() -> None:
     run = staged_run(decreasing(25), CONTENDER, [(25, GOOD_HOLDOUT)])
     assert climb(run) == 50

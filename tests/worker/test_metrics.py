@@ -204,6 +204,7 @@ def test_empty_input_has_no_warnings_and_no_division() -> None:
         "minority_class": None,
         "minority_recall": None,
         "unpredicted_auc": [],
+        "ranking_auc": None,
     }
 
 
@@ -347,3 +348,24 @@ def _close(got: object, expected: object) -> bool:
     if isinstance(expected, float):
         return isinstance(got, float) and got == pytest.approx(expected)
     return got == expected
+
+
+def test_ranking_auc_is_the_mean_one_vs_rest_auc_whatever_the_threshold_predicts() -> None:
+    """Scores that rank every sample of its class first give 1.0 even where the
+    argmax predicts one class only; scores that rank nothing give 0.5; one sigmoid
+    output ranks class 1 by its score."""
+    true = np.array([0, 0, 0, 1, 1, 2])
+    # every row's argmax is class 0, yet each class's own column ranks its samples first
+    scores = np.array([[0.9, 0.0, 0.0], [0.9, 0.0, 0.0], [0.9, 0.0, 0.0],
+                       [0.8, 0.1, 0.0], [0.8, 0.1, 0.0], [0.7, 0.0, 0.2]])
+    out = classification_metrics(true, scores.argmax(axis=1), 3, class_scores=scores)
+    assert out["pred_counts"] == [6, 0, 0]
+    assert out["ranking_auc"] == pytest.approx(1.0)
+    flat = np.full((6, 3), 1 / 3)
+    assert classification_metrics(true, np.zeros(6, int), 3,
+                                  class_scores=flat)["ranking_auc"] == pytest.approx(0.5)
+    binary = np.array([0, 0, 1, 1])
+    sigmoid = np.array([0.1, 0.4, 0.35, 0.8])  # one of four pairs out of order
+    out = classification_metrics(binary, (sigmoid > 0.5).astype(int), 2,
+                                 class_scores=sigmoid)
+    assert out["ranking_auc"] == pytest.approx(0.75)
