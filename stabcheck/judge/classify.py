@@ -22,6 +22,7 @@ from stabcheck.judge.trend import (
     heavy_batches,
     loss_trend,
     trend_window,
+    untrained_loss,
 )
 from stabcheck.memory.oom import is_oom_message
 from stabcheck.protocol.vocabulary import is_focal
@@ -140,7 +141,7 @@ def _curves_and_predictions(
     warnings: list[str] = []
     extra: dict[str, Any] = {}
     if losses:
-        trend = loss_trend(losses, t)
+        trend = loss_trend(losses, t, start=untrained_loss(losses, run.step_info))
         flipped = _flipped_not_diverged(run, trend.evidence, class_names, t) \
             if trend.diverged else None
         if flipped is not None:
@@ -318,7 +319,7 @@ def _spike_warning(spike: dict[str, Any], window: int) -> str:
     if late < start:
         return text + (f"recovered (median of the last {window} steps {late:.3g}, below the "
                        f"{start:.3g} it started at)")
-    return text + (f"came back to {late / start:.1f}x its first loss (median of the last "
+    return text + (f"came back to {late / start:.1f}x its start (median of the last "
                    f"{window} steps {late:.3g}, started at {start:.3g})")
 
 
@@ -346,8 +347,8 @@ def _flipped_not_diverged(run: ProbeRun, e: dict[str, Any], names: Sequence[str]
         return None
     return {"rule": e["rule"], "late_median": e["late_median"], "start_loss": e["start_loss"],
             "early_mean": early, "late_mean": late,
-            "text": (f"the median batch loss rose ({e['late_median']:.3g}, from "
-                     f"{e['start_loss']:.3g} at the first step) while the weighted loss "
+            "text": (f"the median batch loss rose ({e['late_median']:.3g}, from a start "
+                     f"of {e['start_loss']:.3g}) while the weighted loss "
                      f"fell (window mean {early:.3g} -> {late:.3g}): the predictions flipped "
                      "to the rare classes, an overcorrection, not a blow-up")}
 
@@ -381,17 +382,18 @@ def _diverged(e: dict[str, Any]) -> Verdict:
         how = (f"the median loss of each of the last three {e['window']}-step windows rose "
                f"({' -> '.join(f'{m:.3g}' for m in medians)}), to {e['factor']:.3g}x its lowest "
                f"{e['lowest_median']:.3g}")
-    elif e["rule"] == "blown_up":
-        how = (f"the median of its last losses is {e['factor']:.3g}x the first step's "
-               f"{e['start_loss']:.3g}")
     else:
-        how = (f"the median of its last {e['window']} losses is {e['factor']:.3g}x the first "
-               f"step's {e['start_loss']:.3g}")
+        last = "its last losses" if e["rule"] == "blown_up" else f"its last {e['window']} losses"
+        how = f"the median of {last} is {e['factor']:.3g}x the start {e['start_loss']:.3g}"
     start, peak = e["start_loss"], e["peak_loss"]
     rise = f" ({peak / start:.3g}x)" if start > 0 else ""
+    first = e.get("first_loss")
+    origin = ("at the first step" if first is None else
+              f"(the untrained model's expected loss: the first step's {first:.3g}, on a "
+              f"batch of {first / start:.2g}x the data's mean class weight)")
     return _verdict(
         Outcome.DIVERGED, e,
-        f"loss diverged from step {e['step']}: it rose from {start:.3g} at the first step to "
+        f"loss diverged from step {e['step']}: it rose from {start:.3g} {origin} to "
         f"{peak:.3g}{rise} at step {e['peak_step']}, and {how}",
     )
 

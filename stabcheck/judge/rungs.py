@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from stabcheck.judge.trend import gradient_trend, loss_trend
+from stabcheck.judge.trend import gradient_trend, loss_trend, untrained_loss
 from stabcheck.results import Category, Probe, ProbeRun, Verdict
 
 # A probe's stage: what it climbs for (``Probe.stage``).
@@ -183,7 +183,7 @@ def numerical_risk(run: ProbeRun, t: Thresholds = DEFAULT_THRESHOLDS) -> dict | 
     losses = [s.loss for s in run.steps]
     if len(losses) < t.trend_min_steps or not all(math.isfinite(v) for v in losses):
         return None
-    trend = loss_trend(losses, t)
+    trend = loss_trend(losses, t, start=untrained_loss(losses, run.step_info))
     medians: Sequence[float] = trend.evidence.get("window_medians") or ()
     if len(medians) >= 3:
         a, b, c = medians[-3:]

@@ -248,6 +248,10 @@ def run_probe(
     # A batch above the user's data is capped as fit caps it (the plan says where).
     batch_size = settings.effective_batch_size or settings.batch_size
     batches = _batch_indices(len(dataset.x_train), batch_size, probe.first_stop, seed)
+    # The first batch's class weight against the data's: the untrained model's expected
+    # loss is the first step's divided by it (the loss-trend rules' start, here and in
+    # stabcheck.judge.trend), not the first step's alone.
+    first_weight = first_batch_weight(weights, dataset.c_train, batches[0], normalized)
     seen: list[float] = []
     _backend.reset_peak_gpu()
     setup.peaks.start()
@@ -270,11 +274,12 @@ def run_probe(
             loss_v = result.loss
             emit({"type": FromWorker.STEP.value, "step": step, "loss": loss_v,
                   "grad_norm": result.grad_norm})
-            if early_stop and watch_divergence(loss_v, step, early_stop, seen):
+            if early_stop and watch_divergence(loss_v, step, early_stop, seen,
+                                               first_weight):
                 emit({"type": FromWorker.DONE.value, "holdout": None, "stopped_early": True,
                       "peak_gpu_bytes": _backend.peak_gpu_bytes(),
                       "peak_private_bytes": setup.peaks.training(),
-                      "step_info": _step_info(trainer, batch_size, regression)})
+                      "step_info": _step_info(trainer, batch_size, regression, first_weight)})
                 return False
             bad = _first_non_finite(loss_v, result.grad_state, result.weight_state,
                                     trainer.tvars)
@@ -283,7 +288,7 @@ def run_probe(
                 emit({"type": FromWorker.NONFINITE.value, "step": step, "where": where,
                       "variable": variable,
                       "value": value, "peak_private_bytes": setup.peaks.training(),
-                      "step_info": _step_info(trainer, batch_size, regression)})
+                      "step_info": _step_info(trainer, batch_size, regression, first_weight)})
                 return False
         return True
 
@@ -308,7 +313,7 @@ def run_probe(
         if not more or more <= done:
             break
         target = int(more)
-    info = _step_info(trainer, batch_size, regression)
+    info = _step_info(trainer, batch_size, regression, first_weight)
     info.update(setup.peaks.evidence())  # what held-out evaluation added, apart
     emit({"type": FromWorker.DONE.value, "holdout": holdout, "peak_gpu_bytes": gpu_peak,
           "peak_private_bytes": peak, "step_info": info})
@@ -318,14 +323,15 @@ def _max_or_none(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _step_info(trainer: Any, batch_size: int, regression: bool = False
-               ) -> dict[str, Any]:
+def _step_info(trainer: Any, batch_size: int, regression: bool = False,
+               first_weight: float = 1.0) -> dict[str, Any]:
     """Which step ran and what the probe could not measure with it (evidence)."""
     info: dict[str, Any] = {
         "train_step": "model" if trainer.custom_step else "keras",
         "traces": trainer.traces,
         "sparse_gradients": trainer.per_mode,
         "effective_batch_size": batch_size,
+        "first_batch_weight": first_weight,
     }
     missing = []
     if trainer.grad_norm is None and not regression:
@@ -413,12 +419,28 @@ def _metrics(dataset: Dataset, setup: ModelSetup, predict: Callable[[Any], Any],
                                   class_scores=ranked)
 
 
+def first_batch_weight(weights: np.ndarray, classes: np.ndarray, first: np.ndarray,
+                       normalized: bool) -> float:
+    """The first batch's mean class weight over the training data's (1.0 without weights,
+    or where the loss is divided by the batch's total weight). An untrained model's loss
+    is about the same for every sample, so its weighted loss scales with the batch's mean
+    weight: a first batch without a rare sample under x100 weights has a loss far below
+    the untrained model's expected one, and a loss that is back at the expected level
+    reads as a rise of several times."""
+    if normalized or len(weights) < 2 or not len(first):
+        return 1.0
+    mean = float(np.mean(weights[classes]))
+    batch = float(np.mean(weights[classes[first]]))
+    return batch / mean if mean > 0 and batch > 0 and math.isfinite(batch / mean) else 1.0
+
+
 def watch_divergence(loss: float, step: int, rule: dict[str, float],
-                     seen: list[float]) -> bool:
+                     seen: list[float], first_weight: float = 1.0) -> bool:
     """True once the probe is decided: from step ``min_steps``, the median of the last
-    ``window`` losses is above ``factor`` x the first step's (``stabcheck.judge.trend``'s
-    ``blown_up`` rule, which the classifier applies too). ``seen`` keeps the first loss and
-    the last ``window``."""
+    ``window`` losses is above ``factor`` x the start (the first step's loss over
+    ``first_weight``, ``first_batch_weight``: ``stabcheck.judge.trend``'s ``blown_up``
+    rule, which the classifier applies too). ``seen`` keeps the first loss and the last
+    ``window``."""
     if not math.isfinite(loss):
         return False
     window = int(rule["window"])
@@ -427,7 +449,7 @@ def watch_divergence(loss: float, step: int, rule: dict[str, float],
         del seen[1]
     if step < rule["min_steps"] or len(seen) < window + 1:
         return False
-    start = seen[0]
+    start = seen[0] / first_weight
     return start > 0 and float(np.median(seen[1:])) > rule["factor"] * start
 
 

@@ -971,3 +971,28 @@ def test_a_weighted_loss_that_falls_while_the_predictions_flip_is_overcorrected(
     assert "not a blow-up" in v.summary
     # without class weights the same curve is a divergence: nothing explains it
     check(classify(_flipping(None)), Outcome.DIVERGED)
+
+
+def test_the_start_of_a_weighted_loss_is_the_untrained_models_expected_loss() -> None:
+    """A first batch without a rare sample under class weights holds half the data's
+    mean weight (``first_batch_weight`` 0.5): its loss, 0.35, is half the untrained
+    model's expected 0.70. A run whose loss then sits at 2.0 is 2.9x that start, not
+    5.7x: not diverged (read from the first step alone, it was). A first batch of twice
+    the mean weight works the other way."""
+    losses = [0.35] + [0.7 + 1.3 * min(1.0, i / 20) for i in range(1, 60)]
+    run = replace(completed(losses, class_weights=WEIGHTED),
+                  step_info={"first_batch_weight": 0.5})
+    v = classify(run)
+    assert v.outcome is not Outcome.DIVERGED, v.summary
+    assert classify(completed(losses, class_weights=WEIGHTED)).outcome is Outcome.DIVERGED
+    # a rare sample in batch 1 (twice the mean weight): its 1.4 is twice the expected
+    # 0.7, and a loss that climbs to 3.5 is 5x the start (2.5x the first step's)
+    climbing = [1.4] + [0.7 + 2.8 * min(1.0, i / 20) for i in range(1, 60)]
+    assert classify(completed(climbing, class_weights=WEIGHTED)).outcome \
+        is not Outcome.DIVERGED
+    heavy = replace(completed(climbing, class_weights=WEIGHTED),
+                    step_info={"first_batch_weight": 2.0})
+    v = classify(heavy)
+    assert v.outcome is Outcome.DIVERGED
+    assert v.evidence["start_loss"] == pytest.approx(0.7)
+    assert "the untrained model's expected loss: the first step's 1.4" in v.summary

@@ -162,6 +162,15 @@ def test_normalized_and_focal_train_where_extreme_weights_fail(probe_run) -> Non
         assert result.run.steps_completed == 40
         assert result.run.holdout is not None and result.run.holdout.metrics["macro_f1"] > 0.9
     assert results["normalized-x1000"].verdict.category.value != "numerical"
+    # the loss-trend rules start from the untrained model's expected loss: the first
+    # step's over the first batch's mean class weight (1 where the loss is divided by
+    # the batch's weight, or without weights); the worker reports it for every probe
+    for name, result in results.items():
+        weight = result.run.step_info["first_batch_weight"]
+        if name in ("normalized", "normalized-x1000", "focal"):
+            assert weight == 1.0, name
+        else:
+            assert 0 < weight < 100 and weight != 1.0, (name, weight)
     # the report names them as the fix (normalized-x1000 too: it did not fail numerically,
     # though, not a contender, its learning was not judged)
     (fix,) = [line for line in recommendations(report) if "were stable at lr 1" in line]
