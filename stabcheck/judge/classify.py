@@ -390,7 +390,7 @@ def _diverged(e: dict[str, Any]) -> Verdict:
     first = e.get("first_loss")
     origin = ("at the first step" if first is None else
               f"(the untrained model's expected loss: the first step's {first:.3g}, on a "
-              f"batch of {first / start:.2g}x the data's mean class weight)")
+              f"batch of {first / start:.2f}x the data's mean class weight)")
     return _verdict(
         Outcome.DIVERGED, e,
         f"loss diverged from step {e['step']}: it rose from {start:.3g} {origin} to "
