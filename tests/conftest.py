@@ -21,6 +21,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from stabcheck.config.settings import build_settings
+from stabcheck.judge.summary import summarize
 from stabcheck.report.json import load_schema, write_json
 from stabcheck.results import RunReport
 from stabcheck.run.engine import run_probe_grid
@@ -58,7 +59,7 @@ if FAST:
 def validate_result(report: RunReport, tmp_path: Path) -> dict:
     """Write the report as the CLI would, parse it strictly and validate it."""
     path = tmp_path / "result.json"
-    write_json(report, path)
+    write_json(report, summarize(report), path)
 
     def reject(token: str) -> None:
         raise ValueError(f"non-strict JSON token {token}")

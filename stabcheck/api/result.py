@@ -10,6 +10,7 @@ run's ``fail_on`` policy; ``to_json`` the contract's JSON result.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 from collections import Counter
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stabcheck.judge.gate import fails, parse_fail_on
+from stabcheck.judge.summary import RunSummary, summarize
 from stabcheck.protocol.vocabulary import parse_clip
 from stabcheck.report.json import result_json, write_json
 from stabcheck.results import ProbeResult, RunReport
@@ -97,18 +99,17 @@ class Result(RunReport):
     def recommended(self) -> Recommendation | None:
         """The recommended setting as ``compile``/``fit`` keyword arguments; None when no
         setting was stable."""
-        rec = result_json(self.as_run_report())["recommended_configuration"]
+        rec = self.judgement.recommendation
         if rec is None:
             return None
-        chosen = next(r for r in self.results if r.probe.id == rec["probe_id"])
+        chosen = next(r for r in self.results if r.probe.id == rec.probe_id)
         settings = chosen.probe.settings
         return Recommendation(
-            probe_id=rec["probe_id"], optimizer=settings.optimizer,
-            learning_rate=float(rec["learning_rate"]),
-            clip=parse_clip(rec["clip"]).keras_kwargs,
-            class_weight=self._fit_class_weight(rec["class_weight"]),
-            batch_size=int(rec["batch_size"]), loss=settings.loss,
-            reasons=tuple(rec.get("reasons") or ()))
+            probe_id=rec.probe_id, optimizer=settings.optimizer,
+            learning_rate=float(rec.learning_rate),
+            clip=parse_clip(rec.clip).keras_kwargs,
+            class_weight=self._fit_class_weight(rec.class_weight),
+            batch_size=int(rec.batch_size), loss=settings.loss, reasons=rec.reasons)
 
     def _fit_class_weight(self, strategy: str) -> dict[int, float] | None:
         """``fit``'s keys: the integer labels (the class names of integer data), else the
@@ -121,6 +122,12 @@ class Result(RunReport):
             return {int(name): float(table[name]) for name in names if name in table}
         return {i: float(table[name]) for i, name in enumerate(names) if name in table}
 
+    @functools.cached_property
+    def judgement(self) -> RunSummary:
+        """The run's one judgement (``stabcheck.judge.summary.summarize``): the verdict line,
+        the causes, the recommendation, the notes; judged once, every view renders it."""
+        return summarize(self.as_run_report())
+
     # ------------------------------------------------------------------ views
 
     def as_run_report(self) -> RunReport:
@@ -129,17 +136,17 @@ class Result(RunReport):
 
     def to_json(self) -> dict[str, Any]:
         """The contract's JSON result (what ``--json`` writes), as a dict."""
-        return result_json(self.as_run_report())
+        return result_json(self.as_run_report(), self.judgement)
 
     def write_json(self, path: str | Path) -> None:
         """Write the JSON result to ``path``."""
-        write_json(self.as_run_report(), Path(path))
+        write_json(self.as_run_report(), self.judgement, Path(path))
 
     def to_html(self) -> str:
         """The self-contained HTML report (what ``--html`` writes)."""
         from stabcheck.report.html import render_html
 
-        return render_html(self.as_run_report(), self.policy)
+        return render_html(self.as_run_report(), self.judgement, self.policy)
 
     def write_html(self, path: str | Path) -> None:
         """Write the HTML report to ``path``."""
@@ -162,7 +169,7 @@ class Result(RunReport):
 
         buffer = Console(file=io.StringIO(), width=options.max_width, force_jupyter=False,
                          force_terminal=console.is_terminal, color_system=console.color_system)
-        render_report(self.as_run_report(), buffer)
+        render_report(self.as_run_report(), self.judgement, buffer)
         yield Text.from_ansi(buffer.file.getvalue())
 
     def __str__(self) -> str:
@@ -172,7 +179,7 @@ class Result(RunReport):
         from stabcheck.report.terminal.report import render_report
 
         buffer = Console(file=io.StringIO(), width=110, color_system=None, force_jupyter=False)
-        render_report(self.as_run_report(), buffer)
+        render_report(self.as_run_report(), self.judgement, buffer)
         return buffer.file.getvalue()
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

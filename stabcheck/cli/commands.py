@@ -29,6 +29,7 @@ def report_command(
 ) -> None:
     """Re-render a saved result (terminal report, JUnit, Markdown, HTML) without re-running."""
     from stabcheck.config.settings import FAIL_ON_DEFAULT
+    from stabcheck.judge.summary import summarize
     from stabcheck.report.terminal.report import render_report
     from stabcheck.run.resultio import load_report
 
@@ -36,8 +37,9 @@ def report_command(
     saved = result.config.get("fail_on")
     policy = parse_fail_on(fail_on or (saved if isinstance(saved, list) else FAIL_ON_DEFAULT))
     console = Console()
-    render_report(result, console, verbose=verbose)
-    write_outputs(result, policy, console, junit, markdown, html)
+    judged = summarize(result)  # judged again from the probes, as the run judged them
+    render_report(result, judged, console, verbose=verbose)
+    write_outputs(result, judged, policy, console, junit, markdown, html)
     raise typer.Exit(1 if any(fails(r, policy) for r in result.results) else 0)
 
 

@@ -167,6 +167,7 @@ def run(config: Path | None, args: RunArguments, *, memory_only: bool,
     import signal
 
     from stabcheck.config.settings import build_settings
+    from stabcheck.judge.summary import summarize
     from stabcheck.report import json as result_file
     from stabcheck.report.terminal import report
     from stabcheck.run import engine
@@ -190,11 +191,13 @@ def run(config: Path | None, args: RunArguments, *, memory_only: bool,
     if cause is not None:
         raise InputError(cause)
     view.release()
-    report.render_report(result, console, verbose=verbose)
+    judged = summarize(result)  # the run's one judgement: every view renders it
+    report.render_report(result, judged, console, verbose=verbose)
     if settings.json:
-        result_file.write_json(result, settings.json)
+        result_file.write_json(result, judged, settings.json)
         console.print(f"JSON result written to {settings.json}")
-    write_outputs(result, policy, console, settings.junit, settings.markdown, settings.html)
+    write_outputs(result, judged, policy, console, settings.junit, settings.markdown,
+                  settings.html)
     if result.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(1 if any(fails(r, policy) for r in result.results) else 0)

@@ -2,9 +2,10 @@
 
 ``recommended_configuration`` picks, among the stable probes, the one to train with and
 says why (its held-out scores, the margin of safety next to it in the grid) and which
-better-scoring or riskier neighbours it passed over; ``strategy_summary`` sums up each
-class-weight strategy. Both return JSON-safe dicts: the JSON result carries them as they
-are, and the renderers show them (``report.terminal.recommendation`` for the terminal).
+better-scoring or riskier neighbours it passed over: a ``Recommendation``
+(``stabcheck.judge.recommendation``). ``strategy_summary`` sums up each class-weight
+strategy (JSON-safe dicts) and ``strategy_rows`` gives them as a table's cells. Both are
+computed once per run, in ``stabcheck.judge.summary.summarize``; the views render them.
 """
 
 from __future__ import annotations
@@ -45,19 +46,15 @@ from stabcheck.judge.ranking import (
     tolerance,
     unrankable,
 )
+from stabcheck.judge.recommendation import Finalist, Recommendation, Rejected
 from stabcheck.results import ProbeResult, RunReport
 from stabcheck.text import fmt_lr, short_clip, step_suffix
 
 __all__ = [
-    "NONE_STABLE",
-    "no_recommendation_text",
-    "configuration_words",
-    "evidence_text",
     "recommended_configuration",
     "settings_text",
     "strategy_rows",
     "strategy_summary",
-    "why_text",
 ]
 
 
@@ -165,7 +162,7 @@ def _seed_reason(report: RunReport, chosen: Ranked, finalists: int) -> str:
     return text
 
 
-def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
+def recommended_configuration(report: RunReport) -> Recommendation | None:
     """The one configuration to train with, and the evidence for it; None if nothing was
     stable.
 
@@ -180,15 +177,9 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
     order breaks ties.
 
     Returns:
-        A JSON-safe dict: ``probe_id``, ``class_weight``, ``learning_rate``, ``clip``,
-        ``batch_size``, ``macro_f1``, ``minority_recall`` (the worst over its seeds),
-        ``minority_class``, ``accuracy``, ``pr_auc`` (of the run's seed),
-        ``stable_probes`` (how many grid probes were stable), ``seeds`` (how many seeds
-        back it), ``seeds_requested`` (``--seeds``), ``seed_scores`` (``[{"seed",
-        "outcome", "macro_f1", "minority_recall"}]``), ``finalists`` (``[{"probe_id",
-        "worst_macro_f1", "seed_scores"}]``: every re-probed candidate, in rank order),
-        ``reasons`` (sentences) and ``rejected`` (``[{"probe_id", "reason"}]``: the
-        better-scoring, less steady or riskier candidates passed over, and why).
+        The ``Recommendation`` (``stabcheck.judge.recommendation``: the settings, the
+        worst-seed scores, the seeds and finalists, the reasons and the candidates
+        passed over); its ``to_json()`` is the JSON result's ``recommended_configuration``.
     """
     everyone = ranked(report)
     # Never a setting whose worst seed has no skill or whose seed died (those go last)
@@ -268,13 +259,13 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
                        f"({chosen_rank.twin_reason}): every stable setting has a collapsed "
                        "twin, so this one is the least bad; confirm it with a longer run")
 
-    rejected: list[dict[str, str]] = []
+    rejected: list[Rejected] = []
     seen = {chosen.probe.id}
 
     def reject(result: ProbeResult | None, reason: str) -> None:
         if result is not None and result.probe.id not in seen and len(rejected) < 5:
             seen.add(result.probe.id)
-            rejected.append({"probe_id": result.probe.id, "reason": reason})
+            rejected.append(Rejected(result.probe.id, reason))
 
     for other in order[1:]:
         first = other.scores[0].macro_f1
@@ -322,115 +313,42 @@ def recommended_configuration(report: RunReport) -> dict[str, Any] | None:
         twin = grid.get(strategy, s.learning_rate, s.clip, s.batch_size)
         if twin is not None and not is_stable(twin) and twin.verdict.category in RAN:
             reject(twin, where_it_failed(twin) if is_numerical(twin) else twin.verdict.summary)
-    out = {
-        "probe_id": chosen.probe.id,
-        "class_weight": s.class_weight,
-        "learning_rate": s.learning_rate,
-        "clip": s.clip,
-        "batch_size": s.batch_size,
-        "macro_f1": None if regression else f1,
-        "minority_recall": recall,
-        "minority_class": None if minority is None else class_name(report, minority),
-        "accuracy": finite_number(metrics.get("accuracy")),
-        "pr_auc": finite_number(metrics.get("pr_auc")),
-        "stable_probes": len(stable),
-        "seeds": len(chosen_rank.scores),
-        "seeds_requested": report.seeds,
-        "seed_scores": [x.to_json() for x in chosen_rank.scores],
-        "finalists": [{"probe_id": c.result.probe.id, "worst_macro_f1": c.worst_f1,
-                       "seed_scores": [x.to_json() for x in c.scores]}
-                      for c in order] if reprobed else [],
-        "reasons": reasons,
-        "rejected": rejected,
-    }
+    regression_scores = {}
     if regression:  # held-out errors in place of the class scores (which are null)
-        out.update(r2=f1, mae=finite_number(metrics.get("mae")),
-                   rmse=finite_number(metrics.get("rmse")))
-    return out
+        regression_scores = dict(regression=True, r2=f1, mae=finite_number(metrics.get("mae")),
+                                 rmse=finite_number(metrics.get("rmse")))
+    return Recommendation(
+        probe_id=chosen.probe.id,
+        class_weight=s.class_weight,
+        learning_rate=s.learning_rate,
+        clip=s.clip,
+        batch_size=s.batch_size,
+        macro_f1=None if regression else f1,
+        minority_recall=recall,
+        minority_class=None if minority is None else class_name(report, minority),
+        accuracy=finite_number(metrics.get("accuracy")),
+        pr_auc=finite_number(metrics.get("pr_auc")),
+        stable_probes=len(stable),
+        seeds=len(chosen_rank.scores),
+        seeds_requested=report.seeds,
+        seed_scores=chosen_rank.scores,
+        finalists=tuple(Finalist(c.result.probe.id, c.worst_f1, c.scores)
+                        for c in order) if reprobed else (),
+        reasons=tuple(reasons),
+        rejected=tuple(rejected),
+        **regression_scores,
+    )
 
 
-# --------------------------------------------------------------------------- display
-
-# What the renderers say where no setting was stable.
-NONE_STABLE = ("No setting in this grid was stable: probe lower learning rates (--lr), "
-               "a clip (--clip global_norm=1.0) and milder class weights.")
-NONE_STABLE_REGRESSION = ("No setting in this grid was stable: probe lower learning rates "
-                          "(--lr) and a clip (--clip global_norm=1.0).")
+# ------------------------------------------------------------------ the strategy table
 
 
-def none_stable_text(report: RunReport) -> str:
-    """What to say where no setting was stable (no class weights for a regression run)."""
-    return NONE_STABLE_REGRESSION if is_regression(report) else NONE_STABLE
-
-
-def no_recommendation_text(report: RunReport) -> str:
-    """Why there is no recommendation, in words that agree with the stable count: no probe
-    stable (``NONE_STABLE``), or stable probes that are memory measurements or remedies
-    only (a few steps each, learning not judged: no setting to train with)."""
-    stable = [r for r in report.results if is_stable(r)]
-    if not stable:
-        return none_stable_text(report)
-    unfit = [c for c in ranked(report) if c.disqualified is not None]
-    if unfit:
-        which = "; ".join(f"{c.result.probe.id}: {c.disqualified}" for c in unfit[:3])
-        return (f"Nothing recommended: every finalist died or lost its skill under a seed "
-                f"({which}). Probe lower learning rates, a clip or milder class weights, "
-                "or more steps.")
-    if not any(eligible(r) for r in stable) and any(
-            (r.verdict.evidence.get("schedule") or {}).get("contender") is False
-            for r in stable):
-        return ("Nothing recommended: no setting reached the contenders' rungs (the "
-                "budget ended first); raise --budget to judge their learning.")
-    return (f"No training setting to recommend: the {len(stable)} stable "
-            f"probe{'s' if len(stable) != 1 else ''} measured memory only (a few steps each, "
-            "or a memory remedy), which does not judge learning; run stabcheck probe for a "
-            "recommendation.")
-
-
-def configuration_words(rec: dict[str, Any]) -> list[str]:
-    """The recommended settings as ``key=value`` words: ``["class_weight=balanced",
-    "lr=0.01", "clip=global_norm=1", "batch_size=32"]``."""
-    words = [f"lr={fmt_lr(rec['learning_rate'])}", f"clip={rec['clip']}",
-             f"batch_size={rec['batch_size']}"]
-    if "r2" in rec:  # a regression target: no class weights to name
-        return words
-    return [f"class_weight={rec['class_weight']}", *words]
-
-
-def evidence_text(rec: dict[str, Any]) -> str:
-    """The probe behind a recommendation and its held-out scores: ``"probe cw=...: macro-F1
-    0.79, minority recall 0.80 (class 1), PR-AUC 0.70, accuracy 90.0%"``."""
-    quality = []
-    if rec.get("r2") is not None:
-        quality.append(f"R² {rec['r2']:.2f}")
-    for key in ("mae", "rmse"):
-        if rec.get(key) is not None:
-            quality.append(f"{key.upper()} {rec[key]:.4g}")
-    if rec["macro_f1"] is not None:
-        quality.append(f"macro-F1 {rec['macro_f1']:.2f}")
-    if rec["minority_recall"] is not None:
-        quality.append(f"minority recall {rec['minority_recall']:.2f} "
-                       f"(class {rec['minority_class']})")
-    if rec["pr_auc"] is not None:
-        quality.append(f"PR-AUC {rec['pr_auc']:.2f}")
-    if rec["accuracy"] is not None:
-        quality.append(f"accuracy {100 * rec['accuracy']:.1f}%")
-    return f"probe {rec['probe_id']}" + (": " + ", ".join(quality) if quality else "")
-
-
-def why_text(rec: dict[str, Any]) -> str:
-    """``"why: ..."``: the reasons for a recommendation (its minority recall, which
-    ``evidence_text`` shows, left out)."""
-    reasons = [r for r in rec["reasons"] if not r.startswith("minority recall")]
-    return "why: " + "; ".join(reasons)
-
-
-def strategy_rows(report: RunReport) -> list[tuple[str, str, str, str | None, str, str]]:
+def strategy_rows(report: RunReport, rows: Sequence[dict[str, Any]]
+                  ) -> list[tuple[str, str, str, str | None, str, str]]:
     """``strategy_summary`` as the cells of a table, one row per strategy: class weight,
     largest stable lr, clipping rescued (``"1 of 2"``), best stable setting (None: none
     stable; its batch size only where the stable probes have several), macro-F1, minority
     recall. ``[]`` where no strategy has a probe."""
-    rows = strategy_summary(report)
     if not rows or not any(r["probes"] for r in rows):
         return []
     stable_batches = {r.probe.settings.batch_size for r in report.results if is_stable(r)}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from stabcheck.judge.advice import (
     OVERCORRECTED_WHY,
@@ -31,7 +32,12 @@ from stabcheck.judge.explain import NumericalCause, numerical_causes, where_it_f
 from stabcheck.judge.gridview import ProbeGrid, unique
 from stabcheck.judge.quality import is_regression
 from stabcheck.judge.ranking import eligible, ranked
-from stabcheck.judge.recommend import recommended_configuration
+from stabcheck.judge.recommend import (
+    recommended_configuration,
+    strategy_rows,
+    strategy_summary,
+)
+from stabcheck.judge.recommendation import Recommendation, no_recommendation_text
 from stabcheck.judge.spending import spending_line
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.text import fmt_lr, join, plural
@@ -90,29 +96,48 @@ class Cause:
         return f"{self.headline} ({count})"
 
 
+StrategyRow = tuple[str, str, str, "str | None", str, str]
+
+
 @dataclass(frozen=True)
 class RunSummary:
-    """The verdict line, the failures by cause, the notes on the stable probes, and how
-    the run spent its time and steps (``judge.spending``; None: no staged grid)."""
+    """The run's one judgement: the verdict line, the failures by cause, the notes on the
+    stable probes, how the run spent its time and steps (``judge.spending``; None: no
+    staged grid), the recommendation (``judge.recommendation.Recommendation``; None: none,
+    and ``no_recommendation`` says why) and how each class-weight strategy fared
+    (``strategies``: the JSON result's ``strategy_summary``; ``strategy_rows``: the same
+    as a table's cells, ``judge.recommend.strategy_rows``)."""
 
     verdict: str
     causes: tuple[Cause, ...]
     notes: tuple[str, ...]
     spending: str | None = None
+    recommendation: Recommendation | None = None
+    no_recommendation: str | None = None
+    strategies: tuple[dict[str, Any], ...] = ()
+    strategy_rows: tuple[StrategyRow, ...] = ()
 
 
 def summarize(report: RunReport) -> RunSummary:
-    """The run judged once, for every view."""
-    return RunSummary(verdict_line(report), tuple(failure_causes(report)),
-                      tuple(_notes(report)), spending_line(report))
+    """The run judged once, for every view: the terminal, Markdown, HTML and JUnit reports,
+    the JSON result and the Python API's ``Result`` render this; ``stabcheck report``
+    rebuilds it from a saved JSON result by this same function."""
+    rec = recommended_configuration(report)
+    strategies = strategy_summary(report)
+    return RunSummary(
+        verdict_line(report, rec), tuple(failure_causes(report)), tuple(_notes(report)),
+        spending_line(report), rec,
+        None if rec is not None else no_recommendation_text(report),
+        tuple(strategies), tuple(strategy_rows(report, strategies)))
 
 
 # --------------------------------------------------------------------------- verdict
 
 
-def verdict_line(report: RunReport) -> str:
+def verdict_line(report: RunReport, rec: Recommendation | None) -> str:
     """``"12 probes: 7 stable, 3 diverged, 2 out of host memory (1 not run) - recommended:
-    balanced, lr 0.001, global_norm=1.0, batch 64"``; the stable count is always there."""
+    balanced, lr 0.001, global_norm=1.0, batch 64"``; the stable count is always there.
+    ``rec``: the run's recommendation (``recommended_configuration``)."""
     results = report.results
     if not results:
         head = "no probe ran"
@@ -135,11 +160,10 @@ def verdict_line(report: RunReport) -> str:
         head += f" (interrupted: {len(results)}{planned} ran)"
     if not results:
         return head
-    return f"{head} - {_recommended(report)}"
+    return f"{head} - {_recommended(report, rec)}"
 
 
-def _recommended(report: RunReport) -> str:
-    rec = recommended_configuration(report)
+def _recommended(report: RunReport, rec: Recommendation | None) -> str:
     if rec is None:
         stable = any(r.verdict.outcome is Outcome.STABLE for r in report.results)
         if stable and any(c.disqualified for c in ranked(report)):
@@ -150,10 +174,10 @@ def _recommended(report: RunReport) -> str:
             return "nothing recommended (no setting reached the contenders' rungs)"
         return "nothing to recommend (memory measurements only)" if stable else \
             "no setting was stable"
-    clip = "no clip" if rec["clip"] == "none" else rec["clip"]
-    words = [f"lr {fmt_lr(rec['learning_rate'])}", clip, f"batch {rec['batch_size']}"]
+    clip = "no clip" if rec.clip == "none" else rec.clip
+    words = [f"lr {fmt_lr(rec.learning_rate)}", clip, f"batch {rec.batch_size}"]
     if not is_regression(report):
-        cw = str(rec["class_weight"])
+        cw = str(rec.class_weight)
         words.insert(0, "no class weights" if cw == "none" else cw)
     return "recommended: " + ", ".join(words)
 

@@ -36,14 +36,7 @@ from stabcheck.judge.quality import (
     is_regression,
     regression_rows,
 )
-from stabcheck.judge.recommend import (
-    configuration_words,
-    evidence_text,
-    no_recommendation_text,
-    recommended_configuration,
-    why_text,
-)
-from stabcheck.judge.summary import RunSummary, summarize
+from stabcheck.judge.summary import RunSummary
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
 from stabcheck.text import executor_text
 from stabcheck.units import human_bytes
@@ -262,22 +255,24 @@ def _probe_link(probe_id: str, index: dict[str, int]) -> str:
 _SETTING_STYLE = "font-size: 14px; font-weight: 600; padding: 3px 8px; border-radius: 6px"
 
 
-def _recommendation(report: RunReport, index: dict[str, int]) -> str:
+def _recommendation(summary: RunSummary, index: dict[str, int]) -> str:
     """The recommended configuration panel: the settings, the probe and scores behind them,
     why, and the neighbours passed over (each probe links to its card)."""
-    rec = recommended_configuration(report)
+    rec = summary.recommendation
     head = '<section id="recommendation"><h2>Recommended configuration</h2><div class="panel">'
     if rec is None:
-        return f"{head}<p><b>{escape(no_recommendation_text(report))}</b></p></div></section>"
+        return (f"{head}<p><b>{escape(summary.no_recommendation or '')}</b></p>"
+                "</div></section>")
     # report.css (an asset) has no rule for it: the settings stand out as the grid's ok cells.
     words = " ".join(f"<code class='cat-ok' style='{_SETTING_STYLE}'>{escape(w)}</code>"
-                     for w in configuration_words(rec))
-    scores = evidence_text(rec).removeprefix(f"probe {rec['probe_id']}")
-    items = f"<li>{escape(why_text(rec))}</li>" + "".join(
-        f"<li class='muted'>not {_probe_link(item['probe_id'], index)}: "
-        f"{escape(item['reason'])}</li>" for item in rec["rejected"])
+                     for w in rec.words())
+    scores = rec.scores()
+    scores = f": {scores}" if scores else ""
+    items = f"<li>{escape(rec.why())}</li>" + "".join(
+        f"<li class='muted'>not {_probe_link(item.probe_id, index)}: "
+        f"{escape(item.reason)}</li>" for item in rec.rejected)
     return (f"{head}<p class='recommended'>{words}</p>"
-            f"<p>probe {_probe_link(rec['probe_id'], index)}{escape(scores)}</p>"
+            f"<p>probe {_probe_link(rec.probe_id, index)}{escape(scores)}</p>"
             f"<ul class='advice'>{items}</ul></div></section>")
 
 
@@ -352,11 +347,13 @@ def _curves(report: RunReport, index: dict[str, int]) -> str:
     return "".join(parts)
 
 
-def render_html(report: RunReport, policy: frozenset[str] | None = None) -> str:
+def render_html(report: RunReport, summary: RunSummary,
+                policy: frozenset[str] | None = None) -> str:
     """The whole HTML document for ``report``.
 
     Args:
         report: the run.
+        summary: its judgement (``stabcheck.judge.summary.summarize``, once per run).
         policy: the ``--fail-on`` policy behind the PASS/FAIL badge (default: the
             contract's default, numerical, memory and crash).
     """
@@ -368,10 +365,9 @@ def render_html(report: RunReport, policy: frozenset[str] | None = None) -> str:
         "probes": [_probe_data(r) for r in report.results],
         "memory": _memory_data(report),
     }
-    summary = summarize(report)
     body = _header(report, policy, summary)
     if report.results:
-        body += _grid(report, index) + _recommendation(report, index)
+        body += _grid(report, index) + _recommendation(summary, index)
         body += _causes(summary, report, index)
         body += _regression_errors(report, index) if is_regression(report) else ""
         body += _memory(blob["memory"])
@@ -392,7 +388,8 @@ def render_html(report: RunReport, policy: frozenset[str] | None = None) -> str:
     )
 
 
-def write_html(report: RunReport, path: Path | str,
+def write_html(report: RunReport, summary: RunSummary, path: Path | str,
                policy: frozenset[str] | None = None) -> None:
-    """Write ``render_html(report, policy)`` to ``path`` (atomically; folders are created)."""
-    write_text_atomic(Path(path), render_html(report, policy))
+    """Write ``render_html(report, summary, policy)`` to ``path`` (atomically; folders are
+    created)."""
+    write_text_atomic(Path(path), render_html(report, summary, policy))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stabcheck.files import write_text_atomic
-from stabcheck.judge.recommend import recommended_configuration, strategy_summary
+from stabcheck.judge.summary import RunSummary
 from stabcheck.results import RunReport
 
 SCHEMA_RESOURCE = "result_schema.json"
@@ -21,23 +21,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def result_json(report: RunReport) -> dict[str, Any]:
+def result_json(report: RunReport, summary: RunSummary) -> dict[str, Any]:
     """The contract's JSON result of ``report``, as ``write_json`` writes it.
 
-    ``RunReport.to_json()`` plus what the report concludes from it:
-    ``recommended_configuration`` (``recommend.recommended_configuration``, null where no
-    setting was stable) and ``strategy_summary`` (``recommend.strategy_summary``). Both are
-    derived from the probes alone, so a result read back (``resultio.load_report``) gives
-    the same dict again.
+    ``RunReport.to_json()`` plus what its judgement (``summary``:
+    ``stabcheck.judge.summary.summarize``, once per run) concludes from it:
+    ``recommended_configuration`` (null where nothing is recommended) and
+    ``strategy_summary``. Both are derived from the probes alone, so a result read back
+    (``resultio.load_report``) and judged again gives the same dict.
     """
+    rec = summary.recommendation
     return {
         **report.to_json(),
-        "recommended_configuration": recommended_configuration(report),
-        "strategy_summary": strategy_summary(report),
+        "recommended_configuration": None if rec is None else rec.to_json(),
+        "strategy_summary": [dict(row) for row in summary.strategies],
     }
 
 
-def write_json(report: RunReport, path: Path) -> None:
+def write_json(report: RunReport, summary: RunSummary, path: Path) -> None:
     """Write the contract's strict-JSON result (``result_json``) to ``path``, atomically.
 
     The text is produced in full before the file is touched (``allow_nan=False``: a NaN
@@ -46,10 +47,11 @@ def write_json(report: RunReport, path: Path) -> None:
 
     Args:
         report: the run to write.
+        summary: its judgement (``stabcheck.judge.summary.summarize``).
         path: the destination; its folder is created if missing.
     """
     text = json.dumps(
-        result_json(report), indent=2, allow_nan=False, ensure_ascii=False,
+        result_json(report, summary), indent=2, allow_nan=False, ensure_ascii=False,
         default=_json_default,
     )
     write_text_atomic(path, text + "\n")

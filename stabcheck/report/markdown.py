@@ -23,15 +23,7 @@ from stabcheck.judge.quality import (
     is_regression,
     regression_rows,
 )
-from stabcheck.judge.recommend import (
-    configuration_words,
-    evidence_text,
-    no_recommendation_text,
-    recommended_configuration,
-    strategy_rows,
-    why_text,
-)
-from stabcheck.judge.summary import Cause, summarize
+from stabcheck.judge.summary import Cause, RunSummary
 from stabcheck.results import ProbeResult, RunReport
 from stabcheck.text import FAILURE_SECTIONS, capped_batch_notes
 
@@ -136,19 +128,19 @@ def _failures(report: RunReport, policy: frozenset[str]) -> list[str]:
     return lines
 
 
-def _recommendation(report: RunReport) -> list[str]:
+def _recommendation(summary: RunSummary) -> list[str]:
     """The recommended configuration in one line, then its evidence and what it beat."""
     lines = ["", "### Recommended configuration", ""]
-    rec = recommended_configuration(report)
+    rec = summary.recommendation
     if rec is None:
-        return lines + [f"**{_escape(no_recommendation_text(report))}**"]
-    lines.append(f"**{_code(', '.join(configuration_words(rec)))}**")
+        return lines + [f"**{_escape(summary.no_recommendation or '')}**"]
+    lines.append(f"**{_code(', '.join(rec.words()))}**")
     lines.append("")
-    scores = evidence_text(rec).removeprefix(f"probe {rec['probe_id']}")
-    lines.append(f"- evidence: probe {_code(rec['probe_id'])}{_escape(scores)}")
-    lines.append(f"- {_escape(why_text(rec))}")
-    lines += [f"- not {_code(item['probe_id'])}: {_escape(item['reason'])}"
-              for item in rec["rejected"]]
+    scores = rec.scores()
+    scores = f": {scores}" if scores else ""
+    lines.append(f"- evidence: probe {_code(rec.probe_id)}{_escape(scores)}")
+    lines.append(f"- {_escape(rec.why())}")
+    lines += [f"- not {_code(item.probe_id)}: {_escape(item.reason)}" for item in rec.rejected]
     return lines
 
 
@@ -165,11 +157,11 @@ def _regression_errors(report: RunReport) -> list[str]:
     return lines + ["", f"<sub>{_escape(REGRESSION_NOTE)}</sub>"]
 
 
-def _strategies(report: RunReport) -> list[str]:
+def _strategies(report: RunReport, summary: RunSummary) -> list[str]:
     """The per-strategy summary as a table (nothing where no strategy has a probe)."""
     if is_regression(report):  # no class weights: the held-out errors instead
         return _regression_errors(report)
-    rows = strategy_rows(report)
+    rows = summary.strategy_rows
     if not rows:
         return []
     lines = ["", "### Per class-weight strategy", "",
@@ -199,17 +191,17 @@ def _causes(report: RunReport, causes: tuple[Cause, ...], policy: frozenset[str]
     return lines
 
 
-def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
+def render_markdown(report: RunReport, summary: RunSummary, policy: frozenset[str]) -> str:
     """The Markdown summary of ``report``, judged by the ``--fail-on`` ``policy``.
 
     Args:
         report: the run.
+        summary: its judgement (``stabcheck.judge.summary.summarize``, once per run).
         policy: the parsed ``--fail-on`` policy (``stabcheck.judge.gate.parse_fail_on``).
 
     Returns:
         The document, ending in a newline.
     """
-    summary = summarize(report)
     lines = [_title(report, policy), ""]
     lines += _header(report, policy)
     lines += ["", f"**{_escape(summary.verdict)}**"]
@@ -220,7 +212,7 @@ def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
         notes = capped_batch_notes(report.results)
         if notes:
             lines += [""] + [f"_{_escape(note)}_" for note in notes]
-        lines += _recommendation(report)
+        lines += _recommendation(summary)
     lines += _causes(report, summary.causes, policy)
     if summary.notes:
         lines += ["", "### Notes", ""]
@@ -235,12 +227,13 @@ def render_markdown(report: RunReport, policy: frozenset[str]) -> str:
         lines += failures
         lines += ["", "</details>"]
     if report.results:
-        lines += _strategies(report)
+        lines += _strategies(report, summary)
     legend = " · ".join(f"{icon} {category.value}" for category, icon in CATEGORY_ICONS.items())
     lines += ["", f"<sub>{legend} · @N = at step N · stabcheck {report.stabcheck_version}</sub>"]
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(report: RunReport, path: Path | str, policy: frozenset[str]) -> None:
-    """Write ``render_markdown(report, policy)`` to ``path`` (atomically)."""
-    write_text_atomic(Path(path), render_markdown(report, policy))
+def write_markdown(report: RunReport, summary: RunSummary, path: Path | str,
+                   policy: frozenset[str]) -> None:
+    """Write ``render_markdown(report, summary, policy)`` to ``path`` (atomically)."""
+    write_text_atomic(Path(path), render_markdown(report, summary, policy))

@@ -15,6 +15,7 @@ from rich.console import Console
 from stabcheck.api import progress as bars
 from stabcheck.api.result import Result
 from stabcheck.judge.gate import fails, parse_fail_on
+from stabcheck.judge.summary import summarize
 from stabcheck.report.json import load_schema, result_json
 from stabcheck.results import RunReport
 from stabcheck.run.engine import Progress
@@ -34,7 +35,7 @@ def result(report) -> Result:
 def test_a_result_is_the_run_report(result, report):
     assert isinstance(result, RunReport)
     assert result.as_run_report() == report
-    assert result.to_json() == result_json(report)
+    assert result.to_json() == result_json(report, summarize(report))
     Draft202012Validator(load_schema()).validate(json.loads(json.dumps(result.to_json())))
 
 
@@ -47,7 +48,8 @@ def test_failures_are_those_the_policy_fails(result):
 
 def test_recommended_is_compile_and_fit_arguments(result):
     rec = result.recommended
-    chosen = result_json(result.as_run_report())["recommended_configuration"]
+    plain = result.as_run_report()
+    chosen = result_json(plain, summarize(plain))["recommended_configuration"]
     assert rec.probe_id == chosen["probe_id"]
     assert rec.compile == {"optimizer": {"class_name": "adam", "config": {
         "learning_rate": chosen["learning_rate"]}}}

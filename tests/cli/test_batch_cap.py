@@ -10,6 +10,7 @@ import sys
 import pytest
 from rich.console import Console
 
+from stabcheck.judge.summary import summarize
 from stabcheck.report.terminal.report import render_report
 
 NOTE = "batch 16384 is larger than the 569 training samples: probed as 569, as fit would"
@@ -35,7 +36,7 @@ def test_a_batch_above_the_sample_is_probed_as_the_sample_and_capped_in_the_ladd
     assert max(trained) <= 569  # the rows the data holds (456 sampled, repeated)
 
     console = Console(record=True, width=200, force_terminal=False)
-    render_report(report, console)
+    render_report(report, summarize(report), console)
     text = console.export_text()
     assert text.count(NOTE) == 1
     assert "every batch size up to the 569 training samples fits" in text

@@ -13,6 +13,7 @@ import pytest
 import xmlschema
 
 from stabcheck.config.settings import _KNOWN_KEYS, build_settings
+from stabcheck.judge.summary import summarize
 from stabcheck.report.json import write_json
 from tests.conftest import TESTS
 from tests.sample_report import make_report
@@ -158,7 +159,7 @@ def test_env_command_table_and_json():
 @pytest.fixture
 def saved(tmp_path: Path) -> Path:
     path = tmp_path / "result.json"
-    write_json(make_report(), path)
+    write_json(make_report(), summarize(make_report()), path)
     return path
 
 

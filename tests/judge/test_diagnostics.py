@@ -17,6 +17,7 @@ from rich.console import Console
 
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 from stabcheck.judge.advice import recommendations
+from stabcheck.judge.summary import summarize
 from stabcheck.report.terminal.report import render_report
 from stabcheck.results import ProbeResult, RunReport
 from tests.conftest import FIXTURES
@@ -276,7 +277,7 @@ def test_no_weighting_predicts_no_minority_yet_and_balanced_weights_recover_it(
 
     # the report shows both in its per-class quality table
     console = Console(record=True, width=120, force_terminal=False)
-    render_report(report, console, verbose=True)  # the tables are details
+    render_report(report, summarize(report), console, verbose=True)  # the tables are details
     text = console.export_text()
     section = text[text.index("Per-class quality of the stable settings"):]
     assert recovered.probe.id in section and collapsed.probe.id in section

@@ -17,14 +17,20 @@ from stabcheck.judge.ranking import (
     reprobe_seeds,
     tie_words,
 )
-from stabcheck.judge.recommend import recommended_configuration
+from stabcheck.judge.summary import summarize
 from stabcheck.report.html import render_html
 from stabcheck.report.json import result_json
 from stabcheck.report.markdown import render_markdown
 from stabcheck.results import Outcome, ProbeResult, RunReport, SeedProbe
 from stabcheck.run.resultio import report_from_json
 from tests.conftest import validate_result
-from tests.report.terminal.test_report import make_report, make_result, render, with_holdout
+from tests.report.terminal.test_report import (
+    make_report,
+    make_result,
+    recommendation_json,
+    render,
+    with_holdout,
+)
 
 LUCKY = "cw=none,lr=0.1,clip=global_norm=1,bs=32"
 STEADY = "cw=none,lr=0.001,clip=none,bs=32"
@@ -69,13 +75,13 @@ def _lucky_grid() -> RunReport:
 
 def test_one_seed_picks_the_lucky_setting_the_worst_of_three_does_not() -> None:
     one = _lucky_grid()
-    assert recommended_configuration(one)["probe_id"] == LUCKY
+    assert recommendation_json(one)["probe_id"] == LUCKY
     top = [r.probe.id for r in finalists(one)]
     assert top[0] == LUCKY and len(top) == 3
     three = _seeded(one, {pid: [(Outcome.STABLE, f1), (Outcome.STABLE, f1 - 0.01)]
                           for pid, f1 in ((top[1], 0.60), (top[2], 0.61))}
                     | {LUCKY: [(Outcome.STABLE, 0.19), (Outcome.STABLE, 0.70)]})
-    rec = recommended_configuration(three)
+    rec = recommendation_json(three)
     assert rec["probe_id"] != LUCKY
     assert rec["seeds"] == 3 and rec["seeds_requested"] == 3
     assert [s["seed"] for s in rec["seed_scores"]] == [0, 1, 2]
@@ -98,7 +104,7 @@ def test_a_finalist_that_fails_under_a_seed_ranks_after_every_steady_one() -> No
                           top[2]: [(Outcome.MINORITY_COLLAPSE, 0.45), (Outcome.STABLE, 0.6)]})
     order = [c.result.probe.id for c in ranked(three)]
     assert order == [top[1], top[2], top[0]] or order == [top[1], top[0], top[2]]
-    rec = recommended_configuration(three)
+    rec = recommendation_json(three)
     assert rec["probe_id"] == top[1]
     rejected = {r["probe_id"]: r["reason"] for r in rec["rejected"]}
     assert rejected[top[0]] == "stable under seed 0 but diverged under seed 1: never recommended"
@@ -114,7 +120,7 @@ def test_never_a_setting_whose_clip_twin_collapsed() -> None:
         _stable(0.1, 0.80, clip="global_norm=1"),
         _collapsed(0.1),
     ])
-    rec = recommended_configuration(report)
+    rec = recommendation_json(report)
     assert rec["probe_id"] == STEADY
     rejected = {r["probe_id"]: r["reason"] for r in rec["rejected"]}
     assert rejected[LUCKY].startswith(
@@ -125,7 +131,7 @@ def test_never_a_setting_whose_clip_twin_collapsed() -> None:
 
 def test_a_collapsed_twin_is_accepted_only_with_a_reason_when_every_setting_has_one() -> None:
     report = make_report([_stable(0.01, 0.7), _collapsed(0.1), _collapsed(0.001)])
-    rec = recommended_configuration(report)
+    rec = recommendation_json(report)
     assert rec["probe_id"] == "cw=none,lr=0.01,clip=none,bs=32"
     assert any(r.startswith("accepted although its twin cw=none,lr=0.1,clip=none,bs=32 "
                             "collapsed") for r in rec["reasons"])
@@ -150,12 +156,12 @@ def test_seeds_reach_every_renderer_and_the_json(tmp_path: Path) -> None:
     assert len(data["seed_probes"]) == 6 and data["seeds"] == 3
     assert {p["seed"] for p in data["seed_probes"]} == {1, 2}
     assert data["recommended_configuration"]["seeds"] == 3
-    back = report_from_json(json.loads(json.dumps(result_json(three))))
-    assert recommended_configuration(back) == recommended_configuration(three)
+    back = report_from_json(json.loads(json.dumps(result_json(three, summarize(three)))))
+    assert recommendation_json(back) == recommendation_json(three)
     policy = parse_fail_on(["numerical"])
     # wide enough that the panel's border does not cut the reason
-    for text in (render(three, width=200), render_markdown(three, policy),
-                 render_html(three, policy)):
+    for text in (render(three, width=200), render_markdown(three, summarize(three), policy),
+                 render_html(three, summarize(three), policy)):
         assert "backed by 3 seeds (0, 1, 2)" in " ".join(text.split())
     single = render(one)
     assert "backed by 1 seed (0; --seeds 1: not re-probed)" in " ".join(single.split())
@@ -209,7 +215,7 @@ def test_a_lucky_leader_is_ranked_by_its_worst_seed_beside_the_finalist_it_fell_
         (p.seed, p.probe_id) for p in three.seed_probes]
     lines = [json.loads(x) for x in path.read_text().splitlines()[before:]]
     assert [x["type"] for x in lines] == ["resumed"]
-    assert recommended_configuration(again)["probe_id"] == rec["probe_id"]
+    assert recommendation_json(again)["probe_id"] == rec["probe_id"]
 
 
 def _bn_not_judged(result: ProbeResult) -> ProbeResult:
@@ -226,11 +232,11 @@ def test_held_out_scores_of_unwarmed_batchnorm_statistics_rank_nothing() -> None
     says nothing of the training, so the grid's order decides and the reason says why."""
     report = make_report([_bn_not_judged(_stable(0.001, 0.01)),
                           _bn_not_judged(_stable(0.1, 0.40))])
-    rec = recommended_configuration(report)
+    rec = recommendation_json(report)
     assert rec["probe_id"] == "cw=none,lr=0.001,clip=none,bs=32"
     assert any("BatchNormalization" in reason for reason in rec["reasons"])
     judged = make_report([_stable(0.001, 0.55), _stable(0.1, 0.80)])
-    assert recommended_configuration(judged)["probe_id"] == "cw=none,lr=0.1,clip=none,bs=32"
+    assert recommendation_json(judged)["probe_id"] == "cw=none,lr=0.1,clip=none,bs=32"
 
 
 # ------------------------------------------------------------------ ties
@@ -273,7 +279,7 @@ def _ties(results: list[ProbeResult]) -> RunReport:
 def test_a_tie_is_broken_toward_the_milder_setting_and_said(grid, chosen, reason, rejected):
     results = [_stable(lr, f1, clip=clip, cw=cw, recall=recall)
                for cw, lr, clip, f1, recall in grid]
-    rec = recommended_configuration(_ties(results))
+    rec = recommendation_json(_ties(results))
     assert rec["probe_id"] == chosen
     ties = [r for r in rec["reasons"] if r.startswith("tied")]
     assert ties == ([reason] if reason else [])
@@ -291,7 +297,7 @@ def test_risk_next_to_a_setting_comes_before_the_tie_break() -> None:
         _stable(0.01, 0.61, cw="balanced"),
         _stable(0.1, 0.40, cw="balanced"),
     ])
-    rec = recommended_configuration(report)
+    rec = recommendation_json(report)
     assert rec["probe_id"] == "cw=balanced,lr=0.01,clip=none,bs=32"
     assert not any(r.startswith("tied") for r in rec["reasons"])
 
@@ -303,7 +309,7 @@ def test_finalists_tied_on_their_worst_seed_go_to_the_milder_weighting() -> None
     assert top[0] == "cw=balanced,lr=0.001,clip=none,bs=32"  # tied with x100: the milder
     three = _seeded(one, {pid: [(Outcome.STABLE, 0.61), (Outcome.STABLE, 0.62)]
                           for pid in top})
-    rec = recommended_configuration(three)
+    rec = recommendation_json(three)
     assert rec["probe_id"] == "cw=sqrt,lr=0.001,clip=none,bs=32"
     assert any(r.startswith("tied on worst-seed macro-F1 with 2 others (within 0.02): broken "
                             "toward the milder weighting (sqrt 1:23.9 over")

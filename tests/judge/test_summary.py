@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from stabcheck.judge.summary import failure_causes, summarize, verdict_line
+from stabcheck.judge.summary import failure_causes, summarize
 from stabcheck.results import Category, Outcome
 from tests.report.terminal.test_report import every_outcome, make_report, make_result
 
@@ -22,7 +22,7 @@ from tests.report.terminal.test_report import every_outcome, make_report, make_r
      "weights, lr 0.01, no clip, batch 32"),
 ], ids=["nothing-ran", "nothing-stable", "interrupted"])
 def test_verdict_line(results, extra, expected):
-    assert verdict_line(dataclasses.replace(make_report(results), **extra)) == expected
+    assert summarize(dataclasses.replace(make_report(results), **extra)).verdict == expected
 
 
 def test_every_failing_probe_is_in_exactly_one_cause():

@@ -13,6 +13,7 @@ import pytest
 from stabcheck.config.settings import build_settings
 from stabcheck.judge.gate import parse_fail_on
 from stabcheck.judge.quality import quality_title
+from stabcheck.judge.summary import summarize
 from stabcheck.memory.forecast import MemoryPoint, MemoryReport
 from stabcheck.report.html import render_html
 from stabcheck.report.markdown import render_markdown
@@ -41,8 +42,8 @@ def _stable_count(text: str) -> int:
 def assert_agrees(report: RunReport) -> None:
     """What must hold in every rendering of any report."""
     stable = sum(r.verdict.outcome is Outcome.STABLE for r in report.results)
-    for text in (render(report, width=140), render_markdown(report, POLICY),
-                 render_html(report, POLICY)):
+    for text in (render(report, width=140), render_markdown(report, summarize(report), POLICY),
+                 render_html(report, summarize(report), POLICY)):
         text = flat(text)
         if report.results:
             assert _stable_count(text) == stable
@@ -98,8 +99,8 @@ def _measurement(bs: int) -> ProbeResult:
 
 def test_stable_memory_measurements_are_not_called_unstable() -> None:
     report = make_report([_measurement(bs) for bs in (32, 64, 128, 256, 512, 1024)])
-    for text in (render(report, width=140), render_markdown(report, POLICY),
-                 render_html(report, POLICY)):
+    for text in (render(report, width=140), render_markdown(report, summarize(report), POLICY),
+                 render_html(report, summarize(report), POLICY)):
         assert ("No training setting to recommend: the 6 stable probes measured memory only"
                 in flat(text))
     assert_agrees(report)

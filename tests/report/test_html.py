@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stabcheck.judge.summary import summarize
 from stabcheck.report.html import render_html, write_html
 from stabcheck.results import Outcome, Verdict
 from tests.report.terminal.test_report import make_report as make_grid_report
@@ -36,7 +37,7 @@ def _blob(html: str) -> dict:
 
 
 def test_is_self_contained():
-    html = render_html(make_report())
+    html = render_html(make_report(), summarize(make_report()))
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, re.IGNORECASE)
     assert "@import" not in html
     assert "uPlot" in html and "charts by uPlot 1.6.32" in html  # the library is inlined
@@ -52,7 +53,7 @@ def test_data_blob_cannot_close_its_script_element(tmp_path: Path):
                               verdict=Verdict(Outcome.STABLE, {}, hostile))
     report = dataclasses.replace(report, results=(odd, *report.results[1:]))
     path = tmp_path / "r.html"
-    write_html(report, path)
+    write_html(report, summarize(report), path)
     html = path.read_text(encoding="utf-8")
     assert "<script>alert(1)" not in html
     data = _blob(html)
@@ -60,7 +61,7 @@ def test_data_blob_cannot_close_its_script_element(tmp_path: Path):
 
 
 def test_blob_has_the_curves_failure_steps_and_memory():
-    data = _blob(render_html(make_report()))
+    data = _blob(render_html(make_report(), summarize(make_report())))
     probes = {p["id"]: p for p in data["probes"]}
     nan = probes["cw=x100,lr=0.1,clip=none,bs=32"]
     assert nan["fail_step"] == 37 and nan["label"] == "NaN @37"
@@ -107,7 +108,7 @@ def test_console_check_catches_a_broken_page(tmp_path: Path):
 def test_chromium_draws_every_chart_without_console_errors(tmp_path: Path):
     report = make_report()
     path = tmp_path / "report.html"
-    write_html(report, path)
+    write_html(report, summarize(report), path)
     done = _open(path, tmp_path, "--dump-dom")
     assert done.returncode == 0, done.stderr[-2000:]
     assert _console_lines(done.stderr) == []
@@ -128,7 +129,7 @@ def test_chromium_screenshot_is_not_blank(tmp_path: Path):
     from PIL import Image
 
     path = tmp_path / "report.html"
-    write_html(make_report(), path)
+    write_html(make_report(), summarize(make_report()), path)
     shot = tmp_path / "shot.png"
     done = _open(path, tmp_path, f"--screenshot={shot}", "--window-size=1400,2600")
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
@@ -147,7 +148,7 @@ def test_a_gpu_memory_chart_appears_where_gpu_peaks_were_measured():
     gpu = dataclasses.replace(first, run=dataclasses.replace(first.run, peak_gpu_bytes=3 << 30))
     report = dataclasses.replace(report, results=(gpu, *report.results[1:]),
                                  config={**report.config, "gpu_memory_budget": 8 << 30})
-    html = render_html(report)
+    html = render_html(report, summarize(report))
     chart = _blob(html)["memory"]["gpu"]
     assert chart["peak"] == [3 << 30, None] and chart["budget"] == 8 << 30
     assert "data-memory='gpu'" in html and "data-memory='host'" in html
@@ -155,7 +156,7 @@ def test_a_gpu_memory_chart_appears_where_gpu_peaks_were_measured():
 
 def test_shows_the_recommended_configuration_panel():
     report = make_grid_report(quality_grid())
-    html = render_html(report)
+    html = render_html(report, summarize(report))
     panel = html[html.index('<section id="recommendation">'):]
     panel = panel[:panel.index("</section>")]
     settings = re.findall(r"<code class='cat-ok'[^>]*>([^<]*)</code>", panel)
@@ -174,7 +175,8 @@ def test_shows_the_recommended_configuration_panel():
 def test_recommendation_panel_says_so_when_nothing_was_stable():
     report = make_report()
     unstable = tuple(r for r in report.results if r.verdict.outcome is not Outcome.STABLE)
-    html = render_html(dataclasses.replace(report, results=unstable))
+    none_stable = dataclasses.replace(report, results=unstable)
+    html = render_html(none_stable, summarize(none_stable))
     assert ('<section id="recommendation"><h2>Recommended configuration</h2><div class="panel">'
             "<p><b>No setting in this grid was stable") in html
 
@@ -254,7 +256,7 @@ def test_memory_chart_labels_do_not_overlap_and_the_legend_matches(tmp_path: Pat
     import html as html_lib
 
     report = crowded_memory_report()
-    page = render_html(report).replace("\n</body>", _MEASURE + "\n</body>")
+    page = render_html(report, summarize(report)).replace("\n</body>", _MEASURE + "\n</body>")
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
     done = _open(path, tmp_path, "--dump-dom", f"--window-size={window}")

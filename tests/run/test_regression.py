@@ -19,6 +19,7 @@ from stabcheck.errors import ConfigError, InputError
 from stabcheck.inputs.data import load_dataset
 from stabcheck.judge.classify import classify
 from stabcheck.judge.gate import parse_fail_on
+from stabcheck.judge.summary import summarize
 from stabcheck.report.html import render_html
 from stabcheck.report.junit import junit_xml
 from stabcheck.report.markdown import render_markdown
@@ -71,7 +72,7 @@ def outcomes_of(data: dict) -> list[str]:
 
 def _text(report) -> str:
     console = Console(record=True, width=140, force_terminal=False)
-    render_report(report, console, verbose=True)
+    render_report(report, summarize(report), console, verbose=True)
     return console.export_text()
 
 
@@ -109,10 +110,10 @@ def test_a_stable_and_a_diverging_regression_probe(probe_run, regression_npz, tm
     assert "Held-out errors of the settings that trained" in text and "R²" in text
     assert "class weight" not in text and "class_weight" not in text
     assert "Per-class" not in text
-    markdown = render_markdown(report, parse_fail_on(("numerical",)))
+    markdown = render_markdown(report, summarize(report), parse_fail_on(("numerical",)))
     assert "| probe | verdict | R² | MAE | RMSE |" in markdown
     assert "class weight" not in markdown and "class_weight" not in markdown
-    html = render_html(report)
+    html = render_html(report, summarize(report))
     assert "Held-out errors" in html and "class weight" not in html
     assert "testcase" in junit_xml(report, parse_fail_on(("numerical",)))
 

@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 
 from stabcheck.errors import InputError
+from stabcheck.judge.summary import summarize
 from stabcheck.report.json import result_json, write_json
 from stabcheck.report.terminal.report import render_report
 from stabcheck.run.resultio import load_report, report_from_json
@@ -23,7 +24,7 @@ WIDTH = 110
 
 def _rendered(report) -> str:
     buffer = io.StringIO()
-    render_report(report, Console(file=buffer, width=WIDTH, color_system=None))
+    render_report(report, summarize(report), Console(file=buffer, width=WIDTH, color_system=None))
     return buffer.getvalue()
 
 
@@ -38,9 +39,11 @@ def test_a_real_run_round_trips_exactly_and_re_renders_as_the_original(
     assert json.loads(path.read_text()) == data
     assert "numerical" in {p["category"] for p in data["probes"]}, "lr=1.0 should fail"
     loaded = load_report(path)
-    assert result_json(loaded) == data  # write_json wrote result_json(report)
-    assert result_json(report_from_json(data)) == data
-    assert data["recommended_configuration"] == result_json(report)["recommended_configuration"]
+    # write_json wrote result_json(report, summarize(report))
+    assert result_json(loaded, summarize(loaded)) == data
+    assert result_json(report_from_json(data), summarize(report_from_json(data))) == data
+    assert data["recommended_configuration"] == result_json(
+        report, summarize(report))["recommended_configuration"]
 
     env = {**os.environ, "COLUMNS": str(WIDTH), "NO_COLOR": "1", "TERM": "dumb"}
     done = subprocess.run([sys.executable, "-m", "stabcheck", "report", str(path)],
@@ -65,20 +68,20 @@ def test_a_real_run_round_trips_exactly_and_re_renders_as_the_original(
 
 def test_round_trip_keeps_nan_and_inf_evidence_and_null_histories(tmp_path: Path):
     path = tmp_path / "sample.json"
-    write_json(make_report(), path)
+    write_json(make_report(), summarize(make_report()), path)
     data = json.loads(path.read_text())
     nan = next(p for p in data["probes"] if p["outcome"] == "non_finite")
     assert nan["loss_history"][-1] is None and nan["evidence"]["value"] == "nan"
     exploding = next(p for p in data["probes"] if p["outcome"] == "exploding_gradients")
     assert exploding["evidence"]["peak_grad_norm"] == "inf"
     loaded = load_report(path)
-    assert result_json(loaded) == data
+    assert result_json(loaded, summarize(loaded)) == data
     assert _rendered(loaded) == _rendered(make_report())
 
 
 def test_extra_keys_are_ignored(tmp_path: Path):
     path = tmp_path / "sample.json"
-    write_json(make_report(), path)
+    write_json(make_report(), summarize(make_report()), path)
     data = json.loads(path.read_text())
     extended = json.loads(json.dumps(data))
     extended["future_field"] = {"x": 1}
@@ -86,7 +89,7 @@ def test_extra_keys_are_ignored(tmp_path: Path):
     extended["probes"][0]["settings"]["future_setting"] = "y"
     extended["dataset"]["future_dataset_field"] = 3
     path.write_text(json.dumps(extended))
-    assert result_json(load_report(path)) == data
+    assert result_json(load_report(path), summarize(load_report(path))) == data
 
 
 def _write(tmp_path: Path, content: str) -> Path:

@@ -8,24 +8,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stabcheck.judge.recommend import (
-    configuration_words,
-    evidence_text,
-    no_recommendation_text,
-    recommended_configuration,
-    strategy_rows,
-    why_text,
-)
+from stabcheck.judge.summary import RunSummary
 from stabcheck.report.terminal.widgets import bullet
-from stabcheck.results import RunReport
 
 __all__ = ["recommendation_panel", "strategy_table"]
 
 
-def strategy_table(report: RunReport) -> Table | None:
-    """``strategy_summary`` as a terminal table; None where no strategy has a probe."""
-    rows = strategy_rows(report)
-    if not rows:
+def strategy_table(summary: RunSummary) -> Table | None:
+    """The per-strategy summary as a terminal table; None where no strategy has a probe."""
+    if not summary.strategy_rows:
         return None
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("class weight", no_wrap=True)
@@ -34,29 +25,29 @@ def strategy_table(report: RunReport) -> Table | None:
     table.add_column("best stable setting", overflow="fold")
     table.add_column("macro\nF1", justify="right", no_wrap=True)
     table.add_column("minority\nrecall", justify="right", no_wrap=True)
-    for strategy, lr, rescue, setting, f1, recall in rows:
+    for strategy, lr, rescue, setting, f1, recall in summary.strategy_rows:
         table.add_row(strategy, lr, rescue,
                       Text("none stable", style="red") if setting is None else Text(setting),
                       f1, recall)
     return table
 
 
-def recommendation_panel(report: RunReport, *, rejected: bool = True) -> Panel:
-    """``recommended_configuration`` as a terminal panel: the settings, the probe and scores
-    behind them, why, and (with ``rejected``) the candidates it passed over."""
-    rec = recommended_configuration(report)
+def recommendation_panel(summary: RunSummary, *, rejected: bool = True) -> Panel:
+    """The recommendation as a terminal panel: the settings, the probe and scores behind
+    them, why, and (with ``rejected``) the candidates it passed over."""
+    rec = summary.recommendation
     if rec is None:
-        return Panel(Text(no_recommendation_text(report), style="red"),
+        return Panel(Text(summary.no_recommendation or "", style="red"),
                      title="Recommended configuration",
                      title_align="left", border_style="red", box=box.ROUNDED)
     lines: list[RenderableType] = []
     head = Text()
-    for index, word in enumerate(configuration_words(rec)):
+    for index, word in enumerate(rec.words()):
         head.append(("  " if index else "") + word, style="bold")
     lines.append(head)
-    lines.append(Text(evidence_text(rec), style="dim"))
-    lines.append(bullet(why_text(rec)))
-    for item in rec["rejected"] if rejected else ():
-        lines.append(bullet(f"not {item['probe_id']}: {item['reason']}", style="dim"))
+    lines.append(Text(rec.evidence(), style="dim"))
+    lines.append(bullet(rec.why()))
+    for item in rec.rejected if rejected else ():
+        lines.append(bullet(f"not {item.probe_id}: {item.reason}", style="dim"))
     return Panel(Group(*lines), title="Recommended configuration", title_align="left",
                  border_style="bold green", box=box.ROUNDED)

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from stabcheck.judge.gridview import GridTable, by_key, column_label, grid_tables
 from stabcheck.judge.quality import is_regression, quality_title
-from stabcheck.judge.summary import summarize
+from stabcheck.judge.summary import RunSummary
 from stabcheck.report.sparkline import sparkline
 from stabcheck.report.terminal.failures import failure_table
 from stabcheck.report.terminal.header import class_table, header_table, title_line
@@ -149,7 +149,8 @@ def _legend(report: RunReport) -> Text | None:
 # --------------------------------------------------------------------------- render
 
 
-def render_report(report: RunReport, console: Console, *, verbose: bool = False) -> None:
+def render_report(report: RunReport, summary: RunSummary, console: Console, *,
+                  verbose: bool = False) -> None:
     """Print the report, the answer first: the verdict line, the grid, the recommended
     configuration with its evidence, the failures grouped by cause, memory, notes and
     warnings. ``verbose`` adds the details: the data set and environment, the classes and
@@ -158,10 +159,10 @@ def render_report(report: RunReport, console: Console, *, verbose: bool = False)
 
     Args:
         report: the run to show.
+        summary: its judgement (``stabcheck.judge.summary.summarize``, once per run).
         console: where to print; colours and width are the console's business.
         verbose: show the details too.
     """
-    summary = summarize(report)
     console.print(title_line(report))
     console.print(Text(summary.verdict, style="bold"))
     if summary.spending:
@@ -190,7 +191,7 @@ def render_report(report: RunReport, console: Console, *, verbose: bool = False)
         console.print(Text("no probe ran", style="yellow"))
 
     if report.results:
-        console.print(recommendation_panel(report, rejected=verbose))
+        console.print(recommendation_panel(summary, rejected=verbose))
 
     if summary.causes:
         console.print()
@@ -228,7 +229,7 @@ def render_report(report: RunReport, console: Console, *, verbose: bool = False)
                            style="bold yellow"))
 
     if verbose and report.results:
-        strategies = None if is_regression(report) else strategy_table(report)
+        strategies = None if is_regression(report) else strategy_table(summary)
         if strategies is not None:
             console.print()
             console.print(Text("Per class-weight strategy", style="bold underline"))

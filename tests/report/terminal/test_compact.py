@@ -7,7 +7,7 @@ import dataclasses
 import os
 import re
 
-from stabcheck.judge.summary import summarize, verdict_line
+from stabcheck.judge.summary import summarize
 from stabcheck.memory.forecast import MemoryPoint, MemoryReport
 from stabcheck.results import Outcome, ProbeResult, RunReport
 from tests.conftest import TESTS
@@ -100,7 +100,7 @@ def test_the_report_leads_with_the_answer() -> None:
     report = grid_36()
     text = render(report, width=WIDTH)
     lines = text.splitlines()
-    verdict = verdict_line(report)
+    verdict = summarize(report).verdict
     assert verdict == ("36 probes: 10 stable, 3 NaN/Inf, 3 diverged, 18 out of host memory "
                        "(17 not run), 2 overcorrected - recommended: balanced, lr 0.001, "
                        "global_norm=1.0, batch 32")
@@ -159,5 +159,5 @@ def render_verbose(report: RunReport, width: int = WIDTH) -> str:
     from stabcheck.report.terminal.report import render_report
 
     console = Console(record=True, width=width, force_terminal=False)
-    render_report(report, console, verbose=True)
+    render_report(report, summarize(report), console, verbose=True)
     return console.export_text()

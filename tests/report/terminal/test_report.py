@@ -16,7 +16,8 @@ from rich.console import Console
 from stabcheck.errors import ConfigError
 from stabcheck.judge.advice import recommendations, summary_counts
 from stabcheck.judge.explain import numerical_explanations
-from stabcheck.judge.recommend import recommended_configuration, strategy_summary
+from stabcheck.judge.recommend import strategy_summary
+from stabcheck.judge.summary import summarize
 from stabcheck.memory.forecast import MemoryPoint, MemoryReport
 from stabcheck.report.json import load_schema, result_json, write_json
 from stabcheck.report.sparkline import SPARK_WIDTH, sparkline
@@ -187,7 +188,7 @@ def every_outcome() -> list[ProbeResult]:
 
 def render(report: RunReport, width: int = 120, *, verbose: bool = False) -> str:
     console = Console(record=True, width=width, force_terminal=False)
-    render_report(report, console, verbose=verbose)
+    render_report(report, summarize(report), console, verbose=verbose)
     return console.export_text()
 
 
@@ -473,7 +474,7 @@ def test_write_json_is_strict_and_matches_the_schema(
     )
     report = make_report([*every_outcome(), nan_probe])
     path = tmp_path / "out" / "result.json"
-    write_json(report, path)
+    write_json(report, summarize(report), path)
     data = strict_loads(path.read_text(encoding="utf-8"))
     errors = sorted(validator.iter_errors(data), key=str)
     assert not errors, errors[0].message
@@ -490,14 +491,15 @@ _ORDER = [r.verdict.outcome for r in every_outcome()]
 def test_write_json_replaces_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "result.json"
     path.write_text("old", encoding="utf-8")
-    write_json(make_report([make_result(Outcome.STABLE)]), path)
+    stable = make_report([make_result(Outcome.STABLE)])
+    write_json(stable, summarize(stable), path)
     assert strict_loads(path.read_text(encoding="utf-8"))["schema_version"] == 1
 
 
 def test_write_json_refuses_nan_and_leaves_no_file(tmp_path: Path) -> None:
     bad = make_report([make_result(Outcome.STABLE, lr=math.nan)])
     with pytest.raises(ValueError):
-        write_json(bad, tmp_path / "result.json")
+        write_json(bad, summarize(bad), tmp_path / "result.json")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -682,6 +684,12 @@ def test_grid_cells_carry_sparklines_and_fit_the_console(width: int) -> None:
 # --------------------------------------------------------------------------- quality
 
 
+def recommendation_json(report: RunReport) -> dict | None:
+    """The run's recommendation as the JSON result carries it (None: none)."""
+    rec = summarize(report).recommendation
+    return None if rec is None else rec.to_json()
+
+
 def with_holdout(
     result: ProbeResult,
     *,
@@ -774,7 +782,7 @@ def test_quality_ids_break_at_commas_on_a_narrow_console() -> None:
 
 
 def test_recommended_configuration_passes_over_a_better_score_next_to_a_failure() -> None:
-    rec = recommended_configuration(make_report(quality_grid()))
+    rec = recommendation_json(make_report(quality_grid()))
     assert rec is not None
     # balanced at lr 0.01 without a clip scored 0.80, but lr 0.1 next to it diverged; the
     # clipped twin (0.79, within the 0.02 tolerance) has a stable neighbour at lr 0.1
@@ -804,7 +812,7 @@ def test_recommended_configuration_prefers_the_milder_weighting_then_minority_re
         with_holdout(make_result(Outcome.STABLE, cw="balanced", lr=0.01), f1=0.70,
                      recall=(0.8, 0.9)),
     ]
-    rec = recommended_configuration(make_report(results))
+    rec = recommendation_json(make_report(results))
     assert rec is not None and rec["class_weight"] == "none"
     assert {"probe_id": "cw=x100,lr=0.01,clip=none,bs=32",
             "reason": "macro-F1 0.80, tied: broken toward the milder weighting (none over x100 "
@@ -815,7 +823,7 @@ def test_recommended_configuration_prefers_the_milder_weighting_then_minority_re
         with_holdout(make_result(Outcome.STABLE, cw="x100", lr=0.01, bs=64), f1=0.80,
                      recall=(0.95, 0.7)),
     ]
-    rec = recommended_configuration(make_report(batches))
+    rec = recommendation_json(make_report(batches))
     assert rec is not None and rec["batch_size"] == 64
     assert {"probe_id": "cw=x100,lr=0.01,clip=none,bs=32",
             "reason": "macro-F1 0.81, but minority recall only 0.30"} in rec["rejected"]
@@ -824,7 +832,7 @@ def test_recommended_configuration_prefers_the_milder_weighting_then_minority_re
 
 def test_recommended_configuration_is_none_without_a_stable_setting() -> None:
     report = make_report([make_result(Outcome.NON_FINITE), make_result(Outcome.STALLED)])
-    assert recommended_configuration(report) is None
+    assert recommendation_json(report) is None
     text = render(report)
     assert "No setting in this grid was stable" in text
 
@@ -860,11 +868,11 @@ def test_write_json_carries_the_recommendation_and_the_strategy_summary(
 ) -> None:
     report = make_report(quality_grid())
     path = tmp_path / "result.json"
-    write_json(report, path)
+    write_json(report, summarize(report), path)
     data = strict_loads(path.read_text(encoding="utf-8"))
     assert not list(validator.iter_errors(data))
-    assert data == result_json(report)
-    assert data["recommended_configuration"] == recommended_configuration(report)
+    assert data == result_json(report, summarize(report))
+    assert data["recommended_configuration"] == recommendation_json(report)
     assert data["recommended_configuration"]["probe_id"] == (
         "cw=balanced,lr=0.01,clip=global_norm=1,bs=32")
     assert data["strategy_summary"] == strategy_summary(report)
@@ -877,7 +885,7 @@ def test_write_json_says_null_without_a_stable_setting(
 ) -> None:
     report = make_report([make_result(Outcome.NON_FINITE), make_result(Outcome.STALLED)])
     path = tmp_path / "result.json"
-    write_json(report, path)
+    write_json(report, summarize(report), path)
     data = strict_loads(path.read_text(encoding="utf-8"))
     assert not list(validator.iter_errors(data))
     assert data["recommended_configuration"] is None
@@ -902,7 +910,7 @@ def test_write_json_says_null_without_a_stable_setting(
 def test_schema_rejects_a_broken_recommendation(
     validator: Draft202012Validator, mutate: Any
 ) -> None:
-    good = result_json(make_report(quality_grid()))
+    good = result_json(make_report(quality_grid()), summarize(make_report(quality_grid())))
     good = json.loads(json.dumps(good, allow_nan=False))
     assert validator.is_valid(good)
     mutate(good)
@@ -1001,7 +1009,7 @@ def test_a_batch_larger_than_the_training_sample_is_said_once(tmp_path):
     note = "batch 16384 is larger than the 489 training samples: probed as 489, as fit would"
     text = render(report)
     assert text.count(note) == 1 and "batch 32 is larger" not in text
-    assert render_markdown(report, parse_fail_on(["numerical"])).count(note) == 1
+    assert render_markdown(report, summarize(report), parse_fail_on(["numerical"])).count(note) == 1
     from tests.conftest import validate_result
 
     data = validate_result(report, tmp_path)
@@ -1010,5 +1018,5 @@ def test_a_batch_larger_than_the_training_sample_is_said_once(tmp_path):
     assert "effective_batch_size" not in settings[0]
     from stabcheck.run.resultio import load_report
 
-    write_json(report, tmp_path / "r.json")
+    write_json(report, summarize(report), tmp_path / "r.json")
     assert text.count(note) == render(load_report(tmp_path / "r.json")).count(note) == 1
