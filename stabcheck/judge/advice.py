@@ -1,15 +1,18 @@
-""""What to do": the advice the report ends with, most urgent first, and the count line.
+"""The sentences of the failures' causes that are not numerical, and the notes.
 
-Numerical failures come first, explained by ``stabcheck.judge.explain``; then memory
-exhaustion, crashes and timeouts, learning problems and probes that could not start.
-Pure functions returning plain sentences; the renderers add the markup.
+``stabcheck.judge.summary`` builds the run's one judgement from these: what memory
+exhaustion says and which batch size fits (``memory_statement``), why a worker died
+(``why_crashed``), what fixes an overcorrection or a minority collapse
+(``overcorrection_fix``, ``minority_fix``), what the stable probes still ask for
+(``warning_advice``), and the outcome counts of the HTML header (``summary_counts``). The
+numerical causes are ``stabcheck.judge.explain``'s. Pure: plain sentences; the views add
+the markup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from stabcheck.judge.explain import numerical_explanations
 from stabcheck.judge.gridview import (
     RAN,
     ProbeGrid,
@@ -20,12 +23,13 @@ from stabcheck.judge.gridview import (
 )
 from stabcheck.protocol.vocabulary import base_strategy, stress_factor
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
-from stabcheck.text import fmt_lr, fmt_number, join, plural
+from stabcheck.text import fmt_number, join, plural
 from stabcheck.units import human_bytes
 
 __all__ = [
     "COUNT_WORDS", "OVERCORRECTED_WHY", "is_remedy_probe", "memory_failures", "memory_statement",
-    "overcorrection_fix", "recommendations", "summary_counts", "warning_advice", "why_crashed",
+    "minority_fix", "overcorrection_fix", "split_collapses", "summary_counts", "warning_advice",
+    "why_crashed",
 ]
 
 # The words of the count line, in its order.
@@ -105,15 +109,6 @@ def memory_statement(report: RunReport) -> tuple[str, str | None] | None:
     return text, fits
 
 
-def _memory_advice(report: RunReport) -> list[str]:
-    """``memory_statement`` in one sentence."""
-    found = memory_statement(report)
-    if found is None:
-        return []
-    text, fits = found
-    return [text if fits is None else f"{text}; {fits}"]
-
-
 def why_crashed(result: ProbeResult) -> str:
     evidence = result.verdict.evidence
     for key in ("signal", "signal_name"):
@@ -121,22 +116,6 @@ def why_crashed(result: ProbeResult) -> str:
             return evidence[key]
     code = evidence.get("returncode", result.run.returncode)
     return f"exit code {code}" if code is not None else "no exit status"
-
-
-def _crash_advice(results: Sequence[ProbeResult]) -> list[str]:
-    crashed = [r for r in results if r.verdict.outcome is Outcome.CRASHED]
-    timeouts = [r for r in results if r.verdict.outcome is Outcome.TIMEOUT]
-    advice = [
-        f"probe {r.probe.id} crashed ({why_crashed(r)}): look at its stderr tail in the JSON"
-        for r in crashed[:3]
-    ]
-    if len(crashed) > 3:
-        advice.append(f"{plural(len(crashed) - 3, 'more probe')} crashed: see the JSON")
-    if len(timeouts) == 1:
-        advice.append(f"probe {timeouts[0].probe.id} timed out: raise --timeout or lower --steps")
-    elif timeouts:
-        advice.append(f"{len(timeouts)} probes timed out: raise --timeout or lower --steps")
-    return advice
 
 
 def _never_predicted_roles(result: ProbeResult) -> set[str]:
@@ -221,46 +200,6 @@ def overcorrection_fix(report: RunReport, over: Sequence[ProbeResult]) -> str:
     return f"probe weights milder than {mildest}'s (a largest-to-smallest ratio{below}){also}"
 
 
-def _learning_advice(report: RunReport) -> list[str]:
-    results = report.results
-
-    def strategies(chosen: Sequence[ProbeResult]) -> str:
-        return join(unique(r.probe.settings.class_weight for r in chosen))
-
-    def having(outcome: Outcome) -> list[ProbeResult]:
-        return [r for r in results if r.verdict.outcome is outcome]
-
-    advice = []
-    over = having(Outcome.OVERCORRECTED)
-    if over:
-        advice.append(f"class_weight={strategies(over)} overcorrected ({OVERCORRECTED_WHY}): "
-                      f"{overcorrection_fix(report, over)}")
-    minority, majority = split_collapses(results)
-    if minority:
-        advice.append(
-            f"with class_weight={strategies(minority)} the model ignores a minority class "
-            f"(never predicted on the held-out split): {minority_fix(minority)}"
-        )
-    if majority:
-        lrs = ", ".join(fmt_lr(v) for v in sorted({r.probe.settings.learning_rate
-                                                    for r in majority}))
-        name = majority[0].verdict.evidence.get("majority_class")
-        which = f" ({name})" if name is not None else ""
-        advice.append(
-            f"with class_weight={strategies(majority)} at lr {lrs} the model never predicts "
-            f"the majority class{which}: it predicts only rarer classes, which is not a class "
-            "weighting it lacks: probe a lower learning rate or milder weights"
-        )
-    stalled = having(Outcome.STALLED)
-    if stalled:
-        advice.append(
-            f"{plural(len(stalled), 'probe')} stalled (the loss did not move, or a regression "
-            "model predicts no better than the mean, R² <= 0): the learning rate may be too "
-            "low, or --steps too few"
-        )
-    return advice
-
-
 def warning_advice(results: Sequence[ProbeResult]) -> list[str]:
     """Stable probes with a warning: a loss spike they recovered from (with the calmer
     settings of the grid beside them), a borderline overcorrection, held-out predictions
@@ -331,59 +270,3 @@ def warning_advice(results: Sequence[ProbeResult]) -> list[str]:
                       "trend: raise --steps")
     return advice
 
-
-def _error_advice(results: Sequence[ProbeResult]) -> list[str]:
-    errors = [r for r in results if r.verdict.category is Category.ERROR]
-    if not errors:
-        return []
-    first = errors[0]
-    more = f" (and {plural(len(errors) - 1, 'more probe')})" if len(errors) > 1 else ""
-    return [f"probe {first.probe.id}{more} could not start: {first.verdict.summary}"]
-
-
-def _count_line(results: Sequence[ProbeResult]) -> str:
-    counts = summary_counts(results)
-    parts = ", ".join(f"{counts[category]} {word}" for category, word in COUNT_WORDS)
-    return f"{plural(len(results), 'probe')}: {parts}"
-
-
-def recommendations(report: RunReport) -> list[str]:
-    """What to do about the results, most urgent first; the last line counts the outcomes.
-
-    Numerical failures come first, each explained by ``numerical_explanations``: where
-    (step, variable or operation), why (the class weights or the learning rate, judged by
-    the twins with milder weights) and what fixes it (what the grid shows to work).
-
-    Args:
-        report: the run to advise on.
-
-    Returns:
-        Plain sentences (no markup); the last one is always the count line
-        ``"N probes: a stable, b numerical, c memory, d crash, e learning, f error"``.
-    """
-    results = report.results
-    advice = (
-        numerical_explanations(report)
-        + _memory_advice(report)
-        + _crash_advice(results)
-        + _learning_advice(report)
-        + warning_advice(results)
-        + _error_advice(results)
-    )
-    if not results:
-        advice.append("no probe ran")
-    elif all(r.verdict.outcome is Outcome.STABLE for r in results):
-        warned = sum(1 for r in results if r.verdict.evidence.get("warnings"))
-        if warned:
-            advice.append(
-                f"all {plural(len(results), 'probe')} were stable ({warned} with a warning "
-                "above)" if len(results) > 1 else "the probe was stable, with the warning above")
-        else:
-            advice.append(
-                f"all {plural(len(results), 'probe')} were stable: "
-                "every setting in this grid trained without trouble"
-                if len(results) > 1
-                else "the probe was stable: this setting trained without trouble"
-            )
-    advice.append(_count_line(results))
-    return advice

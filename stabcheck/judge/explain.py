@@ -23,26 +23,20 @@ from stabcheck.judge.gridview import (
 )
 from stabcheck.protocol.vocabulary import is_remedy
 from stabcheck.results import Category, Outcome, ProbeResult, RunReport
-from stabcheck.text import fmt_lr, fmt_number, join, plural
+from stabcheck.text import fmt_lr, fmt_number, join
 
-__all__ = ["NumericalCause", "numerical_causes", "numerical_explanations", "where_it_failed"]
+__all__ = ["NumericalCause", "numerical_causes", "where_it_failed"]
 
 
 @dataclass(frozen=True)
 class NumericalCause:
-    """The numerical failures one cause explains, in sentences: ``statement`` says what
-    failed and where it is to be blamed (``kind``: ``lr``, ``weights`` or ``unknown``);
-    ``details`` the where, why and fix that follow it."""
+    """The numerical failures one cause explains (``kind``: the learning rate ``lr``, the
+    class ``weights``, or ``unknown``), and the sentences that say where, why and what
+    fixes it (``stabcheck.judge.summary`` gives them their headline)."""
 
     kind: str
     failures: tuple[ProbeResult, ...]
-    statement: str
     details: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        """The statement and its details as one paragraph."""
-        return " ".join((self.statement, *self.details))
 
 
 def _lrs(values: Iterable[float]) -> str:
@@ -241,19 +235,10 @@ def _fix_sentence(fixes: Sequence[str], notes: Sequence[str], remedies_probed: b
 
 def _lr_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], regression: bool = False
                ) -> NumericalCause:
-    """One sentence for the failures that happened whatever the class weighting (for a
+    """Where and what fixes the failures that happened whatever the class weighting (for a
     regression target, which has no class weights: the failures at each learning rate)."""
-    lrs = sorted(set(r.probe.settings.learning_rate for r in failures))
     strategies = unique(r.probe.settings.class_weight for r in failures)
-    clipped = {r.probe.settings.clip for r in failures}
-    with_clip = ", with and without clipping" if len(clipped) > 1 and "none" in clipped else ""
     first = _first_failure(failures)
-    count = f" ({plural(len(failures), 'probe')})" if len(failures) > 1 else ""
-    why = ("it failed numerically there" if regression else
-           f"whatever the class weighting: class_weight={_names_and(strategies)} failed "
-           "numerically there")
-    text = (f"lr {_lrs(lrs)} {'is' if len(lrs) == 1 else 'are'} too high for this model and "
-            f"optimizer{':' if regression else ','} {why}{with_clip}{count}.")
     details = [f"Where: {first.probe.id}: {where_it_failed(first)}."]
     pull = None if regression else _pull(failures, under=True)
     if pull and _large_pull(failures, 2.0):
@@ -279,20 +264,14 @@ def _lr_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], regression: boo
             f"{_names_and(names)} {_was(names)} stable at {where}"
             for where, names in stable_at.items()))
     details.append(_fix_sentence(fixes, unique(notes), True))
-    return NumericalCause("lr", tuple(failures), text, tuple(details))
+    return NumericalCause("lr", tuple(failures), tuple(details))
 
 
 def _weights_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], cause: str,
                     twins: Sequence[str]) -> NumericalCause:
-    """One sentence for a strategy's failures that its milder twins did not have
+    """Why and what fixes a strategy's failures that its milder twins did not have
     (``cause`` "weights", ``twins``: those that trained) or that no twin can judge
     ("unknown", ``twins``: the milder ones that failed too)."""
-    cw = failures[0].probe.settings.class_weight
-    lrs = sorted(set(r.probe.settings.learning_rate for r in failures))
-    first = _first_failure(failures)
-    count = f" ({plural(len(failures), 'probe')})" if len(failures) > 1 else ""
-    text = (f"class_weight={cw} failed numerically at lr {_lrs(lrs)}{count}: "
-            f"{where_it_failed(first)}.")
     pull = _pull(failures)
     if cause == "weights":
         why = (f"Why: the class weights: class_weight={_names_and(list(twins))} trained "
@@ -312,13 +291,8 @@ def _weights_bullet(grid: ProbeGrid, failures: Sequence[ProbeResult], cause: str
         if fix is not None:
             fixes.append(fix)
     remedies_probed = any(is_remedy(s) for s in grid.strategies)
-    return NumericalCause("weights" if cause == "weights" else "unknown", tuple(failures), text,
+    return NumericalCause("weights" if cause == "weights" else "unknown", tuple(failures),
                           (why, _fix_sentence(fixes, notes, remedies_probed)))
-
-
-def numerical_explanations(report: RunReport) -> list[str]:
-    """``numerical_causes`` as sentences: each cause's statement and details, joined."""
-    return [cause.text for cause in numerical_causes(report)]
 
 
 def numerical_causes(report: RunReport) -> list[NumericalCause]:

@@ -16,11 +16,11 @@ import pytest
 from rich.console import Console
 
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
-from stabcheck.judge.advice import recommendations
 from stabcheck.judge.summary import summarize
 from stabcheck.report.terminal.report import render_report
 from stabcheck.results import ProbeResult, RunReport
 from tests.conftest import FIXTURES
+from tests.report.terminal.test_report import said
 
 T = DEFAULT_THRESHOLDS
 
@@ -101,7 +101,7 @@ def test_nan_is_located_explained_and_blamed_on_the_class_weights(probe_run) -> 
     assert plain.verdict.evidence["class_gradients"]["ratio"] < 10
 
     # the report explains it: where, why (the weights: none trained), what fixes it
-    (line,) = [a for a in recommendations(report) if a.startswith("class_weight=x100")]
+    (line,) = [a for a in said(report) if a.startswith("class_weight=x100")]
     assert f"at step {evidence['step']}" in line and found["operation"] in line
     assert "Why: the class weights: class_weight=none trained without numerical trouble" in line
     assert "pulls" in line
@@ -174,7 +174,7 @@ def test_normalized_and_focal_train_where_extreme_weights_fail(probe_run) -> Non
             assert 0 < weight < 100 and weight != 1.0, (name, weight)
     # the report names them as the fix (normalized-x1000 too: it did not fail numerically,
     # though, not a contender, its learning was not judged)
-    (fix,) = [line for line in recommendations(report) if "were stable at lr 1" in line]
+    (fix,) = [line for line in said(report) if "were stable at lr 1" in line]
     assert "normalized" in fix and "focal were stable at lr 1" in fix
 
 

@@ -8,12 +8,12 @@ import dataclasses
 
 import pytest
 
-from stabcheck.judge.advice import overcorrection_fix, recommendations
+from stabcheck.judge.advice import overcorrection_fix
 from stabcheck.judge.explain import numerical_causes
 from stabcheck.judge.gridview import ProbeGrid, measurably_milder, mildness_ranks
 from stabcheck.judge.summary import summarize
 from stabcheck.results import Outcome, RunReport
-from tests.report.terminal.test_report import make_report, make_result
+from tests.report.terminal.test_report import make_report, make_result, said
 
 # 1:571 (balanced on the fraud example's sample), a custom table of 1:569, its square root
 WEIGHTS = {
@@ -68,7 +68,7 @@ def test_an_equal_weighting_is_not_milder_and_the_grid_names_the_learning_rate(
     assert ProbeGrid(report).milder("custom") == []
     (cause,) = numerical_causes(report)
     assert cause.kind == "unknown"
-    text = " ".join(recommendations(report))
+    text = " ".join(said(report))
     assert "milder" not in text
     assert "Why: the class weights" not in text
     assert "Fix: a lower learning rate: custom was stable at lr 0.001." in text
@@ -104,7 +104,7 @@ def test_an_unweighted_twin_that_failed_too_names_the_learning_rate() -> None:
     report = with_weights(make_report(results))
     (cause,) = numerical_causes(report)
     assert cause.kind == "lr"
-    assert cause.statement.startswith("lr 0.1 is too high for this model and optimizer")
+    assert summarize(report).causes[0].headline.startswith("lr 0.1 diverged")
 
 
 # --------------------------------------------------------------------------- overcorrection
@@ -132,4 +132,4 @@ def test_overcorrection_fix_names_only_what_the_grid_shows(grid, expected) -> No
     assert overcorrection_fix(report, over) == expected
     causes = [c for c in summarize(report).causes if "overcorrected" in c.headline]
     assert causes[0].details[-1] == f"Fix: {expected}."
-    assert any(line.endswith(expected) for line in recommendations(report))
+    assert any(line.endswith(f"{expected}.") for line in said(report))

@@ -14,8 +14,7 @@ from jsonschema import Draft202012Validator
 from rich.console import Console
 
 from stabcheck.errors import ConfigError
-from stabcheck.judge.advice import recommendations, summary_counts
-from stabcheck.judge.explain import numerical_explanations
+from stabcheck.judge.advice import summary_counts
 from stabcheck.judge.recommend import strategy_summary
 from stabcheck.judge.summary import summarize
 from stabcheck.memory.forecast import MemoryPoint, MemoryReport
@@ -317,7 +316,7 @@ def test_recommends_clipping_where_a_clipped_twin_was_stable() -> None:
         make_result(Outcome.NON_FINITE, cw="x100", clip="none"),
         make_result(Outcome.STABLE, cw="x100", clip="global_norm=1.0"),
     ]
-    advice = recommendations(make_report(results))
+    advice = said(make_report(results))
     assert "Fix: clipping: clip=global_norm=1.0 was stable at lr 0.01." in advice[0]
     assert "lower learning rate" not in advice[0]
 
@@ -330,13 +329,15 @@ def test_recommends_the_largest_stable_lower_learning_rate() -> None:
         make_result(Outcome.STABLE, cw="x100", lr=0.0001),
         make_result(Outcome.STABLE, cw="none", lr=0.1),
     ]
-    weights, unclear, _ = recommendations(make_report(results))
+    weights, unclear, _ = said(make_report(results))
     # lr 0.1: class_weight=none was stable there, so the weights are to blame
-    assert weights.startswith("class_weight=x100 failed numerically at lr 0.1: the loss diverged")
+    assert weights.startswith("class_weight=x100 diverged at lr 0.1, where milder weights "
+                              "trained (1 probe) Where: cw=x100,lr=0.1,clip=none,bs=32: the "
+                              "loss diverged")
     assert "Why: the class weights: class_weight=none trained" in weights
     # lr 0.01: no twin to compare with
-    assert unclear.startswith("class_weight=x100 failed numerically at lr 0.01: a non-finite value "
-                              "at step 37")
+    assert unclear.startswith("class_weight=x100 turned NaN/Inf at lr 0.01 (1 probe) Where: "
+                              "cw=x100,lr=0.01,clip=none,bs=32: a non-finite value at step 37")
     assert "Why: unclear from this grid" in unclear
     for line in (weights, unclear):
         assert "a lower learning rate: x100 was stable at lr 0.001" in line
@@ -349,10 +350,9 @@ def test_recommends_smaller_batches_after_memory_exhaustion() -> None:
         make_result(Outcome.STABLE, bs=64),
         make_result(Outcome.OOM_HOST, bs=4096),
     ]
-    advice = recommendations(make_report(results))
-    assert advice[0] == (
-        "batch size 4096 exhausted host memory; the largest batch size that ran was 64"
-    )
+    advice = said(make_report(results))
+    assert advice[0].startswith("batch size 4096 exhausted host memory (1 probe)")
+    assert advice[0].endswith("Fix: the largest batch size that ran was 64.")
 
 
 def remedy(result: ProbeResult, **changes: Any) -> ProbeResult:
@@ -379,45 +379,50 @@ MEMORY_GRID = [make_result(Outcome.STABLE, bs=32), make_result(Outcome.OOM_HOST,
 @pytest.mark.parametrize(("results", "memory", "expected"), [
     # a mixed-precision remedy that ran at 4096 is not a batch size that fits in float32
     ([*MEMORY_GRID, remedy(make_result(Outcome.STABLE, bs=4096), dtype_policy="mixed_bfloat16")],
-     None, "; the largest batch size that ran was 32"),
+     None, "the largest batch size that ran was 32"),
     # nor is an accumulation step's micro batch, nor does a failed remedy count as exhausted
     ([*MEMORY_GRID, remedy(make_result(Outcome.STABLE, bs=8192), accumulation_steps=2),
       remedy(make_result(Outcome.OOM_HOST, bs=1024), dtype_policy="mixed_bfloat16")],
-     None, "; the largest batch size that ran was 32"),
+     None, "the largest batch size that ran was 32"),
     # a verified forecast is the batch size to name
     ([*MEMORY_GRID, remedy(make_result(Outcome.STABLE, bs=4096), dtype_policy="mixed_bfloat16")],
      ladder(verified_fits=True),
-     "; the largest batch size that fits the budget is 2048 (forecast, verified by a real run "
+     "the largest batch size that fits the budget is 2048 (forecast, verified by a real run "
      "at 1.8 GiB)"),
     # a forecast its verification run refuted is not
-    (MEMORY_GRID, ladder(verified_fits=False), "; the largest batch size that ran was 32"),
+    (MEMORY_GRID, ladder(verified_fits=False), "the largest batch size that ran was 32"),
 ], ids=["mixed-precision", "accumulation", "verified-forecast", "refuted-forecast"])
 def test_memory_advice_names_a_batch_size_that_fits(
     results: list[ProbeResult], memory: MemoryReport | None, expected: str
 ) -> None:
     report = dataclasses.replace(make_report(results), memory=memory)
-    advice = recommendations(report)
-    assert advice[0] == "batch size 4096 exhausted host memory" + expected
+    advice = said(report)
+    assert advice[0].startswith("batch size 4096 exhausted host memory (1 probe)")
+    assert advice[0].endswith(f"Fix: {expected}.")
 
 
 def test_says_so_when_everything_is_stable() -> None:
     results = [make_result(Outcome.STABLE, lr=lr) for lr in (0.1, 0.01, 0.001)]
-    advice = recommendations(make_report(results))
+    advice = said(make_report(results))
     assert advice == [
-        "all 3 probes were stable: every setting in this grid trained without trouble",
-        "3 probes: 3 stable, 0 numerical, 0 memory, 0 crash, 0 learning, 0 error",
+        "every setting in this grid trained without trouble",
+        "3 probes: 3 stable - recommended: balanced, lr 0.001, no clip, batch 32",
     ]
 
 
 def test_crash_advice_names_the_signal_and_count_line_comes_last() -> None:
-    advice = recommendations(make_report(every_outcome()))
+    advice = said(make_report(every_outcome()))
     assert (
-        "probe cw=x100,lr=0.01,clip=none,bs=4096 crashed (SIGSEGV): "
-        "look at its stderr tail in the JSON" in advice
+        "the worker died of SIGSEGV (1 probe) Where: cw=x100,lr=0.01,clip=none,bs=4096: the "
+        "worker died of SIGSEGV(-11) at step 3. Its stderr tail is in the JSON result "
+        "(probes[].evidence.stderr_tail)." in advice
     )
     assert any("timed out" in line for line in advice)
     assert any("could not start" in line for line in advice)
-    assert advice[-1] == "12 probes: 1 stable, 3 numerical, 2 memory, 2 crash, 3 learning, 1 error"
+    assert advice[-1].startswith(
+        "12 probes: 1 stable, 1 NaN/Inf, 1 diverged, 1 exploding gradients, 1 out of host "
+        "memory, 1 out of GPU memory, 1 crashed, 1 timed out, 1 overcorrected, 1 minority "
+        "collapse, 1 stalled, 1 could not start")
 
 
 def test_numerical_failure_without_a_stable_twin_suggests_a_milder_class_weight() -> None:
@@ -425,7 +430,7 @@ def test_numerical_failure_without_a_stable_twin_suggests_a_milder_class_weight(
         make_result(Outcome.NON_FINITE, cw="x100"),
         make_result(Outcome.STABLE, cw="balanced"),
     ]
-    advice = recommendations(make_report(results))
+    advice = said(make_report(results))
     assert "Why: the class weights: class_weight=balanced trained without numerical trouble" \
         in advice[0]
     assert "Fix: milder weights: balanced was stable at the same learning rate, clip and " \
@@ -433,8 +438,8 @@ def test_numerical_failure_without_a_stable_twin_suggests_a_milder_class_weight(
 
 
 def test_numerical_failure_with_nothing_stable_says_so() -> None:
-    advice = recommendations(make_report([make_result(Outcome.DIVERGED, cw="x100")]))
-    assert advice[0].startswith("class_weight=x100 failed numerically at lr 0.01")
+    advice = said(make_report([make_result(Outcome.DIVERGED, cw="x100")]))
+    assert advice[0].startswith("class_weight=x100 diverged at lr 0.01")
     assert "Fix: nothing in this grid rescued it: probe lower learning rates (--lr)" in advice[0]
 
 
@@ -682,6 +687,14 @@ def test_grid_cells_carry_sparklines_and_fit_the_console(width: int) -> None:
 
 
 # --------------------------------------------------------------------------- quality
+
+
+def said(report: RunReport) -> list[str]:
+    """What the run's one judgement says, as every view shows it: one line per cause (its
+    title, then its where / why / fix), then the notes, then the verdict line."""
+    judged = summarize(report)
+    return ([" ".join((c.title, *c.details)) for c in judged.causes] + list(judged.notes)
+            + [judged.verdict])
 
 
 def recommendation_json(report: RunReport) -> dict | None:
@@ -935,9 +948,11 @@ def test_explains_a_failure_the_class_weights_cause() -> None:
     report = dataclasses.replace(report, class_weight_table={
         **report.class_weight_table, "normalized-x100": report.class_weight_table["x100"],
         "focal": None})
-    (line,) = numerical_explanations(report)
-    assert line.startswith("class_weight=x100 failed numerically at lr 1: NaN at step 37 in the "
-                           "dense_1/kernel gradient, first produced by the Mul op sgd/Mul.")
+    line = said(report)[0]  # the numerical cause comes first
+    assert line.startswith("class_weight=x100 turned NaN/Inf at lr 1, where milder weights "
+                           "trained (1 probe) Where: cw=x100,lr=1,clip=none,bs=32: NaN at step "
+                           "37 in the dense_1/kernel gradient, first produced by the Mul op "
+                           "sgd/Mul.")
     # why: none trained at the same lr (it collapsed, but without numerical trouble)
     assert ("Why: the class weights: class_weight=none trained without numerical trouble at "
             "the same learning rate, clip and batch size, and class 1 pulls 870x as hard as "
@@ -958,11 +973,10 @@ def test_explains_failures_the_learning_rate_causes_in_one_sentence() -> None:
         make_result(Outcome.DIVERGED, cw="none", lr=0.1, clip="global_norm=1",
                     evidence={"step": 3}),
     ]
-    (line,) = numerical_explanations(make_report(results))
+    line = said(make_report(results))[0]
     assert line == (
-        "lr 0.1 is too high for this model and optimizer, whatever the class weighting: "
-        "class_weight=none and x100 failed numerically there, with and without clipping "
-        "(4 probes). Where: cw=none,lr=0.1,clip=none,bs=32: the loss diverged from step 2 "
+        "lr 0.1 diverged for every weighting, with and without clipping (4 probes) "
+        "Where: cw=none,lr=0.1,clip=none,bs=32: the loss diverged from step 2 "
         "(it reached 56.8). Fix: a lower learning rate: none and x100 were stable at lr 0.01. "
         "Not a fix: clip=global_norm=1 did not rescue lr 0.1.")
 
@@ -987,9 +1001,9 @@ def test_a_memory_search_probe_that_ran_out_is_not_named_as_exhausted() -> None:
     rung = make_result(Outcome.OOM_HOST, bs=8192)
     rung = dataclasses.replace(rung, run=dataclasses.replace(
         rung.run, probe=dataclasses.replace(rung.probe, id="verify:" + rung.probe.id)))
-    advice = recommendations(make_report([*MEMORY_GRID, rung]))
-    assert advice[0] == "batch size 4096 exhausted host memory; the largest batch size that " \
-        "ran was 32"
+    advice = said(make_report([*MEMORY_GRID, rung]))
+    assert advice[0].startswith("batch size 4096 exhausted host memory (1 probe)")
+    assert advice[0].endswith("Fix: the largest batch size that ran was 32.")
 
 
 def test_a_batch_larger_than_the_training_sample_is_said_once(tmp_path):
