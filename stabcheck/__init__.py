@@ -11,14 +11,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from stabcheck.about import __version__
+
 __all__ = ["__version__", "memory", "probe"]
 
 
 def __getattr__(name: str) -> Any:
     """``stabcheck.probe`` and ``stabcheck.memory``, imported on first use. By name: the
-    package's root is imported by every part (``__version__``), and the API sits on top of
-    them all (a static import here would make each part import it, for import-linter).
+    API sits on top of every part (a static import here would make each part that imports
+    a module of the package import it, for import-linter).
     ``stabcheck.memory`` is the ``memory/`` package, which calls ``stabcheck.api.memory``
     when called (the package's name is taken by it whatever the root says)."""
     if name == "probe":

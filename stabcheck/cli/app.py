@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stabcheck import __version__
+from stabcheck.about import __version__
 from stabcheck.errors import StabcheckError
 
 app = typer.Typer(

@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-from stabcheck import __version__
+from stabcheck.about import __version__
 from stabcheck.memory import cgroup, nvml
 
 __all__ = ["collect_environment", "gpu_devices"]

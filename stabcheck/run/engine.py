@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from stabcheck import __version__
+from stabcheck.about import __version__
 from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
 from stabcheck.executors import Runner, open_executor
