@@ -130,7 +130,7 @@ def _hidden_but_ranked(run: ProbeRun, verdict: Verdict, t: Thresholds) -> bool:
     may bring it out (FordA-like series with x100 weights at lr 1e-2: class 0 ranked at
     ROC-AUC 0.74 -> 0.84 -> 0.90 at steps 100, 200, 400, never predicted yet; its long
     fit predicts it)."""
-    from stabcheck.judge.classify import hidden_but_ranked, hides_the_common_class
+    from stabcheck.judge.withheld import hidden_but_ranked, hides_the_common_class
 
     return hides_the_common_class(verdict) and hidden_but_ranked(run, t)
 
