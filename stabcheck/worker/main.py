@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from stabcheck.errors import StabcheckError
 from stabcheck.memory.oom import is_oom_exception
+from stabcheck.memory.procfs import peak_private_rss
 from stabcheck.protocol.messages import FromWorker, ToWorker
 from stabcheck.results import json_value
 
@@ -151,7 +152,7 @@ def main() -> int:
         # From here on, running out of memory is the user's data and model, not the
         # backend's import: the parent tells the two apart by this message.
         channel.send({"type": FromWorker.IMPORTED.value,
-                      "peak_private_bytes": training.peak_private_rss(),
+                      "peak_private_bytes": peak_private_rss(),
                       "import_s": round(import_s, 3)})
         phase = "build"
         dataset = data.load_prepared(Path(init["dataset"]))
@@ -178,7 +179,7 @@ def main() -> int:
     channel.send({
         "type": FromWorker.READY.value,
         "pid": os.getpid(),
-        "peak_private_bytes": training.peak_private_rss(),  # import + data + model
+        "peak_private_bytes": peak_private_rss(),  # import + data + model
         "model": setup.describe,
         "environment": {
             "backend": keras.backend.backend(),

@@ -21,7 +21,6 @@ import keras
 import numpy as np
 
 from stabcheck.memory.procfs import TrainingPeak
-from stabcheck.memory.procfs import peak_private_rss as peak_private_rss  # main.py's
 from stabcheck.protocol.dataset import Dataset
 from stabcheck.protocol.messages import FromWorker
 from stabcheck.protocol.vocabulary import is_focal, is_normalized, parse_clip
