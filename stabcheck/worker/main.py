@@ -140,8 +140,7 @@ def main() -> int:
 
         from stabcheck.protocol import dataset as data
         from stabcheck.protocol.model_spec import ModelSpec
-        from stabcheck.worker import models
-        from stabcheck.worker import probe as training
+        from stabcheck.worker import model_setup, models, training
 
         backend = backends.current()
         # parallel workers share the cores; a budget caps the GPU as a smaller card would
@@ -170,9 +169,9 @@ def main() -> int:
         model = build()
         state_dir = Path(tempfile.mkdtemp(prefix=f"state-{os.getpid()}-",
                                           dir=Path(init["dataset"]).parent))
-        setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"),
-                                       state_dir)
-        seeds = training.SeedStates(setup, dataset, build, int(init["seed"]))
+        setup = model_setup.prepare_model(model, dataset, init.get("loss"),
+                                          init.get("optimizer"), state_dir)
+        seeds = model_setup.SeedStates(setup, dataset, build, int(init["seed"]))
     except Exception as exc:  # the user's model or data: reported, then the worker ends
         channel.send(_exception_message(exc, phase, None, backend))
         return 0
