@@ -251,7 +251,7 @@ def class_weight_dicts(dataset, strategies=CLASS_WEIGHTS) -> dict[str, dict[int,
 
 
 def _batch_indices_copy(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
-    # Identical to stabcheck.worker.probe._batch_indices; used only if that import fails.
+    # Identical to stabcheck.worker.training.batch_indices; used only if that import fails.
     rng = np.random.default_rng(seed)
     needed = batch_size * steps
     epochs = [rng.permutation(n) for _ in range(math.ceil(needed / n))]
@@ -263,15 +263,15 @@ def ordered_rows(dataset, steps: int, batch_size: int = BATCH_SIZE
     """x and y laid out so that ``fit(batch_size=batch_size, shuffle=False)`` sees
     stabcheck's batches (``batch_size`` at most the training sample).
 
-    Call only where TensorFlow is already imported (stabcheck.worker.probe imports it).
+    Call only where TensorFlow is already imported (stabcheck.worker.training imports it).
     """
     try:
-        from stabcheck.worker.probe import _batch_indices
+        from stabcheck.worker.training import batch_indices
 
-        source = "stabcheck.worker.probe._batch_indices"
+        source = "stabcheck.worker.training.batch_indices"
     except Exception:  # noqa: BLE001 - a package being edited must not stop the bench
-        _batch_indices, source = _batch_indices_copy, "bench copy of _batch_indices"
-    batches = _batch_indices(len(dataset.x_train), batch_size, steps, SEED)
+        batch_indices, source = _batch_indices_copy, "bench copy of batch_indices"
+    batches = batch_indices(len(dataset.x_train), batch_size, steps, SEED)
     flat = np.concatenate(batches)
     return dataset.x_train[flat], dataset.y_train[flat], source
 

@@ -7,7 +7,7 @@ clean):
 1. fit: this file with ``--fit-one NAME``: ``keras.utils.set_random_seed``, stabcheck's
    training sample (``stabcheck.inputs.data.load_dataset``), the zoo's factory (compiled as it
    compiles itself), then ``model.fit`` on stabcheck's batches in stabcheck's order
-   (``stabcheck.worker.probe._batch_indices``), one step per epoch, so that
+   (``stabcheck.worker.training.batch_indices``), one step per epoch, so that
    ``history["loss"]`` is each step's loss. It writes the losses and its peak private
    resident memory (VmHWM - RssFile - RssShmem) as JSON;
 2. probe: ``stabcheck probe --model bench/zoo.py:<factory>`` with the same data, batch
@@ -81,9 +81,9 @@ def log(msg: str) -> None:
 
 def probe_batches(n: int, batch_size: int, steps: int, seed: int) -> list:
     """The row indices of every batch a probe trains on (stabcheck's own function)."""
-    from stabcheck.worker.probe import _batch_indices
+    from stabcheck.worker.training import batch_indices
 
-    return _batch_indices(n, batch_size, steps, seed)
+    return batch_indices(n, batch_size, steps, seed)
 
 
 def training_rows(data: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -157,7 +157,7 @@ def fit_one(name: str, data: Path, steps: int, seed: int, out: Path,
     t_fit = time.perf_counter()
     history = model.fit(sequence, steps_per_epoch=1, epochs=steps, verbose=0, shuffle=False)
     fit_s = time.perf_counter() - t_fit
-    from stabcheck.worker.probe import peak_private_rss
+    from stabcheck.memory.procfs import peak_private_rss
 
     peak = peak_private_rss()  # as the worker measures its own
     losses = [float(v) for v in history.history["loss"]]
@@ -166,7 +166,7 @@ def fit_one(name: str, data: Path, steps: int, seed: int, out: Path,
         "losses": [v if math.isfinite(v) else None for v in losses],
         "peak_private_bytes": peak,
         "data": data_source,
-        "batch_order": "stabcheck.worker.probe._batch_indices",
+        "batch_order": "stabcheck.worker.training.batch_indices",
         "batches_in_order": sequence.requested[-steps:] == list(range(steps)),
         "requested": sequence.requested,
         "n_train": int(len(x)),

@@ -489,7 +489,7 @@ def main() -> int:
         np.savez(data_path, **apps.data())
         log("- warming the page cache (one untimed import of TF, Keras, KerasTuner, stabcheck)")
         warm = run_cmd([sys.executable, "-c",
-                        "import tensorflow, keras, stabcheck.worker.probe\n"
+                        "import tensorflow, keras, stabcheck.worker.training\n"
                         "try:\n import keras_tuner\nexcept ImportError:\n pass"],
                        tmp, "warmup", cwd=tmp, env=ways.ENV)
         for key in chosen:

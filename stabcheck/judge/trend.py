@@ -8,7 +8,7 @@ such run diverged. The rules here compare medians instead: the median of a windo
 ignores a minority of expensive batches, and moves only when the typical batch does.
 
 Pure functions on lists of floats; the classifier (``stabcheck.judge.classify``) and the worker's
-early exit (``stabcheck.worker.probe``) share them, so both apply the same rule.
+early exit (``stabcheck.worker.training``) share them, so both apply the same rule.
 """
 
 from __future__ import annotations

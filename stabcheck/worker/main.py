@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from stabcheck.errors import StabcheckError
 from stabcheck.memory.oom import is_oom_exception
+from stabcheck.memory.procfs import peak_private_rss
 from stabcheck.protocol.messages import FromWorker, ToWorker
 from stabcheck.results import json_value
 
@@ -139,8 +140,7 @@ def main() -> int:
 
         from stabcheck.protocol import dataset as data
         from stabcheck.protocol.model_spec import ModelSpec
-        from stabcheck.worker import models
-        from stabcheck.worker import probe as training
+        from stabcheck.worker import model_setup, models, training
 
         backend = backends.current()
         # parallel workers share the cores; a budget caps the GPU as a smaller card would
@@ -151,7 +151,7 @@ def main() -> int:
         # From here on, running out of memory is the user's data and model, not the
         # backend's import: the parent tells the two apart by this message.
         channel.send({"type": FromWorker.IMPORTED.value,
-                      "peak_private_bytes": training.peak_private_rss(),
+                      "peak_private_bytes": peak_private_rss(),
                       "import_s": round(import_s, 3)})
         phase = "build"
         dataset = data.load_prepared(Path(init["dataset"]))
@@ -169,16 +169,16 @@ def main() -> int:
         model = build()
         state_dir = Path(tempfile.mkdtemp(prefix=f"state-{os.getpid()}-",
                                           dir=Path(init["dataset"]).parent))
-        setup = training.prepare_model(model, dataset, init.get("loss"), init.get("optimizer"),
-                                       state_dir)
-        seeds = training.SeedStates(setup, dataset, build, int(init["seed"]))
+        setup = model_setup.prepare_model(model, dataset, init.get("loss"),
+                                          init.get("optimizer"), state_dir)
+        seeds = model_setup.SeedStates(setup, dataset, build, int(init["seed"]))
     except Exception as exc:  # the user's model or data: reported, then the worker ends
         channel.send(_exception_message(exc, phase, None, backend))
         return 0
     channel.send({
         "type": FromWorker.READY.value,
         "pid": os.getpid(),
-        "peak_private_bytes": training.peak_private_rss(),  # import + data + model
+        "peak_private_bytes": peak_private_rss(),  # import + data + model
         "model": setup.describe,
         "environment": {
             "backend": keras.backend.backend(),

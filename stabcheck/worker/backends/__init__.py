@@ -16,10 +16,10 @@ between the frameworks, and nothing else:
 - ``reset_peak_gpu()`` / ``peak_gpu_bytes()``: the allocator's peak on the first GPU;
 - ``framework_version()``.
 
-The rest of the worker (``probe``, ``main``) is backend-neutral. The backend is the one
-Keras was imported with: the parent sets ``KERAS_BACKEND`` in the worker's environment,
-and ``prepare_environment`` sets what a framework reads only at its import (JAX's GPU
-memory fraction) before Keras is imported.
+The rest of the worker (``model_setup``, ``training``, ``evaluation``, ``main``) is
+backend-neutral. The backend is the one Keras was imported with: the parent sets
+``KERAS_BACKEND`` in the worker's environment, and ``prepare_environment`` sets what a
+framework reads only at its import (JAX's GPU memory fraction) before Keras is imported.
 """
 
 from __future__ import annotations
