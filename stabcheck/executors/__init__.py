@@ -62,7 +62,7 @@ def open_executor(settings: Settings, say: Callable[[str], None],
     """The executor of ``settings.executor``; ``say`` receives what it is doing;
     ``data_bytes``: the size of the prepared data set the workers read."""
     if settings.executor == "ray":
-        from stabcheck.executors.ray import RayExecutor
+        from stabcheck.executors.ray.executor import RayExecutor
 
         return RayExecutor(settings.ray_address, memory_budget=settings.memory_budget,
                            timeout=settings.timeout, say=say, data_bytes=data_bytes)

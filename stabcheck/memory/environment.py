@@ -20,7 +20,7 @@ from stabcheck.memory import cgroup, nvml
 __all__ = ["collect_environment", "gpu_devices"]
 
 # The backend the probe workers run without --backend or a config's ``backend``
-# (config.settings resolves it the same way; executors/local.py sets KERAS_BACKEND for them).
+# (config.settings resolves it the same way; executors/process.py sets KERAS_BACKEND for them).
 DEFAULT_BACKEND = "tensorflow"
 
 # Distribution names a package may be installed under; the first one found is reported.

@@ -1,20 +1,23 @@
 """``stabcheck probe`` as a library call: settings in, ``RunReport`` out.
 
 Progress goes out through a callback; nothing here prints. Every probe result is appended
-to a JSON-lines journal (flushed and fsynced) the moment it is known, so an interrupted
+to the run's journal (``stabcheck.run.journal``) the moment it is known, so an interrupted
 or crashed run loses nothing it had finished.
+
+``run_probe_grid`` runs its steps in order: load and check the inputs against the model
+the first worker describes, plan the grid, run it in stages (``stabcheck.run.stages``),
+name the operations of non-finite probes (``--check-numerics``), run the memory ladder
+(``stabcheck.run.ladder``), and build the report.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
 import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,8 @@ import psutil
 from stabcheck.about import __version__
 from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
-from stabcheck.executors import Runner, open_executor
+from stabcheck.executors import Executor, Runner, open_executor
+from stabcheck.executors.runner import StepCallback
 from stabcheck.inputs.prepare import Inputs, load_inputs
 from stabcheck.judge.classify import classify
 from stabcheck.judge.rungs import climb
@@ -41,10 +45,17 @@ from stabcheck.results import (
     SeedProbe,
     Verdict,
 )
+from stabcheck.run.journal import (
+    Journal,
+    default_journal_path,
+    journal_record,
+    read_journal,
+    run_identity,
+)
 from stabcheck.run.ladder import MemoryReport, build_memory_report
 from stabcheck.run.numerics import parse_check_numerics
 from stabcheck.run.scheduler import Job
-from stabcheck.run.stages import StagedResult, StagedRun
+from stabcheck.run.stages import StagedResult, StagedRun, StageHooks, StageSetup
 
 
 @dataclass(frozen=True)
@@ -66,27 +77,30 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-class Journal:
-    """Appends one JSON line per event; each line is on disk before ``append`` returns."""
+@dataclass(frozen=True)
+class RunContext:
+    """What the steps after planning share: the run's settings (as checked against the
+    model), its class weights per strategy, its journal, where progress goes, whether it is
+    ``stabcheck memory``, how a budget is enforced here, and the training samples a batch
+    can hold at most."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._file = path.open("a", encoding="utf-8")
-
-    def append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, allow_nan=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
+    settings: Settings
+    weights: dict[str, list[float] | None]
+    journal: Journal
+    emit: ProgressCallback
+    memory_only: bool
+    enforcement: str | None
+    n_samples: int
 
 
-def default_journal_path() -> Path:
-    """``.stabcheck/runs/<time>-<pid>.jsonl`` under the current folder."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(".stabcheck") / "runs" / f"{stamp}-{os.getpid()}.jsonl"
+@dataclass(frozen=True)
+class _Plan:
+    """The model as the first worker described it, the grid's probes and the grid's first
+    setting (the memory ladder's template, also under ``memory_only``)."""
+
+    model: dict[str, Any]
+    probes: list[Probe]
+    template: Probe
 
 
 def run_probe_grid(
@@ -134,118 +148,47 @@ def run_probe_grid(
         executor = stack.enter_context(open_executor(
             settings, lambda message: emit(Progress("loading", message)),
             data_bytes=prepared.stat().st_size))
-        t = settings.thresholds
-        n_workers = executor.workers(settings.workers)
-        init = WorkerInit(str(prepared), inputs.spec.to_json(), settings.loss, settings.optimizer,
-                          settings.seed, settings.gpu_memory_budget,
-                          early_stop=early_stop_rule(t),
-                          extend=True,  # the parent decides at every rung
-                          threads=executor.threads(n_workers),
-                          backend=settings.backend)
         current: dict[str, Any] = {"total": 0}
 
         def on_step(probe: Probe, step: int) -> None:
             emit(Progress("step", probe=probe, step=step, total=current["total"]))
 
-        shared: dict[str, Any] = {}  # what the first worker learns, for every runner
-        # whether a probe climbs to its next rung (a plain function: a Ray actor calls it
-        # too); a time budget's deadline in wall-clock time, which a Ray node reads too
-        deadline = None if settings.budget_seconds is None \
-            else time.time() + settings.budget_seconds
-        extend = functools.partial(climb, class_names=inputs.dataset.class_names,
-                                   thresholds=t, deadline=deadline,
-                                   class_counts=inputs.dataset.summary().class_counts)
-        runners = [executor.runner(init, run_dir, i, timeout=settings.timeout,
-                                   memory_budget=settings.memory_budget, on_step=on_step,
-                                   name=f"w{i}", shared=shared, extend=extend)
-                   for i in range(n_workers)]
+        runners = _runners(executor, inputs, prepared, run_dir, on_step)
         runner = runners[0]
         staged = StagedResult()
         results = staged.results
-        seed_probes = staged.seed_probes
         measured: list[ProbeResult] = []
         memory: MemoryReport | None = None
         interrupted = False
         try:
-            emit(Progress("loading", f"starting {_workers_text(n_workers, memory_only)} "
-                                     f"(imports {settings.backend})"))
-            if not memory_only:  # the others import their framework beside the first
-                for extra in runners[1:]:
-                    extra.start()
-            model = runner.describe()
-            if inputs.is_regression_model(model):
-                # A model compiled with a regression loss on integer targets (counts,
-                # ratings): they are a regression target; the workers reload them as such.
-                emit(Progress("loading", f"{model['loss']} is a regression loss: reloading "
-                                         "the targets as a regression target"))
-                inputs = inputs.as_regression()
-                settings = inputs.settings
-                save_prepared(inputs.dataset, prepared)
-                for each in runners:  # their workers loaded the data as it was
-                    each.close()
-                for extra in runners[1:]:
-                    extra.start()
-                model = runner.describe()
-            inputs = inputs.checked_against(model)
-            weights = inputs.weights
-            probes = plan_probes(
-                settings, lrs=learning_rates(settings, model["baseline_lr"]),
-                loss=model["loss"], optimizer=model["optimizer"],
-                weights_by_strategy=inputs.weights_by_name,
-                n_samples=inputs.dataset.batch_rows,
-            )
-            template = probes[0]
-            if memory_only:
-                probes = []
+            inputs, model = _check_model(runners, inputs, prepared, emit, memory_only)
+            settings = inputs.settings
+            plan = _plan(inputs, model, memory_only)
             if previous is not None and (
-                previous.probe_ids != [p.id for p in probes]
+                previous.probe_ids != [p.id for p in plan.probes]
                 or previous.identity != run_identity(settings)
             ):
                 raise InputError(f"journal {resume} is of another grid: resume with the same "
                                  "config and flags as the interrupted run")
-            current["total"] = len(probes)
-            emit(Progress("planned", f"{len(probes)} probes", total=len(probes)))
+            current["total"] = len(plan.probes)
+            emit(Progress("planned", f"{len(plan.probes)} probes", total=len(plan.probes)))
             journal = Journal(journal_path)
             journal.append({"type": "run" if previous is None else "resumed",
                             "stabcheck_version": __version__, "config": settings.to_json(),
-                            "probes": [p.id for p in probes]})
-            class_names = inputs.dataset.class_names
-            counts = inputs.dataset.summary().class_counts
-
-            def record(job: Job, count: int, total: int, result: ProbeResult,
-                       resumed: bool) -> None:
-                if not resumed:
-                    journal.append(journal_record(job, result))
-                emit(Progress("result", probe=result.probe, result=result, step=count,
-                              total=total, seed=job.seed))
-
-            def stage_started(name: str, text: str, total: int) -> None:
-                current["total"] = total
-                emit(Progress("stage", text, total=total, stage=name))
-
-            def classifier(run: ProbeRun) -> Verdict:
-                return classify(run, class_names, t, class_counts=counts)
-
+                            "probes": [p.id for p in plan.probes]})
+            context = RunContext(settings, inputs.weights, journal, emit, memory_only,
+                                 enforcement, inputs.dataset.batch_rows)
             try:
-                StagedRun(
-                    runners, weights, classifier, record, stage_started,
-                    functools.partial(_provisional, inputs), t, seed=settings.seed,
-                    seeds=1 if memory_only else settings.seeds,
-                    budget_steps=settings.budget_steps,
-                    budget_seconds=settings.budget_seconds,
-                    done=previous.results if previous else {},
-                    class_names=class_names,
-                ).run(probes, staged)
+                _run_stages(context, runners, inputs, plan.probes, staged,
+                            previous.results if previous else {}, current)
                 for extra in runners[1:]:  # memory probes run alone: clean peaks
                     extra.close()
                 if settings.check_numerics:
-                    results[:] = _name_operations(runner, results, weights, journal, emit)
+                    results[:] = _name_operations(context, runner, results)
                 if ladder is None:
                     ladder = bool(settings.memory_budget) or len(settings.batch_size) > 1
                 if memory_only or ladder:
-                    memory = _memory(runner, template, results, weights, settings, journal,
-                                     emit, memory_only, measured, enforcement,
-                                     inputs.dataset.batch_rows)
+                    memory = _memory(context, runner, plan.template, results, measured)
             except KeyboardInterrupt:
                 interrupted = True
                 for each in runners:
@@ -264,20 +207,131 @@ def run_probe_grid(
         executor_info = executor.environment()
         if staged.schedule:
             staged.schedule["run_seconds"] = round(time.monotonic() - started, 3)
+    environment = {**_environment(runner, enforcement, settings.backend), **executor_info}
+    return _report(context, inputs, plan, staged, environment, memory, interrupted)
+
+
+def _runners(executor: Executor, inputs: Inputs, prepared: Path, run_dir: Path,
+             on_step: StepCallback) -> list[Runner]:
+    """The run's runners, one per parallel worker, none started yet; they share what the
+    first worker learns, and each asks ``judge.rungs.climb`` whether a probe climbs on."""
+    settings = inputs.settings
+    t = settings.thresholds
+    n_workers = executor.workers(settings.workers)
+    init = WorkerInit(str(prepared), inputs.spec.to_json(), settings.loss, settings.optimizer,
+                      settings.seed, settings.gpu_memory_budget,
+                      early_stop=early_stop_rule(t),
+                      extend=True,  # the parent decides at every rung
+                      threads=executor.threads(n_workers),
+                      backend=settings.backend)
+    shared: dict[str, Any] = {}  # what the first worker learns, for every runner
+    # whether a probe climbs to its next rung (a plain function: a Ray actor calls it
+    # too); a time budget's deadline in wall-clock time, which a Ray node reads too
+    deadline = None if settings.budget_seconds is None \
+        else time.time() + settings.budget_seconds
+    extend = functools.partial(climb, class_names=inputs.dataset.class_names,
+                               thresholds=t, deadline=deadline,
+                               class_counts=inputs.dataset.summary().class_counts)
+    return [executor.runner(init, run_dir, i, timeout=settings.timeout,
+                            memory_budget=settings.memory_budget, on_step=on_step,
+                            name=f"w{i}", shared=shared, extend=extend)
+            for i in range(n_workers)]
+
+
+def _check_model(runners: list[Runner], inputs: Inputs, prepared: Path,
+                 emit: ProgressCallback, memory_only: bool) -> tuple[Inputs, dict[str, Any]]:
+    """Start the workers, have the first describe the model, and check the data against
+    it: the inputs as checked and the model's description. A model compiled with a
+    regression loss reloads the data as a regression target first."""
+    runner = runners[0]
+    emit(Progress("loading", f"starting {_workers_text(len(runners), memory_only)} "
+                             f"(imports {inputs.settings.backend})"))
+    if not memory_only:  # the others import their framework beside the first
+        for extra in runners[1:]:
+            extra.start()
+    model = runner.describe()
+    if inputs.is_regression_model(model):
+        # A model compiled with a regression loss on integer targets (counts,
+        # ratings): they are a regression target; the workers reload them as such.
+        emit(Progress("loading", f"{model['loss']} is a regression loss: reloading "
+                                 "the targets as a regression target"))
+        inputs = inputs.as_regression()
+        save_prepared(inputs.dataset, prepared)
+        for each in runners:  # their workers loaded the data as it was
+            each.close()
+        for extra in runners[1:]:
+            extra.start()
+        model = runner.describe()
+    return inputs.checked_against(model), model
+
+
+def _plan(inputs: Inputs, model: dict[str, Any], memory_only: bool) -> _Plan:
+    """The grid's probes for ``model`` (none under ``memory_only``) and its first setting."""
+    settings = inputs.settings
+    probes = plan_probes(
+        settings, lrs=learning_rates(settings, model["baseline_lr"]),
+        loss=model["loss"], optimizer=model["optimizer"],
+        weights_by_strategy=inputs.weights_by_name,
+        n_samples=inputs.dataset.batch_rows,
+    )
+    return _Plan(model, [] if memory_only else probes, probes[0])
+
+
+def _run_stages(context: RunContext, runners: list[Runner], inputs: Inputs,
+                probes: list[Probe], staged: StagedResult,
+                done: dict[tuple[str, str, int | None, int], ProbeResult],
+                current: dict[str, Any]) -> None:
+    """Run the grid in stages (``stabcheck.run.stages``) into ``staged``, journaling and
+    reporting each job's result; ``done``: a resumed run's results; ``current["total"]``
+    follows the stage's job count (the "step" events read it)."""
+    settings, journal, emit = context.settings, context.journal, context.emit
+    t = settings.thresholds
+    class_names = inputs.dataset.class_names
+    counts = inputs.dataset.summary().class_counts
+
+    def record(job: Job, count: int, total: int, result: ProbeResult,
+               resumed: bool) -> None:
+        if not resumed:
+            journal.append(journal_record(job, result))
+        emit(Progress("result", probe=result.probe, result=result, step=count,
+                      total=total, seed=job.seed))
+
+    def stage_started(name: str, text: str, total: int) -> None:
+        current["total"] = total
+        emit(Progress("stage", text, total=total, stage=name))
+
+    def classifier(run: ProbeRun) -> Verdict:
+        return classify(run, class_names, t, class_counts=counts)
+
+    hooks = StageHooks(classifier, record, stage_started,
+                       functools.partial(_provisional, inputs))
+    setup = StageSetup(t, seed=settings.seed,
+                       seeds=1 if context.memory_only else settings.seeds,
+                       budget_steps=settings.budget_steps,
+                       budget_seconds=settings.budget_seconds,
+                       done=done, class_names=class_names)
+    StagedRun(runners, context.weights, hooks, setup).run(probes, staged)
+
+
+def _report(context: RunContext, inputs: Inputs, plan: _Plan, staged: StagedResult,
+            environment: dict[str, Any], memory: MemoryReport | None,
+            interrupted: bool) -> RunReport:
+    """The run's report: what finished (all of it unless ``interrupted``)."""
+    settings, memory_only = context.settings, context.memory_only
     return RunReport(
         stabcheck_version=__version__,
-        environment={**_environment(runner, enforcement, settings.backend),
-                     **executor_info},
+        environment=environment,
         dataset=inputs.dataset.summary(),
         class_weight_table=inputs.weights_by_name,
-        results=tuple(results),
+        results=tuple(staged.results),
         warnings=inputs.warnings,
-        config={**settings.to_json(), "journal": str(journal_path), "model_info": model},
+        config={**settings.to_json(), "journal": str(context.journal.path),
+                "model_info": plan.model},
         interrupted=interrupted,
-        probes_planned=len(results) if memory_only else len(probes),
+        probes_planned=len(staged.results) if memory_only else len(plan.probes),
         memory=memory,
         seeds=1 if memory_only else settings.seeds,
-        seed_probes=tuple(seed_probes),
+        seed_probes=tuple(staged.seed_probes),
         schedule=staged.schedule,
     )
 
@@ -288,86 +342,14 @@ def _workers_text(n_workers: int, memory_only: bool) -> str:
     return f"{n_workers} probe workers"
 
 
-# Settings that do not change what a probe computes: a resumed run may differ in them.
-# (``seeds`` changes only the re-probes, which are journaled with their seed.)
-_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers", "seeds", "executor",
-                 "ray_address")
 
-
-def run_identity(settings: Settings) -> dict[str, Any]:
-    """The settings that decide the probes' results (model, data, steps, optimizer, ...)."""
-    return {k: v for k, v in settings.to_json().items() if k not in _NOT_IDENTITY}
-
-
-@dataclass(frozen=True)
-class JournalState:
-    """What an interrupted run's journal holds: its plan, its settings and its results,
-    by the key of the job that produced each (``stabcheck.run.scheduler.Job.key``)."""
-
-    probe_ids: list[str]
-    identity: dict[str, Any]
-    results: dict[tuple[str, str, int | None, int], ProbeResult]
-
-
-def journal_record(job: Job, result: ProbeResult) -> dict[str, Any]:
-    """A job's result as a journal line: the result's JSON and the job that produced it
-    (its stage, seed and rungs), from which a resumed run knows it."""
-    kind = "probe" if job.seed is None else "seed_probe"
-    extra: dict[str, Any] = {"type": kind,
-                             "job": {"stage": job.probe.stage, "seed": job.seed,
-                                     "rungs": list(job.probe.rungs)}}
-    if job.seed is not None:
-        extra["seed"] = job.seed
-    return {**extra, **result.to_json()}
-
-
-def read_journal(path: Path) -> JournalState:
-    """Read a journal for ``--resume``; a torn last line (a kill mid-write) is ignored."""
-    from stabcheck.run.resultio import probe_result_from_json
-
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read journal {path}: {exc.strerror or exc}") from None
-    probe_ids: list[str] | None = None
-    identity: dict[str, Any] = {}
-    results: dict[tuple[str, str, int | None, int], ProbeResult] = {}
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise InputError(f"journal {path} line {number} is not JSON") from None
-        if record.get("type") in ("run", "resumed") and probe_ids is None:
-            probe_ids = list(record.get("probes") or [])
-            identity = {k: v for k, v in (record.get("config") or {}).items()
-                        if k not in _NOT_IDENTITY}
-            # a journal from before the backend was a setting: its probes ran TensorFlow
-            identity.setdefault("backend", "tensorflow")
-        elif record.get("type") in ("probe", "seed_probe") and isinstance(
-                record.get("job"), dict):
-            job = record["job"]
-            result = probe_result_from_json(record)
-            probe = replace(result.probe, stage=str(job.get("stage") or ""),
-                            rungs=tuple(int(r) for r in job.get("rungs") or ()))
-            seed = job.get("seed")
-            key = Job(probe, None if seed is None else int(seed)).key
-            results[key] = ProbeResult(replace(result.run, probe=probe), result.verdict)
-    if probe_ids is None:
-        raise InputError(f"{path} is not a stabcheck journal (no run record)")
-    return JournalState(probe_ids, identity, results)
-
-
-def _memory(
-    runner: Runner, template: Probe, results: list[ProbeResult],
-    weights: dict[str, list[float] | None], settings: Settings, journal: Journal,
-    emit: ProgressCallback, memory_only: bool, measured: list[ProbeResult],
-    enforcement: str | None, n_samples: int,
-) -> MemoryReport:
-    """Run the memory ladder; its probes' results are appended to ``measured`` as they
-    arrive (so an interrupted ladder keeps what it measured). No batch trains on more
-    than the ``n_samples`` training samples, so the ladder plans none beyond them."""
+def _memory(context: RunContext, runner: Runner, template: Probe,
+            results: list[ProbeResult], measured: list[ProbeResult]) -> MemoryReport:
+    """Run the memory ladder with ``template``'s setting after the grid's ``results``; its
+    probes' results are appended to ``measured`` as they arrive (so an interrupted ladder
+    keeps what it measured). No batch trains on more than the context's ``n_samples``
+    training samples, so the ladder plans none beyond them."""
+    settings, journal, emit = context.settings, context.journal, context.emit
 
     def record(result: ProbeResult) -> None:
         journal.append({"type": "memory_probe", **result.to_json()})
@@ -378,11 +360,12 @@ def _memory(
     emit(Progress("loading", "measuring memory per batch size"))
     gpu_present = any(d.get("type") == "GPU" for d in runner.environment.get("devices", []))
     report = build_memory_report(
-        runner, template, results, budget=settings.memory_budget, enforcement=enforcement,
-        class_weights=weights[template.settings.class_weight],
-        extra_sizes=settings.batch_size if memory_only else (), on_result=record,
+        runner, template, results, budget=settings.memory_budget,
+        enforcement=context.enforcement,
+        class_weights=context.weights[template.settings.class_weight],
+        extra_sizes=settings.batch_size if context.memory_only else (), on_result=record,
         mixed_policy="mixed_float16" if gpu_present else "mixed_bfloat16",
-        max_batch=n_samples, margin=settings.thresholds.memory_margin,
+        max_batch=context.n_samples, margin=settings.thresholds.memory_margin,
     )
     return report
 
@@ -398,11 +381,11 @@ def _provisional(inputs: Inputs, results: list[ProbeResult],
 
 
 def _name_operations(
-    runner: Runner, results: list[ProbeResult], weights: dict[str, list[float] | None],
-    journal: Journal, emit: ProgressCallback, limit: int = 3,
+    context: RunContext, runner: Runner, results: list[ProbeResult], limit: int = 3,
 ) -> list[ProbeResult]:
     """Re-run the first non-finite probes with TensorFlow's check-numerics on, in a fresh
     worker, and add the operation that produced the first Inf/NaN to their evidence."""
+    weights, journal, emit = context.weights, context.journal, context.emit
     out = list(results)
     todo = [i for i, r in enumerate(out) if r.verdict.outcome is Outcome.NON_FINITE
             and r.ran][:limit]

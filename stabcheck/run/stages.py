@@ -86,17 +86,29 @@ class StagedResult:
     schedule: dict[str, Any] = field(default_factory=dict)
 
 
-class StagedRun:
-    """Runs a planned grid in stages on ``runners`` (see the module's docstring).
+@dataclass(frozen=True)
+class StageHooks:
+    """What the stages call.
 
     Args:
-        runners: the run's workers.
-        weights: class weights per strategy, as the runner takes them.
         classify: ProbeRun -> Verdict.
         record: journals and reports one job's result (job, count in its stage, the
             stage's job count, result, resumed).
         stage_started: told when a stage begins (its name, a sentence, its job count).
         report_of: the results so far as a report (for ranking them).
+    """
+
+    classify: Callable[[ProbeRun], Verdict]
+    record: Callable[[Job, int, int, ProbeResult, bool], None]
+    stage_started: Callable[[str, str, int], None]
+    report_of: Callable[[list[ProbeResult], list[SeedProbe]], RunReport]
+
+
+@dataclass(frozen=True)
+class StageSetup:
+    """What the stages follow.
+
+    Args:
         thresholds: the run's.
         seed: the run's seed; ``seeds``: how many back the recommendation.
         budget_steps: ``--budget`` in steps (None: the default, or a time budget).
@@ -105,27 +117,40 @@ class StagedRun:
         class_names: the data set's, for the sentences.
     """
 
+    thresholds: Thresholds
+    seed: int
+    seeds: int
+    budget_steps: int | None
+    budget_seconds: float | None
+    done: dict[Any, ProbeResult]
+    class_names: Sequence[str] = ()
+
+
+class StagedRun:
+    """Runs a planned grid in stages on ``runners`` (see the module's docstring).
+
+    Args:
+        runners: the run's workers.
+        weights: class weights per strategy, as the runner takes them.
+        hooks: what the stages call (``StageHooks``).
+        setup: what the stages follow (``StageSetup``).
+    """
+
     def __init__(self, runners: list[Runner], weights: dict[str, list[float] | None],
-                 classify: Callable[[ProbeRun], Verdict],
-                 record: Callable[[Job, int, int, ProbeResult, bool], None],
-                 stage_started: Callable[[str, str, int], None],
-                 report_of: Callable[[list[ProbeResult], list[SeedProbe]], RunReport],
-                 thresholds: Thresholds, *, seed: int, seeds: int,
-                 budget_steps: int | None, budget_seconds: float | None,
-                 done: dict[Any, ProbeResult], class_names: Sequence[str] = ()) -> None:
-        self._class_names = tuple(class_names)
+                 hooks: StageHooks, setup: StageSetup) -> None:
+        self._class_names = tuple(setup.class_names)
         self._runners = runners
         self._weights = weights
-        self._classify = classify
-        self._record = record
-        self._stage_started = stage_started
-        self._report_of = report_of
-        self._t = thresholds
-        self._seed = seed
-        self._seeds = seeds
-        self._budget_steps = budget_steps
-        self._budget_seconds = budget_seconds
-        self._done = done
+        self._classify = hooks.classify
+        self._record = hooks.record
+        self._stage_started = hooks.stage_started
+        self._report_of = hooks.report_of
+        self._t = setup.thresholds
+        self._seed = setup.seed
+        self._seeds = setup.seeds
+        self._budget_steps = setup.budget_steps
+        self._budget_seconds = setup.budget_seconds
+        self._done = setup.done
         self._logs: list[StageLog] = []
         self._spent = 0
         self._order: list[str] = []  # the plan's probe ids

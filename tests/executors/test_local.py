@@ -210,7 +210,7 @@ def test_a_seed_in_a_running_worker_trains_as_a_fresh_worker_under_that_seed(tmp
     from dataclasses import replace
 
     from stabcheck.config.settings import build_settings
-    from stabcheck.executors.local import ProbeRunner
+    from stabcheck.executors.local_runner import ProbeRunner
     from stabcheck.inputs.prepare import load_inputs
     from stabcheck.plan import learning_rates, plan_probes
     from stabcheck.protocol.dataset import save_prepared

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.executors.local import worker_environment
+from stabcheck.executors.process import worker_environment
 from stabcheck.protocol.messages import WorkerInit
 
 

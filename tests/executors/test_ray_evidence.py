@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from stabcheck.executors.ray import _node_memory  # noqa: E402
+from stabcheck.executors.ray.runner import _node_memory  # noqa: E402
 
 
 @pytest.mark.parametrize(("message", "expected"), [

@@ -174,7 +174,8 @@ def test_the_ladder_plans_with_the_configured_memory_margin() -> None:
 
 def test_the_engine_hands_the_config_memory_margin_to_the_ladder(tmp_path: Path) -> None:
     """``[thresholds] memory_margin`` in a config file reaches the forecast."""
-    from stabcheck.run.engine import Journal, _memory
+    from stabcheck.run.engine import RunContext, _memory
+    from stabcheck.run.journal import Journal
 
     config = tmp_path / "stabcheck.toml"
     config.write_text('model = "builtin:mlp"\ndata = "builtin:digits"\n'
@@ -185,8 +186,9 @@ def test_the_engine_hands_the_config_memory_margin_to_the_ladder(tmp_path: Path)
     runner = SimulatedRunner()
     runner.environment = {"devices": []}
     journal = Journal(tmp_path / "journal.jsonl")
-    memory = _memory(runner, template(), [], {"none": None}, settings, journal,
-                     lambda _event: None, True, [], "watchdog", 10_000_000)
+    context = RunContext(settings, {"none": None}, journal, lambda _event: None, True,
+                         "watchdog", 10_000_000)
+    memory = _memory(context, runner, template(), [], [])
     journal.close()
     assert memory.margin == 0.3
     assert memory.forecast_peak <= GiB * 0.7

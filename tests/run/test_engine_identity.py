@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stabcheck.config.settings import build_settings
-from stabcheck.run.engine import read_journal, run_identity
+from stabcheck.run.journal import read_journal, run_identity
 
 
 def _journal(path: Path, config: dict) -> Path:
