@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from stabcheck.errors import ConfigError, InputError
-from stabcheck.inputs.preflight import check_data_finite, label_rank_message
+from stabcheck.inputs.preflight.arrays import check_data_finite, label_rank_message
 from stabcheck.inputs.tables import TABLE_SUFFIXES, read_table
 from stabcheck.protocol.dataset import CONTINUOUS, Dataset
 from stabcheck.text import plural
@@ -316,8 +316,9 @@ def npz_has_sample_weight(spec: str | Path, *, base_dir: Path | None = None) -> 
     """Whether the ``.npz`` data ``spec`` holds a ``sample_weight`` array.
 
     Keras refuses ``class_weight`` together with ``sample_weight`` (see
-    ``stabcheck.inputs.preflight.check_sample_weight_conflict``). Other specs (``builtin:``, a
-    ``.csv``, an image folder) never bring one. ``spec`` resolves as in :func:`load_dataset`.
+    ``stabcheck.inputs.preflight.weights.check_sample_weight_conflict``). Other specs
+    (``builtin:``, a ``.csv``, an image folder) never bring one. ``spec`` resolves as in
+    :func:`load_dataset`.
     """
     spec = str(spec)
     if spec.startswith("builtin:"):
