@@ -28,7 +28,7 @@ from stabcheck.inputs.classweights import (
     custom_defaults_warning,
     weights_by_name,
 )
-from stabcheck.inputs.data import load_dataset, npz_has_sample_weight, rare_class_warning
+from stabcheck.inputs.data import load_dataset
 from stabcheck.inputs.datafn import is_data_function, load_function_dataset
 from stabcheck.inputs.models import parse_model_spec
 from stabcheck.inputs.preflight.losses import (
@@ -50,6 +50,8 @@ from stabcheck.inputs.preflight.weights import (
     check_regression_class_weights,
     check_sample_weight_conflict,
 )
+from stabcheck.inputs.readers.npz import npz_has_sample_weight
+from stabcheck.inputs.sampling import rare_class_warning
 from stabcheck.protocol.dataset import Dataset
 from stabcheck.protocol.model_spec import ModelSpec
 from stabcheck.protocol.vocabulary import base_strategy

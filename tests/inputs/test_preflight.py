@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stabcheck.errors import InputError
-from stabcheck.inputs.data import load_dataset, npz_has_sample_weight
+from stabcheck.inputs.data import load_dataset
 from stabcheck.inputs.preflight.arrays import check_data_finite, check_label_rank
 from stabcheck.inputs.preflight.losses import check_label_values, check_labels_vs_loss
 from stabcheck.inputs.preflight.outputs import (
@@ -22,6 +22,7 @@ from stabcheck.inputs.preflight.weights import (
     check_loss_weights,
     check_sample_weight_conflict,
 )
+from stabcheck.inputs.readers.npz import npz_has_sample_weight
 from stabcheck.protocol.vocabulary import canonical_loss_name
 
 
