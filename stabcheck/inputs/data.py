@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stabcheck.config.settings import check_holdout
 from stabcheck.errors import ConfigError, InputError
 from stabcheck.inputs.readers.builtin import load_builtin
 from stabcheck.inputs.readers.images import load_image_folder
@@ -85,6 +86,10 @@ def load_dataset(
     ``config.settings.sample_rows``); ``holdout_base`` is then the rows the held-out cap
     is a quarter of (else ``max_samples``).
 
+    ``holdout`` is checked by the config's rule (``config.settings.check_holdout``: a
+    fraction in (0, 1)), except ``0``, which holds nothing out (for callers that judge on
+    data of their own; a config cannot set it).
+
     Raises ``InputError`` for data that cannot be probed and ``ConfigError`` for
     out-of-range ``max_samples``, ``holdout`` or ``imbalance``.
     """
@@ -146,8 +151,8 @@ def load_dataset(
 def _check_settings(max_samples: int, holdout: float, imbalance: float | None) -> None:
     if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
         raise ConfigError(f"max_samples must be a whole number >= 1 (got {max_samples!r})")
-    if not (isinstance(holdout, (int, float)) and 0.0 <= holdout < 1.0):
-        raise ConfigError(f"holdout must be a fraction in [0, 1) (got {holdout!r})")
+    if holdout:
+        check_holdout(holdout)
     if imbalance is not None and not (
         isinstance(imbalance, (int, float)) and 0.0 < imbalance <= 1.0
     ):
