@@ -332,10 +332,7 @@ def _validate(raw: dict[str, Any]) -> Settings:
     if raw.get("budget") is not None:
         kwargs.update(parse_budget(raw["budget"]))
     if "holdout" in raw:
-        holdout = _float("holdout", raw["holdout"])
-        if not 0.0 < holdout < 1.0:
-            raise ConfigError(f"holdout must be a fraction in (0, 1), got {holdout}")
-        kwargs["holdout"] = holdout
+        kwargs["holdout"] = check_holdout(_float("holdout", raw["holdout"]))
     if raw.get("imbalance") is not None:
         ratio = _float("imbalance", raw["imbalance"])
         if not 0.0 < ratio <= 1.0:
@@ -371,6 +368,14 @@ def _validate(raw: dict[str, Any]) -> Settings:
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h)\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def check_holdout(holdout: float) -> float:
+    """``holdout``, the fraction of the data held out, if it is in (0, 1); else a
+    ``ConfigError``. The one rule for it: ``inputs.data.load_dataset`` applies it too."""
+    if not 0.0 < holdout < 1.0:
+        raise ConfigError(f"holdout must be a fraction in (0, 1), got {holdout}")
+    return holdout
 
 
 def parse_budget(value: Any) -> dict[str, Any]:

@@ -28,24 +28,30 @@ from stabcheck.inputs.classweights import (
     custom_defaults_warning,
     weights_by_name,
 )
-from stabcheck.inputs.data import load_dataset, npz_has_sample_weight, rare_class_warning
+from stabcheck.inputs.data import load_dataset
 from stabcheck.inputs.datafn import is_data_function, load_function_dataset
 from stabcheck.inputs.models import parse_model_spec
-from stabcheck.inputs.preflight import (
-    check_class_weights,
-    check_input_shape,
+from stabcheck.inputs.preflight.losses import (
     check_label_values,
     check_labels_vs_loss,
-    check_loss_weights,
-    check_model_outputs,
-    check_output_activation,
-    check_regression_class_weights,
-    check_regression_outputs,
-    check_sample_weight_conflict,
     check_task_vs_loss,
     is_regression_loss,
+)
+from stabcheck.inputs.preflight.outputs import (
+    check_input_shape,
+    check_model_outputs,
+    check_output_activation,
+    check_regression_outputs,
     regression_output_warnings,
 )
+from stabcheck.inputs.preflight.weights import (
+    check_class_weights,
+    check_loss_weights,
+    check_regression_class_weights,
+    check_sample_weight_conflict,
+)
+from stabcheck.inputs.readers.npz import npz_has_sample_weight
+from stabcheck.inputs.sampling import rare_class_warning
 from stabcheck.protocol.dataset import Dataset
 from stabcheck.protocol.model_spec import ModelSpec
 from stabcheck.protocol.vocabulary import base_strategy

@@ -30,10 +30,10 @@ class Dataset:
 
     Integer labels reach the loss as the data holds them (``label_values`` lists them,
     ascending; class ``i`` is ``label_values[i]``): the loader cannot know the loss, so it
-    does not re-encode them, and ``stabcheck.inputs.preflight.check_label_values`` refuses those
-    the loss cannot take once the loss and the model's outputs are known. Labels that the
-    loader has to encode (strings, image folders, one-hot rows) have ``label_values`` None
-    and class indices as ``y``.
+    does not re-encode them, and ``stabcheck.inputs.preflight.losses.check_label_values``
+    refuses those the loss cannot take once the loss and the model's outputs are known.
+    Labels that the loader has to encode (strings, image folders, one-hot rows) have
+    ``label_values`` None and class indices as ``y``.
     """
 
     x_train: np.ndarray

@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 
 from stabcheck.errors import ConfigError, InputError
-from stabcheck.inputs.data import (
-    RARE_CLASS_SAMPLES,
-    _holdout_cap,
-    load_dataset,
-    rare_class_warning,
-)
+from stabcheck.inputs.data import load_dataset
+from stabcheck.inputs.sampling import RARE_CLASS_SAMPLES, rare_class_warning
+from stabcheck.inputs.sampling import holdout_cap as _holdout_cap
 from stabcheck.protocol.dataset import Dataset, load_prepared, save_prepared
 
 
@@ -412,7 +409,7 @@ def _corrupt(path: Path, how: str) -> Path:
     ("npy", r"single \.npy array, not an \.npz archive", True),
 ])
 def test_a_truncated_or_corrupt_npz_is_an_input_error(tmp_path, how, match, listing_breaks):
-    from stabcheck.inputs.data import npz_has_sample_weight
+    from stabcheck.inputs.readers.npz import npz_has_sample_weight
 
     path = _corrupt(tmp_path / "broken.npz", how)
     loads = [lambda: load_dataset(str(path))]

@@ -9,20 +9,21 @@ import numpy as np
 import pytest
 
 from stabcheck.errors import InputError
-from stabcheck.inputs.data import load_dataset, npz_has_sample_weight
-from stabcheck.inputs.preflight import (
-    canonical_loss_name,
-    check_class_weights,
-    check_data_finite,
+from stabcheck.inputs.data import load_dataset
+from stabcheck.inputs.preflight.arrays import check_data_finite, check_label_rank
+from stabcheck.inputs.preflight.losses import check_label_values, check_labels_vs_loss
+from stabcheck.inputs.preflight.outputs import (
     check_input_shape,
-    check_label_rank,
-    check_label_values,
-    check_labels_vs_loss,
-    check_loss_weights,
     check_model_outputs,
     check_output_activation,
+)
+from stabcheck.inputs.preflight.weights import (
+    check_class_weights,
+    check_loss_weights,
     check_sample_weight_conflict,
 )
+from stabcheck.inputs.readers.npz import npz_has_sample_weight
+from stabcheck.protocol.vocabulary import canonical_loss_name
 
 
 @pytest.mark.parametrize(
