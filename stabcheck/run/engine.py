@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from stabcheck import __version__
+from stabcheck.config.options import NOT_IDENTITY
 from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
 from stabcheck.executors import Runner, open_executor
@@ -288,15 +289,10 @@ def _workers_text(n_workers: int, memory_only: bool) -> str:
     return f"{n_workers} probe workers"
 
 
-# Settings that do not change what a probe computes: a resumed run may differ in them.
-# (``seeds`` changes only the re-probes, which are journaled with their seed.)
-_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers", "seeds", "executor",
-                 "ray_address")
-
-
 def run_identity(settings: Settings) -> dict[str, Any]:
-    """The settings that decide the probes' results (model, data, steps, optimizer, ...)."""
-    return {k: v for k, v in settings.to_json().items() if k not in _NOT_IDENTITY}
+    """The settings that decide the probes' results (model, data, steps, optimizer, ...):
+    the options of ``config.options`` marked ``identity``."""
+    return {k: v for k, v in settings.to_json().items() if k not in NOT_IDENTITY}
 
 
 @dataclass(frozen=True)
@@ -342,7 +338,7 @@ def read_journal(path: Path) -> JournalState:
         if record.get("type") in ("run", "resumed") and probe_ids is None:
             probe_ids = list(record.get("probes") or [])
             identity = {k: v for k, v in (record.get("config") or {}).items()
-                        if k not in _NOT_IDENTITY}
+                        if k not in NOT_IDENTITY}
             # a journal from before the backend was a setting: its probes ran TensorFlow
             identity.setdefault("backend", "tensorflow")
         elif record.get("type") in ("probe", "seed_probe") and isinstance(
