@@ -25,6 +25,7 @@ from stabcheck.api.data import data_spec
 from stabcheck.api.model import export_model
 from stabcheck.api.progress import progress_bar
 from stabcheck.api.result import Recommendation, Result
+from stabcheck.config.options import LISTED, OPTIONS
 from stabcheck.config.settings import build_settings, sample_rows
 from stabcheck.errors import ConfigError, InputError
 from stabcheck.judge.gate import unprobed_cause
@@ -86,13 +87,7 @@ def probe(
     Raises:
         StabcheckError: a bad model, data or setting, in one line.
     """
-    flags = dict(lr=lr, batch_size=batch_size, clip=clip, steps=steps,
-                 memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, loss=loss,
-                 optimizer=optimizer, task=task, timeout=timeout, seed=seed, seeds=seeds,
-                 budget=budget, max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
-                 check_numerics=check_numerics, workers=workers, journal=journal,
-                 executor=executor, ray_address=ray_address)
-    flags.update(_class_weight_flags(class_weight))
+    flags = _flags(locals())
     return _run(model, x, y, validation_data, flags, custom_objects, progress,
                 memory_only=False, ladder=memory_ladder)
 
@@ -110,11 +105,7 @@ def memory(
     fresh worker, the forecast of the largest that fits ``memory_budget``, its
     verification by a real run, and the remedies for those that do not fit. Arguments as
     ``probe``'s; the result's ``memory`` holds the ladder."""
-    flags = dict(lr=lr, batch_size=batch_size, clip=clip, memory_budget=memory_budget,
-                 gpu_memory_budget=gpu_memory_budget, loss=loss, optimizer=optimizer,
-                 task=task, timeout=timeout, seed=seed, max_samples=max_samples,
-                 journal=journal)
-    flags.update(_class_weight_flags(class_weight))
+    flags = _flags(locals())
     return _run(model, x, y, validation_data, flags, custom_objects, progress,
                 memory_only=True, ladder=None)
 
@@ -123,7 +114,7 @@ def _run(model: Any, x: Any, y: Any, validation_data: Any, flags: dict[str, Any]
          custom_objects: Sequence[str] | None,
          progress: bool | Callable[[Progress], None], *, memory_only: bool,
          ladder: bool | None) -> Result:
-    flags = {k: _listed(v) if k in _LISTS else v for k, v in flags.items()}
+    flags = {k: _listed(v) if k in LISTED else v for k, v in flags.items()}
     flags = {k: str(v) if isinstance(v, Path) else v for k, v in flags.items()}
     objects = list(_listed(custom_objects) or [])
     # Every setting checked before the model is saved or the data read.
@@ -157,7 +148,18 @@ def _run(model: Any, x: Any, y: Any, validation_data: Any, flags: dict[str, Any]
                              dataset=replace(report.dataset, source=data_text)))
 
 
-_LISTS = ("lr", "batch_size", "clip", "fail_on")
+# Keywords that are no flag of their own: the model, and those ``_run`` and
+# ``_class_weight_flags`` take apart.
+_NOT_FLAGS = ("model", "class_weight", "custom_objects")
+
+
+def _flags(given: dict[str, Any]) -> dict[str, Any]:
+    """A function's option keywords (from its ``locals()``, those of ``config.options``) as
+    ``build_settings``' flags."""
+    flags = {option.name: given[option.keyword] for option in OPTIONS
+             if option.keyword in given and option.keyword not in _NOT_FLAGS}
+    flags.update(_class_weight_flags(given["class_weight"]))
+    return flags
 
 
 def _listed(value: Any) -> list[Any] | None:

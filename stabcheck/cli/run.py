@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -91,6 +92,13 @@ class RunArguments:
     markdown: Path | None = None
     html: Path | None = None
 
+    @classmethod
+    def of(cls, given: dict[str, Any]) -> RunArguments:
+        """The arguments from a command's parameters (its ``locals()``), less the config
+        and ``--verbose``."""
+        return cls(**{key: value for key, value in given.items()
+                      if key not in ("config", "verbose")})
+
     def flags(self) -> dict:
         """The flags as ``config.settings.build_settings`` takes them."""
         flags = {key: value for key, value in asdict(self).items()
@@ -119,16 +127,7 @@ def probe(
     verbose: _Verbose = False,
 ) -> None:
     """Run short probe trainings over a grid of settings and report what survives."""
-    run(config, RunArguments(
-        model=model, data=data, target=target, task=task, loss=loss, optimizer=optimizer,
-        lr=lr, class_weight=class_weight, clip=clip, batch_size=batch_size, steps=steps,
-        memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, timeout=timeout,
-        json_path=json_path, journal=journal, resume=resume, seed=seed, seeds=seeds,
-        budget=budget, max_samples=max_samples, imbalance=imbalance, fail_on=fail_on,
-        check_numerics=check_numerics, workers=workers, custom_objects=custom_objects,
-        backend=backend, executor=executor, ray_address=ray_address, junit=junit,
-        markdown=markdown, html=html), memory_only=False,
-        verbose=verbose)
+    run(config, RunArguments.of(locals()), memory_only=False, verbose=verbose)
 
 
 @app.command(short_help="Peak memory per batch size, and the largest that fits.")
@@ -146,14 +145,7 @@ def memory(
 ) -> None:
     """Measure peak memory per batch size (each in a fresh process), forecast the largest
     batch size that fits --memory-budget, verify it by a real run, and measure remedies."""
-    run(config, RunArguments(
-        model=model, data=data, target=target, task=task, loss=loss, optimizer=optimizer,
-        lr=lr, class_weight=class_weight, clip=clip, batch_size=batch_size,
-        memory_budget=memory_budget, gpu_memory_budget=gpu_memory_budget, timeout=timeout,
-        json_path=json_path, journal=journal, seed=seed, max_samples=max_samples,
-        fail_on=fail_on, custom_objects=custom_objects, backend=backend, executor=executor,
-        ray_address=ray_address, junit=junit, markdown=markdown, html=html),
-        memory_only=True, verbose=verbose)
+    run(config, RunArguments.of(locals()), memory_only=True, verbose=verbose)
 
 
 def run(config: Path | None, args: RunArguments, *, memory_only: bool,

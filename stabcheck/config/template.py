@@ -1,8 +1,10 @@
 """``stabcheck init``: a commented starter ``stabcheck.toml``.
 
-Every key the config accepts is in the file, set to a sensible starting value or commented
-out at its default, with a comment that says what it does. The file parses as it is
-written (``tests/cli/test_outputs.py`` checks that with ``config.settings.build_settings``).
+Every key of ``config.options`` marked ``starter`` is in the file, set to a sensible
+starting value or commented out, with a comment that says what it does. The file parses as
+it is written (``tests/cli/test_outputs.py`` checks that with
+``config.settings.build_settings``), and what it sets is the table's default but where it
+shows an alternative on purpose (``tests/config/test_options.py``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from stabcheck.config.options import NOT_IDENTITY
 from stabcheck.config.settings import Settings
 from stabcheck.errors import InputError
 from stabcheck.results import ProbeResult
@@ -41,15 +42,10 @@ def default_journal_path() -> Path:
     return Path(".stabcheck") / "runs" / f"{stamp}-{os.getpid()}.jsonl"
 
 
-# Settings that do not change what a probe computes: a resumed run may differ in them.
-# (``seeds`` changes only the re-probes, which are journaled with their seed.)
-_NOT_IDENTITY = ("timeout", "fail_on", "check_numerics", "workers", "seeds", "executor",
-                 "ray_address")
-
-
 def run_identity(settings: Settings) -> dict[str, Any]:
-    """The settings that decide the probes' results (model, data, steps, optimizer, ...)."""
-    return {k: v for k, v in settings.to_json().items() if k not in _NOT_IDENTITY}
+    """The settings that decide the probes' results (model, data, steps, optimizer, ...):
+    the options of ``config.options`` marked ``identity``."""
+    return {k: v for k, v in settings.to_json().items() if k not in NOT_IDENTITY}
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,7 @@ def read_journal(path: Path) -> JournalState:
         if record.get("type") in ("run", "resumed") and probe_ids is None:
             probe_ids = list(record.get("probes") or [])
             identity = {k: v for k, v in (record.get("config") or {}).items()
-                        if k not in _NOT_IDENTITY}
+                        if k not in NOT_IDENTITY}
             # a journal from before the backend was a setting: its probes ran TensorFlow
             identity.setdefault("backend", "tensorflow")
         elif record.get("type") in ("probe", "seed_probe") and isinstance(
