@@ -16,7 +16,7 @@ from stabcheck.config.options import CONFIG_KEYS, LISTED, NOT_IDENTITY, OPTION, 
 from stabcheck.config.settings import Settings, build_settings
 from stabcheck.config.template import starter_config
 from stabcheck.protocol.vocabulary import Clip
-from stabcheck.run.engine import run_identity
+from stabcheck.run.journal import run_identity
 
 BASE = 'model = "builtin:mlp"\ndata = "builtin:digits"\n'
 
