@@ -157,7 +157,7 @@ def fit_one(name: str, data: Path, steps: int, seed: int, out: Path,
     t_fit = time.perf_counter()
     history = model.fit(sequence, steps_per_epoch=1, epochs=steps, verbose=0, shuffle=False)
     fit_s = time.perf_counter() - t_fit
-    from stabcheck.memory.procfs import peak_private_rss
+    from stabcheck.system.procfs import peak_private_rss
 
     peak = peak_private_rss()  # as the worker measures its own
     losses = [float(v) for v in history.history["loss"]]

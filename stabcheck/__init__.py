@@ -17,13 +17,9 @@ __all__ = ["__version__", "memory", "probe"]
 
 
 def __getattr__(name: str) -> Any:
-    """``stabcheck.probe`` and ``stabcheck.memory``, imported on first use. By name: the
-    API sits on top of every part (a static import here would make each part that imports
-    a module of the package import it, for import-linter).
-    ``stabcheck.memory`` is the ``memory/`` package, which calls ``stabcheck.api.memory``
-    when called (the package's name is taken by it whatever the root says)."""
-    if name == "probe":
-        return importlib.import_module("stabcheck.api").probe
-    if name == "memory":
-        return importlib.import_module("stabcheck.memory")
+    """``stabcheck.probe`` and ``stabcheck.memory``, the API's functions, imported on first
+    use. By name: the API sits on top of every part (a static import here would make each
+    part that imports a module of the package import it, for import-linter)."""
+    if name in ("probe", "memory"):
+        return getattr(importlib.import_module("stabcheck.api"), name)
     raise AttributeError(f"module 'stabcheck' has no attribute {name!r}")

@@ -91,7 +91,7 @@ def env(
 
     from rich.table import Table
 
-    from stabcheck.memory.environment import collect_environment
+    from stabcheck.system.environment import collect_environment
     from stabcheck.units import human_bytes
 
     info = collect_environment()

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from stabcheck.executors.local_runner import ProbeRunner
-from stabcheck.memory import nvml
 from stabcheck.protocol.messages import WorkerInit
+from stabcheck.system import nvml
 
 
 class LocalExecutor:

@@ -28,7 +28,6 @@ from stabcheck.executors.runner import (
     ran_out_of_memory,
 )
 from stabcheck.executors.watchdog import Watch, memory_evidence, next_event
-from stabcheck.memory import cgroup, nvml
 from stabcheck.protocol.messages import (
     FINAL,
     FromWorker,
@@ -48,6 +47,7 @@ from stabcheck.results import (
     holdout_from_json,
     signal_name,
 )
+from stabcheck.system import cgroup, nvml
 
 
 class ProbeRunner(RunnerBase):

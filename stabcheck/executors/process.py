@@ -24,8 +24,8 @@ from typing import Any
 
 import psutil
 
-from stabcheck.memory import cgroup
 from stabcheck.protocol.messages import ParentEvent, ToWorker, WorkerInit
+from stabcheck.system import cgroup
 
 
 def worker_environment(init: WorkerInit, gpu: str | None = None) -> dict[str, str]:

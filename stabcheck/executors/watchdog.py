@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from stabcheck.executors.process import WorkerProcess
-from stabcheck.memory import cgroup, kernel_log, nvml
 from stabcheck.protocol.messages import ParentEvent
 from stabcheck.results import MemoryEvidence, RungEval
+from stabcheck.system import cgroup, kernel_log, nvml
 
 SAMPLE_INTERVAL_S = 0.05
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from stabcheck.judge.verdicts import at_step, make_verdict
-from stabcheck.memory.oom import is_oom_message
 from stabcheck.results import (
     Outcome,
     ProbeRun,
@@ -15,6 +14,7 @@ from stabcheck.results import (
     Verdict,
     signal_name,
 )
+from stabcheck.system.oom import is_oom_message
 from stabcheck.units import human_bytes
 
 

@@ -32,7 +32,6 @@ from stabcheck.inputs.prepare import Inputs, load_inputs
 from stabcheck.judge.classify import classify
 from stabcheck.judge.rungs import climb
 from stabcheck.judge.trend import early_stop_rule
-from stabcheck.memory import cgroup
 from stabcheck.plan import learning_rates, plan_probes
 from stabcheck.protocol.dataset import save_prepared
 from stabcheck.protocol.messages import WorkerInit
@@ -56,6 +55,7 @@ from stabcheck.run.ladder import MemoryReport, build_memory_report
 from stabcheck.run.numerics import parse_check_numerics
 from stabcheck.run.scheduler import Job
 from stabcheck.run.stages import StagedResult, StagedRun, StageHooks, StageSetup
+from stabcheck.system import cgroup
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,10 @@ from typing import Any
 from stabcheck.config.thresholds import DEFAULT_THRESHOLDS
 from stabcheck.executors import Runner
 from stabcheck.judge.classify import classify
-from stabcheck.memory.forecast import (
+from stabcheck.plan import effective_batch_size
+from stabcheck.probe_ids import REQUESTED_TAG, search_id
+from stabcheck.results import Category, Outcome, Probe, ProbeResult, Verdict
+from stabcheck.system.forecast import (
     Line,
     MemoryPoint,
     MemoryReport,
@@ -29,9 +32,6 @@ from stabcheck.memory.forecast import (
     ladder_between,
     usable_budget,
 )
-from stabcheck.plan import effective_batch_size
-from stabcheck.probe_ids import REQUESTED_TAG, search_id
-from stabcheck.results import Category, Outcome, Probe, ProbeResult, Verdict
 
 MEASURE_STEPS = 3  # the peak is reached once the optimizer's slots exist (first step)
 MAX_APPROACH = 4  # measurements spent approaching a far extrapolated forecast

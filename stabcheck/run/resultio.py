@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from stabcheck.errors import InputError
-from stabcheck.memory.forecast import MemoryReport
 from stabcheck.results import (
     SCHEMA_VERSION,
     DatasetSummary,
@@ -42,6 +41,7 @@ from stabcheck.results import (
     Verdict,
     holdout_from_json,
 )
+from stabcheck.system.forecast import MemoryReport
 
 __all__ = ["load_report", "report_from_json"]
 

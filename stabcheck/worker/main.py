@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stabcheck.errors import StabcheckError
-from stabcheck.memory.oom import is_oom_exception
-from stabcheck.memory.procfs import peak_private_rss
 from stabcheck.protocol.messages import FromWorker, ToWorker
 from stabcheck.results import json_value
+from stabcheck.system.oom import is_oom_exception
+from stabcheck.system.procfs import peak_private_rss
 
 # The exit status of a worker whose parent died before it (nobody reads it but the shell).
 EXIT_ORPHANED = 70

@@ -18,8 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from stabcheck.memory.procfs import TrainingPeak
 from stabcheck.protocol.dataset import Dataset
+from stabcheck.system.procfs import TrainingPeak
 from stabcheck.worker import backends
 from stabcheck.worker.backends.base import InitialState, overrides_train_step
 

@@ -268,13 +268,13 @@ def test_bad_input_raises_one_line_before_any_process(model, x, y, kwargs, messa
 
 @pytest.mark.e2e
 def test_stabcheck_exports_probe_and_memory_lazily():
-    """``import stabcheck`` imports no part; ``stabcheck.memory`` is the ``memory/``
-    package, callable as the API's ``memory`` whatever was imported before."""
+    """``import stabcheck`` imports no part; ``stabcheck.memory`` is the API's ``memory``
+    function (an ordinary one: no module of that name), whatever was imported before."""
     code = ("import sys, stabcheck; print('stabcheck.api' in sys.modules, "
             "'stabcheck.memory' in sys.modules, callable(stabcheck.probe), "
             "'stabcheck.api' in sys.modules, callable(stabcheck.memory), "
-            "stabcheck.memory.cgroup.__name__)")
+            "stabcheck.system.cgroup.__name__)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.split() == ["False", "False", "True", "True", "True",
-                                   "stabcheck.memory.cgroup"], done.stderr
+                                   "stabcheck.system.cgroup"], done.stderr
     assert issubclass(InputError, StabcheckError)

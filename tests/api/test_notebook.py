@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from stabcheck.memory import cgroup
+from stabcheck.system import cgroup
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

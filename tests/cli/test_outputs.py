@@ -118,7 +118,7 @@ def test_init_into_a_folder_is_an_error(tmp_path: Path):
 def test_env_json_without_importing_tensorflow():
     code = (
         "import json, sys\n"
-        "from stabcheck.memory.environment import collect_environment\n"
+        "from stabcheck.system.environment import collect_environment\n"
         "info = collect_environment()\n"
         "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
         "print(json.dumps({'info': info, 'bad': bad}))"
@@ -263,7 +263,7 @@ class _FakeNvml:
 
 
 def test_gpu_devices_reads_nvml_and_says_why_there_is_none(monkeypatch):
-    from stabcheck.memory import environment as envinfo
+    from stabcheck.system import environment as envinfo
 
     fake = _FakeNvml()
     monkeypatch.setitem(sys.modules, "pynvml", fake)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stabcheck.memory import cgroup
+from stabcheck.system import cgroup
 from tests.conftest import FIXTURES, outcomes
 
 USER_MODELS = FIXTURES / "user_models.py"

@@ -14,11 +14,11 @@ from stabcheck.config.settings import build_settings
 from stabcheck.judge.gate import parse_fail_on
 from stabcheck.judge.quality import quality_title
 from stabcheck.judge.summary import summarize
-from stabcheck.memory.forecast import MemoryPoint, MemoryReport
 from stabcheck.report.html import render_html
 from stabcheck.report.markdown import render_markdown
 from stabcheck.report.terminal.memory import memory_forecast_lines
 from stabcheck.results import Outcome, ProbeResult, RunReport
+from stabcheck.system.forecast import MemoryPoint, MemoryReport
 from tests.report.terminal.test_report import make_report, make_result, render, with_holdout
 from tests.run.test_ladder import SimulatedRunner, template
 from tests.sample_report import make_report as sample_report

@@ -225,7 +225,7 @@ _MEASURE = """<script>setTimeout(function () {
 def crowded_memory_report():
     """The 36-probe grid with a memory ladder of 16 batch sizes close together, peaks near
     each other and near the budget, the last four out of memory."""
-    from stabcheck.memory.forecast import MemoryPoint
+    from stabcheck.system.forecast import MemoryPoint
     from tests.report.terminal.test_compact import grid_36
 
     report = grid_36()

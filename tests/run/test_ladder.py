@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.memory.forecast import Line, MemoryPoint
 from stabcheck.run.ladder import MAX_VERIFY, Verification, verify_forecast
+from stabcheck.system.forecast import Line, MemoryPoint
 
 MiB = 1 << 20
 BUDGET = 1024 * MiB

@@ -51,7 +51,7 @@ def prepare_environment(backend: str, gpu_memory_budget: int | None) -> None:
 
 def _first_gpu_bytes() -> int | None:
     """Total memory of the first GPU this process may use (``CUDA_VISIBLE_DEVICES``)."""
-    from stabcheck.memory import nvml
+    from stabcheck.system import nvml
 
     devices = nvml.devices()
     if not devices:

@@ -8,8 +8,8 @@ import os
 import re
 
 from stabcheck.judge.summary import summarize
-from stabcheck.memory.forecast import MemoryPoint, MemoryReport
 from stabcheck.results import Outcome, ProbeResult, RunReport
+from stabcheck.system.forecast import MemoryPoint, MemoryReport
 from tests.conftest import TESTS
 from tests.report.terminal.test_report import (
     NAN_AT_37,

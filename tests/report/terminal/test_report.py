@@ -17,7 +17,6 @@ from stabcheck.errors import ConfigError
 from stabcheck.judge.advice import summary_counts
 from stabcheck.judge.recommend import strategy_summary
 from stabcheck.judge.summary import summarize
-from stabcheck.memory.forecast import MemoryPoint, MemoryReport
 from stabcheck.report.json import load_schema, result_json, write_json
 from stabcheck.report.sparkline import SPARK_WIDTH, sparkline
 from stabcheck.report.terminal.report import render_report
@@ -36,6 +35,7 @@ from stabcheck.results import (
     Termination,
     Verdict,
 )
+from stabcheck.system.forecast import MemoryPoint, MemoryReport
 from stabcheck.units import human_bytes, parse_size
 
 GiB = 1024**3

@@ -1,4 +1,4 @@
-"""Tests of ``stabcheck.memory.oom``: out-of-memory recognition by type and message, and its
+"""Tests of ``stabcheck.system.oom``: out-of-memory recognition by type and message, and its
 near-misses. No GPU and no framework: the exceptions are planted.
 """
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.memory.oom import is_oom_error, is_oom_exception, is_oom_message
+from stabcheck.system.oom import is_oom_error, is_oom_exception, is_oom_message
 
 TF_OOM = (
     "OOM when allocating tensor with shape[8192,64,8,8] and type float on "

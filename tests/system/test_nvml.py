@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stabcheck.executors.local import LocalExecutor
-from stabcheck.memory import nvml
+from stabcheck.system import nvml
 
 
 def _gpus(n: int) -> list[dict]:

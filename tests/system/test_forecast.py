@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.memory.forecast import (
+from stabcheck.system.forecast import (
     Line,
     MemoryPoint,
     accumulation_plan,

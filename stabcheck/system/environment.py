@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 
 from stabcheck.about import __version__
-from stabcheck.memory import cgroup, nvml
+from stabcheck.system import cgroup, nvml
 
 __all__ = ["collect_environment", "gpu_devices"]
 

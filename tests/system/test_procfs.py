@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.memory import procfs
+from stabcheck.system import procfs
 
 MIB = 1 << 20
 

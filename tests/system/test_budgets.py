@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stabcheck.memory import cgroup, nvml
+from stabcheck.system import cgroup, nvml
 from tests.conftest import FIXTURES
 
 USER_MODELS = FIXTURES / "user_models.py"

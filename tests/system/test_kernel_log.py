@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.memory.kernel_log import oom_victims, read_kernel_log
+from stabcheck.system.kernel_log import oom_victims, read_kernel_log
 
 # Records as /dev/kmsg gives them (the prefix stripped), from a real cgroup OOM kill here.
 CGROUP_KILL = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stabcheck.memory.oom import is_oom_exception
+from stabcheck.system.oom import is_oom_exception
 
 pytestmark = pytest.mark.e2e  # imports JAX and PyTorch
 
