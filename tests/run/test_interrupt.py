@@ -265,7 +265,9 @@ def without_sizes(text: str) -> str:
 def test_a_signal_mid_grid_ends_every_worker_and_writes_the_partial_report(tmp_path, signum):
     journal = tmp_path / "journal.jsonl"
     out = tmp_path / "result.json"
-    run = Run([*LONG_GRID, "--json", str(out), "--journal", str(journal)], tmp_path)
+    # wide enough that rich does not fold pytest's long temporary path
+    run = Run([*LONG_GRID, "--json", str(out), "--journal", str(journal)], tmp_path,
+              env={"COLUMNS": "400"})
 
     def mid_grid() -> None:
         wait_for_probes(run, journal, 1)
