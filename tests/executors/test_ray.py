@@ -257,10 +257,13 @@ def test_sigint_ends_a_run_on_its_own_local_ray_cluster_with_no_ray_process_left
     """``--executor ray`` without an address starts a local cluster; Ctrl-C exits 130 with
     the partial report, and the cluster (GCS, raylet, actors, probe workers) is gone."""
     journal = tmp_path / "j.jsonl"
+    # six settings: after the first result, the first rung's others and the contenders'
+    # 400 steps are still to run when the signal comes (three settings are one stage,
+    # whose probes can all end together before it)
     run = Run(["probe", "--model", "builtin:cnn", "--data", "builtin:digits",
-               "--class-weight", "none", "--lr", "0.001,0.002,0.003", "--steps", "400",
-               "--seeds", "1", "--executor", "ray", "--json", str(tmp_path / "r.json"),
-               "--journal", str(journal)], tmp_path)
+               "--class-weight", "none", "--lr", "0.001,0.002,0.003,0.004,0.005,0.006",
+               "--steps", "400", "--seeds", "1", "--executor", "ray",
+               "--json", str(tmp_path / "r.json"), "--journal", str(journal)], tmp_path)
     names: set[str] = set()
 
     def ready() -> None:

@@ -463,7 +463,9 @@ def test_stabcheck_memory_interrupted_keeps_what_it_measured(tmp_path):
                "--json", str(out), "--journal", str(journal)], tmp_path)
     try:
         deadline = time.monotonic() + 180
-        while sum(r.get("type") == "memory_probe" for r in journal_records(journal)) < 2:
+        # the first measurement: the ladder's later rungs are still to run (after the
+        # second, a loaded machine sometimes saw the ladder end before the signal)
+        while sum(r.get("type") == "memory_probe" for r in journal_records(journal)) < 1:
             assert run.proc.poll() is None, run.stderr[-2000:]
             assert time.monotonic() < deadline
             time.sleep(0.05)

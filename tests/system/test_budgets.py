@@ -56,6 +56,9 @@ def test_kernel_oom_kill_without_a_budget_is_recognised_and_stabcheck_survives(t
             ["/bin/sh", "-c", 'echo $$ > "$1"; shift; exec "$@"', "sh", str(own.procs_file),
              sys.executable, "-m", "stabcheck", "probe", "--model", f"{USER_MODELS}:hog",
              "--data", "builtin:breast_cancer", "--class-weight", "none", "--lr", "0.001,0.002",
+             # one worker: the trip counts training steps across workers, and two workers
+             # that start together would race for the step that trips
+             "--workers", "1",
              "--steps", "5", "--json", str(out), "--journal", str(tmp_path / "j.jsonl")],
             capture_output=True, text=True, env=env, timeout=300,
         )
