@@ -49,6 +49,16 @@ VOLATILE = {"duration_s", "peak_host_bytes", "peak_gpu_bytes", "peak_bytes", "pe
 
 
 # ------------------------------------------------------------------ helpers
+def _signals_as_a_shell_leaves_them() -> None:
+    """In the child, before exec: SIGINT and SIGTERM at their defaults and unblocked, as an
+    interactive shell starts a command. An earlier test in this pytest process may have
+    left either ignored or blocked, which a child inherits: it would then not see the
+    signal these tests send (the slow tier saw runs end normally after their SIGINT)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 class Run:
     """A ``stabcheck`` process started in its own session, its output going to files
     (a pipe nobody reads would block it once full)."""
@@ -61,6 +71,7 @@ class Run:
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [*STABCHECK, *args], cwd=cwd, stdout=out, stderr=err,
                 start_new_session=True, env={**os.environ, **(env or {})},
+                preexec_fn=_signals_as_a_shell_leaves_them,
             )
 
     @property
